@@ -1,0 +1,485 @@
+// Packed (Goto/BLIS-style) fp32 SGEMM with run-time ISA dispatch.
+//
+//   C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major.
+//
+// Design
+//   * Loop nest per thread:  jc (NC cols of C) > pc (KC of K) > ic (MR rows) > jr (NR cols).
+//     The packed B block (kc x nc, NR-wide k-major micro-panels) lives in L2; one packed A
+//     micro-panel (MR x kc) lives in L1 and is reused across the whole jr loop.
+//   * A is packed "i-major" (MR rows of kc, fixed compile-time row stride AS) when A is not
+//     transposed - a plain row memcpy - and "k-major" (MR values per k) when it is; the
+//     microkernel is templated on the layout so both use constant displacements.
+//   * B is packed into NR-wide k-major panels; for transB (the nn.Linear weight case) the AVX-512
+//     path packs with 16x16 register transposes.
+//   * Microkernels: AVX-512 14x32 (28 zmm accumulators), AVX2+FMA 6x16, portable 4x8.
+//   * Edge tiles: A rows / B columns are zero padded in the packs, the kernel writes a full tile
+//     into a scratch tile which is then merged into C.
+//   * beta is applied by the first K block only (beta == 0 never reads C); alpha at every store.
+//   * Threads: the C matrix is split into a tm x tn grid of MR/NR-aligned blocks, one per thread,
+//     each thread packing what it needs into its own thread_local, 64-byte aligned buffers.
+//   * No fast-math: zeros are not skipped, NaN/Inf propagate like the naive product.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/kernels.h"
+#include "threadpool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define VK_X86 1
+#include <immintrin.h>
+#else
+#define VK_X86 0
+#endif
+
+namespace vk {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Kernel set description
+// ---------------------------------------------------------------------------------------------
+// ukr(kc, Ap, Bp, C, ldc, alpha, beta): C[MR x NR] = alpha * Ap^T Bp + beta * C  (beta == 0: no read)
+using UkrFn = void (*)(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
+                       float beta);
+// Packs a kc x nr (nr <= NR) block of op(B) = B^T (B is (N, K), row stride ldb; src points at
+// B[j0][k0]) into one NR-wide k-major panel, zero padding columns nr..NR-1.
+using PackBtFn = void (*)(int kc, int nr, const float* src, int64_t ldb, float* dst);
+
+struct KernelSet {
+  const char* name;
+  int MR, NR, KC, NC, AS;  // AS: row stride of the i-major A pack (>= KC)
+  UkrFn ukr_imaj;          // A pack: Ap[i * AS + k]
+  UkrFn ukr_kmaj;          // A pack: Ap[k * MR + i]
+  PackBtFn pack_bt;        // may be null -> generic
+};
+
+// ---------------------------------------------------------------------------------------------
+// Portable kernel (4 x 8), written so the compiler can vectorize it at the baseline ISA.
+// ---------------------------------------------------------------------------------------------
+constexpr int P_MR = 4, P_NR = 8, P_KC = 256, P_NC = 2048, P_AS = P_KC + 16;
+
+template <bool KMAJ>
+void ukr_portable(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
+                  float beta) {
+  float acc[P_MR][P_NR];
+  for (int i = 0; i < P_MR; i++)
+    for (int j = 0; j < P_NR; j++) acc[i][j] = 0.f;
+  for (int k = 0; k < kc; k++) {
+    const float* b = Bp + (int64_t)k * P_NR;
+    for (int i = 0; i < P_MR; i++) {
+      float a = KMAJ ? Ap[k * P_MR + i] : Ap[i * P_AS + k];
+      for (int j = 0; j < P_NR; j++) acc[i][j] += a * b[j];
+    }
+  }
+  for (int i = 0; i < P_MR; i++) {
+    float* c = C + i * ldc;
+    if (beta == 0.f) {
+      for (int j = 0; j < P_NR; j++) c[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < P_NR; j++) c[j] = alpha * acc[i][j] + beta * c[j];
+    }
+  }
+}
+
+#if VK_X86
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA kernel (6 x 16)
+// ---------------------------------------------------------------------------------------------
+constexpr int A2_MR = 6, A2_NR = 16, A2_KC = 256, A2_NC = 1536, A2_AS = A2_KC + 16;
+
+template <bool KMAJ>
+__attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restrict Ap,
+                                                  const float* __restrict Bp, float* C,
+                                                  int64_t ldc, float alpha, float beta) {
+  __m256 c0[A2_MR], c1[A2_MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < A2_MR; i++) {
+    c0[i] = _mm256_setzero_ps();
+    c1[i] = _mm256_setzero_ps();
+  }
+  for (int k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < A2_MR; i++) {
+      __m256 a = _mm256_broadcast_ss(KMAJ ? Ap + i : Ap + i * A2_AS);
+      c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+    }
+    Ap += KMAJ ? A2_MR : 1;
+    Bp += A2_NR;
+  }
+  __m256 va = _mm256_set1_ps(alpha);
+  if (beta == 0.f) {
+#pragma GCC unroll 6
+    for (int i = 0; i < A2_MR; i++) {
+      _mm256_storeu_ps(C + i * ldc, _mm256_mul_ps(va, c0[i]));
+      _mm256_storeu_ps(C + i * ldc + 8, _mm256_mul_ps(va, c1[i]));
+    }
+  } else {
+    __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < A2_MR; i++) {
+      float* c = C + i * ldc;
+      _mm256_storeu_ps(c, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), _mm256_mul_ps(va, c0[i])));
+      _mm256_storeu_ps(c + 8,
+                       _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8), _mm256_mul_ps(va, c1[i])));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512F kernel (14 x 32)
+// ---------------------------------------------------------------------------------------------
+constexpr int A5_MR = 14, A5_NR = 32, A5_KC = 256, A5_NC = 1024, A5_AS = A5_KC + 16;
+
+template <bool KMAJ>
+__attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __restrict Ap,
+                                                      const float* __restrict Bp, float* C,
+                                                      int64_t ldc, float alpha, float beta) {
+  __m512 c0[A5_MR], c1[A5_MR];
+#pragma GCC unroll 14
+  for (int i = 0; i < A5_MR; i++) {
+    c0[i] = _mm512_setzero_ps();
+    c1[i] = _mm512_setzero_ps();
+    if (beta != 0.f) {
+      _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+    _mm_prefetch((const char*)(Bp + 8 * A5_NR), _MM_HINT_T0);
+    _mm_prefetch((const char*)(Bp + 8 * A5_NR + 16), _MM_HINT_T0);
+#pragma GCC unroll 14
+    for (int i = 0; i < A5_MR; i++) {
+      __m512 a = _mm512_set1_ps(KMAJ ? Ap[i] : Ap[i * A5_AS]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    Ap += KMAJ ? A5_MR : 1;
+    Bp += A5_NR;
+  }
+  __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.f) {
+#pragma GCC unroll 14
+    for (int i = 0; i < A5_MR; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_mul_ps(va, c0[i]));
+      _mm512_storeu_ps(C + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
+    }
+  } else {
+    __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < A5_MR; i++) {
+      float* c = C + i * ldc;
+      _mm512_storeu_ps(c, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), _mm512_mul_ps(va, c0[i])));
+      _mm512_storeu_ps(c + 16,
+                       _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16), _mm512_mul_ps(va, c1[i])));
+    }
+  }
+}
+
+// GCC 12's _mm512_undefined_ps() (used inside the unpack intrinsics) trips -Wmaybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// In-register 16x16 transpose: r[i] (row i) -> r[j] (column j).
+__attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // r[4q + s] now holds, per 128-bit lane L, elements (row 4q..4q+3, col 4L + s')
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
+
+// B^T pack for NR = 32: dst[k * 32 + j] = src[j * ldb + k]
+__attribute__((target("avx512f"))) void pack_bt_avx512(int kc, int nr, const float* src,
+                                                       int64_t ldb, float* dst) {
+  for (int h = 0; h < 2; h++) {
+    const int j0 = h * 16;
+    const int rows = std::max(0, std::min(16, nr - j0));
+    float* d = dst + j0;
+    if (rows == 0) {
+      for (int k = 0; k < kc; k++) _mm512_store_ps(d + k * A5_NR, _mm512_setzero_ps());
+      continue;
+    }
+    for (int k0 = 0; k0 < kc; k0 += 16) {
+      const int kk = std::min(16, kc - k0);
+      const __mmask16 m = (__mmask16)((1u << kk) - 1u);
+      __m512 r[16];
+      // The (i < rows) tests are folded per column block; rows is 16 except at the N edge.
+      for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (int64_t)(j0 + i) * ldb + k0)
+                        : _mm512_setzero_ps();
+      transpose16(r);
+      for (int i = 0; i < kk; i++) _mm512_store_ps(d + (int64_t)(k0 + i) * A5_NR, r[i]);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif  // VK_X86
+
+// ---------------------------------------------------------------------------------------------
+// Kernel sets and dispatch
+// ---------------------------------------------------------------------------------------------
+const KernelSet kPortable = {"portable", P_MR, P_NR, P_KC, P_NC, P_AS,
+                             ukr_portable<false>, ukr_portable<true>, nullptr};
+#if VK_X86
+const KernelSet kAvx2 = {"avx2", A2_MR, A2_NR, A2_KC, A2_NC, A2_AS,
+                         ukr_avx2<false>, ukr_avx2<true>, nullptr};
+const KernelSet kAvx512 = {"avx512", A5_MR, A5_NR, A5_KC, A5_NC, A5_AS,
+                           ukr_avx512<false>, ukr_avx512<true>, pack_bt_avx512};
+#endif
+
+const KernelSet* select_kernels() {
+  const char* env = std::getenv("VITKIT_ISA");
+  int cap = 2;  // 2 avx512, 1 avx2, 0 portable: the highest allowed
+  if (env) {
+    if (!std::strcmp(env, "portable")) cap = 0;
+    else if (!std::strcmp(env, "avx2")) cap = 1;
+  }
+#if VK_X86
+  __builtin_cpu_init();
+  if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("avx2"))
+    return &kAvx512;
+  if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+#else
+  (void)cap;
+#endif
+  return &kPortable;
+}
+
+const KernelSet& kernels() {
+  static const KernelSet* ks = select_kernels();
+  return *ks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread aligned pack buffers
+// ---------------------------------------------------------------------------------------------
+struct Buf {
+  float* p = nullptr;
+  size_t n = 0;
+  ~Buf() { std::free(p); }
+  float* get(size_t need) {
+    if (need > n) {
+      std::free(p);
+      size_t bytes = ((need * sizeof(float) + 63) / 64) * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      n = need;
+    }
+    return p;
+  }
+};
+thread_local Buf tl_bufB, tl_bufA;
+
+struct Problem {
+  bool tA, tB;
+  int M, N, K;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float* C;
+  int64_t ldc;
+};
+
+// C[m x n] = beta * C (beta == 0: zero without reading)
+void scale_c(float* C, int64_t ldc, int m, int n, float beta) {
+  for (int i = 0; i < m; i++) {
+    float* c = C + i * ldc;
+    if (beta == 0.f) std::fill(c, c + n, 0.f);
+    else if (beta != 1.f)
+      for (int j = 0; j < n; j++) c[j] *= beta;
+  }
+}
+
+void pack_b_block(const KernelSet& ks, const Problem& g, int jc, int nc, int pc, int kc, float* Bp) {
+  const int NR = ks.NR;
+  for (int jr = 0; jr < nc; jr += NR) {
+    const int nr = std::min(NR, nc - jr);
+    float* d = Bp + (int64_t)jr * kc;  // panel jr/NR, NR * kc floats
+    if (!g.tB) {
+      const float* s = g.B + (int64_t)pc * g.ldb + jc + jr;
+      for (int k = 0; k < kc; k++) {
+        const float* sk = s + k * g.ldb;
+        float* dk = d + k * NR;
+        std::memcpy(dk, sk, sizeof(float) * nr);
+        for (int j = nr; j < NR; j++) dk[j] = 0.f;
+      }
+    } else {
+      const float* s = g.B + (int64_t)(jc + jr) * g.ldb + pc;
+      if (ks.pack_bt) {
+        ks.pack_bt(kc, nr, s, g.ldb, d);
+      } else {
+        for (int j = 0; j < nr; j++) {
+          const float* sj = s + j * g.ldb;
+          for (int k = 0; k < kc; k++) d[k * NR + j] = sj[k];
+        }
+        for (int j = nr; j < NR; j++)
+          for (int k = 0; k < kc; k++) d[k * NR + j] = 0.f;
+      }
+    }
+  }
+}
+
+// Packs rows [ic, ic + mr) x k [pc, pc + kc) of op(A). Non-transposed A: i-major (stride AS).
+// Transposed A: k-major (MR per k). Rows mr..MR-1 are zero.
+void pack_a_panel(const KernelSet& ks, const Problem& g, int ic, int mr, int pc, int kc, float* Ap) {
+  const int MR = ks.MR;
+  if (!g.tA) {
+    const float* s = g.A + (int64_t)ic * g.lda + pc;
+    for (int i = 0; i < mr; i++) std::memcpy(Ap + i * ks.AS, s + i * g.lda, sizeof(float) * kc);
+    for (int i = mr; i < MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
+  } else {
+    const float* s = g.A + (int64_t)pc * g.lda + ic;
+    for (int k = 0; k < kc; k++) {
+      const float* sk = s + k * g.lda;
+      float* dk = Ap + k * MR;
+      for (int i = 0; i < mr; i++) dk[i] = sk[i];
+      for (int i = mr; i < MR; i++) dk[i] = 0.f;
+    }
+  }
+}
+
+// Computes the C block rows [m0, m1) x cols [n0, n1) on the calling thread.
+void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, int n1) {
+  if (m0 >= m1 || n0 >= n1) return;
+  const int MR = ks.MR, NR = ks.NR;
+  if (g.K == 0) {
+    scale_c(g.C + (int64_t)m0 * g.ldc + n0, g.ldc, m1 - m0, n1 - n0, g.beta);
+    return;
+  }
+  const int nkb = (g.K + ks.KC - 1) / ks.KC;
+  int kcb = (g.K + nkb - 1) / nkb;  // balanced K blocks
+  kcb = std::min(ks.KC, (kcb + 3) & ~3);
+  const int ncmax = std::min(ks.NC, ((n1 - n0 + NR - 1) / NR) * NR);
+  float* Bp = tl_bufB.get((size_t)ncmax * kcb + 64);
+  float* Ap = tl_bufA.get((size_t)MR * ks.AS + 64);
+  alignas(64) float tile[16 * 64];
+  const UkrFn ukr = g.tA ? ks.ukr_kmaj : ks.ukr_imaj;
+
+  for (int jc = n0; jc < n1; jc += ks.NC) {
+    const int nc = std::min(ks.NC, n1 - jc);
+    for (int pc = 0; pc < g.K; pc += kcb) {
+      const int kc = std::min(kcb, g.K - pc);
+      const float beta = pc == 0 ? g.beta : 1.f;
+      pack_b_block(ks, g, jc, nc, pc, kc, Bp);
+      for (int ic = m0; ic < m1; ic += MR) {
+        const int mr = std::min(MR, m1 - ic);
+        pack_a_panel(ks, g, ic, mr, pc, kc, Ap);
+        float* Crow = g.C + (int64_t)ic * g.ldc + jc;
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr);
+          const float* Bpanel = Bp + (int64_t)jr * kc;
+          float* Cij = Crow + jr;
+          if (mr == MR && nr == NR) {
+            ukr(kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta);
+          } else {
+            ukr(kc, Ap, Bpanel, tile, NR, g.alpha, 0.f);
+            for (int i = 0; i < mr; i++) {
+              float* c = Cij + i * g.ldc;
+              const float* t = tile + i * NR;
+              if (beta == 0.f)
+                for (int j = 0; j < nr; j++) c[j] = t[j];
+              else
+                for (int j = 0; j < nr; j++) c[j] = t[j] + beta * c[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+Problem make_problem(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                     int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  return Problem{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
+}
+
+}  // namespace
+
+void sgemm_st(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  const Problem g = make_problem(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_block(kernels(), g, 0, M, 0, N);
+}
+
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  const KernelSet& ks = kernels();
+  const Problem g = make_problem(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const int MR = ks.MR, NR = ks.NR;
+  const int mt = (M + MR - 1) / MR, ntl = (N + NR - 1) / NR;  // tiles
+  // Threads: enough work per thread to beat the fork/join cost (~256K FMAs each).
+  const double work = (double)M * N * std::max(K, 1);
+  int nt = std::min<int>(get_threads(), (int)std::max(1.0, work / (256.0 * 1024)));
+  nt = std::min(nt, mt * ntl);
+  if (nt <= 1) {
+    gemm_block(ks, g, 0, M, 0, N);
+    return;
+  }
+  // Pick the tm x tn grid (tm * tn == nt) with the best cost: the slowest thread's tile count
+  // plus the per-thread packing overhead (re-packing B per M split, A per N split).
+  int best_tm = nt, best_tn = 1;
+  double best_cost = 1e300;
+  for (int tm = 1; tm <= nt; tm++) {
+    if (nt % tm) continue;
+    const int tn = nt / tm;
+    if (tm > mt || tn > ntl) continue;
+    const double rows = (double)((mt + tm - 1) / tm) * MR, cols = (double)((ntl + tn - 1) / tn) * NR;
+    const double kk = std::max(K, 1);
+    const double compute = rows * cols * kk;
+    const double pack = cols * kk * 4.0 + rows * kk * std::ceil(cols / ks.NC) * 1.0;
+    const double cost = compute + pack;
+    if (cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+      best_tn = tn;
+    }
+  }
+  const int tm = best_tm, tn = best_tn;
+  parallel_run(nt, [&](int t, int ntr) {
+    if (ntr != nt) {  // should not happen; fall back to a serial split of the same grid
+      if (t == 0) gemm_block(ks, g, 0, M, 0, N);
+      return;
+    }
+    const int ti = t / tn, tj = t % tn;
+    const int m0 = std::min(M, (int)((int64_t)mt * ti / tm) * MR);
+    const int m1 = std::min(M, (int)((int64_t)mt * (ti + 1) / tm) * MR);
+    const int n0 = std::min(N, (int)((int64_t)ntl * tj / tn) * NR);
+    const int n1 = std::min(N, (int)((int64_t)ntl * (tj + 1) / tn) * NR);
+    gemm_block(ks, g, m0, m1, n0, n1);
+  });
+}
+
+const char* gemm_isa() { return kernels().name; }
+
+}  // namespace vk
