@@ -1,0 +1,230 @@
+/**
+ * The plain-TypeScript reference for every op: straightforward loops with double accumulation,
+ * written for clarity, used by the tests to check the native kernels.
+ */
+import type { Backend } from './backend.js';
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const TANH_C = 0.044715;
+
+/** erf with |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit), enough for float32 */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+export function geluScalar(x: number, approx: number): number {
+  if (approx === 0) return 0.5 * x * (1 + erf(x * SQRT1_2));
+  return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + TANH_C * x * x * x)));
+}
+
+export function geluGradScalar(x: number, approx: number): number {
+  if (approx === 0) return 0.5 * (1 + erf(x * SQRT1_2)) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI;
+  const t = Math.tanh(SQRT_2_OVER_PI * (x + TANH_C * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * TANH_C * x * x);
+}
+
+function softmaxRow(out: Float32Array, o: number, inp: Float32Array, i: number, C: number): void {
+  let m = -Infinity;
+  for (let c = 0; c < C; c++) {
+    const v = inp[i + c]!;
+    if (v > m || Number.isNaN(v)) m = v;
+  }
+  let s = 0;
+  for (let c = 0; c < C; c++) {
+    const e = Math.exp(inp[i + c]! - m);
+    out[o + c] = e;
+    s += e;
+  }
+  for (let c = 0; c < C; c++) out[o + c] = out[o + c]! / s;
+}
+
+export const reference: Backend = {
+  name: 'reference',
+
+  gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const a = transA ? A[k * lda + i]! : A[i * lda + k]!;
+          const b = transB ? B[j * ldb + k]! : B[k * ldb + j]!;
+          s += a * b;
+        }
+        const c = i * ldc + j;
+        C[c] = beta === 0 ? alpha * s : alpha * s + beta * C[c]!;
+      }
+    }
+  },
+
+  layernormForward(out, mean, rstd, inp, weight, bias, R, C, eps) {
+    for (let r = 0; r < R; r++) {
+      const o = r * C;
+      let s = 0;
+      for (let c = 0; c < C; c++) s += inp[o + c]!;
+      const m = s / C;
+      let v = 0;
+      for (let c = 0; c < C; c++) v += (inp[o + c]! - m) ** 2;
+      const rs = 1 / Math.sqrt(v / C + eps);
+      for (let c = 0; c < C; c++) out[o + c] = (inp[o + c]! - m) * rs * weight[c]! + bias[c]!;
+      if (mean) mean[r] = m;
+      if (rstd) rstd[r] = rs;
+    }
+  },
+
+  layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, R, C) {
+    for (let r = 0; r < R; r++) {
+      const o = r * C;
+      const m = mean[r]!, rs = rstd[r]!;
+      let sg = 0, sgx = 0;
+      for (let c = 0; c < C; c++) {
+        const xh = (inp[o + c]! - m) * rs;
+        const gw = dout[o + c]! * weight[c]!;
+        sg += gw;
+        sgx += gw * xh;
+        dweight[c] = dweight[c]! + dout[o + c]! * xh;
+        dbias[c] = dbias[c]! + dout[o + c]!;
+      }
+      for (let c = 0; c < C; c++) {
+        const xh = (inp[o + c]! - m) * rs;
+        dinp[o + c] = dinp[o + c]! + (dout[o + c]! * weight[c]! - sg / C - xh * (sgx / C)) * rs;
+      }
+    }
+  },
+
+  geluForward(out, inp, n, approx) {
+    for (let i = 0; i < n; i++) out[i] = geluScalar(inp[i]!, approx);
+  },
+
+  geluBackward(dinp, inp, dout, n, approx) {
+    for (let i = 0; i < n; i++) dinp[i] = dout[i]! * geluGradScalar(inp[i]!, approx);
+  },
+
+  softmaxForward(out, inp, R, C) {
+    for (let r = 0; r < R; r++) softmaxRow(out, r * C, inp, r * C, C);
+  },
+
+  attentionForward(out, probs, qkv, B, N, NH, HD, scale) {
+    const D = NH * HD, D3 = 3 * D;
+    const s = new Float32Array(N * N); // (N, N)
+    const p = new Float32Array(N * N); // (N, N)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        const base = b * N * D3;
+        for (let i = 0; i < N; i++) {
+          for (let j = 0; j < N; j++) {
+            let dot = 0;
+            for (let d = 0; d < HD; d++) dot += qkv[base + i * D3 + h * HD + d]! * qkv[base + j * D3 + D + h * HD + d]!;
+            s[i * N + j] = dot * scale;
+          }
+        }
+        for (let i = 0; i < N; i++) softmaxRow(p, i * N, s, i * N, N);
+        if (probs) probs.set(p, (b * NH + h) * N * N);
+        for (let i = 0; i < N; i++) {
+          for (let d = 0; d < HD; d++) {
+            let acc = 0;
+            for (let j = 0; j < N; j++) acc += p[i * N + j]! * qkv[base + j * D3 + 2 * D + h * HD + d]!;
+            out[(b * N + i) * D + h * HD + d] = acc;
+          }
+        }
+      }
+    }
+  },
+
+  attentionBackward(dqkv, dout, qkv, probs, B, N, NH, HD, scale) {
+    const D = NH * HD, D3 = 3 * D;
+    const dp = new Float64Array(N * N); // (N, N)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        const base = b * N * D3, pb = (b * NH + h) * N * N;
+        const q = (n: number, d: number) => qkv[base + n * D3 + h * HD + d]!;
+        const k = (n: number, d: number) => qkv[base + n * D3 + D + h * HD + d]!;
+        const v = (n: number, d: number) => qkv[base + n * D3 + 2 * D + h * HD + d]!;
+        const go = (n: number, d: number) => dout[(b * N + n) * D + h * HD + d]!;
+        // dv = p^T dO
+        for (let j = 0; j < N; j++) {
+          for (let d = 0; d < HD; d++) {
+            let acc = 0;
+            for (let i = 0; i < N; i++) acc += probs[pb + i * N + j]! * go(i, d);
+            dqkv[base + j * D3 + 2 * D + h * HD + d] = acc;
+          }
+        }
+        // ds = p * (dO v^T - rowsum(p * dO v^T))
+        for (let i = 0; i < N; i++) {
+          let dot = 0;
+          for (let j = 0; j < N; j++) {
+            let acc = 0;
+            for (let d = 0; d < HD; d++) acc += go(i, d) * v(j, d);
+            dp[i * N + j] = acc;
+            dot += acc * probs[pb + i * N + j]!;
+          }
+          for (let j = 0; j < N; j++) dp[i * N + j] = probs[pb + i * N + j]! * (dp[i * N + j]! - dot);
+        }
+        for (let i = 0; i < N; i++) {
+          for (let d = 0; d < HD; d++) {
+            let dq = 0, dk = 0;
+            for (let j = 0; j < N; j++) {
+              dq += dp[i * N + j]! * k(j, d);
+              dk += dp[j * N + i]! * q(j, d);
+            }
+            dqkv[base + i * D3 + h * HD + d] = dq * scale;
+            dqkv[base + i * D3 + D + h * HD + d] = dk * scale;
+          }
+        }
+      }
+    }
+  },
+
+  im2colPatches(cols, inp, B, C, H, W, P) {
+    const GH = H / P, GW = W / P, KK = C * P * P;
+    for (let b = 0; b < B; b++)
+      for (let gy = 0; gy < GH; gy++)
+        for (let gx = 0; gx < GW; gx++)
+          for (let c = 0; c < C; c++)
+            for (let ky = 0; ky < P; ky++)
+              for (let kx = 0; kx < P; kx++)
+                cols[((b * GH + gy) * GW + gx) * KK + (c * P + ky) * P + kx] =
+                  inp[((b * C + c) * H + gy * P + ky) * W + gx * P + kx]!;
+  },
+
+  col2imPatches(dinp, dcols, B, C, H, W, P) {
+    const GH = H / P, GW = W / P, KK = C * P * P;
+    for (let b = 0; b < B; b++)
+      for (let gy = 0; gy < GH; gy++)
+        for (let gx = 0; gx < GW; gx++)
+          for (let c = 0; c < C; c++)
+            for (let ky = 0; ky < P; ky++)
+              for (let kx = 0; kx < P; kx++) {
+                const i = ((b * C + c) * H + gy * P + ky) * W + gx * P + kx;
+                dinp[i] = dinp[i]! + dcols[((b * GH + gy) * GW + gx) * KK + (c * P + ky) * P + kx]!;
+              }
+  },
+
+  add(out, a, b, n) {
+    for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+  },
+
+  biasAdd(out, bias, R, C) {
+    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[r * C + c] = out[r * C + c]! + bias[c]!;
+  },
+
+  biasBackward(dbias, dout, R, C) {
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let r = 0; r < R; r++) s += dout[r * C + c]!;
+      dbias[c] = dbias[c]! + s;
+    }
+  },
+
+  setThreads() {},
+  getThreads() {
+    return 1;
+  },
+};

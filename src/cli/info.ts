@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { loadModel } from '../io/checkpoint.js';
+import { dims, resolveConfig, type ViTConfig } from '../models/config.js';
+import { vitMacs } from '../models/vit.js';
+
+/** Configuration, parameter count and GMACs per image, and how the cost grows with image size. */
+export function describeModel(source: string): Record<string, unknown> {
+  const lm = loadModel(source);
+  const c = lm.model.config, d = dims(c);
+  const scaling = [c.img_size, ...[224, 384, 448, 512].filter((s) => s !== c.img_size && s % c.patch_size === 0)]
+    .sort((a, b) => a - b)
+    .map((s) => {
+      const cs: ViTConfig = resolveConfig({ ...c, img_size: s });
+      return { img_size: s, tokens: dims(cs).N, gmacs: vitMacs(cs) / 1e9 };
+    });
+  return {
+    name: lm.name, format: lm.format, config: c, tokens: d.N, params: lm.model.numParams,
+    gmacs: vitMacs(c) / 1e9, preprocess: lm.preprocess, scaling,
+  };
+}
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description('print the configuration, parameter count and GMACs per image of a preset or checkpoint')
+    .argument('<model>', 'preset name (e.g. vit_base_patch16_224) or checkpoint directory')
+    .option('--json', 'print one JSON object')
+    .action((source: string, o: { json?: boolean }) => {
+      const info = describeModel(source);
+      if (o.json) {
+        console.log(JSON.stringify(info));
+        return;
+      }
+      const c = info['config'] as ViTConfig;
+      console.log(`${info['name']} (${info['format']})`);
+      for (const [k, v] of Object.entries(c)) console.log(`  ${k.padEnd(15)} ${v}`);
+      console.log(`  ${'tokens'.padEnd(15)} ${info['tokens']}`);
+      console.log(`params: ${((info['params'] as number) / 1e6).toFixed(2)}M (${(info['params'] as number).toLocaleString('en-US')})`);
+      console.log(`GMACs per image: ${(info['gmacs'] as number).toFixed(2)}`);
+      console.log('cost by image size (attention grows with the square of the token count):');
+      for (const s of info['scaling'] as { img_size: number; tokens: number; gmacs: number }[]) {
+        console.log(`  ${String(s.img_size).padStart(4)} px  ${String(s.tokens).padStart(5)} tokens  ${s.gmacs.toFixed(2).padStart(8)} GMACs`);
+      }
+    });
+}

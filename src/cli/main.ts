@@ -1,0 +1,45 @@
+/** The vitkit command line. Every command has --help; user errors print one line and exit 1. */
+import { Command, CommanderError } from 'commander';
+import { VitkitError } from '../errors.js';
+import { predictCommand } from './predict.js';
+import { runCommand } from './run.js';
+import { infoCommand } from './info.js';
+
+export function buildProgram(): Command {
+  const program = new Command('vitkit')
+    .description('Vision Transformers for TypeScript: inference, training and explanation with timm / Hugging Face parity')
+    .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)')
+    .hook('preAction', (cmd) => {
+      const t = cmd.opts()['threads'] as string | undefined;
+      if (t !== undefined) {
+        const n = Number(t);
+        if (!Number.isInteger(n) || n < 1) throw new VitkitError(`Expected an integer >= 1 for --threads but received ${JSON.stringify(t)}`);
+        process.env['VITKIT_THREADS'] = String(n);
+      }
+    });
+  program.addCommand(predictCommand());
+  program.addCommand(runCommand());
+  program.addCommand(infoCommand());
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof VitkitError) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    const err = e as Error;
+    console.error(`error: ${err.message ?? String(e)}`);
+    if (process.env['VITKIT_DEBUG']) console.error(err.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,51 @@
+import { Command } from 'commander';
+import { loadModel } from '../io/checkpoint.js';
+import { preprocessBatch } from '../io/preprocess.js';
+import { Tensor } from '../tensor.js';
+import { softmax, topK } from '../nn/functional.js';
+import { parseIntOpt } from './common.js';
+
+export interface Prediction {
+  image: string;
+  top: { index: number; label: string; prob: number }[];
+}
+
+/** Classify image files: the top-k classes with probabilities, per image. */
+export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8): Promise<Prediction[]> {
+  const { model, preprocess, labels } = loadModel(modelSource);
+  const K = model.config.num_classes;
+  const out: Prediction[] = [];
+  const { in_chans: C, img_size: S } = model.config;
+  for (let i = 0; i < images.length; i += batchSize) {
+    const batch = images.slice(i, i + batchSize);
+    const pixels = await preprocessBatch(batch, preprocess);
+    const logits = model.forward(new Tensor([batch.length, C, S, S], pixels));
+    const probs = softmax(logits.data, batch.length, K);
+    for (let b = 0; b < batch.length; b++) {
+      const row = probs.subarray(b * K, (b + 1) * K);
+      out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, prob: row[j]! })) });
+    }
+  }
+  return out;
+}
+
+export function predictCommand(): Command {
+  return new Command('predict')
+    .description('classify images with a checkpoint directory or preset: top-k labels with probabilities')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name')
+    .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)
+    .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
+    .option('--json', 'print [{"image", "top": [{"index", "label", "prob"}]}]')
+    .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
+    .action(async (images: string[], o: { model: string; topK: number; batchSize: number; json?: boolean }) => {
+      const preds = await predictImages(o.model, images, o.topK, o.batchSize);
+      if (o.json) {
+        console.log(JSON.stringify(preds));
+        return;
+      }
+      for (const p of preds) {
+        console.log(p.image);
+        for (const t of p.top) console.log(`  ${(t.prob * 100).toFixed(2).padStart(6)}%  ${t.label}  (${t.index})`);
+      }
+    });
+}

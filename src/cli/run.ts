@@ -1,0 +1,63 @@
+import { Command } from 'commander';
+import { loadModel } from '../io/checkpoint.js';
+import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { Tensor } from '../tensor.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { checkOutput } from './common.js';
+import { attentionRollout } from '../explain/rollout.js';
+
+export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout'] as const;
+export type RunOutput = (typeof RUN_OUTPUTS)[number];
+
+export function parseOutputs(s: string): RunOutput[] {
+  const names = s.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(RUN_OUTPUTS as readonly string[]).includes(n)) {
+      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')}`);
+    }
+  }
+  if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
+  return names as RunOutput[];
+}
+
+/** Run a model on `pixel_values` from a safetensors file and return the named outputs. */
+export function runModel(modelSource: string, input: string, outputs: RunOutput[]): Record<string, StTensorIn> {
+  const { model } = loadModel(modelSource);
+  const st = readSafetensors(input);
+  if (!st.has('pixel_values')) {
+    throw new VitkitError(`${input} has no tensor "pixel_values" (B, C, H, W); it has: ${st.keys().join(', ') || 'no tensors'}`);
+  }
+  const pv = st.f32('pixel_values');
+  if (pv.shape.length !== 4) throw new VitkitError(`pixel_values in ${input} must be (B, C, H, W) but has shape ${shapeStr(pv.shape)}`);
+  const x = new Tensor(pv.shape, pv.data);
+  const wantAttn = outputs.includes('attentions') || outputs.includes('rollout');
+  const f = model.forwardFeatures(x, { hiddenStates: outputs.includes('hidden_states'), attentions: wantAttn });
+  const res: Record<string, StTensorIn> = {};
+  const put = (name: string, t: Tensor) => { res[name] = { shape: t.shape, data: t.data }; };
+  if (outputs.includes('logits')) {
+    if (model.config.num_classes === 0) throw new VitkitError('logits requested but the model has no classifier head (num_classes 0)');
+    put('logits', model.forwardHead(f.features));
+  }
+  if (outputs.includes('pre_logits')) put('pre_logits', model.forwardHead(f.features, { preLogits: true }));
+  if (outputs.includes('features')) put('features', f.features);
+  if (f.hiddenStates) f.hiddenStates.forEach((t, i) => put(`hidden_states.${i}`, t));
+  if (outputs.includes('attentions')) f.attentions!.forEach((t, i) => put(`attentions.${i}`, t));
+  if (outputs.includes('rollout')) put('rollout', attentionRollout(f.attentions!));
+  return res;
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W)')
+    .requiredOption('-o, --output <file>', 'safetensors file to write')
+    .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])
+    .option('--overwrite', 'replace the output file if it exists')
+    .action((o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean }) => {
+      checkOutput(o.output, o.overwrite);
+      const res = runModel(o.model, o.input, o.outputs);
+      writeSafetensors(o.output, res, { producer: 'vitkit' }, { overwrite: o.overwrite ?? false });
+      console.log(`wrote ${Object.keys(res).length} tensors to ${o.output}: ${Object.entries(res).map(([k, v]) => `${k} ${shapeStr(v.shape)}`).join(', ')}`);
+    });
+}
