@@ -1,12 +1,20 @@
 import { Command } from 'commander';
 import { loadModel } from '../io/checkpoint.js';
-import { dims, resolveConfig, type ViTConfig } from '../models/config.js';
-import { vitMacs } from '../models/vit.js';
+import { existsSync } from 'node:fs';
+import { dims, resolveConfig, DEFAULT_CONFIG, type ViTConfig } from '../models/config.js';
+import { vitMacs, vitParamSpecs } from '../models/vit.js';
+import { PRESETS, getPreset } from '../models/presets.js';
+import { preprocessFromTimm } from '../io/preprocess.js';
 
 /** Configuration, parameter count and GMACs per image, and how the cost grows with image size. */
 export function describeModel(source: string): Record<string, unknown> {
-  const lm = loadModel(source);
-  const c = lm.model.config, d = dims(c);
+  // a preset needs no weights to be described: build its config only (vit_large would allocate 1.2 GB)
+  const isPreset = !existsSync(source) && source in PRESETS;
+  const lm = isPreset
+    ? { name: source, format: 'preset', config: resolveConfig({ ...DEFAULT_CONFIG, ...getPreset(source).args }, source), params: 0, preprocess: preprocessFromTimm({ ...getPreset(source).pretrained_cfg }, getPreset(source).pretrained_cfg.input_size[2], 3) }
+    : (() => { const m = loadModel(source); return { name: m.name, format: m.format, config: m.model.config, params: m.model.numParams, preprocess: m.preprocess }; })();
+  const c = lm.config, d = dims(c);
+  const params = vitParamSpecs(c).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   const scaling = [c.img_size, ...[224, 384, 448, 512].filter((s) => s !== c.img_size && s % c.patch_size === 0)]
     .sort((a, b) => a - b)
     .map((s) => {
@@ -14,7 +22,7 @@ export function describeModel(source: string): Record<string, unknown> {
       return { img_size: s, tokens: dims(cs).N, gmacs: vitMacs(cs) / 1e9 };
     });
   return {
-    name: lm.name, format: lm.format, config: c, tokens: d.N, params: lm.model.numParams,
+    name: lm.name, format: lm.format, config: c, tokens: d.N, params,
     gmacs: vitMacs(c) / 1e9, preprocess: lm.preprocess, scaling,
   };
 }

@@ -1,0 +1,117 @@
+/**
+ * `npm run bench`: ViT-Ti/16 inference throughput against onnxruntime-node on the same weights,
+ * in the same run, at batch 1 and 8 on 1 and 2 threads; then GEMM GFLOP/s at the ViT-Ti and
+ * ViT-B layer shapes next to this machine's measured FMA peak. Medians of several runs.
+ *   node dist/bench/bench.js [--json] [--reps N] [--quick]
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { loadModel } from '../src/io/checkpoint.js';
+import { loadAddon, packageRoot } from '../src/backend/native.js';
+import { Tensor } from '../src/tensor.js';
+
+const args = process.argv.slice(2);
+const JSON_OUT = args.includes('--json');
+const QUICK = args.includes('--quick');
+const repsArg = args.indexOf('--reps');
+const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : QUICK ? 3 : 7;
+const REFS = path.resolve(packageRoot, '..', 'shared', 'refs');
+const MODEL_DIR = path.join(REFS, 'timm_vit_tiny');
+const ONNX = path.join(REFS, 'timm_vit_tiny.onnx');
+
+const addon = loadAddon();
+const log = (s: string) => { if (!JSON_OUT) console.log(s); };
+const emit = (o: Record<string, unknown>) => { if (JSON_OUT) console.log(JSON.stringify(o)); };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** median seconds per call over REPS timed runs after warm-up runs */
+async function timeit(fn: () => unknown | Promise<unknown>, warm = 2): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return median(ts);
+}
+
+function randomInput(n: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) >>> 0; x[i] = (s / 2 ** 32) * 2 - 1; }
+  return x;
+}
+
+async function modelBench(): Promise<void> {
+  if (!existsSync(MODEL_DIR) || !existsSync(ONNX)) {
+    log(`skipping the model benchmark: ${MODEL_DIR} or ${ONNX} is missing (../shared/refs beside the checkout)`);
+    return;
+  }
+  let ort: typeof import('onnxruntime-node') | undefined;
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (e) {
+    log(`onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); run npm install with dev dependencies`);
+  }
+  const { model } = loadModel(MODEL_DIR);
+  log(`ViT-Ti/16 (vit_tiny_patch16_224, 5.72M params, 1.26 GMACs/img) — median of ${REPS} runs, images/s`);
+  log(`gemm path: ${addon.gemmIsa()}`);
+  log('| batch | threads | vitkit img/s | onnxruntime img/s | ratio |');
+  log('| ---: | ---: | ---: | ---: | ---: |');
+  for (const threads of [1, 2]) {
+    addon.setThreads(threads);
+    const session = ort ? await ort.InferenceSession.create(ONNX, {
+      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+    }) : undefined;
+    for (const batch of [1, 8]) {
+      const x = randomInput(batch * 3 * 224 * 224);
+      const t = await timeit(() => model.forward(new Tensor([batch, 3, 224, 224], x)));
+      let tOrt = NaN;
+      if (session && ort) {
+        const feeds = { pixel_values: new ort.Tensor('float32', x, [batch, 3, 224, 224]) };
+        tOrt = await timeit(() => session.run(feeds));
+      }
+      const v = batch / t, o = batch / tOrt;
+      log(`| ${batch} | ${threads} | ${v.toFixed(1)} | ${Number.isNaN(o) ? 'n/a' : o.toFixed(1)} | ${Number.isNaN(o) ? 'n/a' : (v / o).toFixed(2)} |`);
+      emit({ model: 'vit_tiny_patch16_224', batch, threads, vitkit_img_s: +v.toFixed(2), onnxruntime_img_s: Number.isNaN(o) ? null : +o.toFixed(2) });
+    }
+    await session?.release();
+  }
+}
+
+async function gemmBench(): Promise<void> {
+  const shapes: [string, number, number, number][] = [
+    ['ViT-Ti qkv', 1576, 576, 192], ['ViT-Ti proj', 1576, 192, 192], ['ViT-Ti fc1', 1576, 768, 192], ['ViT-Ti fc2', 1576, 192, 768],
+    ['ViT-B qkv', 1576, 2304, 768], ['ViT-B proj', 1576, 768, 768], ['ViT-B fc1', 1576, 3072, 768], ['ViT-B fc2', 1576, 768, 3072],
+  ];
+  log('');
+  log('GEMM C = A @ W^T (M = 197 tokens x batch 8), GFLOP/s, median');
+  log('| layer | M x N x K | 1 thread | 2 threads |');
+  log('| --- | --- | ---: | ---: |');
+  const peaks: number[] = [];
+  for (const threads of [1, 2]) {
+    addon.setThreads(threads);
+    peaks.push(addon.fmaPeak ? addon.fmaPeak(threads, 0.5) : NaN);
+  }
+  for (const [name, M, N, K] of shapes) {
+    const A = randomInput(M * K), W = randomInput(N * K), C = new Float32Array(M * N);
+    const g: number[] = [];
+    for (const threads of [1, 2]) {
+      addon.setThreads(threads);
+      const t = await timeit(() => addon.gemm(false, true, M, N, K, 1, A, K, W, K, 0, C, N));
+      g.push((2 * M * N * K) / t / 1e9);
+      emit({ gemm: name, M, N, K, threads, gflops: +g[g.length - 1]!.toFixed(1), peak_gflops: +peaks[threads - 1]!.toFixed(1) });
+    }
+    log(`| ${name} | ${M}x${N}x${K} | ${g[0]!.toFixed(1)} | ${g[1]!.toFixed(1)} |`);
+  }
+  log(`| FMA peak (measured, ${addon.gemmIsa()}) | | ${peaks[0]!.toFixed(1)} | ${peaks[1]!.toFixed(1)} |`);
+}
+
+await modelBench();
+await gemmBench();
