@@ -1,0 +1,103 @@
+/**
+ * Classification losses with their gradients, as PyTorch / timm define them.
+ *
+ * Hard labels (Int32Array (B)): torch.nn.functional.cross_entropy(logits, y, label_smoothing=ε)
+ *   loss_b = (1 - ε) * (-log p_b[y_b]) + ε * mean_k(-log p_b[k]),  loss = mean_b loss_b
+ * which is the cross entropy against q = (1 - ε) * onehot(y) + ε / K.
+ * Soft targets (Float32Array (B*K), e.g. from mixup / cutmix): timm's SoftTargetCrossEntropy
+ *   loss = mean_b sum_k -t_b[k] * log p_b[k]
+ * (with ε > 0 the targets are first smoothed as torch does for probability targets:
+ *  t' = (1 - ε) t + ε / K; timm's mixup already smooths, so pass 0 there).
+ * dlogits = (p * sum_k t[k] - t) / B. Computed in double, returned as float32.
+ */
+import { VitkitError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+
+export interface LossResult {
+  /** mean over the batch */
+  loss: number;
+  /** dL/dlogits (B, K) */
+  dlogits: Float32Array;
+}
+
+/** log-softmax of one row in double: returns [logp (K), p (K)] */
+function logSoftmaxRow(logits: Float32Array, off: number, K: number, logp: Float64Array, p: Float64Array): void {
+  let m = -Infinity;
+  for (let k = 0; k < K; k++) m = Math.max(m, logits[off + k]!);
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.exp(logits[off + k]! - m);
+  const lse = m + Math.log(s);
+  for (let k = 0; k < K; k++) {
+    logp[k] = logits[off + k]! - lse;
+    p[k] = Math.exp(logp[k]!);
+  }
+}
+
+/**
+ * Cross entropy of logits (B, K) against hard labels (Int32Array (B)) or soft targets
+ * (Float32Array (B*K)), mean over the batch, with optional label smoothing.
+ * K comes from a Tensor's shape, from `K`, or (hard labels only) from logits.length / B.
+ */
+export function crossEntropy(logitsIn: Float32Array | Tensor, target: Int32Array | Float32Array, labelSmoothing = 0, K?: number): LossResult {
+  let logits: Float32Array;
+  if (logitsIn instanceof Tensor) {
+    if (logitsIn.shape.length !== 2) throw new VitkitError(`Expected logits of shape (B, K) but received (${logitsIn.shape.join(', ')})`);
+    logits = logitsIn.data;
+    K ??= logitsIn.shape[1]!;
+  } else {
+    logits = logitsIn;
+  }
+  const eps = labelSmoothing;
+  if (!(eps >= 0 && eps <= 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1] but received ${eps}`);
+  let B: number;
+  if (target instanceof Int32Array) {
+    B = target.length;
+    if (B === 0) throw new VitkitError('crossEntropy needs a non-empty batch (0 labels)');
+    K ??= logits.length / B;
+  } else {
+    if (K === undefined) throw new VitkitError('crossEntropy with soft targets needs the class count K');
+    B = target.length / K;
+    if (target.length === 0 || !Number.isInteger(B) || target.length !== B * K) {
+      throw new VitkitError(`Soft targets have ${target.length} values, not a multiple of K = ${K}`);
+    }
+  }
+  if (!Number.isInteger(K) || K < 1 || logits.length !== B * K) {
+    throw new VitkitError(`Expected logits of (${B}, ${K}) for ${B} targets but received ${logits.length} values`);
+  }
+  const dlogits = new Float32Array(B * K); // (B, K)
+  const logp = new Float64Array(K), p = new Float64Array(K), q = new Float64Array(K); // (K)
+  let total = 0;
+  for (let b = 0; b < B; b++) {
+    // q: the target distribution of this row (may not sum to 1 for unnormalized soft targets)
+    if (target instanceof Int32Array) {
+      const y = target[b]!;
+      if (!(y >= 0 && y < K)) {
+        throw new VitkitError(`Target ${y} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
+      }
+      q.fill(eps / K);
+      q[y] = q[y]! + (1 - eps);
+    } else {
+      for (let k = 0; k < K; k++) q[k] = (1 - eps) * target[b * K + k]! + eps / K;
+    }
+    logSoftmaxRow(logits, b * K, K, logp, p);
+    let row = 0, qs = 0;
+    for (let k = 0; k < K; k++) {
+      if (q[k] !== 0) row -= q[k]! * logp[k]!;
+      qs += q[k]!;
+    }
+    total += row;
+    for (let k = 0; k < K; k++) dlogits[b * K + k] = (p[k]! * qs - q[k]!) / B;
+  }
+  return { loss: total / B, dlogits };
+}
+
+/** Number of rows whose argmax equals the label (first maximum wins, as torch.argmax). */
+export function countCorrect(logits: Float32Array, labels: Int32Array, K: number): number {
+  let correct = 0;
+  for (let b = 0; b < labels.length; b++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (logits[b * K + k]! > logits[b * K + best]!) best = k;
+    if (best === labels[b]) correct++;
+  }
+  return correct;
+}

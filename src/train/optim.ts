@@ -1,0 +1,231 @@
+/**
+ * Optimization over the one parameter buffer of a ParamTable:
+ * - `AdamW`: torch.optim.AdamW (the single-tensor path of torch/optim/adam.py with decoupled
+ *   weight decay), with timm's parameter groups (no decay for 1-D tensors, biases and
+ *   pos_embed / cls_token; optional layer-wise lr decay) applied per tensor.
+ * - `clipGradNorm`: torch.nn.utils.clip_grad_norm_ (global L2 norm).
+ * - `ModelEma`: timm's ModelEmaV2 (ema = decay * ema + (1 - decay) * param).
+ */
+import { VitkitError } from '../errors.js';
+import type { ParamTable } from '../nn/params.js';
+
+/** timm's VisionTransformer.no_weight_decay() */
+export const DEFAULT_NO_WEIGHT_DECAY: readonly string[] = ['pos_embed', 'cls_token', 'dist_token'];
+
+/** One parameter tensor's place in the buffer and its group settings. */
+export interface ParamSegment {
+  name: string;
+  offset: number;
+  length: number;
+  /** weight decay applied to this tensor (0 for no-decay tensors) */
+  weightDecay: number;
+  /** multiplies the scheduled lr (layer-wise lr decay; 1 without it) */
+  lrScale: number;
+}
+
+export interface ParamGroupOptions {
+  /** decoupled weight decay for the tensors that decay */
+  weightDecay: number;
+  /** names never decayed besides 1-D tensors and biases; default pos_embed, cls_token, dist_token */
+  noWeightDecay?: readonly string[];
+  /** layer-wise lr decay (timm param_groups_layer_decay), e.g. 0.65 or 0.75; undefined = none */
+  layerDecay?: number;
+}
+
+/** Number of transformer blocks in a table (1 + the largest `blocks.<i>.` index). */
+export function countBlocks(names: readonly string[]): number {
+  let depth = 0;
+  for (const n of names) {
+    const m = /^blocks\.(\d+)\./.exec(n);
+    if (m) depth = Math.max(depth, Number(m[1]) + 1);
+  }
+  return depth;
+}
+
+/**
+ * timm's layer id for layer-wise decay on a ViT (group_matcher: stem = cls_token / pos_embed /
+ * patch_embed, blocks.i, then norm): 0 for the stem, i + 1 for blocks.i, depth + 1 for the rest.
+ */
+export function layerId(name: string, depth: number): number {
+  if (/^(cls_token|pos_embed|patch_embed|reg_token|dist_token)/.test(name)) return 0;
+  const m = /^blocks\.(\d+)\./.exec(name);
+  if (m) return Number(m[1]) + 1;
+  return depth + 1;
+}
+
+/** Per-tensor weight decay and lr scale, as timm's param_groups_weight_decay / param_groups_layer_decay. */
+export function paramGroups(params: ParamTable, opts: ParamGroupOptions): ParamSegment[] {
+  const noWd = new Set(opts.noWeightDecay ?? DEFAULT_NO_WEIGHT_DECAY);
+  const depth = countBlocks(params.names());
+  if (opts.layerDecay !== undefined && !(opts.layerDecay > 0 && opts.layerDecay <= 1)) {
+    throw new VitkitError(`Expected layerDecay in (0, 1] but received ${opts.layerDecay}`);
+  }
+  const segs: ParamSegment[] = [];
+  let offset = 0;
+  for (const spec of params.specs) {
+    const length = spec.shape.reduce((a, b) => a * b, 1);
+    const decays = spec.shape.length > 1 && !spec.name.endsWith('.bias') && !noWd.has(spec.name);
+    const lrScale = opts.layerDecay === undefined ? 1 : opts.layerDecay ** (depth + 1 - layerId(spec.name, depth));
+    segs.push({ name: spec.name, offset, length, weightDecay: decays ? opts.weightDecay : 0, lrScale });
+    offset += length;
+  }
+  return segs;
+}
+
+export interface AdamWOptions extends ParamGroupOptions {
+  /** base learning rate (a schedule may pass another one to each step) */
+  lr: number;
+  /** default [0.9, 0.999] */
+  betas?: [number, number];
+  /** added to sqrt(v_hat); default 1e-8 */
+  eps?: number;
+}
+
+/** What `AdamW.state()` returns: everything needed to resume bit-exactly. */
+export interface AdamWState {
+  /** number of steps taken (torch's state['step']) */
+  step: number;
+  /** first moments, same layout as the params buffer */
+  expAvg: Float32Array;
+  /** second moments */
+  expAvgSq: Float32Array;
+}
+
+/**
+ * torch.optim.AdamW. Per step t (1-based), for each element with lr' = lr * lrScale:
+ *   p  -= lr' * wd * p                      (decoupled decay, before the update)
+ *   m   = m + (1 - b1) * (g - m)            (exp_avg.lerp_(grad, 1 - beta1))
+ *   v   = b2 * v + (1 - b2) * g^2
+ *   p  -= lr' / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ */
+export class AdamW {
+  lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly segments: readonly ParamSegment[];
+  private readonly params: ParamTable;
+  private expAvg: Float32Array;
+  private expAvgSq: Float32Array;
+  private t = 0;
+
+  constructor(params: ParamTable, opts: AdamWOptions) {
+    const [b1, b2] = opts.betas ?? [0.9, 0.999];
+    const eps = opts.eps ?? 1e-8;
+    if (!(opts.lr >= 0)) throw new VitkitError(`Expected lr >= 0 but received ${opts.lr}`);
+    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new VitkitError(`Expected betas in [0, 1) but received [${b1}, ${b2}]`);
+    if (!(eps >= 0)) throw new VitkitError(`Expected eps >= 0 but received ${eps}`);
+    if (!(opts.weightDecay >= 0)) throw new VitkitError(`Expected weightDecay >= 0 but received ${opts.weightDecay}`);
+    this.params = params;
+    this.lr = opts.lr;
+    this.beta1 = b1;
+    this.beta2 = b2;
+    this.eps = eps;
+    this.segments = paramGroups(params, opts);
+    this.expAvg = new Float32Array(params.count);
+    this.expAvgSq = new Float32Array(params.count);
+  }
+
+  /** steps taken so far */
+  get stepCount(): number {
+    return this.t;
+  }
+
+  /** One update of every parameter from `grads` (same layout), at `lr` (default this.lr). */
+  step(grads: ParamTable | Float32Array, lr = this.lr): void {
+    const g = grads instanceof Float32Array ? grads : grads.buffer;
+    const p = this.params.buffer, m = this.expAvg, v = this.expAvgSq;
+    if (g.length !== p.length) throw new VitkitError(`Gradient buffer has ${g.length} values but there are ${p.length} parameters`);
+    this.t++;
+    const t = this.t, b1 = this.beta1, b2 = this.beta2, eps = this.eps;
+    const bc1 = 1 - b1 ** t;
+    const bc2sqrt = Math.sqrt(1 - b2 ** t);
+    for (const s of this.segments) {
+      const lrs = lr * s.lrScale;
+      const decay = 1 - lrs * s.weightDecay;
+      const stepSize = lrs / bc1;
+      const end = s.offset + s.length;
+      for (let i = s.offset; i < end; i++) {
+        const gi = g[i]!;
+        let pi = p[i]!;
+        if (s.weightDecay !== 0) pi = Math.fround(pi * decay);
+        const mi = Math.fround(m[i]! + (1 - b1) * (gi - m[i]!));
+        const vi = Math.fround(b2 * v[i]! + (1 - b2) * gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi - stepSize * mi / (Math.sqrt(vi) / bc2sqrt + eps);
+      }
+    }
+  }
+
+  state(): AdamWState {
+    return { step: this.t, expAvg: this.expAvg.slice(), expAvgSq: this.expAvgSq.slice() };
+  }
+
+  loadState(s: AdamWState): void {
+    const n = this.params.count;
+    if (!Number.isInteger(s.step) || s.step < 0) throw new VitkitError(`Optimizer state has an invalid step count ${s.step}`);
+    if (s.expAvg.length !== n || s.expAvgSq.length !== n) {
+      throw new VitkitError(`Optimizer state has ${s.expAvg.length} / ${s.expAvgSq.length} moments but the model has ${n} parameters`);
+    }
+    this.t = s.step;
+    this.expAvg = Float32Array.from(s.expAvg);
+    this.expAvgSq = Float32Array.from(s.expAvgSq);
+  }
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_(params, maxNorm): the global L2 norm of all gradients; when it
+ * exceeds maxNorm, every gradient is scaled by maxNorm / (norm + 1e-6). Returns the norm before
+ * clipping (NaN / Infinity propagate, as torch's default error_if_nonfinite=False).
+ */
+export function clipGradNorm(grads: ParamTable | Float32Array, maxNorm: number): number {
+  const g = grads instanceof Float32Array ? grads : grads.buffer;
+  const norm = gradNorm(g);
+  const coef = maxNorm / (norm + 1e-6);
+  if (!(coef >= 1)) {
+    const c = Math.fround(coef);
+    for (let i = 0; i < g.length; i++) g[i] = g[i]! * c;
+  }
+  return norm;
+}
+
+/** Global L2 norm of a gradient buffer (double accumulation). */
+export function gradNorm(grads: ParamTable | Float32Array): number {
+  const g = grads instanceof Float32Array ? grads : grads.buffer;
+  let s = 0;
+  for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
+  return Math.sqrt(s);
+}
+
+/**
+ * Exponential moving average of the weights (timm ModelEmaV2):
+ * after each optimizer step, ema = decay * ema + (1 - decay) * param.
+ */
+export class ModelEma {
+  readonly decay: number;
+  /** the averaged weights, same layout as the model's params */
+  readonly params: ParamTable;
+
+  constructor(params: ParamTable, decay: number) {
+    if (!(decay >= 0 && decay <= 1)) throw new VitkitError(`Expected emaDecay in [0, 1] but received ${decay}`);
+    this.decay = decay;
+    this.params = params.like();
+    this.params.buffer.set(params.buffer);
+  }
+
+  update(params: ParamTable): void {
+    const e = this.params.buffer, p = params.buffer, d = this.decay;
+    if (p.length !== e.length) throw new VitkitError(`EMA has ${e.length} values but the model has ${p.length} parameters`);
+    for (let i = 0; i < e.length; i++) e[i] = e[i]! * d + (1 - d) * p[i]!;
+  }
+
+  state(): Float32Array {
+    return this.params.buffer.slice();
+  }
+
+  loadState(s: Float32Array): void {
+    if (s.length !== this.params.count) throw new VitkitError(`EMA state has ${s.length} values but the model has ${this.params.count} parameters`);
+    this.params.buffer.set(s);
+  }
+}
