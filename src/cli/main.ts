@@ -4,6 +4,7 @@ import { VitkitError } from '../errors.js';
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';
+import { explainCommand } from './explain.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(predictCommand());
   program.addCommand(runCommand());
   program.addCommand(infoCommand());
+  program.addCommand(explainCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;
