@@ -19,6 +19,8 @@
 //     each thread packing what it needs into its own thread_local, 64-byte aligned buffers.
 //   * No fast-math: zeros are not skipped, NaN/Inf propagate like the naive product.
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -41,20 +43,55 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Kernel set description
 // ---------------------------------------------------------------------------------------------
-// ukr(kc, Ap, Bp, C, ldc, alpha, beta): C[MR x NR] = alpha * Ap^T Bp + beta * C  (beta == 0: no read)
+// ukr(kc, Ap, Bp, C, ldc, alpha, beta, nr): C[MR x NR] = alpha * Ap^T Bp + beta * C  (beta == 0:
+// no read). Kernels with exact edges (see KernelSet::edge) write only rows < ROWS, cols < nr.
 using UkrFn = void (*)(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
-                       float beta);
-// Packs a kc x nr (nr <= NR) block of op(B) = B^T (B is (N, K), row stride ldb; src points at
-// B[j0][k0]) into one NR-wide k-major panel, zero padding columns nr..NR-1.
-using PackBtFn = void (*)(int kc, int nr, const float* src, int64_t ldb, float* dst);
+                       float beta, int nr);
+using PackFn = void (*)(int kc, int n, const float* src, int64_t ld, float* dst);
 
 struct KernelSet {
   const char* name;
   int MR, NR, KC, NC, AS;  // AS: row stride of the i-major A pack (>= KC)
-  UkrFn ukr_imaj;          // A pack: Ap[i * AS + k]
-  UkrFn ukr_kmaj;          // A pack: Ap[k * MR + i]
-  PackBtFn pack_bt;        // may be null -> generic
+  UkrFn ukr_imaj;          // full tile, A pack: Ap[i * AS + k]
+  UkrFn ukr_kmaj;          // full tile, A pack: Ap[k * MR + i]
+  // Exact edge kernels, or null: edge[kmaj][(rows - 1) * 2 + (nr > NR / 2)], any nr <= NR.
+  const UkrFn* edge[2];
+  PackFn pack_b_n;  // kc x n block of B (K, N) -> one NR panel (zero padded columns)
+  PackFn pack_b_t;  // kc x n block of B^T, B (N, K) -> one NR panel (zero padded columns)
+  PackFn pack_a_t;  // kc x m block of A^T, A (K, M) -> k-major MR panel (zero padded rows)
 };
+
+// ---------------------------------------------------------------------------------------------
+// Generic packing (baseline ISA; fixed-size copies so the compiler emits plain vector moves)
+// ---------------------------------------------------------------------------------------------
+// dst[k * W + j] = src[k * ld + j], j < n; zero for n <= j < W
+template <int W>
+void pack_rows(int kc, int n, const float* src, int64_t ld, float* dst) {
+  if (n == W) {
+    for (int k = 0; k < kc; k++) std::memcpy(dst + k * W, src + k * ld, sizeof(float) * W);
+  } else {
+    for (int k = 0; k < kc; k++) {
+      float* d = dst + k * W;
+      const float* sk = src + k * ld;
+      for (int j = 0; j < n; j++) d[j] = sk[j];
+      for (int j = n; j < W; j++) d[j] = 0.f;
+    }
+  }
+}
+// dst[k * W + j] = src[j * ld + k], j < n; zero for n <= j < W
+template <int W>
+void pack_cols(int kc, int n, const float* src, int64_t ld, float* dst) {
+  constexpr int KB = 8;
+  for (int k0 = 0; k0 < kc; k0 += KB) {
+    const int kk = std::min(KB, kc - k0);
+    for (int j = 0; j < n; j++) {
+      const float* sj = src + j * ld + k0;
+      for (int k = 0; k < kk; k++) dst[(k0 + k) * W + j] = sj[k];
+    }
+    for (int k = 0; k < kk; k++)
+      for (int j = n; j < W; j++) dst[(k0 + k) * W + j] = 0.f;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Portable kernel (4 x 8), written so the compiler can vectorize it at the baseline ISA.
@@ -63,7 +100,7 @@ constexpr int P_MR = 4, P_NR = 8, P_KC = 256, P_NC = 2048, P_AS = P_KC + 16;
 
 template <bool KMAJ>
 void ukr_portable(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
-                  float beta) {
+                  float beta, int) {
   float acc[P_MR][P_NR];
   for (int i = 0; i < P_MR; i++)
     for (int j = 0; j < P_NR; j++) acc[i][j] = 0.f;
@@ -93,7 +130,7 @@ constexpr int A2_MR = 6, A2_NR = 16, A2_KC = 256, A2_NC = 1536, A2_AS = A2_KC + 
 template <bool KMAJ>
 __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restrict Ap,
                                                   const float* __restrict Bp, float* C,
-                                                  int64_t ldc, float alpha, float beta) {
+                                                  int64_t ldc, float alpha, float beta, int) {
   __m256 c0[A2_MR], c1[A2_MR];
 #pragma GCC unroll 6
   for (int i = 0; i < A2_MR; i++) {
@@ -135,51 +172,77 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restric
 // ---------------------------------------------------------------------------------------------
 constexpr int A5_MR = 14, A5_NR = 32, A5_KC = 256, A5_NC = 1024, A5_AS = A5_KC + 16;
 
-template <bool KMAJ>
+template <int ROWS, int NV, bool KMAJ>
 __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __restrict Ap,
                                                       const float* __restrict Bp, float* C,
-                                                      int64_t ldc, float alpha, float beta) {
-  __m512 c0[A5_MR], c1[A5_MR];
+                                                      int64_t ldc, float alpha, float beta, int nr) {
+  // mask of the valid lanes of the last vector (c1 if NV == 2, else c0)
+  const int rem = NV == 2 ? nr - 16 : nr;
+  const __mmask16 ml = (__mmask16)(rem >= 16 ? 0xFFFFu : ((1u << rem) - 1u));
+  __m512 c0[ROWS], c1[ROWS];
 #pragma GCC unroll 14
-  for (int i = 0; i < A5_MR; i++) {
+  for (int i = 0; i < ROWS; i++) {
     c0[i] = _mm512_setzero_ps();
     c1[i] = _mm512_setzero_ps();
     if (beta != 0.f) {
       _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
-      _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+      if (NV == 2) _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
     }
   }
 #pragma GCC unroll 2
   for (int k = 0; k < kc; k++) {
-    __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+    __m512 b0 = _mm512_load_ps(Bp), b1;
+    if (NV == 2) b1 = _mm512_load_ps(Bp + 16);
     _mm_prefetch((const char*)(Bp + 8 * A5_NR), _MM_HINT_T0);
-    _mm_prefetch((const char*)(Bp + 8 * A5_NR + 16), _MM_HINT_T0);
+    if (NV == 2) _mm_prefetch((const char*)(Bp + 8 * A5_NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 14
-    for (int i = 0; i < A5_MR; i++) {
+    for (int i = 0; i < ROWS; i++) {
       __m512 a = _mm512_set1_ps(KMAJ ? Ap[i] : Ap[i * A5_AS]);
       c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+      if (NV == 2) c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
     }
     Ap += KMAJ ? A5_MR : 1;
     Bp += A5_NR;
   }
-  __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.f) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const bool nob = beta == 0.f;
 #pragma GCC unroll 14
-    for (int i = 0; i < A5_MR; i++) {
-      _mm512_storeu_ps(C + i * ldc, _mm512_mul_ps(va, c0[i]));
-      _mm512_storeu_ps(C + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
-    }
-  } else {
-    __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 14
-    for (int i = 0; i < A5_MR; i++) {
-      float* c = C + i * ldc;
-      _mm512_storeu_ps(c, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), _mm512_mul_ps(va, c0[i])));
-      _mm512_storeu_ps(c + 16,
-                       _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16), _mm512_mul_ps(va, c1[i])));
+  for (int i = 0; i < ROWS; i++) {
+    float* c = C + i * ldc;
+    if (NV == 2) {
+      __m512 v0 = _mm512_mul_ps(va, c0[i]), v1 = _mm512_mul_ps(va, c1[i]);
+      if (!nob) {
+        v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), v0);
+        v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(ml, c + 16), v1);
+      }
+      _mm512_storeu_ps(c, v0);
+      _mm512_mask_storeu_ps(c + 16, ml, v1);
+    } else {
+      __m512 v0 = _mm512_mul_ps(va, c0[i]);
+      if (!nob) v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(ml, c), v0);
+      _mm512_mask_storeu_ps(c, ml, v0);
     }
   }
+}
+
+template <bool KMAJ, int... I>
+constexpr std::array<UkrFn, sizeof...(I)> make_avx512_edges(std::integer_sequence<int, I...>) {
+  return {{ukr_avx512<I / 2 + 1, I % 2 + 1, KMAJ>...}};
+}
+const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeI =
+    make_avx512_edges<false>(std::make_integer_sequence<int, 2 * A5_MR>());
+const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeK =
+    make_avx512_edges<true>(std::make_integer_sequence<int, 2 * A5_MR>());
+
+// A^T pack for MR = 14 (k-major): dst[k * 14 + i] = src[k * lda + i], zero for m <= i < 14.
+__attribute__((target("avx512f"))) void pack_at_avx512(int kc, int m, const float* src,
+                                                       int64_t lda, float* dst) {
+  const __mmask16 mm = (__mmask16)((1u << m) - 1u);
+  int k = 0;
+  // full 16-lane stores overlap the next k row; the last one is done with a 14-lane mask
+  for (; k + 1 < kc; k++) _mm512_storeu_ps(dst + k * A5_MR, _mm512_maskz_loadu_ps(mm, src + k * lda));
+  if (k < kc)
+    _mm512_mask_storeu_ps(dst + k * A5_MR, (__mmask16)0x3FFF, _mm512_maskz_loadu_ps(mm, src + k * lda));
 }
 
 // GCC 12's _mm512_undefined_ps() (used inside the unpack intrinsics) trips -Wmaybe-uninitialized.
@@ -245,12 +308,16 @@ __attribute__((target("avx512f"))) void pack_bt_avx512(int kc, int nr, const flo
 // Kernel sets and dispatch
 // ---------------------------------------------------------------------------------------------
 const KernelSet kPortable = {"portable", P_MR, P_NR, P_KC, P_NC, P_AS,
-                             ukr_portable<false>, ukr_portable<true>, nullptr};
+                             ukr_portable<false>, ukr_portable<true>, {nullptr, nullptr},
+                             pack_rows<P_NR>, pack_cols<P_NR>, pack_rows<P_MR>};
 #if VK_X86
 const KernelSet kAvx2 = {"avx2", A2_MR, A2_NR, A2_KC, A2_NC, A2_AS,
-                         ukr_avx2<false>, ukr_avx2<true>, nullptr};
+                         ukr_avx2<false>, ukr_avx2<true>, {nullptr, nullptr},
+                         pack_rows<A2_NR>, pack_cols<A2_NR>, pack_rows<A2_MR>};
 const KernelSet kAvx512 = {"avx512", A5_MR, A5_NR, A5_KC, A5_NC, A5_AS,
-                           ukr_avx512<false>, ukr_avx512<true>, pack_bt_avx512};
+                           ukr_avx512<A5_MR, 2, false>, ukr_avx512<A5_MR, 2, true>,
+                           {kAvx512EdgeI.data(), kAvx512EdgeK.data()},
+                           pack_rows<A5_NR>, pack_bt_avx512, pack_at_avx512};
 #endif
 
 const KernelSet* select_kernels() {
@@ -324,45 +391,41 @@ void pack_b_block(const KernelSet& ks, const Problem& g, int jc, int nc, int pc,
   for (int jr = 0; jr < nc; jr += NR) {
     const int nr = std::min(NR, nc - jr);
     float* d = Bp + (int64_t)jr * kc;  // panel jr/NR, NR * kc floats
-    if (!g.tB) {
-      const float* s = g.B + (int64_t)pc * g.ldb + jc + jr;
-      for (int k = 0; k < kc; k++) {
-        const float* sk = s + k * g.ldb;
-        float* dk = d + k * NR;
-        std::memcpy(dk, sk, sizeof(float) * nr);
-        for (int j = nr; j < NR; j++) dk[j] = 0.f;
-      }
-    } else {
-      const float* s = g.B + (int64_t)(jc + jr) * g.ldb + pc;
-      if (ks.pack_bt) {
-        ks.pack_bt(kc, nr, s, g.ldb, d);
-      } else {
-        for (int j = 0; j < nr; j++) {
-          const float* sj = s + j * g.ldb;
-          for (int k = 0; k < kc; k++) d[k * NR + j] = sj[k];
-        }
-        for (int j = nr; j < NR; j++)
-          for (int k = 0; k < kc; k++) d[k * NR + j] = 0.f;
-      }
-    }
+    if (!g.tB)
+      ks.pack_b_n(kc, nr, g.B + (int64_t)pc * g.ldb + jc + jr, g.ldb, d);
+    else
+      ks.pack_b_t(kc, nr, g.B + (int64_t)(jc + jr) * g.ldb + pc, g.ldb, d);
   }
 }
 
 // Packs rows [ic, ic + mr) x k [pc, pc + kc) of op(A). Non-transposed A: i-major (stride AS).
-// Transposed A: k-major (MR per k). Rows mr..MR-1 are zero.
+// Transposed A: k-major (MR per k). Rows mr..MR-1 are zero unless the kernels have exact edges.
 void pack_a_panel(const KernelSet& ks, const Problem& g, int ic, int mr, int pc, int kc, float* Ap) {
-  const int MR = ks.MR;
   if (!g.tA) {
     const float* s = g.A + (int64_t)ic * g.lda + pc;
     for (int i = 0; i < mr; i++) std::memcpy(Ap + i * ks.AS, s + i * g.lda, sizeof(float) * kc);
-    for (int i = mr; i < MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
+    if (!ks.edge[0])
+      for (int i = mr; i < ks.MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
   } else {
-    const float* s = g.A + (int64_t)pc * g.lda + ic;
-    for (int k = 0; k < kc; k++) {
-      const float* sk = s + k * g.lda;
-      float* dk = Ap + k * MR;
-      for (int i = 0; i < mr; i++) dk[i] = sk[i];
-      for (int i = mr; i < MR; i++) dk[i] = 0.f;
+    ks.pack_a_t(kc, mr, g.A + (int64_t)pc * g.lda + ic, g.lda, Ap);
+  }
+}
+
+// Prefetches (into L2) part `q` of `nq` of the op(A) source rows [ic, ic + mr) x [pc, pc + kc).
+inline void prefetch_a(const Problem& g, int ic, int mr, int pc, int kc, int q, int nq) {
+  if (!g.tA) {
+    const int lines = (kc + 15) / 16, total = mr * lines;
+    const int b = total * q / nq, e = total * (q + 1) / nq;
+    for (int t = b; t < e; t++) {
+      const int i = t / lines, l = t % lines;
+      __builtin_prefetch(g.A + (int64_t)(ic + i) * g.lda + pc + l * 16, 0, 2);
+    }
+  } else {
+    const int b = kc * q / nq, e = kc * (q + 1) / nq;
+    for (int k = b; k < e; k++) {
+      const float* r = g.A + (int64_t)(pc + k) * g.lda + ic;
+      __builtin_prefetch(r, 0, 2);
+      __builtin_prefetch(r + mr - 1, 0, 2);
     }
   }
 }
@@ -378,39 +441,76 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
   const int nkb = (g.K + ks.KC - 1) / ks.KC;
   int kcb = (g.K + nkb - 1) / nkb;  // balanced K blocks
   kcb = std::min(ks.KC, (kcb + 3) & ~3);
-  const int ncmax = std::min(ks.NC, ((n1 - n0 + NR - 1) / NR) * NR);
-  float* Bp = tl_bufB.get((size_t)ncmax * kcb + 64);
+  // Two loop orders. "K inner": when all of K for >= 8 NR panels of B fits the L2 budget
+  // (KC * NC floats), the whole K extent of the B block is packed once and the K blocks run inside
+  // the row-panel loop, so the C tiles of a row panel stay in L1/L2 across K blocks. Otherwise
+  // the classic order: pack a KC x NC block of B, sweep all row panels, next K block.
+  const int64_t budget = (int64_t)ks.KC * ks.NC;
+  const int nall = ((n1 - n0 + NR - 1) / NR) * NR;
+  int ncb = (int)std::min<int64_t>(nall, budget / g.K / NR * NR);
+  const bool kinner = nkb > 1 && (ncb >= nall || ncb >= 8 * NR);
+  if (!kinner) ncb = std::min(ks.NC, nall);
+  float* Bp = tl_bufB.get((size_t)ncb * (kinner ? g.K : kcb) + 64);
   float* Ap = tl_bufA.get((size_t)MR * ks.AS + 64);
   alignas(64) float tile[16 * 64];
-  const UkrFn ukr = g.tA ? ks.ukr_kmaj : ks.ukr_imaj;
+  const int kmaj = g.tA ? 1 : 0;
+  const UkrFn full = g.tA ? ks.ukr_kmaj : ks.ukr_imaj;
+  const UkrFn* edge = ks.edge[kmaj];
 
-  for (int jc = n0; jc < n1; jc += ks.NC) {
-    const int nc = std::min(ks.NC, n1 - jc);
-    for (int pc = 0; pc < g.K; pc += kcb) {
-      const int kc = std::min(kcb, g.K - pc);
-      const float beta = pc == 0 ? g.beta : 1.f;
-      pack_b_block(ks, g, jc, nc, pc, kc, Bp);
+  // One row panel [ic, ic + mr) x one K block against the packed B block Bk (kc x nc at jc).
+  // (icn, pcn, kcn) is the next panel to be packed: prefetched into L2 while this one runs.
+  auto panel = [&](int jc, int nc, int ic, int mr, int pc, int kc, const float* Bk, int icn,
+                   int mrn, int pcn, int kcn) {
+    const float beta = pc == 0 ? g.beta : 1.f;
+    pack_a_panel(ks, g, ic, mr, pc, kc, Ap);
+    const int nq = (nc + NR - 1) / NR;
+    float* Crow = g.C + (int64_t)ic * g.ldc + jc;
+    for (int jr = 0, q = 0; jr < nc; jr += NR, q++) {
+      const int nr = std::min(NR, nc - jr);
+      if (mrn > 0) prefetch_a(g, icn, mrn, pcn, kcn, q, nq);
+      const float* Bpanel = Bk + (int64_t)jr * kc;
+      float* Cij = Crow + jr;
+      if (mr == MR && nr == NR) {
+        full(kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
+      } else if (edge) {
+        edge[(mr - 1) * 2 + (nr > NR / 2)](kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
+      } else {
+        full(kc, Ap, Bpanel, tile, NR, g.alpha, 0.f, NR);
+        for (int i = 0; i < mr; i++) {
+          float* c = Cij + i * g.ldc;
+          const float* t = tile + i * NR;
+          if (beta == 0.f)
+            for (int j = 0; j < nr; j++) c[j] = t[j];
+          else
+            for (int j = 0; j < nr; j++) c[j] = t[j] + beta * c[j];
+        }
+      }
+    }
+  };
+
+  for (int jc = n0; jc < n1; jc += ncb) {
+    const int nc = std::min(ncb, n1 - jc);
+    const int ncpad = ((nc + NR - 1) / NR) * NR;
+    if (kinner) {
+      for (int pc = 0; pc < g.K; pc += kcb)
+        pack_b_block(ks, g, jc, nc, pc, std::min(kcb, g.K - pc), Bp + (int64_t)pc * ncpad);
       for (int ic = m0; ic < m1; ic += MR) {
         const int mr = std::min(MR, m1 - ic);
-        pack_a_panel(ks, g, ic, mr, pc, kc, Ap);
-        float* Crow = g.C + (int64_t)ic * g.ldc + jc;
-        for (int jr = 0; jr < nc; jr += NR) {
-          const int nr = std::min(NR, nc - jr);
-          const float* Bpanel = Bp + (int64_t)jr * kc;
-          float* Cij = Crow + jr;
-          if (mr == MR && nr == NR) {
-            ukr(kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta);
-          } else {
-            ukr(kc, Ap, Bpanel, tile, NR, g.alpha, 0.f);
-            for (int i = 0; i < mr; i++) {
-              float* c = Cij + i * g.ldc;
-              const float* t = tile + i * NR;
-              if (beta == 0.f)
-                for (int j = 0; j < nr; j++) c[j] = t[j];
-              else
-                for (int j = 0; j < nr; j++) c[j] = t[j] + beta * c[j];
-            }
-          }
+        for (int pc = 0; pc < g.K; pc += kcb) {
+          const int kc = std::min(kcb, g.K - pc);
+          int icn = ic, pcn = pc + kcb;
+          if (pcn >= g.K) icn += MR, pcn = 0;
+          const int mrn = std::min(MR, m1 - icn), kcn = std::min(kcb, g.K - pcn);
+          panel(jc, nc, ic, mr, pc, kc, Bp + (int64_t)pc * ncpad, icn, mrn, pcn, kcn);
+        }
+      }
+    } else {
+      for (int pc = 0; pc < g.K; pc += kcb) {
+        const int kc = std::min(kcb, g.K - pc);
+        pack_b_block(ks, g, jc, nc, pc, kc, Bp);
+        for (int ic = m0; ic < m1; ic += MR) {
+          const int mr = std::min(MR, m1 - ic);
+          panel(jc, nc, ic, mr, pc, kc, Bp, ic + MR, std::min(MR, m1 - ic - MR), pc, kc);
         }
       }
     }
