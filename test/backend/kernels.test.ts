@@ -195,3 +195,113 @@ test('gelu matches closed-form values', () => {
 test('native addon rejects buffers that are too small', () => {
   assert.throws(() => native.add(new Float32Array(3), new Float32Array(4), new Float32Array(4), 4), /argument 0 has 3 elements, expected at least 4/);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Backward kernels against finite differences (both backends). Each case is a scalar
+// L = sum(forward(inputs) * G) for a fixed random G; the backward kernel's input gradient is
+// compared with a Richardson-extrapolated central difference of L (float32 forward, double sum)
+// on a random subset of elements: |analytic - numeric| <= rtol * |numeric| + atol * max|analytic|.
+
+interface GradCase {
+  name: string;
+  rtol: number;
+  atol: number;
+  /** h for the central difference */
+  h: number;
+  /** the inputs (perturbed in place) */
+  inputs: Float32Array[];
+  loss: (be: Backend) => number;
+  /** analytic dL/d(inputs[k]) for each input */
+  grads: (be: Backend) => Float32Array[];
+}
+
+const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
+
+function lnGradCase(R: number, C: number, eps: number): GradCase {
+  const x = randn(R * C, 21, 2), w = randn(C, 22), b = randn(C, 23), G = randn(R * C, 24);
+  return {
+    name: `layernormBackward ${R}x${C} eps=${eps}`, rtol: 3e-3, atol: 1e-4, h: 1e-2, inputs: [x, w, b],
+    loss: (be) => { const out = new Float32Array(R * C); be.layernormForward(out, null, null, x, w, b, R, C, eps); return dot(out, G); },
+    grads: (be) => {
+      const out = new Float32Array(R * C), mean = new Float32Array(R), rstd = new Float32Array(R);
+      be.layernormForward(out, mean, rstd, x, w, b, R, C, eps);
+      const dx = new Float32Array(R * C), dw = new Float32Array(C), db = new Float32Array(C);
+      be.layernormBackward(dx, dw, db, G, x, w, mean, rstd, R, C);
+      return [dx, dw, db];
+    },
+  };
+}
+
+function geluGradCase(approx: number): GradCase {
+  const x = new Float32Array([-6, -3.1, -1, -0.3, 0, 0.2, 0.7, 1.5, 2.9, 5.5, ...randn(30, 25, 4)]);
+  const G = randn(x.length, 26);
+  return {
+    name: `geluBackward ${approx ? 'tanh' : 'erf'}`, rtol: 1e-3, atol: 1e-4, h: 1e-2, inputs: [x],
+    loss: (be) => { const out = new Float32Array(x.length); be.geluForward(out, x, x.length, approx); return dot(out, G); },
+    grads: (be) => { const dx = new Float32Array(x.length); be.geluBackward(dx, x, G, x.length, approx); return [dx]; },
+  };
+}
+
+function attnGradCase(B: number, N: number, NH: number, HD: number): GradCase {
+  const D = NH * HD, scale = 1 / Math.sqrt(HD);
+  const qkv = randn(B * N * 3 * D, 27, 1.2), G = randn(B * N * D, 28);
+  return {
+    name: `attentionBackward B=${B} N=${N} NH=${NH} HD=${HD}`, rtol: 3e-3, atol: 1e-4, h: 1e-2, inputs: [qkv],
+    loss: (be) => { const out = new Float32Array(B * N * D); be.attentionForward(out, null, qkv, B, N, NH, HD, scale); return dot(out, G); },
+    grads: (be) => {
+      const out = new Float32Array(B * N * D), probs = new Float32Array(B * NH * N * N);
+      be.attentionForward(out, probs, qkv, B, N, NH, HD, scale);
+      const dqkv = new Float32Array(B * N * 3 * D);
+      be.attentionBackward(dqkv, G, qkv, probs, B, N, NH, HD, scale);
+      return [dqkv];
+    },
+  };
+}
+
+function col2imGradCase(B: number, C: number, H: number, W: number, P: number): GradCase {
+  const x = randn(B * C * H * W, 29), KK = C * P * P, NP = (H / P) * (W / P);
+  const G = randn(B * NP * KK, 30);
+  return {
+    name: `col2imPatches (adjoint of im2col) B=${B} C=${C} ${H}x${W} P=${P}`, rtol: 1e-3, atol: 1e-5, h: 0.25, inputs: [x],
+    loss: (be) => { const cols = new Float32Array(B * NP * KK); be.im2colPatches(cols, x, B, C, H, W, P); return dot(cols, G); },
+    grads: (be) => { const dx = new Float32Array(x.length).fill(0); be.col2imPatches(dx, G, B, C, H, W, P); return [dx]; },
+  };
+}
+
+const gradCases: GradCase[] = [
+  lnGradCase(5, 37, 1e-6),
+  lnGradCase(3, 8, 1e-5),
+  geluGradCase(0),
+  geluGradCase(1),
+  attnGradCase(2, 7, 3, 4),
+  attnGradCase(1, 13, 2, 5),
+  col2imGradCase(2, 3, 8, 12, 4),
+];
+
+for (const gc of gradCases) {
+  for (const be of [reference, native]) {
+    test(`${be.name} ${gc.name} = finite differences`, () => {
+      const grads = gc.grads(be);
+      const gmax = Math.max(...grads.map((g) => maxAbs(g)));
+      let seed = 31;
+      for (const [k, inp] of gc.inputs.entries()) {
+        const g = grads[k]!;
+        const r = randn(12, seed++, 0.5);
+        const idx = new Set([0, inp.length - 1, ...Array.from(r, (v) => Math.floor((v + 0.5) * inp.length) % inp.length)]);
+        for (const i of idx) {
+          const p0 = inp[i]!;
+          const central = (h: number) => {
+            inp[i] = p0 + h; const up = inp[i]!; const lp = gc.loss(be);
+            inp[i] = p0 - h; const dn = inp[i]!; const lm = gc.loss(be);
+            inp[i] = p0;
+            return (lp - lm) / (up - dn);
+          };
+          const num = (4 * central(gc.h / 2) - central(gc.h)) / 3;
+          const err = Math.abs(g[i]! - num);
+          assert.ok(err <= gc.rtol * Math.abs(num) + gc.atol * gmax,
+            `input ${k}[${i}]: analytic ${g[i]} vs numeric ${num} (err ${err})`);
+        }
+      }
+    });
+  }
+}
