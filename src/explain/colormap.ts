@@ -2,7 +2,7 @@
  * Perceptual colour maps as 256-entry RGB lookup tables, generated from the degree-6 polynomial
  * fits of viridis and inferno published by Matt Zucker (https://www.shadertoy.com/view/WlfXRN,
  * CC0): c(t) = c0 + t (c1 + t (c2 + ... + t c6)) per channel, t in [0, 1]. The fits stay within
- * about 2/255 of the original maps (van der Walt & Smith, CC0).
+ * about 4/255 of the original maps (the largest errors at the ends) (van der Walt & Smith, CC0).
  */
 import { VitkitError } from '../errors.js';
 
