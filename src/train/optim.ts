@@ -43,13 +43,17 @@ export function countBlocks(names: readonly string[]): number {
 }
 
 /**
- * timm's layer id for layer-wise decay on a ViT (group_matcher: stem = cls_token / pos_embed /
- * patch_embed, blocks.i, then norm): 0 for the stem, i + 1 for blocks.i, depth + 1 for the rest.
+ * timm's layer id for layer-wise decay on a ViT, as param_groups_layer_decay derives it from
+ * VisionTransformer.group_matcher (stem = cls_token / pos_embed / patch_embed; blocks.i;
+ * `^norm` with MATCH_PREV_GROUP, i.e. merged into the last block's group; anything unmatched,
+ * such as fc_norm and head, in one final group):
+ *   0 for the stem, i + 1 for blocks.i, depth for norm, depth + 1 for the rest.
  */
 export function layerId(name: string, depth: number): number {
   if (/^(cls_token|pos_embed|patch_embed|reg_token|dist_token)/.test(name)) return 0;
   const m = /^blocks\.(\d+)\./.exec(name);
   if (m) return Number(m[1]) + 1;
+  if (/^norm\./.test(name)) return depth;
   return depth + 1;
 }
 
@@ -60,12 +64,14 @@ export function paramGroups(params: ParamTable, opts: ParamGroupOptions): ParamS
   if (opts.layerDecay !== undefined && !(opts.layerDecay > 0 && opts.layerDecay <= 1)) {
     throw new VitkitError(`Expected layerDecay in (0, 1] but received ${opts.layerDecay}`);
   }
+  // timm: scale = decay^(layer_max - layer_id), layer_max = the largest id present
+  const layerMax = Math.max(...params.names().map((n) => layerId(n, depth)));
   const segs: ParamSegment[] = [];
   let offset = 0;
   for (const spec of params.specs) {
     const length = spec.shape.reduce((a, b) => a * b, 1);
     const decays = spec.shape.length > 1 && !spec.name.endsWith('.bias') && !noWd.has(spec.name);
-    const lrScale = opts.layerDecay === undefined ? 1 : opts.layerDecay ** (depth + 1 - layerId(spec.name, depth));
+    const lrScale = opts.layerDecay === undefined ? 1 : opts.layerDecay ** (layerMax - layerId(spec.name, depth));
     segs.push({ name: spec.name, offset, length, weightDecay: decays ? opts.weightDecay : 0, lrScale });
     offset += length;
   }

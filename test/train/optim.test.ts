@@ -62,16 +62,24 @@ test('parameter groups: timm no-decay rules and layer-wise lr decay', () => {
   assert.deepEqual(decayed, ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight', 'blocks.0.mlp.fc1.weight', 'blocks.0.mlp.fc2.weight',
     'blocks.1.attn.proj.weight', 'blocks.1.attn.qkv.weight', 'blocks.1.mlp.fc1.weight', 'blocks.1.mlp.fc2.weight',
     'head.weight', 'patch_embed.proj.weight']);
-  // scale = decay^(depth + 1 - layer_id): stem 0, blocks.i -> i + 1, rest -> depth + 1
+  // scale = decay^(layer_max - layer_id): stem 0, blocks.i -> i + 1, norm -> depth (timm merges it into
+  // the last block's group), head -> depth + 1 = layer_max
   close(segs.get('cls_token')!.lrScale, 0.125);
   close(segs.get('pos_embed')!.lrScale, 0.125);
   close(segs.get('patch_embed.proj.bias')!.lrScale, 0.125);
   close(segs.get('blocks.0.norm1.weight')!.lrScale, 0.25);
   close(segs.get('blocks.1.mlp.fc2.weight')!.lrScale, 0.5);
-  close(segs.get('norm.weight')!.lrScale, 1);
+  close(segs.get('norm.weight')!.lrScale, 0.5);
   close(segs.get('head.bias')!.lrScale, 1);
   assert.equal(layerId('blocks.11.attn.qkv.weight', 12), 12);
   assert.equal(layerId('fc_norm.weight', 12), 13);
+  assert.equal(layerId('norm.bias', 12), 12);
+  // without a head the largest id present is the last block's (with norm): scales shift up
+  const headless = new ParamTable(vitParamSpecs(resolveConfig({ ...c, num_classes: 0 })));
+  const hs = new Map(paramGroups(headless, { weightDecay: 0, layerDecay: 0.5 }).map((s) => [s.name, s]));
+  close(hs.get('norm.weight')!.lrScale, 1);
+  close(hs.get('blocks.1.norm1.weight')!.lrScale, 1);
+  close(hs.get('cls_token')!.lrScale, 0.25);
   // the offsets tile the buffer
   let off = 0;
   for (const s of paramGroups(t, { weightDecay: 0 })) { assert.equal(s.offset, off); off += s.length; }
