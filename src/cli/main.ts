@@ -5,6 +5,8 @@ import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';
 import { explainCommand } from './explain.js';
+import { embedCommand } from './embed.js';
+import { fewshotCommand } from './fewshot.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   program.addCommand(runCommand());
   program.addCommand(infoCommand());
   program.addCommand(explainCommand());
+  program.addCommand(embedCommand());
+  program.addCommand(fewshotCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { loadModel } from '../io/checkpoint.js';
+import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
+import { checkOutput, parseIntOpt } from './common.js';
+
+export function embedCommand(): Command {
+  return new Command('embed')
+    .description('pre-logits embeddings of images (files and/or folders, searched recursively) to a .safetensors or .jsonl file')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-o, --out <file>', 'output: .safetensors (tensor "embeddings" (n, D), file names in the metadata "names") or .jsonl ({"name", "embedding"} per line)')
+    .option('--normalize', 'L2-normalize each embedding')
+    .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
+    .option('--overwrite', 'replace the output file if it exists')
+    .argument('<images...>', 'image files or folders')
+    .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean }) => {
+      embedFormat(o.out);
+      checkOutput(o.out, o.overwrite);
+      const files = collectImages(inputs);
+      const loaded = loadModel(o.model);
+      const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize });
+      writeEmbeddings(o.out, files, data, dim, { model: o.model, normalized: o.normalize ?? false }, o.overwrite ?? false);
+      console.log(`wrote ${files.length} embeddings of ${dim} values${o.normalize ? ' (L2-normalized)' : ''} to ${o.out}`);
+    });
+}

@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { loadModel } from '../io/checkpoint.js';
+import { buildSupport, classifyQueries } from '../embed/fewshot.js';
+import { collectImages } from '../embed/embed.js';
+import { parseIntOpt } from './common.js';
+
+export function fewshotCommand(): Command {
+  return new Command('fewshot')
+    .description('few-shot classification: each query gets the class whose prototype (mean normalized embedding of its support images) is nearest by cosine similarity')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-s, --support <root>', 'support images: <root>/<class>/*.png|jpg|...')
+    .option('-k, --top-k <k>', 'classes to show per query (text output)', parseIntOpt('--top-k'), 3)
+    .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
+    .option('--json', 'print [{"image", "prediction", "scores": [{"class", "score"}]}] (all classes, highest first)')
+    .argument('<queries...>', 'query image files or folders')
+    .action(async (inputs: string[], o: { model: string; support: string; topK: number; batchSize: number; json?: boolean }) => {
+      const queries = collectImages(inputs);
+      const loaded = loadModel(o.model);
+      const support = await buildSupport(loaded, o.support, o.batchSize);
+      const res = await classifyQueries(loaded, support, queries, o.batchSize);
+      if (o.json) {
+        console.log(JSON.stringify(res));
+        return;
+      }
+      console.log(`support: ${support.classes.length} classes (${support.classes.map((c, k) => `${c} ${support.counts[k]}`).join(', ')})`);
+      for (const r of res) {
+        console.log(`${r.image}: ${r.prediction}`);
+        for (const s of r.scores.slice(0, o.topK)) console.log(`  ${s.score.toFixed(4).padStart(8)}  ${s.class}`);
+      }
+    });
+}

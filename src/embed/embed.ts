@@ -1,0 +1,127 @@
+/**
+ * Image embeddings: the pre-logits features (the head's input: the class token, or the pooled
+ * patch tokens after fc_norm) of each image, optionally L2-normalized, written as safetensors
+ * (`embeddings` (n, D) F32, the file names in the metadata) or JSON lines.
+ */
+import { existsSync, readdirSync, statSync, writeFileSync, renameSync, unlinkSync, linkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { VitkitError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import type { LoadedModel } from '../io/checkpoint.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { preprocessBatch } from '../io/preprocess.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { l2normalize } from './prototypes.js';
+
+export const EMBED_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+
+function isImage(name: string): boolean {
+  return EMBED_IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());
+}
+
+/** Image files under a folder, recursively, in sorted order (hidden entries skipped). */
+function walk(dir: string, out: string[]): void {
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (e.name.startsWith('.')) continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p, out);
+    else if (isImage(e.name)) out.push(p);
+  }
+}
+
+/** Expand files and folders (recursively, sorted) into image files. */
+export function collectImages(inputs: string[]): string[] {
+  const out: string[] = [];
+  for (const p of inputs) {
+    if (!existsSync(p)) throw new VitkitError(`Image file or folder ${p} does not exist`);
+    if (statSync(p).isDirectory()) {
+      const found: string[] = [];
+      walk(p, found);
+      if (found.length === 0) throw new VitkitError(`Expected image files (${EMBED_IMAGE_EXTENSIONS.join(', ')}) in folder ${p} but received none`);
+      out.push(...found);
+    } else {
+      out.push(p);
+    }
+  }
+  if (out.length === 0) throw new VitkitError('Expected at least one image file or folder but received none');
+  return out;
+}
+
+/** Pre-logits features (B, D) of pixel_values (B, C, H, W), optionally L2-normalized. */
+export function embedPixels(model: VisionTransformer, x: Tensor, normalize = false): Float32Array {
+  const f = model.forwardFeatures(x);
+  const pre = model.forwardHead(f.features, { preLogits: true });
+  const [B, D] = pre.shape as [number, number];
+  return normalize ? l2normalize(pre.data, B, D) : pre.data;
+}
+
+/** Embeddings (n, D) of image files. */
+export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number } = {}): Promise<{ data: Float32Array; dim: number }> {
+  const { model, preprocess } = loaded;
+  const { in_chans: C, img_size: S, embed_dim: D } = model.config;
+  const bs = opts.batchSize ?? 8;
+  const out = new Float32Array(files.length * D);
+  for (let i = 0; i < files.length; i += bs) {
+    const batch = files.slice(i, i + bs);
+    const px = await preprocessBatch(batch, preprocess);
+    out.set(embedPixels(model, new Tensor([batch.length, C, S, S], px), opts.normalize ?? false), i * D);
+  }
+  return { data: out, dim: D };
+}
+
+export type EmbedFormat = 'safetensors' | 'jsonl';
+
+/** The output format from the file name; anything else is an error. */
+export function embedFormat(file: string): EmbedFormat {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.safetensors') return 'safetensors';
+  if (ext === '.jsonl') return 'jsonl';
+  throw new VitkitError(`Expected an --out file ending in .safetensors or .jsonl but received ${JSON.stringify(file)}`);
+}
+
+/** Write text atomically; without overwrite an existing file is refused (even one that appears meanwhile). */
+function writeTextAtomic(file: string, text: string, overwrite: boolean): void {
+  const refuse = () => new VitkitError(`Output ${file} already exists; pass --overwrite to replace it`);
+  if (!overwrite && existsSync(file)) throw refuse();
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    writeFileSync(tmp, text, { flag: 'wx' });
+    if (overwrite) renameSync(tmp, file);
+    else {
+      try {
+        linkSync(tmp, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw refuse();
+        renameSync(tmp, file);
+      }
+    }
+  } catch (e) {
+    if (e instanceof VitkitError) throw e;
+    throw new VitkitError(`Cannot write ${file}: ${(e as Error).message}`);
+  } finally {
+    try { unlinkSync(tmp); } catch { /* renamed away */ }
+  }
+}
+
+export interface EmbeddingMeta {
+  model: string;
+  normalized: boolean;
+}
+
+/**
+ * safetensors: tensor `embeddings` (n, D) F32; metadata `names` (a JSON array of the file names,
+ * row order), `model`, `normalized` ("true" / "false"), `dim`.
+ * jsonl: one line per image, {"name": file, "embedding": [D numbers]}.
+ */
+export function writeEmbeddings(file: string, names: string[], data: Float32Array, dim: number, meta: EmbeddingMeta, overwrite = false): void {
+  if (data.length !== names.length * dim) throw new VitkitError(`Expected ${names.length} x ${dim} embedding values but received ${data.length}`);
+  if (embedFormat(file) === 'safetensors') {
+    writeSafetensors(file, { embeddings: { dtype: 'F32', shape: [names.length, dim], data } }, {
+      names: JSON.stringify(names), model: meta.model, normalized: String(meta.normalized), dim: String(dim), producer: 'vitkit embed',
+    }, { overwrite });
+    return;
+  }
+  const lines = names.map((n, i) => JSON.stringify({ name: n, embedding: Array.from(data.subarray(i * dim, (i + 1) * dim)) }));
+  writeTextAtomic(file, lines.join('\n') + '\n', overwrite);
+}
