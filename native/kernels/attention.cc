@@ -1,6 +1,12 @@
-// Multi-head self-attention on timm's fused qkv layout, one task per (batch, head).
-// Per task: gather q, k, v (N, HD) into contiguous scratch, S = scale * q k^T (N, N),
-// P = softmax(S), o = P v, scatter o into out (B, N, D) at columns h*HD.
+// Multi-head self-attention on timm's fused qkv layout, without gather/scatter copies: q, k, v of
+// head h are read in place from qkv (row stride 3D, column offset h*HD) by the strided sgemm_st,
+// and each head's output is written in place into out (row stride D).
+// Forward task = (batch, head, block of query rows):
+//   S = scale q k^T (rows x N)  -> probs slice when requested, else per-thread scratch
+//   P = softmax(S) in place, row by row (vectorized, softmax.cc)
+//   out[:, h*HD : (h+1)*HD] = P v
+// When B*NH does not spread evenly over the threads the query rows are split as well.
+#include <algorithm>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -8,35 +14,38 @@
 
 namespace vk {
 
-void softmax_row(float* out, const float* inp, int C);  // softmax.cc
-
-namespace {
-// copy the (N, HD) slice at column offset `off` of a (N, ld) matrix into dst (N, HD)
-void gather(float* dst, const float* src, int N, int HD, int ld, int off) {
-  for (int n = 0; n < N; n++)
-    for (int d = 0; d < HD; d++) dst[(int64_t)n * HD + d] = src[(int64_t)n * ld + off + d];
-}
-}  // namespace
+void softmax_row(float* out, const float* inp, int C);  // softmax.cc (out may equal inp)
 
 void attention_forward(float* out, float* probs, const float* qkv, int B, int N, int NH, int HD,
                        float scale) {
   const int D = NH * HD, D3 = 3 * D;
-  parallel_for((int64_t)B * NH, [&](int64_t t0, int64_t t1) {
-    std::vector<float> q((size_t)N * HD), k((size_t)N * HD), v((size_t)N * HD), o((size_t)N * HD);
-    std::vector<float> s((size_t)N * N);
+  const int64_t heads = (int64_t)B * NH;
+  if (heads <= 0 || N <= 0) return;
+  const int nt = get_threads();
+  // row blocks per head: 1 when the heads alone balance the threads, else enough blocks for about
+  // 4 tasks per thread, each of at least 16 query rows
+  int rc = 1;
+  if (nt > 1 && heads % nt != 0 && heads < 4 * nt) {
+    rc = (int)((4 * nt + heads - 1) / heads);
+    rc = std::max(1, std::min(rc, N / 16));
+  }
+  const int rows = (N + rc - 1) / rc;
+  parallel_for(heads * rc, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> scratch;
+    if (!probs && scratch.size() < (size_t)rows * N) scratch.resize((size_t)rows * N);
     for (int64_t t = t0; t < t1; t++) {
-      const int b = (int)(t / NH), h = (int)(t % NH);
+      const int64_t bh = t / rc;
+      const int i0 = (int)(t % rc) * rows, m = std::min(rows, N - i0);
+      if (m <= 0) continue;
+      const int b = (int)(bh / NH), h = (int)(bh % NH);
       const float* base = qkv + (int64_t)b * N * D3;
-      gather(q.data(), base, N, HD, D3, h * HD);
-      gather(k.data(), base, N, HD, D3, D + h * HD);
-      gather(v.data(), base, N, HD, D3, 2 * D + h * HD);
-      sgemm_st(false, true, N, N, HD, scale, q.data(), HD, k.data(), HD, 0.f, s.data(), N);
-      float* p = probs ? probs + t * (int64_t)N * N : s.data();
-      for (int i = 0; i < N; i++) softmax_row(p + (int64_t)i * N, s.data() + (int64_t)i * N, N);
-      sgemm_st(false, false, N, HD, N, 1.f, p, N, v.data(), HD, 0.f, o.data(), HD);
-      float* ob = out + (int64_t)b * N * D + h * HD;
-      for (int n = 0; n < N; n++)
-        for (int d = 0; d < HD; d++) ob[(int64_t)n * D + d] = o[(int64_t)n * HD + d];
+      const float* q = base + (int64_t)i0 * D3 + h * HD;
+      const float* k = base + D + h * HD;
+      const float* v = base + 2 * D + h * HD;
+      float* s = probs ? probs + bh * N * N + (int64_t)i0 * N : scratch.data();
+      sgemm_st(false, true, m, N, HD, scale, q, D3, k, D3, 0.f, s, N);
+      for (int i = 0; i < m; i++) softmax_row(s + (int64_t)i * N, s + (int64_t)i * N, N);
+      sgemm_st(false, false, m, HD, N, 1.f, s, N, v, D3, 0.f, out + ((int64_t)b * N + i0) * D + h * HD, D);
     }
   });
 }
@@ -45,38 +54,36 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
                         int N, int NH, int HD, float scale) {
   const int D = NH * HD, D3 = 3 * D;
   parallel_for((int64_t)B * NH, [&](int64_t t0, int64_t t1) {
-    std::vector<float> q((size_t)N * HD), k((size_t)N * HD), v((size_t)N * HD), dO((size_t)N * HD);
-    std::vector<float> dq((size_t)N * HD), dk((size_t)N * HD), dv((size_t)N * HD);
-    std::vector<float> dp((size_t)N * N);
+    thread_local std::vector<float> dpbuf;
+    if (dpbuf.size() < (size_t)N * N) dpbuf.resize((size_t)N * N);
+    float* dp = dpbuf.data();
     for (int64_t t = t0; t < t1; t++) {
       const int b = (int)(t / NH), h = (int)(t % NH);
       const float* base = qkv + (int64_t)b * N * D3;
-      gather(q.data(), base, N, HD, D3, h * HD);
-      gather(k.data(), base, N, HD, D3, D + h * HD);
-      gather(v.data(), base, N, HD, D3, 2 * D + h * HD);
-      gather(dO.data(), dout + (int64_t)b * N * D, N, HD, D, h * HD);
+      const float* q = base + h * HD;
+      const float* k = base + D + h * HD;
+      const float* v = base + 2 * D + h * HD;
+      const float* dO = dout + (int64_t)b * N * D + h * HD;  // (N, HD), row stride D
+      float* db = dqkv + (int64_t)b * N * D3;
+      float* dq = db + h * HD;
+      float* dk = db + D + h * HD;
+      float* dv = db + 2 * D + h * HD;
       const float* p = probs + t * (int64_t)N * N;  // (N, N)
       // dv = p^T dO ; dp = dO v^T
-      sgemm_st(true, false, N, HD, N, 1.f, p, N, dO.data(), HD, 0.f, dv.data(), HD);
-      sgemm_st(false, true, N, N, HD, 1.f, dO.data(), HD, v.data(), HD, 0.f, dp.data(), N);
+      sgemm_st(true, false, N, HD, N, 1.f, p, N, dO, D, 0.f, dv, D3);
+      sgemm_st(false, true, N, N, HD, 1.f, dO, D, v, D3, 0.f, dp, N);
       // ds = p * (dp - rowsum(dp * p)), stored in dp
       for (int i = 0; i < N; i++) {
-        float* dr = dp.data() + (int64_t)i * N;
+        float* dr = dp + (int64_t)i * N;
         const float* pr = p + (int64_t)i * N;
         double dot = 0;
         for (int j = 0; j < N; j++) dot += (double)dr[j] * pr[j];
-        for (int j = 0; j < N; j++) dr[j] = pr[j] * (dr[j] - (float)dot);
+        const float fd = (float)dot;
+        for (int j = 0; j < N; j++) dr[j] = pr[j] * (dr[j] - fd);
       }
       // dq = scale * ds k ; dk = scale * ds^T q
-      sgemm_st(false, false, N, HD, N, scale, dp.data(), N, k.data(), HD, 0.f, dq.data(), HD);
-      sgemm_st(true, false, N, HD, N, scale, dp.data(), N, q.data(), HD, 0.f, dk.data(), HD);
-      float* db = dqkv + (int64_t)b * N * D3;
-      for (int n = 0; n < N; n++)
-        for (int d = 0; d < HD; d++) {
-          db[(int64_t)n * D3 + h * HD + d] = dq[(int64_t)n * HD + d];
-          db[(int64_t)n * D3 + D + h * HD + d] = dk[(int64_t)n * HD + d];
-          db[(int64_t)n * D3 + 2 * D + h * HD + d] = dv[(int64_t)n * HD + d];
-        }
+      sgemm_st(false, false, N, HD, N, scale, dp, N, k, D3, 0.f, dq, D3);
+      sgemm_st(true, false, N, HD, N, scale, dp, N, q, D3, 0.f, dk, D3);
     }
   });
 }

@@ -1,0 +1,397 @@
+// Vectorized transcendental helpers (exp, exact-erf GELU, tanh GELU) with run-time ISA dispatch.
+//
+// Every helper exists in three flavours that compute the same algorithm:
+//   *_512   AVX-512F + FMA  (16 lanes)   functions tagged target("avx512f,fma")
+//   *_256   AVX2 + FMA      (8 lanes)    functions tagged target("avx2,fma")
+//   *_s     portable scalar C++ (no FMA assumed; ARM / old x86 / VITKIT_ISA=portable)
+// Callers write one function per ISA tagged with the same target attribute (so these inline) and
+// pick one with simd::isa(), which honours VITKIT_ISA=avx2|portable exactly like gemm.cc.
+//
+// exp(x)  Cephes expf: x = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), e^r by the Cephes
+//         degree-7 polynomial 1 + r + r^2 P(r) (~1 ulp), times 2^n applied as 2^(n>>1) 2^(n-(n>>1))
+//         so that results overflow to +inf and underflow gradually to 0 correctly.
+//         x is clamped to [-120, 89] first: exp(-inf) = 0, exp(+inf) = +inf, NaN -> NaN.
+// erf     For GELU = x Phi(x), Phi(x) = 1 - erfc(z)/2 (x >= 0) or erfc(z)/2 (x < 0), z = |x|/sqrt2,
+//         with the Numerical Recipes (2nd ed., sec. 6.2, "erfcc") Chebyshev fit
+//           erfc(z) = t exp(-z^2 - 1.26551223 + t (1.00002368 + ... + t 0.17087277)), t = 1/(1+z/2)
+//         whose relative error is < 1.2e-7 for all z >= 0 (checked against mpmath: 1.05e-7 on
+//         [0, 10.5]); it is the same fit the TypeScript reference backend uses. Computing erfc
+//         (not 1 + erf) keeps Phi relatively accurate in the negative tail. z^2 is split exactly
+//         into hi + lo with an FMA (a double product in the scalar path) and exp(-hi + c - lo) is
+//         range-reduced on hi exactly, so the tail keeps full float accuracy up to z = 10.5, where
+//         erfc underflows to 0 (z is clamped there: GELU(-inf) = -inf * 0 = NaN as before,
+//         GELU(+inf) = +inf).
+// tanh    GELU_tanh = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3):
+//         no cancellation for any u.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define VK_SIMD_X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports false -Wmaybe-uninitialized inside its own AVX-512 intrinsic headers
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#else
+#define VK_SIMD_X86 0
+#endif
+
+namespace vk {
+namespace simd {
+
+enum Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+inline Isa detect_isa() {
+  const char* env = std::getenv("VITKIT_ISA");
+  int cap = 2;  // 2 avx512, 1 avx2, 0 portable: the highest allowed
+  if (env) {
+    if (!std::strcmp(env, "portable")) cap = 0;
+    else if (!std::strcmp(env, "avx2")) cap = 1;
+  }
+#if VK_SIMD_X86
+  __builtin_cpu_init();
+  if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("avx2"))
+    return kAvx512;
+  if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
+#else
+  (void)cap;
+#endif
+  return kPortable;
+}
+
+inline Isa isa() {
+  static const Isa i = detect_isa();
+  return i;
+}
+
+// ---- constants ----
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f;       // 355/512: n * kLn2Hi is exact for |n| < 2^15
+constexpr float kLn2Lo = -2.12194440e-4f;    // ln2 - kLn2Hi
+constexpr float kExpLo = -120.f, kExpHi = 89.f;  // 2^n with n in [-174, 129] via two normal factors
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
+                kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+constexpr float kSqrt2OverPi = 0.79788456080286536f;
+constexpr float kTanhC = 0.044715f;
+constexpr float kErfZMax = 10.5f;
+// Numerical Recipes erfcc coefficients, c0 + t (c1 + t (c2 + ... + t c9))
+constexpr float kE0 = -1.26551223f, kE1 = 1.00002368f, kE2 = 0.37409196f, kE3 = 0.09678418f,
+                kE4 = -0.18628806f, kE5 = 0.27886807f, kE6 = -1.13520398f, kE7 = 1.48851587f,
+                kE8 = -0.82215223f, kE9 = 0.17087277f;
+
+// ---------------------------------------------------------------------------------------------
+// Portable scalar
+// ---------------------------------------------------------------------------------------------
+inline float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float pow2i_s(int n) { return bits_to_float((uint32_t)(n + 127) << 23); }  // -126..127
+
+// p(r) 2^n for |r| <= ~0.36, n in [-174, 129]
+inline float exp_finish_s(float r, int n) {
+  float p = kP0;
+  p = p * r + kP1;
+  p = p * r + kP2;
+  p = p * r + kP3;
+  p = p * r + kP4;
+  p = p * r + kP5;
+  const float y = p * (r * r) + r + 1.f;
+  const int n1 = n >> 1;
+  return y * pow2i_s(n1) * pow2i_s(n - n1);
+}
+
+// exp(a + b) where a is large and b a smaller correction (|b| <~ 2); range reduction on a is exact
+inline float exp2p_s(float a, float b) {
+  if (std::isnan(a + b)) return a + b;
+  float s = a + b;
+  s = s < kExpLo ? kExpLo : (s > kExpHi ? kExpHi : s);
+  a = a < kExpLo - 2.f ? kExpLo - 2.f : (a > kExpHi + 2.f ? kExpHi + 2.f : a);
+  const float n = std::nearbyint(s * kLog2e);
+  float r = a - n * kLn2Hi;  // exact (n * kLn2Hi exact, a and it are close)
+  r = r + b;
+  r = r - n * kLn2Lo;
+  return exp_finish_s(r, (int)n);
+}
+
+inline float exp_s(float x) { return exp2p_s(x, 0.f); }
+
+// Phi(x) = P(X <= x), X ~ N(0, 1)
+inline float phi_s(float x) {
+  const float ax = std::fabs(x);
+  float z = ax * kInvSqrt2;
+  z = z > kErfZMax ? kErfZMax : z;  // NaN stays NaN
+  const float t = 1.f / (1.f + 0.5f * z);
+  float c = kE9;
+  c = c * t + kE8;
+  c = c * t + kE7;
+  c = c * t + kE6;
+  c = c * t + kE5;
+  c = c * t + kE4;
+  c = c * t + kE3;
+  c = c * t + kE2;
+  c = c * t + kE1;
+  c = c * t + kE0;
+  const double zz = (double)z * z;  // exact
+  const float hi = (float)zz, lo = (float)(zz - (double)hi);
+  const float y = t * exp2p_s(-hi, c - lo);  // erfc(z)
+  return x >= 0.f ? 1.f - 0.5f * y : 0.5f * y;
+}
+
+// exp(-x^2 / 2) / sqrt(2 pi)
+inline float pdf_s(float x) {
+  const double xx = 0.5 * (double)x * x;
+  const float hi = (float)xx, lo = (float)(xx - (double)hi);
+  return exp2p_s(-hi, -lo) * kInvSqrt2Pi;
+}
+
+inline float gelu_erf_s(float x) { return x * phi_s(x); }
+inline float gelu_erf_grad_s(float x) { return phi_s(x) + x * pdf_s(x); }
+inline float gelu_tanh_s(float x) {
+  const float u = kSqrt2OverPi * (x + kTanhC * x * x * x);
+  return x / (1.f + exp_s(-2.f * u));
+}
+inline float gelu_tanh_grad_s(float x) {
+  const float u = kSqrt2OverPi * (x + kTanhC * x * x * x);
+  const float s = 1.f / (1.f + exp_s(-2.f * u));
+  const float du = kSqrt2OverPi * (1.f + 3.f * kTanhC * x * x);
+  return s + 2.f * x * s * (1.f - s) * du;
+}
+
+#if VK_SIMD_X86
+// ---------------------------------------------------------------------------------------------
+// AVX-512F + FMA
+// ---------------------------------------------------------------------------------------------
+#define VK_AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline)) inline
+
+VK_AVX512_INLINE __m512 exp_finish_512(__m512 r, __m512 n) {
+  __m512 p = _mm512_set1_ps(kP0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i b = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, b), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, b), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+}
+
+// exp(a + b), a large, b a small correction; NaN in a or b gives NaN
+VK_AVX512_INLINE __m512 exp2p_512(__m512 a, __m512 b) {
+  const __m512 lo = _mm512_set1_ps(kExpLo), hi = _mm512_set1_ps(kExpHi);
+  __m512 s = _mm512_add_ps(a, b);
+  s = _mm512_min_ps(hi, _mm512_max_ps(lo, s));  // second operand returned for NaN: stays NaN
+  a = _mm512_min_ps(_mm512_set1_ps(kExpHi + 2.f), _mm512_max_ps(_mm512_set1_ps(kExpLo - 2.f), a));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(s, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), a);
+  r = _mm512_add_ps(r, b);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  // s - s is NaN exactly when s is NaN (s is finite after the clamp otherwise)
+  return _mm512_add_ps(exp_finish_512(r, n), _mm512_sub_ps(s, s));
+}
+
+VK_AVX512_INLINE __m512 exp_512(__m512 x) {
+  const __m512 s = _mm512_min_ps(_mm512_set1_ps(kExpHi), _mm512_max_ps(_mm512_set1_ps(kExpLo), x));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(s, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), s);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  return _mm512_add_ps(exp_finish_512(r, n), _mm512_sub_ps(s, s));
+}
+
+// returns Phi(x); also z (|x|/sqrt2 clamped) for reuse
+VK_AVX512_INLINE __m512 phi_512(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 z = _mm512_min_ps(_mm512_set1_ps(kErfZMax), _mm512_mul_ps(ax, _mm512_set1_ps(kInvSqrt2)));
+  const __m512 one = _mm512_set1_ps(1.f);
+  const __m512 den = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one);
+  // t = 1 / den: rcp14 + one Newton step (~2^-27 relative)
+  __m512 t = _mm512_rcp14_ps(den);
+  t = _mm512_fmadd_ps(t, _mm512_fnmadd_ps(den, t, one), t);
+  __m512 c = _mm512_set1_ps(kE9);
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE8));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE7));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE6));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE5));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE4));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE3));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE2));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE1));
+  c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE0));
+  const __m512 hi = _mm512_mul_ps(z, z);
+  const __m512 lo = _mm512_fmsub_ps(z, z, hi);  // z*z = hi + lo exactly
+  const __m512 y = _mm512_mul_ps(t, exp2p_512(_mm512_sub_ps(_mm512_setzero_ps(), hi), _mm512_sub_ps(c, lo)));
+  const __m512 hy = _mm512_mul_ps(_mm512_set1_ps(0.5f), y);
+  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+  return _mm512_mask_blend_ps(pos, hy, _mm512_sub_ps(one, hy));
+}
+
+VK_AVX512_INLINE __m512 pdf_512(__m512 x) {
+  const __m512 h = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);  // exact
+  const __m512 hi = _mm512_mul_ps(h, x);
+  const __m512 lo = _mm512_fmsub_ps(h, x, hi);
+  return _mm512_mul_ps(exp2p_512(_mm512_sub_ps(_mm512_setzero_ps(), hi), _mm512_sub_ps(_mm512_setzero_ps(), lo)),
+                       _mm512_set1_ps(kInvSqrt2Pi));
+}
+
+VK_AVX512_INLINE __m512 gelu_erf_512(__m512 x) { return _mm512_mul_ps(x, phi_512(x)); }
+VK_AVX512_INLINE __m512 gelu_erf_grad_512(__m512 x) { return _mm512_fmadd_ps(x, pdf_512(x), phi_512(x)); }
+
+VK_AVX512_INLINE __m512 tanh_u_512(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  return _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi), _mm512_fmadd_ps(_mm512_set1_ps(kTanhC), x3, x));
+}
+VK_AVX512_INLINE __m512 gelu_tanh_512(__m512 x) {
+  const __m512 e = exp_512(_mm512_mul_ps(_mm512_set1_ps(-2.f), tanh_u_512(x)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+VK_AVX512_INLINE __m512 gelu_tanh_grad_512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  const __m512 e = exp_512(_mm512_mul_ps(_mm512_set1_ps(-2.f), tanh_u_512(x)));
+  const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, e));
+  const __m512 du = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi),
+                                  _mm512_fmadd_ps(_mm512_set1_ps(3.f * kTanhC), _mm512_mul_ps(x, x), one));
+  const __m512 g = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.f), x), s),
+                                 _mm512_mul_ps(_mm512_sub_ps(one, s), du));
+  return _mm512_add_ps(s, g);
+}
+
+VK_AVX512_INLINE float hsum_512(__m512 v) { return _mm512_reduce_add_ps(v); }
+VK_AVX512_INLINE float hmax_512(__m512 v) { return _mm512_reduce_max_ps(v); }
+VK_AVX512_INLINE __mmask16 tail_mask_512(int n) { return (__mmask16)((1u << n) - 1u); }
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA
+// ---------------------------------------------------------------------------------------------
+#define VK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+
+VK_AVX2_INLINE __m256 exp_finish_256(__m256 r, __m256 n) {
+  __m256 p = _mm256_set1_ps(kP0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i b = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, b), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, b), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+VK_AVX2_INLINE __m256 exp2p_256(__m256 a, __m256 b) {
+  const __m256 lo = _mm256_set1_ps(kExpLo), hi = _mm256_set1_ps(kExpHi);
+  __m256 s = _mm256_add_ps(a, b);
+  s = _mm256_min_ps(hi, _mm256_max_ps(lo, s));
+  a = _mm256_min_ps(_mm256_set1_ps(kExpHi + 2.f), _mm256_max_ps(_mm256_set1_ps(kExpLo - 2.f), a));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(s, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), a);
+  r = _mm256_add_ps(r, b);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  return _mm256_add_ps(exp_finish_256(r, n), _mm256_sub_ps(s, s));
+}
+
+VK_AVX2_INLINE __m256 exp_256(__m256 x) {
+  const __m256 s = _mm256_min_ps(_mm256_set1_ps(kExpHi), _mm256_max_ps(_mm256_set1_ps(kExpLo), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(s, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), s);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  return _mm256_add_ps(exp_finish_256(r, n), _mm256_sub_ps(s, s));
+}
+
+VK_AVX2_INLINE __m256 abs_256(__m256 x) {
+  return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x);
+}
+
+VK_AVX2_INLINE __m256 phi_256(__m256 x) {
+  const __m256 z = _mm256_min_ps(_mm256_set1_ps(kErfZMax), _mm256_mul_ps(abs_256(x), _mm256_set1_ps(kInvSqrt2)));
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 den = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one);
+  // t = 1 / den: rcp (12 bits) + two Newton steps
+  __m256 t = _mm256_rcp_ps(den);
+  t = _mm256_fmadd_ps(t, _mm256_fnmadd_ps(den, t, one), t);
+  t = _mm256_fmadd_ps(t, _mm256_fnmadd_ps(den, t, one), t);
+  __m256 c = _mm256_set1_ps(kE9);
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE8));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE7));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE6));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE5));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE4));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE3));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE2));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE1));
+  c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE0));
+  const __m256 hi = _mm256_mul_ps(z, z);
+  const __m256 lo = _mm256_fmsub_ps(z, z, hi);
+  const __m256 y = _mm256_mul_ps(t, exp2p_256(_mm256_sub_ps(_mm256_setzero_ps(), hi), _mm256_sub_ps(c, lo)));
+  const __m256 hy = _mm256_mul_ps(_mm256_set1_ps(0.5f), y);
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
+  return _mm256_blendv_ps(hy, _mm256_sub_ps(one, hy), pos);
+}
+
+VK_AVX2_INLINE __m256 pdf_256(__m256 x) {
+  const __m256 h = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+  const __m256 hi = _mm256_mul_ps(h, x);
+  const __m256 lo = _mm256_fmsub_ps(h, x, hi);
+  return _mm256_mul_ps(exp2p_256(_mm256_sub_ps(_mm256_setzero_ps(), hi), _mm256_sub_ps(_mm256_setzero_ps(), lo)),
+                       _mm256_set1_ps(kInvSqrt2Pi));
+}
+
+VK_AVX2_INLINE __m256 gelu_erf_256(__m256 x) { return _mm256_mul_ps(x, phi_256(x)); }
+VK_AVX2_INLINE __m256 gelu_erf_grad_256(__m256 x) { return _mm256_fmadd_ps(x, pdf_256(x), phi_256(x)); }
+
+VK_AVX2_INLINE __m256 tanh_u_256(__m256 x) {
+  const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  return _mm256_mul_ps(_mm256_set1_ps(kSqrt2OverPi), _mm256_fmadd_ps(_mm256_set1_ps(kTanhC), x3, x));
+}
+VK_AVX2_INLINE __m256 gelu_tanh_256(__m256 x) {
+  const __m256 e = exp_256(_mm256_mul_ps(_mm256_set1_ps(-2.f), tanh_u_256(x)));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.f), e));
+}
+VK_AVX2_INLINE __m256 gelu_tanh_grad_256(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 e = exp_256(_mm256_mul_ps(_mm256_set1_ps(-2.f), tanh_u_256(x)));
+  const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
+  const __m256 du = _mm256_mul_ps(_mm256_set1_ps(kSqrt2OverPi),
+                                  _mm256_fmadd_ps(_mm256_set1_ps(3.f * kTanhC), _mm256_mul_ps(x, x), one));
+  const __m256 g = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.f), x), s),
+                                 _mm256_mul_ps(_mm256_sub_ps(one, s), du));
+  return _mm256_add_ps(s, g);
+}
+
+VK_AVX2_INLINE float hsum_256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+VK_AVX2_INLINE float hmax_256(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+// lanes < n all-ones (0 <= n <= 8)
+VK_AVX2_INLINE __m256i tail_mask_256(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif  // VK_SIMD_X86
+
+}  // namespace simd
+}  // namespace vk
