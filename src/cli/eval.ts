@@ -1,0 +1,93 @@
+/**
+ * `vitkit eval --model <dir> --data <...> [--json]`: top-1 and top-5 accuracy, mean loss,
+ * per-class accuracy and the confusion matrix on the data's evaluation set (MNIST's test split,
+ * CIFAR-10's test_batch, an image folder's val/, a tensor file).
+ */
+import { Command, Option } from 'commander';
+import { VitkitError } from '../errors.js';
+import { loadModel } from '../io/checkpoint.js';
+import { openData } from '../data/open.js';
+import { sharedI32, type Dataset } from '../data/dataset.js';
+import { BatchLoader } from '../data/loader.js';
+import { evaluateModel, type EvalReport } from '../train/loop.js';
+import { preparePipeline } from './train.js';
+import { parseIntOpt } from './common.js';
+
+export interface EvalOutput extends EvalReport {
+  model: string;
+  data: string;
+  labels: string[];
+}
+
+/** Map the data's class indices onto the model's by name when both name their classes. */
+function remapLabels(ds: Dataset, dataNames: string[] | null, modelLabels: string[]): Dataset {
+  if (!dataNames) return ds;
+  const same = dataNames.every((n, i) => modelLabels[i] === n);
+  if (same) return ds;
+  if (!dataNames.every((n) => modelLabels.includes(n))) return ds; // unnamed model classes: indices as they are
+  const map = dataNames.map((n) => modelLabels.indexOf(n));
+  const labels = sharedI32(ds.n);
+  for (let i = 0; i < ds.n; i++) labels[i] = map[ds.labels[i]!]!;
+  return { ...ds, labels };
+}
+
+export async function evaluateCli(o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error' }, warn: (s: string) => void = (s) => console.error(s)): Promise<EvalOutput> {
+  const lm = loadModel(o.model);
+  const data = openData(o.data, { purpose: 'eval' });
+  if (!data.val || data.val.n === 0) throw new VitkitError(`Expected images to evaluate in ${o.data} but received none`);
+  const val = remapLabels(data.val, data.labelNames, lm.labels);
+  const pipeline = preparePipeline(lm.model, lm.preprocess, [val], o.onBadImage);
+  const loader = new BatchLoader({ train: null, val, pipeline, workers: o.workers ?? (data.kind === 'folder' ? 2 : 1), onSkip: (f) => warn(`warning: skipped unreadable image ${f}`) });
+  try {
+    const r = await evaluateModel(lm.model, loader, o.batchSize);
+    return { model: o.model, data: o.data, labels: lm.labels, ...r };
+  } finally {
+    await loader.close();
+  }
+}
+
+/** The text report: summary, per-class accuracy, confusion matrix (rows true, columns predicted). */
+export function formatEval(r: EvalOutput): string[] {
+  const K = r.labels.length;
+  const lines = [
+    `Evaluated ${r.model} on ${r.data}: ${r.count} images`,
+    `accuracy ${r.acc.toFixed(2)}%   top-5 ${r.top5.toFixed(2)}%   loss ${r.loss.toFixed(4)}`,
+    '',
+    'per-class accuracy:',
+  ];
+  const w = Math.min(24, Math.max(5, ...r.labels.map((l) => l.length)));
+  r.perClass.forEach((a, k) => {
+    const n = r.confusion[k]!.reduce((s, v) => s + v, 0);
+    if (n) lines.push(`  ${String(k).padStart(String(K - 1).length)} ${r.labels[k]!.slice(0, w).padEnd(w)}  ${a!.toFixed(2).padStart(6)}%  (${r.confusion[k]![k]} / ${n})`);
+  });
+  const present = r.confusion.map((row, k) => row.some((v) => v > 0) || r.confusion.some((rr) => rr[k]! > 0));
+  const idx = [...present.keys()].filter((k) => present[k]);
+  if (idx.length <= 30) {
+    lines.push('', 'confusion matrix (rows: true class, columns: predicted):');
+    const cw = Math.max(4, ...idx.map((k) => String(Math.max(...r.confusion[k]!)).length + 1), String(K - 1).length + 1);
+    lines.push(' '.repeat(6) + idx.map((k) => String(k).padStart(cw)).join(''));
+    for (const k of idx) lines.push(String(k).padStart(5) + ' ' + idx.map((j) => String(r.confusion[k]![j]).padStart(cw)).join(''));
+  } else {
+    lines.push('', `(confusion matrix of ${idx.length} classes omitted; use --json)`);
+  }
+  return lines;
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('evaluate a checkpoint on a dataset: accuracy, top-5, per-class accuracy and the confusion matrix')
+    .requiredOption('-m, --model <dir>', 'checkpoint directory (timm or Hugging Face layout)')
+    .requiredOption('-d, --data <source>', 'mnist (test split) | image folder (val/ or <class>/) | CIFAR-10 folder (test_batch) | .safetensors with x and y')
+    .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 128)
+    .option('--workers <n>', 'data worker threads (0: main thread)', parseIntOpt('--workers', 0))
+    .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
+    .option('--json', 'print {"acc", "top5", "loss", "count", "per_class", "confusion", "labels"} as JSON')
+    .action(async (o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; json?: boolean }) => {
+      const r = await evaluateCli(o);
+      if (o.json) {
+        console.log(JSON.stringify({ model: r.model, data: r.data, count: r.count, acc: r.acc, top5: r.top5, loss: r.loss, per_class: r.perClass, confusion: r.confusion, labels: r.labels }));
+        return;
+      }
+      for (const l of formatEval(r)) console.log(l);
+    });
+}

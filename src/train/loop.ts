@@ -1,0 +1,405 @@
+/**
+ * The training run: epochs of Trainer steps over a BatchLoader, validation after every epoch, and
+ * a checkpoint directory that is always complete and resumable.
+ *
+ * `<out>/` after every epoch (and on Ctrl-C):
+ *   config.json + model.safetensors   the model in timm's layout (saveCheckpoint)
+ *   ema/                              the EMA weights, same layout (with --ema-decay)
+ *   train_state.safetensors           everything a resume needs, in ONE atomically written file:
+ *                                     model weights, AdamW moments, EMA, and (metadata "run") the
+ *                                     run state: epoch, batch within the epoch, step, settings,
+ *                                     the RNG seed, the partial-epoch sums and the metrics history
+ *   train_state.json                  a readable copy of the run state
+ *   metrics.jsonl                     one line per epoch (rewritten whole, atomically)
+ *   curves.png                        loss and accuracy curves
+ * Each file is written to a temporary name and renamed. Resuming reads train_state.safetensors
+ * only, so a crash between two of these writes cannot mix epochs.
+ *
+ * Exact resume: the sample order of epoch e and the augmentation of batch b are pure functions of
+ * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
+ * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
+ */
+import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { VitkitError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
+import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { Trainer, type TrainerState } from './trainer.js';
+import { crossEntropy } from './loss.js';
+import { BatchLoader } from '../data/loader.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Pipeline } from '../data/batch.js';
+import { defaultAugment, type AugmentSpec } from '../data/augment.js';
+import { epochRng } from '../data/rng.js';
+import { renderCurves } from './plot.js';
+
+/** Every setting that defines a run (saved with it; a resume continues with these). */
+export interface TrainSettings {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  minLr: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  schedule: 'cosine' | 'constant';
+  warmupEpochs: number;
+  clipGrad: number | null;
+  layerDecay: number | null;
+  emaDecay: number | null;
+  /** mixup Beta alpha (0 = off) */
+  mixup: number;
+  /** cutmix Beta alpha (0 = off) */
+  cutmix: number;
+  seed: number;
+  shuffle: boolean;
+  /** train augmentation */
+  augment: 'none' | 'shift' | 'rrc_flip';
+}
+
+export const DEFAULT_SETTINGS: TrainSettings = {
+  epochs: 10, batchSize: 64, lr: 1e-3, minLr: 0, weightDecay: 0.05, labelSmoothing: 0.1, schedule: 'cosine',
+  warmupEpochs: 1, clipGrad: null, layerDecay: null, emaDecay: null, mixup: 0, cutmix: 0, seed: 0, shuffle: true, augment: 'none',
+};
+
+/** One line of metrics.jsonl. Accuracies are percentages. */
+export interface EpochMetrics {
+  epoch: number;
+  train_loss: number;
+  val_loss: number | null;
+  val_acc: number | null;
+  val_top5: number | null;
+  /** learning rate of the epoch's last step */
+  lr: number;
+  /** wall time of the epoch (training and validation) */
+  seconds: number;
+  /** training images per second */
+  img_s: number;
+  /** with --ema-decay: the EMA weights' validation accuracy */
+  val_acc_ema?: number | null;
+}
+
+export interface ModelMeta {
+  /** architecture name for config.json */
+  name: string;
+  pretrainedCfg: Record<string, unknown>;
+  labels: string[];
+}
+
+/** The run state stored in train_state.safetensors (metadata "run") and train_state.json. */
+export interface RunState {
+  format: 'vitkit-train-state';
+  version: 1;
+  /** epochs completed */
+  epoch: number;
+  /** batches done of epoch `epoch` (0 at an epoch boundary) */
+  batch: number;
+  /** optimizer steps done */
+  step: number;
+  stepsPerEpoch: number;
+  trainSamples: number;
+  settings: TrainSettings;
+  /** config.json of the model (timm layout) and what saveCheckpoint needs */
+  model: { config: Record<string, unknown>; name: string; pretrainedCfg: Record<string, unknown>; labels: string[] };
+  /** sums over the unfinished epoch */
+  partial: { lossSum: number; images: number; seconds: number; trainSeconds: number; lr: number };
+  history: EpochMetrics[];
+  /** every random draw derives from this seed with (epoch, batch); the order generator's state for the next epoch is shown */
+  rng: { seed: number; epochOrderState: number };
+  /** true once all epochs are done */
+  complete: boolean;
+  /** the data the run trains on (so --resume needs no --data) */
+  data: DataRecord | null;
+}
+
+export interface DataRecord {
+  source: string;
+  valSplit?: number;
+  valData?: string;
+}
+
+export interface ProgressSink {
+  epochStart(epoch: number, epochs: number, totalSteps: number, doneSteps: number): void;
+  step(s: { done: number; total: number; loss: number; lr: number; imgPerSec: number; etaSeconds: number }): void;
+  epochEnd(m: EpochMetrics, epochs: number): void;
+  /** a line of text (warnings, notes) */
+  message(line: string): void;
+}
+
+export interface RunOptions {
+  model: VisionTransformer;
+  meta: ModelMeta;
+  train: Dataset;
+  val: Dataset | null;
+  pipeline: Pipeline;
+  settings: TrainSettings;
+  out: string;
+  /** data worker threads (0: inline) */
+  workers: number;
+  /** continue from this state (readRunState) */
+  resume?: LoadedRunState | null;
+  progress?: ProgressSink;
+  /** stop as Ctrl-C does after this many steps of this call (tests) */
+  stopAfterSteps?: number;
+  /** install a SIGINT handler (default true) */
+  handleSigint?: boolean;
+  /** recorded in the run state */
+  data?: DataRecord;
+}
+
+export interface RunResult {
+  history: EpochMetrics[];
+  interrupted: boolean;
+  state: RunState;
+}
+
+export interface LoadedRunState {
+  run: RunState;
+  weights: Float32Array;
+  trainer: TrainerState;
+}
+
+export const STATE_FILE = 'train_state.safetensors';
+
+/** Read `<dir>/train_state.safetensors`. */
+export function readRunState(dir: string): LoadedRunState {
+  const file = path.join(dir, STATE_FILE);
+  if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
+  const st = readSafetensors(file);
+  let run: RunState;
+  try {
+    run = JSON.parse(st.metadata['run'] ?? '') as RunState;
+  } catch {
+    throw new VitkitError(`${file} is not a vitkit training state (no "run" metadata)`);
+  }
+  if (run.format !== 'vitkit-train-state') throw new VitkitError(`${file} is not a vitkit training state (format ${JSON.stringify(run.format)})`);
+  const trainer: TrainerState = {
+    step: run.step,
+    optimizer: { step: Number(st.metadata['optimizer_step']), expAvg: st.f32('optimizer.exp_avg').data, expAvgSq: st.f32('optimizer.exp_avg_sq').data },
+  };
+  if (st.has('ema')) trainer.ema = st.f32('ema').data;
+  return { run, weights: st.f32('model').data, trainer };
+}
+
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+function writeRunState(dir: string, model: VisionTransformer, trainer: Trainer, run: RunState): void {
+  const s = trainer.state();
+  const n = model.params.count;
+  const tensors: Record<string, StTensorIn> = {
+    model: { dtype: 'F32', shape: [n], data: model.params.buffer },
+    'optimizer.exp_avg': { dtype: 'F32', shape: [n], data: s.optimizer.expAvg },
+    'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq },
+  };
+  if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
+  writeSafetensors(path.join(dir, STATE_FILE), tensors,
+    { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+}
+
+/** The settings that matter for a Trainer. */
+export function trainerOptions(s: TrainSettings, stepsPerEpoch: number) {
+  return {
+    lr: s.lr, weightDecay: s.weightDecay,
+    // mixup / cutmix targets carry the smoothing (timm's mixup_target); the loss must not smooth again
+    labelSmoothing: s.mixup > 0 || s.cutmix > 0 ? 0 : s.labelSmoothing,
+    schedule: s.schedule, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch, minLr: s.minLr,
+    ...(s.clipGrad !== null ? { clipGrad: s.clipGrad } : {}),
+    ...(s.layerDecay !== null ? { layerDecay: s.layerDecay } : {}),
+    ...(s.emaDecay !== null ? { emaDecay: s.emaDecay } : {}),
+  };
+}
+
+export function augmentSpec(s: TrainSettings, numClasses: number): AugmentSpec | null {
+  const mix = s.mixup > 0 || s.cutmix > 0
+    ? { mixupAlpha: s.mixup, cutmixAlpha: s.cutmix, prob: 1, switchProb: 0.5, labelSmoothing: s.labelSmoothing, numClasses }
+    : null;
+  if (s.augment === 'none' && !mix) return null;
+  return defaultAugment(s.augment, mix);
+}
+
+export interface EvalReport {
+  /** mean cross entropy (no smoothing) */
+  loss: number;
+  /** top-1 accuracy, percent */
+  acc: number;
+  /** top-5 accuracy, percent (top-K when K < 5) */
+  top5: number;
+  count: number;
+  /** confusion[true][pred] */
+  confusion: number[][];
+  /** per-class accuracy, percent (null for a class with no samples) */
+  perClass: (number | null)[];
+}
+
+/** Evaluate a model over the loader's validation set. */
+export async function evaluateModel(model: VisionTransformer, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
+  const K = model.config.num_classes;
+  const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
+  let lossSum = 0, count = 0, top1 = 0, top5 = 0;
+  const { in_chans: C, img_size: S } = model.config;
+  for await (const b of loader.evalBatches(batchSize)) {
+    if (b.size === 0) continue;
+    const logits = model.forward(new Tensor([b.size, C, S, S], b.x));
+    lossSum += crossEntropy(logits, b.y, 0, K).loss * b.size;
+    for (let i = 0; i < b.size; i++) {
+      const row = logits.data.subarray(i * K, (i + 1) * K);
+      const y = b.y[i]!;
+      let best = 0;
+      for (let k = 1; k < K; k++) if (row[k]! > row[best]!) best = k;
+      // rank of the true class: classes with a strictly larger logit (ties resolved like torch.topk: lower index first)
+      let rank = 0;
+      for (let k = 0; k < K; k++) if (row[k]! > row[y]! || (row[k] === row[y] && k < y)) rank++;
+      if (best === y) top1++;
+      if (rank < 5) top5++;
+      confusion[y]![best]!++;
+    }
+    count += b.size;
+  }
+  const perClass = confusion.map((r, k) => {
+    const n = r.reduce((a, v) => a + v, 0);
+    return n ? (100 * r[k]!) / n : null;
+  });
+  return { loss: count ? lossSum / count : NaN, acc: count ? (100 * top1) / count : NaN, top5: count ? (100 * top5) / count : NaN, count, confusion, perClass };
+}
+
+const round = (v: number, d: number) => Number(v.toFixed(d));
+
+/** Train (or continue training) `opts.model`, writing checkpoints into `opts.out`. */
+export async function trainRun(opts: RunOptions): Promise<RunResult> {
+  const { model, settings: s, train, val, out } = opts;
+  const progress = opts.progress;
+  const K = model.config.num_classes;
+  const stepsPerEpoch = Math.ceil(train.n / s.batchSize);
+  if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
+  const trainer = new Trainer(model, trainerOptions(s, stepsPerEpoch));
+  const meta = opts.meta;
+  let run: RunState;
+  if (opts.resume) {
+    const r = opts.resume;
+    if (r.run.trainSamples !== train.n) {
+      throw new VitkitError(`Cannot resume: the run trained on ${r.run.trainSamples} samples but the training data now has ${train.n}`);
+    }
+    if (r.weights.length !== model.params.count) {
+      throw new VitkitError(`Cannot resume: the saved state has ${r.weights.length} weights but the model has ${model.params.count}`);
+    }
+    model.params.buffer.set(r.weights);
+    trainer.loadState(r.trainer);
+    run = { ...r.run, settings: s, stepsPerEpoch, complete: r.run.epoch >= s.epochs };
+  } else {
+    run = {
+      format: 'vitkit-train-state', version: 1, epoch: 0, batch: 0, step: 0, stepsPerEpoch, trainSamples: train.n, settings: s,
+      model: { config: timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), name: meta.name, pretrainedCfg: meta.pretrainedCfg, labels: meta.labels },
+      partial: { lossSum: 0, images: 0, seconds: 0, trainSeconds: 0, lr: trainer.lr }, history: [], rng: { seed: s.seed, epochOrderState: epochRng(s.seed, 0).state }, complete: false, data: opts.data ?? null,
+    };
+  }
+  mkdirSync(out, { recursive: true });
+  const aug = augmentSpec(s, K);
+  const evalBatch = Math.max(s.batchSize, 64);
+  const loader = new BatchLoader({
+    train, val, pipeline: opts.pipeline, workers: opts.workers,
+    onSkip: (f) => progress?.message(`warning: skipped unreadable image ${f}`),
+  });
+
+  let interrupted = false;
+  let sigints = 0;
+  const onSigint = () => {
+    sigints++;
+    interrupted = true;
+    progress?.message(sigints === 1
+      ? 'Interrupted: finishing the current step and writing a resumable checkpoint...'
+      : 'Still writing the checkpoint; it will be complete in a moment.');
+  };
+  const handle = opts.handleSigint ?? true;
+  if (handle) process.on('SIGINT', onSigint);
+
+  const checkpoint = async (final: boolean) => {
+    run.step = trainer.stepCount;
+    run.rng = { seed: s.seed, epochOrderState: epochRng(s.seed, run.epoch).state };
+    writeRunState(out, model, trainer, run);
+    saveCheckpoint(out, model, meta, { overwrite: true });
+    const ema = trainer.emaModel();
+    if (ema) saveCheckpoint(path.join(out, 'ema'), ema, meta, { overwrite: true });
+    writeAtomic(path.join(out, 'train_state.json'), JSON.stringify(run, null, 1) + '\n');
+    writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
+    if (final || run.batch === 0) {
+      if (run.history.length) await writeAtomicPng(path.join(out, 'curves.png'), run.history);
+    }
+  };
+
+  let stepsThisCall = 0;
+  try {
+    for (let epoch = run.epoch; epoch < s.epochs; epoch++) {
+      const start = run.batch;
+      const t0 = performance.now();
+      const p = run.partial;
+      progress?.epochStart(epoch + 1, s.epochs, stepsPerEpoch, start);
+      let b = start;
+      let last = performance.now();
+      for await (const batch of loader.trainEpoch(epoch, { batchSize: s.batchSize, seed: s.seed, shuffle: s.shuffle, augment: aug, start })) {
+        if (batch.size > 0) {
+          const { channels: C, height: H, width: W } = opts.pipeline;
+          const r = trainer.step(new Tensor([batch.size, C, H, W], batch.x), batch.soft ?? batch.y);
+          if (!Number.isFinite(r.loss)) {
+            throw new VitkitError(`Training diverged: the loss is ${r.loss} at epoch ${epoch + 1}, step ${b + 1}; lower --lr or pass --clip-grad 1`);
+          }
+          p.lossSum += r.loss * batch.size;
+          p.images += batch.size;
+          p.lr = r.lr;
+        }
+        b++;
+        run.batch = b;
+        const now = performance.now();
+        p.trainSeconds += (now - last) / 1000;
+        last = now;
+        stepsThisCall++;
+        const elapsed = p.seconds + (performance.now() - t0) / 1000;
+        const ips = p.images / Math.max(1e-9, elapsed);
+        const remainingImages = Math.max(0, train.n - p.images) + (s.epochs - epoch - 1) * train.n;
+        progress?.step({ done: b, total: stepsPerEpoch, loss: p.images ? p.lossSum / p.images : NaN, lr: p.lr, imgPerSec: ips, etaSeconds: remainingImages / Math.max(ips, 1e-9) });
+        if (interrupted || (opts.stopAfterSteps !== undefined && stepsThisCall >= opts.stopAfterSteps)) {
+          p.seconds += (performance.now() - t0) / 1000;
+          interrupted = true;
+          await checkpoint(false);
+          return { history: run.history, interrupted: true, state: run };
+        }
+      }
+      let vl: number | null = null, va: number | null = null, v5: number | null = null, vaEma: number | null = null;
+      if (val && val.n > 0) {
+        const r = await evaluateModel(model, loader, evalBatch);
+        vl = r.loss; va = r.acc; v5 = r.top5;
+        const ema = trainer.emaModel();
+        if (ema) vaEma = (await evaluateModel(ema, loader, evalBatch)).acc;
+      }
+      const seconds = p.seconds + (performance.now() - t0) / 1000;
+      const m: EpochMetrics = {
+        epoch: epoch + 1, train_loss: round(p.images ? p.lossSum / p.images : NaN, 6), val_loss: vl === null ? null : round(vl, 6),
+        val_acc: va === null ? null : round(va, 2), val_top5: v5 === null ? null : round(v5, 2), lr: p.lr, seconds: round(seconds, 3),
+        img_s: round(p.images / Math.max(1e-9, p.trainSeconds), 1),
+      };
+      if (s.emaDecay !== null) m.val_acc_ema = vaEma === null ? null : round(vaEma, 2);
+      run.history.push(m);
+      run.epoch = epoch + 1;
+      run.batch = 0;
+      run.partial = { lossSum: 0, images: 0, seconds: 0, trainSeconds: 0, lr: p.lr };
+      run.complete = run.epoch >= s.epochs;
+      await checkpoint(run.complete);
+      progress?.epochEnd(m, s.epochs);
+      if (interrupted) return { history: run.history, interrupted: true, state: run };
+    }
+    run.complete = true;
+    return { history: run.history, interrupted: false, state: run };
+  } finally {
+    if (handle) process.removeListener('SIGINT', onSigint);
+    await loader.close();
+  }
+}
+
+async function writeAtomicPng(file: string, history: EpochMetrics[]): Promise<void> {
+  const png = await renderCurves(history);
+  writeAtomic(file, png);
+}
