@@ -4,6 +4,7 @@
  * pre-logits embeddings.
  */
 import type { LoadedModel } from '../io/checkpoint.js';
+import { VitkitError } from '../errors.js';
 import { loadImageFolder } from '../data/folder.js';
 import { embedFiles } from './embed.js';
 import { classPrototypes, prototypeScores } from './prototypes.js';
@@ -28,6 +29,9 @@ export interface SupportSet {
 /** Embed the support folder and build one prototype per class folder. */
 export async function buildSupport(loaded: LoadedModel, root: string, batchSize = 8): Promise<SupportSet> {
   const { ds, classes } = loadImageFolder(root);
+  if (classes.length < 2) {
+    throw new VitkitError(`Expected at least 2 class folders in the support set ${root} (${root}/<class>/*.png|jpg...) but received ${classes.length}: ${classes.join(', ')}`);
+  }
   const { data, dim } = await embedFiles(loaded, ds.files, { batchSize });
   const counts = classes.map((_, k) => [...ds.labels].filter((y) => y === k).length);
   return { classes, prototypes: classPrototypes(data, ds.labels, classes.length, dim), dim, counts };

@@ -102,7 +102,11 @@ test('fewshot picks the nearest class prototype and reports cosine scores', () =
   const t = vitkit('fewshot', '-m', HF_DIR, '-s', SUP, path.join(Q, 'q-red.png'));
   assert.match(t.out, /^support: 2 classes \(blue 3, red 3\)\n.*q-red\.png: red\n/);
   assertUserError(vitkit('fewshot', '-m', HF_DIR, '-s', path.join(dir, 'nope'), path.join(Q, 'q-red.png')), /Expected an image folder for .*nope but received a path that does not exist/);
-  assertUserError(vitkit('fewshot', '-m', HF_DIR, '-s', Q, path.join(Q, 'q-red.png')), /Class folder .*sub has no images|Expected class folders/);
+  mkdirSync(path.join(dir, 'sup2', 'a'), { recursive: true });
+  mkdirSync(path.join(dir, 'sup2', 'b'), { recursive: true });
+  writeFileSync(path.join(dir, 'sup2', 'a', 'notes.txt'), 'x');
+  assertUserError(vitkit('fewshot', '-m', HF_DIR, '-s', path.join(dir, 'sup2'), path.join(Q, 'q-red.png')), /Class folder .*sup2.a has no images: expected files ending in \.jpg/);
+  assertUserError(vitkit('fewshot', '-m', HF_DIR, '-s', Q, path.join(Q, 'q-red.png')), /Expected at least 2 class folders in the support set .*queries .* but received 1: sub/);
 });
 
 test('embeddings of the reference images agree with timm\'s pre_logits', { skip: !hasRefs && NO_REFS }, async () => {
