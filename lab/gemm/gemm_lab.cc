@@ -121,6 +121,29 @@ static void test_nan_inf() {
     }
 }
 
+// sgemm_st from many pool threads at once, and sgemm nested inside a parallel region.
+static void test_concurrent() {
+  vk::set_threads(2);
+  const int H = 16, M = 197, N = 197, K = 64;
+  std::vector<float> A((size_t)H * M * K), B((size_t)H * N * K), C((size_t)H * M * N),
+      C2((size_t)H * M * N), R((size_t)H * M * N);
+  fill(A);
+  fill(B);
+  for (int h = 0; h < H; h++)  // serial reference through the same code
+    vk::sgemm_st(false, true, M, N, K, 1.f, &A[(size_t)h * M * K], K, &B[(size_t)h * N * K], K, 0.f,
+                 &R[(size_t)h * M * N], N);
+  vk::parallel_for(H, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; h++) {
+      vk::sgemm_st(false, true, M, N, K, 1.f, &A[h * M * K], K, &B[h * N * K], K, 0.f, &C[h * M * N], N);
+      vk::sgemm(false, true, M, N, K, 1.f, &A[h * M * K], K, &B[h * N * K], K, 0.f, &C2[h * M * N], N);
+    }
+  });
+  if (C != R || C2 != R) {
+    std::printf("  FAIL concurrent sgemm_st / nested sgemm differ from serial results\n");
+    failures++;
+  }
+}
+
 static int test_main() {
   std::printf("isa=%s\n", vk::gemm_isa());
   const int dims[] = {0, 1, 3, 5, 13, 14, 15, 16, 17, 31, 32, 33, 64, 197};
@@ -146,6 +169,13 @@ static int test_main() {
       cases.push_back({(bool)tA, (bool)tB, 45, 2100, 300, 0.7f, 0.3f, 5});
       cases.push_back({(bool)tA, (bool)tB, 300, 192, 768, 1.f, 0.f, 0});
       cases.push_back({(bool)tA, (bool)tB, 257, 100, 513, 1.f, -1.f, 2});
+      // multi-threaded schedules: narrow column blocks for few row panels, several K-inner
+      // column blocks, the classic (K-outer) order with the static grid
+      cases.push_back({(bool)tA, (bool)tB, 20, 2000, 100, 1.f, 0.f, 1});
+      cases.push_back({(bool)tA, (bool)tB, 13, 3000, 300, 1.5f, 0.5f, 0});
+      cases.push_back({(bool)tA, (bool)tB, 200, 1100, 600, 1.f, 1.f, 3});
+      cases.push_back({(bool)tA, (bool)tB, 600, 70, 3072, 1.f, 0.f, 0});
+      cases.push_back({(bool)tA, (bool)tB, 90, 1500, 1000, -1.f, 2.f, 0});
     }
   double worst = 0;
   for (int threads : {1, 2}) {
@@ -157,6 +187,7 @@ static int test_main() {
   }
   vk::set_threads(2);
   test_nan_inf();
+  test_concurrent();
   std::printf("%zu cases x {mt 1/2 threads, st}: max normalized error %.3g, failures %d\n",
               cases.size(), worst, failures);
   return failures ? 1 : 0;

@@ -20,6 +20,8 @@
 //   * No fast-math: zeros are not skipped, NaN/Inf propagate like the naive product.
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <memory>
 #include <utility>
 #include <cmath>
 #include <cstdint>
@@ -430,27 +432,56 @@ inline void prefetch_a(const Problem& g, int ic, int mr, int pc, int kc, int q, 
   }
 }
 
-// Computes the C block rows [m0, m1) x cols [n0, n1) on the calling thread.
-void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, int n1) {
+// Blocking plan for a C block with `ncols` columns.
+//   kcb: K block (balanced), nkb: number of K blocks, ncb: columns per packed B block.
+//   kinner: loop order. When all of K for >= 8 NR panels of B fits the L2 budget (KC * NC
+//   floats), the whole K extent of a B block is packed once and the K blocks run inside the
+//   row-panel loop, so each row panel is finished (all K) before the next: its C tiles stay in
+//   L1/L2 and the row panels are independent work items. Otherwise the classic Goto order: pack a
+//   KC x NC block of B, sweep all row panels, next K block.
+struct Plan {
+  int kcb, nkb, ncb;
+  bool kinner;  // also true when nkb == 1 (the two orders coincide)
+};
+
+Plan make_plan(const KernelSet& ks, int K, int ncols) {
+  Plan p;
+  const int NR = ks.NR;
+  p.nkb = (K + ks.KC - 1) / ks.KC;
+  p.kcb = (K + p.nkb - 1) / p.nkb;
+  p.kcb = std::min(ks.KC, (p.kcb + 3) & ~3);
+  const int64_t budget = (int64_t)ks.KC * ks.NC;
+  const int nall = ((ncols + NR - 1) / NR) * NR;
+  p.ncb = (int)std::min<int64_t>(nall, budget / K / NR * NR);
+  p.kinner = p.nkb == 1 || p.ncb >= nall || p.ncb >= 8 * NR;
+  if (p.nkb == 1 || !p.kinner) p.ncb = std::min(ks.NC, nall);
+  return p;
+}
+
+// Dynamic schedule for the K-inner order: per B column block b, the row panels are split into
+// nt contiguous ranges; thread t works through its own range, then steals from the others'
+// (all through one atomic cursor per range). Absorbs late thread wake-ups and machine noise.
+struct Sched {
+  int nt, mt;
+  std::atomic<int>* next;  // [block * nt + range]
+  int begin(int r) const { return (int)((int64_t)mt * r / nt); }
+  int end(int r) const { return (int)((int64_t)mt * (r + 1) / nt); }
+};
+
+// Computes the C block rows [m0, m1) x cols [n0, n1) on the calling thread (sched == null), or
+// thread t's share of the whole problem under `sched` (K-inner plans only).
+void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, int n1,
+                const Plan* plan = nullptr, Sched* sched = nullptr, int t = 0) {
   if (m0 >= m1 || n0 >= n1) return;
   const int MR = ks.MR, NR = ks.NR;
   if (g.K == 0) {
     scale_c(g.C + (int64_t)m0 * g.ldc + n0, g.ldc, m1 - m0, n1 - n0, g.beta);
     return;
   }
-  const int nkb = (g.K + ks.KC - 1) / ks.KC;
-  int kcb = (g.K + nkb - 1) / nkb;  // balanced K blocks
-  kcb = std::min(ks.KC, (kcb + 3) & ~3);
-  // Two loop orders. "K inner": when all of K for >= 8 NR panels of B fits the L2 budget
-  // (KC * NC floats), the whole K extent of the B block is packed once and the K blocks run inside
-  // the row-panel loop, so the C tiles of a row panel stay in L1/L2 across K blocks. Otherwise
-  // the classic order: pack a KC x NC block of B, sweep all row panels, next K block.
-  const int64_t budget = (int64_t)ks.KC * ks.NC;
-  const int nall = ((n1 - n0 + NR - 1) / NR) * NR;
-  int ncb = (int)std::min<int64_t>(nall, budget / g.K / NR * NR);
-  const bool kinner = nkb > 1 && (ncb >= nall || ncb >= 8 * NR);
-  if (!kinner) ncb = std::min(ks.NC, nall);
-  float* Bp = tl_bufB.get((size_t)ncb * (kinner ? g.K : kcb) + 64);
+  const Plan pl = plan ? *plan : make_plan(ks, g.K, n1 - n0);
+  const int kcb = pl.kcb, ncb = pl.ncb;
+  const bool kinner = pl.kinner;
+  float* Bp = tl_bufB.get((size_t)((ncb + NR - 1) / NR * NR) * (kinner ? g.K : kcb) + 64);
   float* Ap = tl_bufA.get((size_t)MR * ks.AS + 64);
   alignas(64) float tile[16 * 64];
   const int kmaj = g.tA ? 1 : 0;
@@ -488,20 +519,35 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
     }
   };
 
-  for (int jc = n0; jc < n1; jc += ncb) {
+  const int mt = (m1 - m0 + MR - 1) / MR;
+  for (int jc = n0, blk = 0; jc < n1; jc += ncb, blk++) {
     const int nc = std::min(ncb, n1 - jc);
     const int ncpad = ((nc + NR - 1) / NR) * NR;
     if (kinner) {
-      for (int pc = 0; pc < g.K; pc += kcb)
-        pack_b_block(ks, g, jc, nc, pc, std::min(kcb, g.K - pc), Bp + (int64_t)pc * ncpad);
-      for (int ic = m0; ic < m1; ic += MR) {
-        const int mr = std::min(MR, m1 - ic);
+      bool packed = false;
+      // all K blocks of row panel p (panel index within [m0, m1))
+      auto row_panel = [&](int p) {
+        if (!packed) {
+          for (int pc = 0; pc < g.K; pc += kcb)
+            pack_b_block(ks, g, jc, nc, pc, std::min(kcb, g.K - pc), Bp + (int64_t)pc * ncpad);
+          packed = true;
+        }
+        const int ic = m0 + p * MR, mr = std::min(MR, m1 - ic);
         for (int pc = 0; pc < g.K; pc += kcb) {
           const int kc = std::min(kcb, g.K - pc);
           int icn = ic, pcn = pc + kcb;
           if (pcn >= g.K) icn += MR, pcn = 0;
           const int mrn = std::min(MR, m1 - icn), kcn = std::min(kcb, g.K - pcn);
           panel(jc, nc, ic, mr, pc, kc, Bp + (int64_t)pc * ncpad, icn, mrn, pcn, kcn);
+        }
+      };
+      if (!sched) {
+        for (int p = 0; p < mt; p++) row_panel(p);
+      } else {
+        for (int r = 0; r < sched->nt; r++) {
+          const int rr = (t + r) % sched->nt, e = sched->end(rr);
+          std::atomic<int>& cur = sched->next[blk * sched->nt + rr];
+          for (int p; (p = cur.fetch_add(1, std::memory_order_relaxed)) < e;) row_panel(p);
         }
       }
     } else {
@@ -542,8 +588,25 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   const double work = (double)M * N * std::max(K, 1);
   int nt = std::min<int>(get_threads(), (int)std::max(1.0, work / (256.0 * 1024)));
   nt = std::min(nt, mt * ntl);
-  if (nt <= 1) {
+  if (nt <= 1 || K == 0) {
     gemm_block(ks, g, 0, M, 0, N);
+    return;
+  }
+  Plan plan = make_plan(ks, K, N);
+  if (plan.kinner) {
+    // Work items: (B column block, row panel). With few row panels, narrow the column blocks so
+    // that there are >= 3 items per thread.
+    const int want_blocks = (3 * nt + mt - 1) / mt;
+    if (want_blocks > 1) {
+      const int nb = std::min(ntl, std::max(want_blocks, (N + plan.ncb - 1) / plan.ncb));
+      plan.ncb = std::min(plan.ncb, ((ntl + nb - 1) / nb) * NR);
+    }
+    const int nblk = (N + plan.ncb - 1) / plan.ncb;
+    std::unique_ptr<std::atomic<int>[]> next(new std::atomic<int>[(size_t)nblk * nt]);
+    Sched sched{nt, mt, next.get()};
+    for (int b = 0; b < nblk; b++)
+      for (int r = 0; r < nt; r++) next[(size_t)b * nt + r].store(sched.begin(r));
+    parallel_run(nt, [&](int t, int) { gemm_block(ks, g, 0, M, 0, N, &plan, &sched, t); });
     return;
   }
   // Pick the tm x tn grid (tm * tn == nt) with the best cost: the slowest thread's tile count
