@@ -80,7 +80,7 @@ export function demoCommand(): Command {
         model: pm.model, meta: pm.meta, train: data.train!, val: data.val, pipeline, settings, out: o.out, workers: 1,
         progress: barProgress(), data: { source: 'mnist' },
       });
-      if (r.interrupted) {
+      if (r.signal) {
         console.log(`\nInterrupted. The run so far is saved in ${o.out}; continue it with: vitkit train --resume ${o.out}`);
         process.exit(130);
       }

@@ -374,7 +374,7 @@ export function trainCommand(): Command {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);
-    if (r.result.interrupted && process.env['VITKIT_NO_EXIT'] !== '1') process.exit(130);
+    if (r.result.signal) process.exit(130);
   });
   return cmd;
 }

@@ -150,7 +150,10 @@ export interface RunOptions {
 
 export interface RunResult {
   history: EpochMetrics[];
+  /** stopped early (Ctrl-C or stopAfterSteps) with a resumable checkpoint */
   interrupted: boolean;
+  /** the stop came from SIGINT */
+  signal?: boolean;
   state: RunState;
 }
 
@@ -365,7 +368,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
           p.seconds += (performance.now() - t0) / 1000;
           interrupted = true;
           await checkpoint(false);
-          return { history: run.history, interrupted: true, state: run };
+          return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
         }
       }
       let vl: number | null = null, va: number | null = null, v5: number | null = null, vaEma: number | null = null;
@@ -389,7 +392,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       run.complete = run.epoch >= s.epochs;
       await checkpoint(run.complete);
       progress?.epochEnd(m, s.epochs);
-      if (interrupted) return { history: run.history, interrupted: true, state: run };
+      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
     }
     run.complete = true;
     return { history: run.history, interrupted: false, state: run };
