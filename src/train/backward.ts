@@ -19,6 +19,8 @@ import type { ParamTable } from '../nn/params.js';
 export interface BackwardOptions {
   /** if given, dL/d(pixel_values) (B, C, H, W) is accumulated into it (through col2im) */
   dinput?: Float32Array;
+  /** called in each block's backward with dL/d(attention output before proj) (B*N, D), e.g. for gradient-weighted rollout */
+  onAttnOutputGrad?: (block: number, dattn: Float32Array) => void;
 }
 
 /**
@@ -41,7 +43,8 @@ function linearInputGrad(be: Backend, dout: Float32Array, W: Float32Array, M: nu
 /**
  * Backward of block i: dout (B*N, D) is dL/d(block output); returns dL/d(block input) (B*N, D).
  */
-export function blockBackward(model: VisionTransformer, i: number, bc: BlockCache, dout: Float32Array, B: number, grads: ParamTable): Float32Array {
+export function blockBackward(model: VisionTransformer, i: number, bc: BlockCache, dout: Float32Array, B: number, grads: ParamTable,
+  opts: BackwardOptions = {}): Float32Array {
   const c = model.config, d = dims(c), be = model.backend;
   const { N, D, NH, HD, H } = d;
   const BN = B * N;
@@ -67,6 +70,7 @@ export function blockBackward(model: VisionTransformer, i: number, bc: BlockCach
   // proj: attn (BN, D) -> (BN, D)
   linearParamGrads(be, G('attn.proj.weight'), G('attn.proj.bias'), dx2, bc.attn, BN, D, D);
   const dattn = linearInputGrad(be, dx2, P('attn.proj.weight'), BN, D, D); // (BN, D)
+  opts.onAttnOutputGrad?.(i, dattn);
   // attn = softmax(q k^T * scale) v on the fused qkv
   const dqkv = new Float32Array(BN * 3 * D); // (BN, 3D)
   be.attentionBackward(dqkv, dattn, bc.qkv, bc.probs, B, N, NH, HD, 1 / Math.sqrt(HD));
@@ -143,7 +147,7 @@ export function vitBackward(model: VisionTransformer, cache: ForwardCache, dlogi
   }
 
   // blocks, last to first
-  for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(model, i, cache.blocks[i]!, dx, B, grads);
+  for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(model, i, cache.blocks[i]!, dx, B, grads, opts);
 
   // embeddings: x = [cls_token; patches] + pos_embed
   if (c.pos_embed === 'learn') be.biasBackward(G('pos_embed'), dx, B, N * D); // sum over the batch
