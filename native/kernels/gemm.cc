@@ -47,8 +47,10 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // ukr(kc, Ap, Bp, C, ldc, alpha, beta, nr): C[MR x NR] = alpha * Ap^T Bp + beta * C  (beta == 0:
 // no read). Kernels with exact edges (see KernelSet::edge) write only rows < ROWS, cols < nr.
-using UkrFn = void (*)(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
-                       float beta, int nr);
+// ak: k stride of A for the k-major layout (MR for a packed panel, lda when reading op(A) = A^T
+// straight from memory); unused by the i-major layout.
+using UkrFn = void (*)(int kc, const float* Ap, int64_t ak, const float* Bp, float* C, int64_t ldc,
+                       float alpha, float beta, int nr);
 using PackFn = void (*)(int kc, int n, const float* src, int64_t ld, float* dst);
 
 struct KernelSet {
@@ -100,28 +102,63 @@ void pack_cols(int kc, int n, const float* src, int64_t ld, float* dst) {
 // ---------------------------------------------------------------------------------------------
 constexpr int P_MR = 4, P_NR = 8, P_KC = 256, P_NC = 2048, P_AS = P_KC + 16;
 
+#if defined(__GNUC__)
+// GCC / Clang generic vectors: SSE2 on x86-64 baseline, NEON on AArch64. (Plain loops get
+// vectorized along k by GCC, with shuffles, which is 4x slower.)
+typedef float vk_v4 __attribute__((vector_size(16)));
+
 template <bool KMAJ>
-void ukr_portable(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
-                  float beta, int) {
-  float acc[P_MR][P_NR];
-  for (int i = 0; i < P_MR; i++)
-    for (int j = 0; j < P_NR; j++) acc[i][j] = 0.f;
+void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C, int64_t ldc,
+                  float alpha, float beta, int) {
+  static_assert(P_NR == 8, "two 4-wide vectors per row");
+  vk_v4 acc[P_MR][2];
+  for (int i = 0; i < P_MR; i++) acc[i][0] = acc[i][1] = vk_v4{0.f, 0.f, 0.f, 0.f};
   for (int k = 0; k < kc; k++) {
-    const float* b = Bp + (int64_t)k * P_NR;
+    vk_v4 b0, b1;
+    std::memcpy(&b0, Bp, sizeof(b0));
+    std::memcpy(&b1, Bp + 4, sizeof(b1));
+#pragma GCC unroll 4
     for (int i = 0; i < P_MR; i++) {
-      float a = KMAJ ? Ap[k * P_MR + i] : Ap[i * P_AS + k];
-      for (int j = 0; j < P_NR; j++) acc[i][j] += a * b[j];
+      const float a = KMAJ ? Ap[i] : Ap[i * P_AS];
+      const vk_v4 av = {a, a, a, a};
+      acc[i][0] += av * b0;
+      acc[i][1] += av * b1;
     }
+    Ap += KMAJ ? ak : 1;
+    Bp += P_NR;
   }
   for (int i = 0; i < P_MR; i++) {
+    float r[P_NR];
+    std::memcpy(r, &acc[i][0], sizeof(acc[i][0]));
+    std::memcpy(r + 4, &acc[i][1], sizeof(acc[i][1]));
     float* c = C + i * ldc;
     if (beta == 0.f) {
-      for (int j = 0; j < P_NR; j++) c[j] = alpha * acc[i][j];
+      for (int j = 0; j < P_NR; j++) c[j] = alpha * r[j];
     } else {
-      for (int j = 0; j < P_NR; j++) c[j] = alpha * acc[i][j] + beta * c[j];
+      for (int j = 0; j < P_NR; j++) c[j] = alpha * r[j] + beta * c[j];
     }
   }
 }
+#else
+template <bool KMAJ>
+void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C, int64_t ldc,
+                  float alpha, float beta, int) {
+  float acc[P_MR][P_NR] = {};
+  for (int k = 0; k < kc; k++) {
+    for (int i = 0; i < P_MR; i++) {
+      const float a = KMAJ ? Ap[i] : Ap[i * P_AS];
+      for (int j = 0; j < P_NR; j++) acc[i][j] += a * Bp[j];
+    }
+    Ap += KMAJ ? ak : 1;
+    Bp += P_NR;
+  }
+  for (int i = 0; i < P_MR; i++) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < P_NR; j++)
+      c[j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[j];
+  }
+}
+#endif
 
 #if VK_X86
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +167,7 @@ void ukr_portable(int kc, const float* Ap, const float* Bp, float* C, int64_t ld
 constexpr int A2_MR = 6, A2_NR = 16, A2_KC = 256, A2_NC = 1536, A2_AS = A2_KC + 16;
 
 template <bool KMAJ>
-__attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restrict Ap,
+__attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restrict Ap, int64_t ak,
                                                   const float* __restrict Bp, float* C,
                                                   int64_t ldc, float alpha, float beta, int) {
   __m256 c0[A2_MR], c1[A2_MR];
@@ -147,7 +184,7 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restric
       c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
     }
-    Ap += KMAJ ? A2_MR : 1;
+    Ap += KMAJ ? ak : 1;
     Bp += A2_NR;
   }
   __m256 va = _mm256_set1_ps(alpha);
@@ -176,7 +213,7 @@ constexpr int A5_MR = 14, A5_NR = 32, A5_KC = 256, A5_NC = 1024, A5_AS = A5_KC +
 
 template <int ROWS, int NV, bool KMAJ>
 __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __restrict Ap,
-                                                      const float* __restrict Bp, float* C,
+                                                      int64_t ak, const float* __restrict Bp, float* C,
                                                       int64_t ldc, float alpha, float beta, int nr) {
   // mask of the valid lanes of the last vector (c1 if NV == 2, else c0)
   const int rem = NV == 2 ? nr - 16 : nr;
@@ -203,7 +240,7 @@ __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __re
       c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
       if (NV == 2) c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
     }
-    Ap += KMAJ ? A5_MR : 1;
+    Ap += KMAJ ? ak : 1;
     Bp += A5_NR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -400,17 +437,27 @@ void pack_b_block(const KernelSet& ks, const Problem& g, int jc, int nc, int pc,
   }
 }
 
-// Packs rows [ic, ic + mr) x k [pc, pc + kc) of op(A). Non-transposed A: i-major (stride AS).
-// Transposed A: k-major (MR per k). Rows mr..MR-1 are zero unless the kernels have exact edges.
-void pack_a_panel(const KernelSet& ks, const Problem& g, int ic, int mr, int pc, int kc, float* Ap) {
+// Makes the A operand of row panel [ic, ic + mr) x k [pc, pc + kc). Non-transposed A: packed
+// i-major (stride AS), a row memcpy. Transposed A (K, M) already is k-major: the kernel reads it
+// in place with k stride lda, unless the panel is partial and the kernels lack exact edges (then
+// it is packed k-major, zero padded to MR rows). Returns the pointer, sets *ak.
+const float* a_panel(const KernelSet& ks, const Problem& g, int ic, int mr, int pc, int kc,
+                     float* Ap, int64_t* ak) {
+  *ak = ks.MR;
   if (!g.tA) {
     const float* s = g.A + (int64_t)ic * g.lda + pc;
     for (int i = 0; i < mr; i++) std::memcpy(Ap + i * ks.AS, s + i * g.lda, sizeof(float) * kc);
     if (!ks.edge[0])
       for (int i = mr; i < ks.MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
-  } else {
-    ks.pack_a_t(kc, mr, g.A + (int64_t)pc * g.lda + ic, g.lda, Ap);
+    return Ap;
   }
+  const float* s = g.A + (int64_t)pc * g.lda + ic;
+  if (mr == ks.MR || ks.edge[1]) {
+    *ak = g.lda;
+    return s;
+  }
+  ks.pack_a_t(kc, mr, s, g.lda, Ap);
+  return Ap;
 }
 
 // Prefetches (into L2) part `q` of `nq` of the op(A) source rows [ic, ic + mr) x [pc, pc + kc).
@@ -493,7 +540,8 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
   auto panel = [&](int jc, int nc, int ic, int mr, int pc, int kc, const float* Bk, int icn,
                    int mrn, int pcn, int kcn) {
     const float beta = pc == 0 ? g.beta : 1.f;
-    pack_a_panel(ks, g, ic, mr, pc, kc, Ap);
+    int64_t ak;
+    const float* Ak = a_panel(ks, g, ic, mr, pc, kc, Ap, &ak);
     const int nq = (nc + NR - 1) / NR;
     float* Crow = g.C + (int64_t)ic * g.ldc + jc;
     for (int jr = 0, q = 0; jr < nc; jr += NR, q++) {
@@ -502,11 +550,11 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
       const float* Bpanel = Bk + (int64_t)jr * kc;
       float* Cij = Crow + jr;
       if (mr == MR && nr == NR) {
-        full(kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
+        full(kc, Ak, ak, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
       } else if (edge) {
-        edge[(mr - 1) * 2 + (nr > NR / 2)](kc, Ap, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
+        edge[(mr - 1) * 2 + (nr > NR / 2)](kc, Ak, ak, Bpanel, Cij, g.ldc, g.alpha, beta, nr);
       } else {
-        full(kc, Ap, Bpanel, tile, NR, g.alpha, 0.f, NR);
+        full(kc, Ak, ak, Bpanel, tile, NR, g.alpha, 0.f, NR);
         for (int i = 0; i < mr; i++) {
           float* c = Cij + i * g.ldc;
           const float* t = tile + i * NR;
