@@ -119,7 +119,7 @@ void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C
     std::memcpy(&b1, Bp + 4, sizeof(b1));
 #pragma GCC unroll 4
     for (int i = 0; i < P_MR; i++) {
-      const float a = KMAJ ? Ap[i] : Ap[i * P_AS];
+      const float a = KMAJ ? Ap[i] : Ap[i * ak];
       const vk_v4 av = {a, a, a, a};
       acc[i][0] += av * b0;
       acc[i][1] += av * b1;
@@ -146,7 +146,7 @@ void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C
   float acc[P_MR][P_NR] = {};
   for (int k = 0; k < kc; k++) {
     for (int i = 0; i < P_MR; i++) {
-      const float a = KMAJ ? Ap[i] : Ap[i * P_AS];
+      const float a = KMAJ ? Ap[i] : Ap[i * ak];
       for (int j = 0; j < P_NR; j++) acc[i][j] += a * Bp[j];
     }
     Ap += KMAJ ? ak : 1;
@@ -180,7 +180,7 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restric
     __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < A2_MR; i++) {
-      __m256 a = _mm256_broadcast_ss(KMAJ ? Ap + i : Ap + i * A2_AS);
+      __m256 a = _mm256_broadcast_ss(KMAJ ? Ap + i : Ap + i * ak);
       c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
     }
@@ -236,7 +236,7 @@ __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __re
     if (NV == 2) _mm_prefetch((const char*)(Bp + 8 * A5_NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 14
     for (int i = 0; i < ROWS; i++) {
-      __m512 a = _mm512_set1_ps(KMAJ ? Ap[i] : Ap[i * A5_AS]);
+      __m512 a = _mm512_set1_ps(KMAJ ? Ap[i] : Ap[i * ak]);
       c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
       if (NV == 2) c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
     }
@@ -437,26 +437,26 @@ void pack_b_block(const KernelSet& ks, const Problem& g, int jc, int nc, int pc,
   }
 }
 
-// Makes the A operand of row panel [ic, ic + mr) x k [pc, pc + kc). Non-transposed A: packed
-// i-major (stride AS), a row memcpy. Transposed A (K, M) already is k-major: the kernel reads it
-// in place with k stride lda, unless the panel is partial and the kernels lack exact edges (then
-// it is packed k-major, zero padded to MR rows). Returns the pointer, sets *ak.
+// Makes the A operand of row panel [ic, ic + mr) x k [pc, pc + kc) and sets *ak, its stride:
+// i-major (Ap[i * ak + k]) for non-transposed A, k-major (Ap[k * ak + i]) for transposed A.
+// op(A) is read in place (ak = lda) - measured faster than packing, even for 4 KiB row strides -
+// unless the panel is partial and the kernels lack exact edges: then it is packed and zero
+// padded to MR rows (i-major with ak = AS, or k-major with ak = MR).
 const float* a_panel(const KernelSet& ks, const Problem& g, int ic, int mr, int pc, int kc,
                      float* Ap, int64_t* ak) {
-  *ak = ks.MR;
+  if (mr == ks.MR || ks.edge[g.tA ? 1 : 0]) {
+    *ak = g.lda;
+    return g.tA ? g.A + (int64_t)pc * g.lda + ic : g.A + (int64_t)ic * g.lda + pc;
+  }
   if (!g.tA) {
     const float* s = g.A + (int64_t)ic * g.lda + pc;
     for (int i = 0; i < mr; i++) std::memcpy(Ap + i * ks.AS, s + i * g.lda, sizeof(float) * kc);
-    if (!ks.edge[0])
-      for (int i = mr; i < ks.MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
+    for (int i = mr; i < ks.MR; i++) std::fill(Ap + i * ks.AS, Ap + i * ks.AS + kc, 0.f);
+    *ak = ks.AS;
     return Ap;
   }
-  const float* s = g.A + (int64_t)pc * g.lda + ic;
-  if (mr == ks.MR || ks.edge[1]) {
-    *ak = g.lda;
-    return s;
-  }
-  ks.pack_a_t(kc, mr, s, g.lda, Ap);
+  ks.pack_a_t(kc, mr, g.A + (int64_t)pc * g.lda + ic, g.lda, Ap);
+  *ak = ks.MR;
   return Ap;
 }
 
