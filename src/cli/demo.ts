@@ -106,8 +106,7 @@ export function demoCommand(): Command {
       const sampleDir = path.join(o.out, 'samples');
       mkdirSync(sampleDir, { recursive: true });
       const per = 28 * 28;
-      const files: string[] = [];
-      const perRow = 4;
+      const perRow = Math.max(1, Math.min(4, Math.floor(((process.stdout.columns ?? 100) + 3) / 31)));
       for (let s = 0; s < idx.length; s += perRow) {
         const group = [...idx.subarray(s, s + perRow)];
         const arts = group.map((i) => asciiDigit(test.pixels.subarray(i * per, (i + 1) * per)));
@@ -123,7 +122,6 @@ export function demoCommand(): Command {
         const i = idx[k]!;
         const f = path.join(sampleDir, `test${i}_label${test.labels[i]}.png`);
         await sharp(Buffer.from(test.pixels.subarray(i * per, (i + 1) * per)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(f);
-        files.push(f);
       }
       const right = preds.filter((p, k) => p === test.labels[idx[k]!]).length;
       console.log(`${right} of ${idx.length} shown digits classified correctly.\n`);
@@ -136,6 +134,5 @@ export function demoCommand(): Command {
       console.log(`  vitkit predict --model ${o.out} ${path.join(o.out, 'samples', '*.png')}`);
       console.log(`  vitkit eval --model ${o.out} --data mnist`);
       console.log(`  vitkit train --resume ${o.out} --epochs ${o.epochs + 10}     (train further)`);
-      void files;
     });
 }

@@ -368,7 +368,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--stop-after-steps <n>', 'stop as Ctrl-C does after n steps (testing)').argParser(parseIntOpt('--stop-after-steps')).hideHelp());
   for (const [k, , flag] of ARCH_FLAGS) {
     const num = k === 'mlpRatio' ? f(flag, 0) : parseIntOpt(flag, k === 'depth' || k === 'numClasses' ? 0 : 1);
-    cmd.option(`${flag} <n>`, `architecture: ${flag.slice(2).replace(/-/g, ' ')}${k === 'imgSize' || k === 'numClasses' ? ' (with a checkpoint: resample pos_embed / reset the head)' : ''}`, num);
+    cmd.option(`${flag} <n>`, `architecture: ${flag.slice(2).replace(/-/g, ' ')}${k === 'imgSize' ? ' (with a checkpoint: resamples pos_embed)' : k === 'numClasses' ? ' (with a checkpoint: a new head)' : ''}`, num);
   }
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));

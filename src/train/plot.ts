@@ -54,7 +54,8 @@ export class Canvas {
     this.width = width;
     this.height = height;
     this.data = new Uint8Array(width * height * 4);
-    for (let i = 0; i < width * height; i++) this.data.set([bg[0], bg[1], bg[2], 255], i * 4);
+    for (let i = 0; i < 4; i++) this.data[i] = i < 3 ? bg[i]! : 255;
+    new Uint32Array(this.data.buffer).fill(new Uint32Array(this.data.buffer, 0, 1)[0]!);
   }
 
   set(x: number, y: number, c: RGB): void {
