@@ -32,7 +32,8 @@
 #include "kernels/kernels.h"
 #include "threadpool.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+// VITKIT_NO_X86: lab switch to build only the portable code on x86 (portability check).
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(VITKIT_NO_X86)
 #define VK_X86 1
 #include <immintrin.h>
 #else
@@ -243,13 +244,21 @@ __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __re
     Ap += KMAJ ? ak : 1;
     Bp += A5_NR;
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (alpha != 1.f) {
+    const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) {
+      c0[i] = _mm512_mul_ps(va, c0[i]);
+      if (NV == 2) c1[i] = _mm512_mul_ps(va, c1[i]);
+    }
+  }
+  const __m512 vb = _mm512_set1_ps(beta);
   const bool nob = beta == 0.f;
 #pragma GCC unroll 14
   for (int i = 0; i < ROWS; i++) {
     float* c = C + i * ldc;
     if (NV == 2) {
-      __m512 v0 = _mm512_mul_ps(va, c0[i]), v1 = _mm512_mul_ps(va, c1[i]);
+      __m512 v0 = c0[i], v1 = c1[i];
       if (!nob) {
         v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), v0);
         v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(ml, c + 16), v1);
@@ -257,7 +266,7 @@ __attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __re
       _mm512_storeu_ps(c, v0);
       _mm512_mask_storeu_ps(c + 16, ml, v1);
     } else {
-      __m512 v0 = _mm512_mul_ps(va, c0[i]);
+      __m512 v0 = c0[i];
       if (!nob) v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(ml, c), v0);
       _mm512_mask_storeu_ps(c, ml, v0);
     }

@@ -7,7 +7,8 @@
 
 #include "threadpool.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+// VITKIT_NO_X86: lab switch to build only the portable code on x86 (portability check).
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(VITKIT_NO_X86)
 #define VK_PEAK_X86 1
 #include <immintrin.h>
 #else
