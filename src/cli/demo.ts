@@ -21,7 +21,7 @@ import { parseIntOpt } from './common.js';
 import { MNIST_VIT_ARGS } from '../data/mnist.js';
 
 export const DEMO_MARKER = '.vitkit-demo';
-export const DEMO_EPOCHS = 12;
+export const DEMO_EPOCHS = 20;
 
 /** The demo directory must be new, empty, or an earlier demo's (marked by .vitkit-demo). */
 export function checkDemoDir(out: string): void {

@@ -125,6 +125,13 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
     const labels = data.labelNames && data.labelNames.length === K ? data.labelNames : lm.labels;
     let pcfg = { ...lm.pretrainedCfg };
     let preprocess = lm.preprocess;
+    if (lm.format === 'hf') {
+      // the saved checkpoint is in timm's layout: carry the processor's normalization and resize over as a
+      // pretrained_cfg (ViTImageProcessor resizes to the exact size: timm's 'squash' with crop_pct 1)
+      const pp = lm.preprocess;
+      pcfg = { input_size: [pp.channels, pp.height, pp.width], interpolation: pp.interpolation, crop_pct: 1, crop_mode: 'squash', mean: pp.mean, std: pp.std };
+      preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans);
+    }
     if (data.pretrainedCfg) {
       pcfg = { ...data.pretrainedCfg, input_size: [lm.model.config.in_chans, lm.model.config.img_size, lm.model.config.img_size] };
       preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans);
