@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -146,6 +146,17 @@ test('from scratch on an image folder with architecture flags and --val-split; -
     assert.deepEqual(cfg.label_names, ['circle', 'square']);
     assert.deepEqual([cfg.model_args['img_size'], cfg.model_args['patch_size'], cfg.model_args['embed_dim'], cfg.model_args['depth']], [16, 8, 16, 1]);
     assert.equal(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
+    // eval on a folder holding only some of the classes: labels are matched by class name
+    mkdirSync(path.join(dir, 'only-square'));
+    cpSync(path.join(dir, 'imgs', 'square'), path.join(dir, 'only-square', 'square'), { recursive: true });
+    const ev = await cli(['eval', '--model', out, '--data', path.join(dir, 'only-square'), '--json']);
+    assert.equal(ev.code, 0, ev.err);
+    const rep = JSON.parse(ev.out) as { count: number; confusion: number[][]; per_class: (number | null)[]; labels: string[] };
+    assert.deepEqual(rep.labels, ['circle', 'square']);
+    assert.equal(rep.count, 6);
+    assert.deepEqual(rep.confusion[0], [0, 0]);
+    assert.equal(rep.confusion[1]![0]! + rep.confusion[1]![1]!, 6);
+    assert.equal(rep.per_class[0], null);
     // a finished run
     const r3 = await cli(['train', '--resume', out]);
     assert.match(r3.out, /already finished 2 of 2 epochs; pass a larger --epochs to train further/);
