@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       const double t0 = cpu_now();
       for (int r = 0; r < reps; r++)
         for (int q = 0; q < ncol; q++)
-          ukr_avx512<14, 2, false>(kc, a.data(), 0, B + q * kc * 32, C.data() + q * 32, 32 * ncol, 1.f,
+          ukr_avx512<14, 2, false>(kc, a.data(), A5_AS, B + q * kc * 32, C.data() + q * 32, 32 * ncol, 1.f,
                                    0.f, 32);
       best = std::max(best, 2.0 * 14 * 32 * kc * ncol * reps / (cpu_now() - t0) * 1e-9);
     }

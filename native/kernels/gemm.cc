@@ -3,20 +3,20 @@
 //   C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major.
 //
 // Design
-//   * Loop nest per thread:  jc (NC cols of C) > pc (KC of K) > ic (MR rows) > jr (NR cols).
-//     The packed B block (kc x nc, NR-wide k-major micro-panels) lives in L2; one packed A
-//     micro-panel (MR x kc) lives in L1 and is reused across the whole jr loop.
-//   * A is packed "i-major" (MR rows of kc, fixed compile-time row stride AS) when A is not
-//     transposed - a plain row memcpy - and "k-major" (MR values per k) when it is; the
-//     microkernel is templated on the layout so both use constant displacements.
-//   * B is packed into NR-wide k-major panels; for transB (the nn.Linear weight case) the AVX-512
-//     path packs with 16x16 register transposes.
-//   * Microkernels: AVX-512 14x32 (28 zmm accumulators), AVX2+FMA 6x16, portable 4x8.
-//   * Edge tiles: A rows / B columns are zero padded in the packs, the kernel writes a full tile
-//     into a scratch tile which is then merged into C.
+//   * Microkernels: AVX-512F 14x32 (28 zmm accumulators; exact-edge variants for 1..14 rows and
+//     masked last vector), AVX2+FMA 6x16, portable 4x8 (GCC/Clang generic vectors). Chosen once
+//     via __builtin_cpu_supports; VITKIT_ISA=avx2|portable caps the choice. No -m flags needed.
+//   * B is packed into NR-wide k-major panels (the transB / nn.Linear case with 16x16 register
+//     transposes on AVX-512). op(A) is read in place by the kernel (row stride lda, or k stride
+//     lda when transposed); only partial row panels of the non-exact-edge kernels are packed.
+//   * Loop order, per B column block (make_plan): if all of K for the block fits the L2 budget
+//     ("K inner"), B is packed once for all K blocks and each MR-row panel is finished over all
+//     of K before the next (its C tiles stay in L1/L2; row panels are independent work items);
+//     otherwise the classic order: KC x NC block of B, all row panels, next K block.
+//   * Threads: K-inner plans hand out (column block, row panel) items dynamically (own range
+//     first, then steal); classic plans split C into a static tm x tn grid. Each thread packs
+//     into its own thread_local, 64-byte aligned buffers (sgemm_st is safe inside parallel code).
 //   * beta is applied by the first K block only (beta == 0 never reads C); alpha at every store.
-//   * Threads: the C matrix is split into a tm x tn grid of MR/NR-aligned blocks, one per thread,
-//     each thread packing what it needs into its own thread_local, 64-byte aligned buffers.
 //   * No fast-math: zeros are not skipped, NaN/Inf propagate like the naive product.
 #include <algorithm>
 #include <array>
@@ -57,8 +57,8 @@ using PackFn = void (*)(int kc, int n, const float* src, int64_t ld, float* dst)
 struct KernelSet {
   const char* name;
   int MR, NR, KC, NC, AS;  // AS: row stride of the i-major A pack (>= KC)
-  UkrFn ukr_imaj;          // full tile, A pack: Ap[i * AS + k]
-  UkrFn ukr_kmaj;          // full tile, A pack: Ap[k * MR + i]
+  UkrFn ukr_imaj;          // full tile, A i-major: Ap[i * ak + k]
+  UkrFn ukr_kmaj;          // full tile, A k-major: Ap[k * ak + i]
   // Exact edge kernels, or null: edge[kmaj][(rows - 1) * 2 + (nr > NR / 2)], any nr <= NR.
   const UkrFn* edge[2];
   PackFn pack_b_n;  // kc x n block of B (K, N) -> one NR panel (zero padded columns)
@@ -282,17 +282,6 @@ const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeI =
 const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeK =
     make_avx512_edges<true>(std::make_integer_sequence<int, 2 * A5_MR>());
 
-// A^T pack for MR = 14 (k-major): dst[k * 14 + i] = src[k * lda + i], zero for m <= i < 14.
-__attribute__((target("avx512f"))) void pack_at_avx512(int kc, int m, const float* src,
-                                                       int64_t lda, float* dst) {
-  const __mmask16 mm = (__mmask16)((1u << m) - 1u);
-  int k = 0;
-  // full 16-lane stores overlap the next k row; the last one is done with a 14-lane mask
-  for (; k + 1 < kc; k++) _mm512_storeu_ps(dst + k * A5_MR, _mm512_maskz_loadu_ps(mm, src + k * lda));
-  if (k < kc)
-    _mm512_mask_storeu_ps(dst + k * A5_MR, (__mmask16)0x3FFF, _mm512_maskz_loadu_ps(mm, src + k * lda));
-}
-
 // GCC 12's _mm512_undefined_ps() (used inside the unpack intrinsics) trips -Wmaybe-uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -365,7 +354,7 @@ const KernelSet kAvx2 = {"avx2", A2_MR, A2_NR, A2_KC, A2_NC, A2_AS,
 const KernelSet kAvx512 = {"avx512", A5_MR, A5_NR, A5_KC, A5_NC, A5_AS,
                            ukr_avx512<A5_MR, 2, false>, ukr_avx512<A5_MR, 2, true>,
                            {kAvx512EdgeI.data(), kAvx512EdgeK.data()},
-                           pack_rows<A5_NR>, pack_bt_avx512, pack_at_avx512};
+                           pack_rows<A5_NR>, pack_bt_avx512, pack_rows<A5_MR>};  // A^T: never packed (exact edges)
 #endif
 
 const KernelSet* select_kernels() {
