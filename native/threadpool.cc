@@ -26,7 +26,11 @@ class Pool {
     for (auto& t : threads_) t.join();
     threads_.clear();
     stop_ = false;
-    for (int i = 0; i < workers; i++) threads_.emplace_back([this, i] { loop(i + 1); });
+    active_ = 0;
+    job_ = nullptr;
+    // new workers must not mistake the generation bumped above (or by earlier runs) for a new job
+    const uint64_t start = generation_;
+    for (int i = 0; i < workers; i++) threads_.emplace_back([this, i, start] { loop(i + 1, start); });
   }
 
   int workers() const { return (int)threads_.size(); }
@@ -51,9 +55,8 @@ class Pool {
   }
 
  private:
-  void loop(int id) {
+  void loop(int id, uint64_t seen) {
     tl_in_pool = true;
-    uint64_t seen = 0;
     for (;;) {
       const std::function<void(int)>* job;
       {
