@@ -17,7 +17,14 @@ using namespace simd;
 // op: 0 erf forward, 1 tanh forward (y = f(x)); 2 erf backward, 3 tanh backward (y = g * f'(x))
 void gelu_portable(float* y, const float* x, const float* g, int64_t n, int op) {
   switch (op) {
-    case 0: for (int64_t i = 0; i < n; i++) y[i] = gelu_erf_s(x[i]); break;
+    case 0:
+      for (int64_t i = 0; i < n; i += 16) {
+        const int m = (int)std::min<int64_t>(16, n - i);
+        float phi[16];
+        phi_block_s(phi, x + i, m);
+        for (int j = 0; j < m; j++) y[i + j] = x[i + j] * phi[j];
+      }
+      break;
     case 1: for (int64_t i = 0; i < n; i++) y[i] = gelu_tanh_s(x[i]); break;
     case 2: for (int64_t i = 0; i < n; i++) y[i] = g[i] * gelu_erf_grad_s(x[i]); break;
     default: for (int64_t i = 0; i < n; i++) y[i] = g[i] * gelu_tanh_grad_s(x[i]); break;

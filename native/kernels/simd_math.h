@@ -3,7 +3,7 @@
 // Every helper exists in three flavours that compute the same algorithm:
 //   *_512   AVX-512F + FMA  (16 lanes)   functions tagged target("avx512f,fma")
 //   *_256   AVX2 + FMA      (8 lanes)    functions tagged target("avx2,fma")
-//   *_s     portable scalar C++ (no FMA assumed; ARM / old x86 / VITKIT_ISA=portable)
+//   *_s     portable scalar C++ (no FMA assumed; ARM / old x86 / VITKIT_ISA=portable); exp from libm
 // Callers write one function per ISA tagged with the same target attribute (so these inline) and
 // pick one with simd::isa(), which honours VITKIT_ISA=avx2|portable exactly like gemm.cc.
 //
@@ -17,9 +17,10 @@
 //         whose relative error is < 1.2e-7 for all z >= 0 (checked against mpmath: 1.05e-7 on
 //         [0, 10.5]); it is the same fit the TypeScript reference backend uses. Computing erfc
 //         (not 1 + erf) keeps Phi relatively accurate in the negative tail. z^2 is split exactly
-//         into hi + lo with an FMA (a double product in the scalar path) and exp(-hi + c - lo) is
+//         into hi + lo with an FMA (a double product in the scalar path) computed from x itself
+//         (z^2 = (|x|/2)|x|, as z = |x|/sqrt2 is already rounded), and exp(-hi + c - lo) is
 //         range-reduced on hi exactly, so the tail keeps full float accuracy up to z = 10.5, where
-//         erfc underflows to 0 (z is clamped there: GELU(-inf) = -inf * 0 = NaN as before,
+//         erfc underflows to 0 (|x| is clamped at 14.85: GELU(-inf) = -inf * 0 = NaN as before,
 //         GELU(+inf) = +inf).
 // tanh    GELU_tanh = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3):
 //         no cancellation for any u.
@@ -81,7 +82,7 @@ constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
 constexpr float kTanhC = 0.044715f;
-constexpr float kErfZMax = 10.5f;
+constexpr float kErfXMax = 14.85f;  // |x| clamp: z = |x|/sqrt2 <= 10.5, erfc(10.5) = 1e-49 -> 0
 // Numerical Recipes erfcc coefficients, c0 + t (c1 + t (c2 + ... + t c9))
 constexpr float kE0 = -1.26551223f, kE1 = 1.00002368f, kE2 = 0.37409196f, kE3 = 0.09678418f,
                 kE4 = -0.18628806f, kE5 = 0.27886807f, kE6 = -1.13520398f, kE7 = 1.48851587f,
@@ -90,46 +91,19 @@ constexpr float kE0 = -1.26551223f, kE1 = 1.00002368f, kE2 = 0.37409196f, kE3 = 
 // ---------------------------------------------------------------------------------------------
 // Portable scalar
 // ---------------------------------------------------------------------------------------------
-inline float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-inline float pow2i_s(int n) { return bits_to_float((uint32_t)(n + 127) << 23); }  // -126..127
+// The scalar path leaves exp to the C library (glibc / libm expf: < 1 ulp, handles -inf, NaN,
+// overflow and subnormals); GCC cannot vectorize the branch-free polynomial version at plain -O3
+// (trapping math), so the library call is the faster portable choice.
+// exp(a + b) for a large, b a small correction: exp(a) exp(b), a and b both exact inputs.
+inline float exp2p_s(float a, float b) { return std::exp(a) * std::exp(b); }
 
-// p(r) 2^n for |r| <= ~0.36, n in [-174, 129]
-inline float exp_finish_s(float r, int n) {
-  float p = kP0;
-  p = p * r + kP1;
-  p = p * r + kP2;
-  p = p * r + kP3;
-  p = p * r + kP4;
-  p = p * r + kP5;
-  const float y = p * (r * r) + r + 1.f;
-  const int n1 = n >> 1;
-  return y * pow2i_s(n1) * pow2i_s(n - n1);
-}
-
-// exp(a + b) where a is large and b a smaller correction (|b| <~ 2); range reduction on a is exact
-inline float exp2p_s(float a, float b) {
-  if (std::isnan(a + b)) return a + b;
-  float s = a + b;
-  s = s < kExpLo ? kExpLo : (s > kExpHi ? kExpHi : s);
-  a = a < kExpLo - 2.f ? kExpLo - 2.f : (a > kExpHi + 2.f ? kExpHi + 2.f : a);
-  const float n = std::nearbyint(s * kLog2e);
-  float r = a - n * kLn2Hi;  // exact (n * kLn2Hi exact, a and it are close)
-  r = r + b;
-  r = r - n * kLn2Lo;
-  return exp_finish_s(r, (int)n);
-}
-
-inline float exp_s(float x) { return exp2p_s(x, 0.f); }
+inline float exp_s(float x) { return std::exp(x); }
 
 // Phi(x) = P(X <= x), X ~ N(0, 1)
 inline float phi_s(float x) {
-  const float ax = std::fabs(x);
-  float z = ax * kInvSqrt2;
-  z = z > kErfZMax ? kErfZMax : z;  // NaN stays NaN
+  float ax = std::fabs(x);
+  ax = ax > kErfXMax ? kErfXMax : ax;  // NaN stays NaN
+  const float z = ax * kInvSqrt2;
   const float t = 1.f / (1.f + 0.5f * z);
   float c = kE9;
   c = c * t + kE8;
@@ -141,15 +115,47 @@ inline float phi_s(float x) {
   c = c * t + kE2;
   c = c * t + kE1;
   c = c * t + kE0;
-  const double zz = (double)z * z;  // exact
+  // z^2 = x^2/2 from x itself (z is rounded), split exactly into hi + lo in double
+  const double zz = 0.5 * (double)ax * ax;
   const float hi = (float)zz, lo = (float)(zz - (double)hi);
   const float y = t * exp2p_s(-hi, c - lo);  // erfc(z)
   return x >= 0.f ? 1.f - 0.5f * y : 0.5f * y;
 }
 
+// Phi for a block of n <= 16 values, in phases (arithmetic / libm exp / select) so that the
+// independent dependency chains of the block overlap; same math as phi_s.
+inline void phi_block_s(float* phi, const float* x, int n) {
+  float ta[16];
+  double ea[16];
+  for (int i = 0; i < n; i++) {
+    float ax = std::fabs(x[i]);
+    ax = ax > kErfXMax ? kErfXMax : ax;
+    const float z = ax * kInvSqrt2;
+    const float t = 1.f / (1.f + 0.5f * z);
+    float c = kE9;
+    c = c * t + kE8;
+    c = c * t + kE7;
+    c = c * t + kE6;
+    c = c * t + kE5;
+    c = c * t + kE4;
+    c = c * t + kE3;
+    c = c * t + kE2;
+    c = c * t + kE1;
+    c = c * t + kE0;
+    ta[i] = 0.5f * t;
+    ea[i] = (double)c - 0.5 * (double)ax * ax;  // x^2/2 exact in double
+  }
+  for (int i = 0; i < n; i++) ea[i] = std::exp(ea[i]);  // one double exp per value
+  for (int i = 0; i < n; i++) {
+    const float hy = (float)(ta[i] * ea[i]);
+    phi[i] = x[i] >= 0.f ? 1.f - hy : hy;
+  }
+}
+
 // exp(-x^2 / 2) / sqrt(2 pi)
 inline float pdf_s(float x) {
-  const double xx = 0.5 * (double)x * x;
+  double xx = 0.5 * (double)x * x;
+  xx = xx > -kExpLo ? -kExpLo : xx;  // huge |x|: exp(-120) = 0, and no inf - inf
   const float hi = (float)xx, lo = (float)(xx - (double)hi);
   return exp2p_s(-hi, -lo) * kInvSqrt2Pi;
 }
@@ -162,9 +168,11 @@ inline float gelu_tanh_s(float x) {
 }
 inline float gelu_tanh_grad_s(float x) {
   const float u = kSqrt2OverPi * (x + kTanhC * x * x * x);
-  const float s = 1.f / (1.f + exp_s(-2.f * u));
+  const float e = exp_s(-2.f * u);
+  const float s = 1.f / (1.f + e);
   const float du = kSqrt2OverPi * (1.f + 3.f * kTanhC * x * x);
-  return s + 2.f * x * s * (1.f - s) * du;
+  const float oms = std::fmin(e * s, 1.f);  // 1 - s without cancellation
+  return s + 2.f * x * s * oms * du;
 }
 
 #if VK_SIMD_X86
@@ -173,6 +181,7 @@ inline float gelu_tanh_grad_s(float x) {
 // ---------------------------------------------------------------------------------------------
 #define VK_AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline)) inline
 
+// p(r) 2^n; scalef scales with gradual underflow / overflow to inf for any n
 VK_AVX512_INLINE __m512 exp_finish_512(__m512 r, __m512 n) {
   __m512 p = _mm512_set1_ps(kP0);
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
@@ -181,42 +190,34 @@ VK_AVX512_INLINE __m512 exp_finish_512(__m512 r, __m512 n) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
-  const __m512i ni = _mm512_cvtps_epi32(n);
-  const __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-  const __m512i b = _mm512_set1_epi32(127);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, b), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, b), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+  return _mm512_scalef_ps(y, n);
 }
 
-// exp(a + b), a large, b a small correction; NaN in a or b gives NaN
-VK_AVX512_INLINE __m512 exp2p_512(__m512 a, __m512 b) {
-  const __m512 lo = _mm512_set1_ps(kExpLo), hi = _mm512_set1_ps(kExpHi);
-  __m512 s = _mm512_add_ps(a, b);
-  s = _mm512_min_ps(hi, _mm512_max_ps(lo, s));  // second operand returned for NaN: stays NaN
-  a = _mm512_min_ps(_mm512_set1_ps(kExpHi + 2.f), _mm512_max_ps(_mm512_set1_ps(kExpLo - 2.f), a));
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(s, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+// exp(a + b), a large, b a small correction, a + b in [-170, 88] (no clamping: callers guarantee
+// the range; NaN propagates)
+VK_AVX512_INLINE __m512 exp2p_nc_512(__m512 a, __m512 b) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(a, b), _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), a);
   r = _mm512_add_ps(r, b);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  // s - s is NaN exactly when s is NaN (s is finite after the clamp otherwise)
-  return _mm512_add_ps(exp_finish_512(r, n), _mm512_sub_ps(s, s));
+  return exp_finish_512(r, n);
 }
 
 VK_AVX512_INLINE __m512 exp_512(__m512 x) {
+  // clamp (NaN is returned by max/min as their second operand, so it propagates)
   const __m512 s = _mm512_min_ps(_mm512_set1_ps(kExpHi), _mm512_max_ps(_mm512_set1_ps(kExpLo), x));
   const __m512 n =
       _mm512_roundscale_ps(_mm512_mul_ps(s, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), s);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  return _mm512_add_ps(exp_finish_512(r, n), _mm512_sub_ps(s, s));
+  return exp_finish_512(r, n);
 }
 
 // returns Phi(x); also z (|x|/sqrt2 clamped) for reuse
 VK_AVX512_INLINE __m512 phi_512(__m512 x) {
-  const __m512 ax = _mm512_abs_ps(x);
-  const __m512 z = _mm512_min_ps(_mm512_set1_ps(kErfZMax), _mm512_mul_ps(ax, _mm512_set1_ps(kInvSqrt2)));
+  const __m512 ax = _mm512_min_ps(_mm512_set1_ps(kErfXMax), _mm512_abs_ps(x));
+  const __m512 z = _mm512_mul_ps(ax, _mm512_set1_ps(kInvSqrt2));
   const __m512 one = _mm512_set1_ps(1.f);
   const __m512 den = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one);
   // t = 1 / den: rcp14 + one Newton step (~2^-27 relative)
@@ -232,10 +233,13 @@ VK_AVX512_INLINE __m512 phi_512(__m512 x) {
   c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE2));
   c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE1));
   c = _mm512_fmadd_ps(c, t, _mm512_set1_ps(kE0));
-  const __m512 hi = _mm512_mul_ps(z, z);
-  const __m512 lo = _mm512_fmsub_ps(z, z, hi);  // z*z = hi + lo exactly
-  const __m512 y = _mm512_mul_ps(t, exp2p_512(_mm512_sub_ps(_mm512_setzero_ps(), hi), _mm512_sub_ps(c, lo)));
-  const __m512 hy = _mm512_mul_ps(_mm512_set1_ps(0.5f), y);
+  // z^2 = x^2/2 = (x/2) x, from x itself (z is rounded); hi + lo exactly. Clamped like z.
+  const __m512 h = _mm512_mul_ps(_mm512_set1_ps(0.5f), ax);
+  const __m512 hi = _mm512_mul_ps(h, ax);
+  const __m512 lo = _mm512_fmsub_ps(h, ax, hi);
+  // hi + lo <= 110.3, c in [-1.27, 0]: exp argument in [-111.6, 0], no clamp needed
+  const __m512 ht = _mm512_mul_ps(_mm512_set1_ps(0.5f), t);
+  const __m512 hy = _mm512_mul_ps(ht, exp2p_nc_512(_mm512_sub_ps(_mm512_setzero_ps(), hi), _mm512_sub_ps(c, lo)));
   const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
   return _mm512_mask_blend_ps(pos, hy, _mm512_sub_ps(one, hy));
 }
@@ -244,7 +248,10 @@ VK_AVX512_INLINE __m512 pdf_512(__m512 x) {
   const __m512 h = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);  // exact
   const __m512 hi = _mm512_mul_ps(h, x);
   const __m512 lo = _mm512_fmsub_ps(h, x, hi);
-  return _mm512_mul_ps(exp2p_512(_mm512_sub_ps(_mm512_setzero_ps(), hi), _mm512_sub_ps(_mm512_setzero_ps(), lo)),
+  // clamp so that huge |x| gives exp(-120) = 0 (and inf gives 0, not NaN from inf - inf)
+  const __m512 hc = _mm512_min_ps(_mm512_set1_ps(-kExpLo), hi);
+  const __m512 lc = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(hi, hc, _CMP_EQ_OQ), lo);
+  return _mm512_mul_ps(exp2p_nc_512(_mm512_sub_ps(_mm512_setzero_ps(), hc), _mm512_sub_ps(_mm512_setzero_ps(), lc)),
                        _mm512_set1_ps(kInvSqrt2Pi));
 }
 
@@ -265,8 +272,10 @@ VK_AVX512_INLINE __m512 gelu_tanh_grad_512(__m512 x) {
   const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, e));
   const __m512 du = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi),
                                   _mm512_fmadd_ps(_mm512_set1_ps(3.f * kTanhC), _mm512_mul_ps(x, x), one));
+  // 1 - s = e s without cancellation (e = inf, s = 0: NaN -> min picks 1)
+  const __m512 oms = _mm512_min_ps(_mm512_mul_ps(e, s), one);
   const __m512 g = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.f), x), s),
-                                 _mm512_mul_ps(_mm512_sub_ps(one, s), du));
+                                 _mm512_mul_ps(oms, du));
   return _mm512_add_ps(s, g);
 }
 
@@ -304,7 +313,7 @@ VK_AVX2_INLINE __m256 exp2p_256(__m256 a, __m256 b) {
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), a);
   r = _mm256_add_ps(r, b);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  return _mm256_add_ps(exp_finish_256(r, n), _mm256_sub_ps(s, s));
+  return exp_finish_256(r, n);
 }
 
 VK_AVX2_INLINE __m256 exp_256(__m256 x) {
@@ -312,7 +321,7 @@ VK_AVX2_INLINE __m256 exp_256(__m256 x) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(s, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), s);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  return _mm256_add_ps(exp_finish_256(r, n), _mm256_sub_ps(s, s));
+  return exp_finish_256(r, n);
 }
 
 VK_AVX2_INLINE __m256 abs_256(__m256 x) {
@@ -320,7 +329,8 @@ VK_AVX2_INLINE __m256 abs_256(__m256 x) {
 }
 
 VK_AVX2_INLINE __m256 phi_256(__m256 x) {
-  const __m256 z = _mm256_min_ps(_mm256_set1_ps(kErfZMax), _mm256_mul_ps(abs_256(x), _mm256_set1_ps(kInvSqrt2)));
+  const __m256 ax = _mm256_min_ps(_mm256_set1_ps(kErfXMax), abs_256(x));
+  const __m256 z = _mm256_mul_ps(ax, _mm256_set1_ps(kInvSqrt2));
   const __m256 one = _mm256_set1_ps(1.f);
   const __m256 den = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one);
   // t = 1 / den: rcp (12 bits) + two Newton steps
@@ -337,8 +347,10 @@ VK_AVX2_INLINE __m256 phi_256(__m256 x) {
   c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE2));
   c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE1));
   c = _mm256_fmadd_ps(c, t, _mm256_set1_ps(kE0));
-  const __m256 hi = _mm256_mul_ps(z, z);
-  const __m256 lo = _mm256_fmsub_ps(z, z, hi);
+  // z^2 = x^2/2 = (|x|/2) |x| from x itself (z is rounded); hi + lo exactly
+  const __m256 h = _mm256_mul_ps(_mm256_set1_ps(0.5f), ax);
+  const __m256 hi = _mm256_mul_ps(h, ax);
+  const __m256 lo = _mm256_fmsub_ps(h, ax, hi);
   const __m256 y = _mm256_mul_ps(t, exp2p_256(_mm256_sub_ps(_mm256_setzero_ps(), hi), _mm256_sub_ps(c, lo)));
   const __m256 hy = _mm256_mul_ps(_mm256_set1_ps(0.5f), y);
   const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
@@ -349,7 +361,10 @@ VK_AVX2_INLINE __m256 pdf_256(__m256 x) {
   const __m256 h = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
   const __m256 hi = _mm256_mul_ps(h, x);
   const __m256 lo = _mm256_fmsub_ps(h, x, hi);
-  return _mm256_mul_ps(exp2p_256(_mm256_sub_ps(_mm256_setzero_ps(), hi), _mm256_sub_ps(_mm256_setzero_ps(), lo)),
+  // clamp so that huge |x| gives exp(-120) = 0 (and inf gives 0, not NaN from inf - inf)
+  const __m256 hc = _mm256_min_ps(_mm256_set1_ps(-kExpLo), hi);
+  const __m256 lc = _mm256_and_ps(_mm256_cmp_ps(hi, hc, _CMP_EQ_OQ), lo);
+  return _mm256_mul_ps(exp2p_256(_mm256_sub_ps(_mm256_setzero_ps(), hc), _mm256_sub_ps(_mm256_setzero_ps(), lc)),
                        _mm256_set1_ps(kInvSqrt2Pi));
 }
 
@@ -370,8 +385,9 @@ VK_AVX2_INLINE __m256 gelu_tanh_grad_256(__m256 x) {
   const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
   const __m256 du = _mm256_mul_ps(_mm256_set1_ps(kSqrt2OverPi),
                                   _mm256_fmadd_ps(_mm256_set1_ps(3.f * kTanhC), _mm256_mul_ps(x, x), one));
+  const __m256 oms = _mm256_min_ps(_mm256_mul_ps(e, s), one);
   const __m256 g = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.f), x), s),
-                                 _mm256_mul_ps(_mm256_sub_ps(one, s), du));
+                                 _mm256_mul_ps(oms, du));
   return _mm256_add_ps(s, g);
 }
 

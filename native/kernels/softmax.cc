@@ -16,12 +16,13 @@ using namespace simd;
 void softmax_row_portable(float* out, const float* inp, int C) {
   float m = -INFINITY;
   for (int i = 0; i < C; i++) m = (inp[i] > m || std::isnan(inp[i])) ? inp[i] : m;
-  float s = 0.f;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 partial sums, like the vector paths
   for (int i = 0; i < C; i++) {
     const float e = exp_s(inp[i] - m);
     out[i] = e;
-    s += e;
+    acc[i & 7] += e;
   }
+  const float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
   const float inv = 1.f / s;
   for (int i = 0; i < C; i++) out[i] *= inv;
 }
