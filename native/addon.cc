@@ -76,6 +76,18 @@ Value Gemm(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// linearForward(out, inp, weight, bias|null, M, N, K, accumulate, act)  act: -1 none, 0 gelu, 1 gelu_tanh
+Value LinearForward(const CallbackInfo& info) {
+  Args a{info, "linearForward"};
+  int M = a.i32(4), N = a.i32(5), K = a.i32(6);
+  bool acc = a.b(7);
+  if (!info[8].IsNumber()) a.fail(8, "must be a number");
+  int act = info[8].As<Napi::Number>().Int32Value();
+  if (act < -1 || act > 1 || (acc && act != -1)) a.fail(8, "must be -1 (none), 0 (gelu) or 1 (gelu_tanh), and -1 with accumulate");
+  vk::linear_forward(a.f32(0, (int64_t)M * N), a.f32(1, (int64_t)M * K), a.f32(2, (int64_t)N * K), a.f32(3, N, true),
+                     M, N, K, acc, act);
+  return info.Env().Undefined();
+}
 // layernormForward(out, mean|null, rstd|null, inp, weight, bias, R, C, eps)
 Value LayerNormForward(const CallbackInfo& info) {
   Args a{info, "layernormForward"};
@@ -185,6 +197,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("gemmIsa", GemmIsa);
   set("fmaPeak", FmaPeak);
   set("gemm", Gemm);
+  set("linearForward", LinearForward);
   set("layernormForward", LayerNormForward);
   set("layernormBackward", LayerNormBackward);
   set("geluForward", GeluForward);

@@ -411,7 +411,23 @@ struct Problem {
   int64_t ldb;
   float* C;
   int64_t ldc;
+  // epilogue, applied to each finished C region while it is in cache: C += bias (N), then GELU
+  const float* bias = nullptr;
+  int act = -1;  // -1 none, 0 GELU erf, 1 GELU tanh
 };
+
+// The epilogue on the finished C region rows [i0, i0 + m) x cols [j0, j0 + n).
+void epilogue(const Problem& g, int i0, int m, int j0, int n) {
+  if (!g.bias && g.act < 0) return;
+  for (int i = 0; i < m; i++) {
+    float* c = g.C + (int64_t)(i0 + i) * g.ldc + j0;
+    if (g.bias) {
+      const float* b = g.bias + j0;
+      for (int j = 0; j < n; j++) c[j] += b[j];
+    }
+    if (g.act >= 0) gelu_forward(c, c, n, g.act);  // n < its grain: runs on this thread
+  }
+}
 
 // C[m x n] = beta * C (beta == 0: zero without reading)
 void scale_c(float* C, int64_t ldc, int m, int n, float beta) {
@@ -521,6 +537,7 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
   const int MR = ks.MR, NR = ks.NR;
   if (g.K == 0) {
     scale_c(g.C + (int64_t)m0 * g.ldc + n0, g.ldc, m1 - m0, n1 - n0, g.beta);
+    epilogue(g, m0, m1 - m0, n0, n1 - n0);
     return;
   }
   const Plan pl = plan ? *plan : make_plan(ks, g.K, n1 - n0);
@@ -586,6 +603,7 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
           const int mrn = std::min(MR, m1 - icn), kcn = std::min(kcb, g.K - pcn);
           panel(jc, nc, ic, mr, pc, kc, Bp + (int64_t)pc * ncpad, icn, mrn, pcn, kcn);
         }
+        epilogue(g, ic, mr, jc, nc);
       };
       if (!sched) {
         for (int p = 0; p < mt; p++) row_panel(p);
@@ -605,6 +623,7 @@ void gemm_block(const KernelSet& ks, const Problem& g, int m0, int m1, int n0, i
           panel(jc, nc, ic, mr, pc, kc, Bp, ic + MR, std::min(MR, m1 - ic - MR), pc, kc);
         }
       }
+      epilogue(g, m0, m1 - m0, jc, nc);
     }
   }
 }
@@ -623,11 +642,11 @@ void sgemm_st(bool transA, bool transB, int M, int N, int K, float alpha, const 
   gemm_block(kernels(), g, 0, M, 0, N);
 }
 
-void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
+namespace {
+void sgemm_run(const Problem& g) {
+  const int M = g.M, N = g.N, K = g.K;
   if (M <= 0 || N <= 0) return;
   const KernelSet& ks = kernels();
-  const Problem g = make_problem(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const int MR = ks.MR, NR = ks.NR;
   const int mt = (M + MR - 1) / MR, ntl = (N + NR - 1) / NR;  // tiles
   // Threads: enough work per thread to beat the fork/join cost (~256K FMAs each).
@@ -687,6 +706,20 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     const int n1 = std::min(N, (int)((int64_t)ntl * (tj + 1) / tn) * NR);
     gemm_block(ks, g, m0, m1, n0, n1);
   });
+}
+}  // namespace
+
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+  sgemm_run(make_problem(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+}
+
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int N, int K,
+                    bool accumulate, int act) {
+  Problem g = make_problem(false, true, M, N, K, 1.f, inp, K, weight, K, accumulate ? 1.f : 0.f, out, N);
+  g.bias = bias;
+  g.act = act;
+  sgemm_run(g);
 }
 
 const char* gemm_isa() { return kernels().name; }

@@ -19,6 +19,12 @@ const char* gemm_isa();  // "avx512", "avx2", or "portable": what the dispatcher
 // measured fp32 FMA peak (GFLOP/s, 1 FMA = 2 FLOP) with the best ISA, on `threads` threads (peak.cc)
 double fma_peak_gflops(int threads, double seconds);
 
+// ---- Linear with a fused epilogue (gemm.cc): bias and GELU applied to each C tile region as it is finished ----
+// out (M, N) = act(inp (M, K) @ weight (N, K)^T + bias (N)); bias may be null.
+// accumulate: out += inp @ weight^T + bias (no activation allowed then). act: -1 none, 0 GELU erf, 1 GELU tanh.
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int N, int K,
+                    bool accumulate, int act);
+
 // ---- LayerNorm (layernorm.cc) ----
 // out (R, C), mean (R) and rstd (R) may be null; inp (R, C); weight (C), bias (C)
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,

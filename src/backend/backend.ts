@@ -8,6 +8,13 @@ export interface Backend {
   /** C (M, N) = alpha * op(A) @ op(B) + beta * C; op(A) (M, K) is A^T when transA, op(B) (K, N) is B^T when transB */
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
+  /**
+   * nn.Linear with a fused epilogue: out (M, N) = act(inp (M, K) @ weight (N, K)^T + bias (N));
+   * with accumulate, out += inp @ weight^T + bias (a residual in place; act must be -1).
+   * act: -1 none, 0 GELU erf, 1 GELU tanh. bias may be null.
+   */
+  linearForward(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
+    M: number, N: number, K: number, accumulate: boolean, act: number): void;
   /** out (R, C), mean (R) | null, rstd (R) | null, inp (R, C), weight (C), bias (C) */
   layernormForward(out: Float32Array, mean: Float32Array | null, rstd: Float32Array | null, inp: Float32Array,
     weight: Float32Array, bias: Float32Array, R: number, C: number, eps: number): void;

@@ -64,6 +64,19 @@ export const reference: Backend = {
     }
   },
 
+  linearForward(out, inp, weight, bias, M, N, K, accumulate, act) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += inp[i * K + k]! * weight[j * K + k]!;
+        const o = i * N + j;
+        let v = accumulate ? out[o]! + s : s;
+        if (bias) v += bias[j]!;
+        out[o] = act >= 0 ? geluScalar(v, act) : v;
+      }
+    }
+  },
+
   layernormForward(out, mean, rstd, inp, weight, bias, R, C, eps) {
     for (let r = 0; r < R; r++) {
       const o = r * C;

@@ -130,10 +130,22 @@ export class VisionTransformer {
     return this.params.get(name);
   }
 
-  /** out (M, N) = inp (M, K) @ weight (N, K)^T + bias (N), as nn.Linear */
-  linear(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, M: number, N: number, K: number): void {
-    this.backend.gemm(false, true, M, N, K, 1, inp, K, weight, K, 0, out, N);
-    if (bias) this.backend.biasAdd(out, bias, M, N);
+  /** out (M, N) = inp (M, K) @ weight (N, K)^T + bias (N), as nn.Linear; `accumulate` adds into out (a residual) */
+  linear(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, M: number, N: number, K: number,
+    opts: { accumulate?: boolean; gelu?: boolean } = {}): void {
+    const act = opts.gelu ? (this.config.act === 'gelu' ? 0 : 1) : -1;
+    this.backend.linearForward(out, inp, weight, bias, M, N, K, opts.accumulate ?? false, act);
+  }
+
+  /** Inference scratch buffers, reused across blocks and calls (training allocates fresh ones to keep them). */
+  private workspace = new Map<string, Float32Array>();
+  private scratch(name: string, n: number): Float32Array {
+    let b = this.workspace.get(name);
+    if (!b || b.length < n) {
+      b = new Float32Array(n);
+      this.workspace.set(name, b);
+    }
+    return b.length === n ? b : b.subarray(0, n);
   }
 
   checkInput(x: Tensor): void {
@@ -154,9 +166,9 @@ export class VisionTransformer {
     const c = this.config, d = dims(c), be = this.backend;
     const B = x.shape[0]!;
     const { N, D, numPatches: NP, numPrefix, KP } = d;
-    const cols = new Float32Array(B * NP * KP); // (B*NP, KP)
+    const cols = cache ? new Float32Array(B * NP * KP) : this.scratch('cols', B * NP * KP); // (B*NP, KP)
     be.im2colPatches(cols, x.data, B, c.in_chans, c.img_size, c.img_size, c.patch_size);
-    const patches = new Float32Array(B * NP * D); // (B*NP, D)
+    const patches = cache ? new Float32Array(B * NP * D) : this.scratch('patches', B * NP * D); // (B*NP, D)
     this.linear(patches, cols, this.p('patch_embed.proj.weight'), this.p('patch_embed.proj.bias'), B * NP, D, KP);
     const out = new Float32Array(B * N * D); // (B*N, D)
     for (let b = 0; b < B; b++) {
@@ -174,38 +186,46 @@ export class VisionTransformer {
     return out;
   }
 
-  /** One pre-norm block on x (B*N, D); returns the new x. */
+  /**
+   * One pre-norm block on x (B*N, D); returns the block output. Without a cache the residual
+   * stream is updated in place (x itself is returned) and the intermediates live in reusable
+   * scratch buffers; with a cache every intermediate is a fresh buffer that backward reads.
+   */
   block(i: number, x: Float32Array, B: number, probsOut: Float32Array | null, cache?: ForwardCache): Float32Array {
     const c = this.config, d = dims(c), be = this.backend;
     const { N, D, NH, HD, H } = d;
     const BN = B * N, eps = c.layer_norm_eps;
     const pre = `blocks.${i}.`;
     const keep = cache !== undefined;
-    const ln1 = new Float32Array(BN * D); // (BN, D)
+    const buf = (name: string, n: number) => (keep ? new Float32Array(n) : this.scratch(name, n));
+    // x2 = x + proj(attn(norm1(x)))
+    const ln1 = buf('ln', BN * D); // (BN, D)
     const ln1Mean = keep ? new Float32Array(BN) : null;
     const ln1Rstd = keep ? new Float32Array(BN) : null;
     be.layernormForward(ln1, ln1Mean, ln1Rstd, x, this.p(pre + 'norm1.weight'), this.p(pre + 'norm1.bias'), BN, D, eps);
-    const qkv = new Float32Array(BN * 3 * D); // (BN, 3D)
+    const qkv = buf('qkv', BN * 3 * D); // (BN, 3D)
     this.linear(qkv, ln1, this.p(pre + 'attn.qkv.weight'), c.qkv_bias ? this.p(pre + 'attn.qkv.bias') : null, BN, 3 * D, D);
     const probs = probsOut ?? (keep ? new Float32Array(B * NH * N * N) : null); // (B, NH, N, N)
-    const attn = new Float32Array(BN * D); // (BN, D)
+    const attn = buf('attn', BN * D); // (BN, D)
     be.attentionForward(attn, probs, qkv, B, N, NH, HD, 1 / Math.sqrt(HD));
-    const proj = new Float32Array(BN * D); // (BN, D)
-    this.linear(proj, attn, this.p(pre + 'attn.proj.weight'), this.p(pre + 'attn.proj.bias'), BN, D, D);
-    const x2 = new Float32Array(BN * D); // (BN, D)
-    be.add(x2, x, proj, BN * D);
+    const x2 = keep ? x.slice() : x; // (BN, D)
+    this.linear(x2, attn, this.p(pre + 'attn.proj.weight'), this.p(pre + 'attn.proj.bias'), BN, D, D, { accumulate: true });
+    // out = x2 + fc2(gelu(fc1(norm2(x2))))
     const ln2 = keep ? new Float32Array(BN * D) : ln1; // (BN, D)
     const ln2Mean = keep ? new Float32Array(BN) : null;
     const ln2Rstd = keep ? new Float32Array(BN) : null;
     be.layernormForward(ln2, ln2Mean, ln2Rstd, x2, this.p(pre + 'norm2.weight'), this.p(pre + 'norm2.bias'), BN, D, eps);
-    const fc1 = new Float32Array(BN * H); // (BN, H)
-    this.linear(fc1, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D);
-    const act = keep ? new Float32Array(BN * H) : fc1; // (BN, H)
-    be.geluForward(act, fc1, BN * H, c.act === 'gelu' ? 0 : 1);
-    const fc2 = proj; // (BN, D), reused
-    this.linear(fc2, act, this.p(pre + 'mlp.fc2.weight'), this.p(pre + 'mlp.fc2.bias'), BN, D, H);
-    const out = new Float32Array(BN * D); // (BN, D)
-    be.add(out, x2, fc2, BN * D);
+    const act = buf('act', BN * H); // (BN, H)
+    let fc1 = act; // (BN, H) before GELU: kept apart only for backward
+    if (keep) {
+      fc1 = new Float32Array(BN * H);
+      this.linear(fc1, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D);
+      be.geluForward(act, fc1, BN * H, c.act === 'gelu' ? 0 : 1);
+    } else {
+      this.linear(act, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D, { gelu: true });
+    }
+    const out = keep ? x2.slice() : x2; // (BN, D)
+    this.linear(out, act, this.p(pre + 'mlp.fc2.weight'), this.p(pre + 'mlp.fc2.bias'), BN, D, H, { accumulate: true });
     if (cache) {
       cache.blocks.push({
         x, ln1, ln1Mean: ln1Mean!, ln1Rstd: ln1Rstd!, qkv, probs: probs!, attn, x2, ln2,
@@ -225,13 +245,14 @@ export class VisionTransformer {
     const cache = opts.cache;
     if (cache) { cache.B = B; cache.blocks = []; }
     let h = this.embed(x, cache);
-    const hidden: Tensor[] | undefined = opts.hiddenStates ? [new Tensor([B, N, D], h)] : undefined;
+    // blocks update h in place at inference: hidden states are copies
+    const hidden: Tensor[] | undefined = opts.hiddenStates ? [new Tensor([B, N, D], h.slice())] : undefined;
     const attns: Tensor[] | undefined = opts.attentions ? [] : undefined;
     for (let i = 0; i < c.depth; i++) {
       const probs = attns ? new Float32Array(B * NH * N * N) : null;
       h = this.block(i, h, B, probs, cache);
       if (attns) attns.push(new Tensor([B, NH, N, N], probs!));
-      if (hidden) hidden.push(new Tensor([B, N, D], h));
+      if (hidden) hidden.push(new Tensor([B, N, D], cache ? h : h.slice()));
     }
     let features = h;
     if (!d.useFcNorm) {

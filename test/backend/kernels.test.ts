@@ -32,6 +32,19 @@ function gemmCase(ta: boolean, tb: boolean, M: number, N: number, K: number, alp
   };
 }
 
+function linearCase(M: number, N: number, K: number, accumulate: boolean, act: number, bias: boolean): Case {
+  const x = randn(M * K, 31), w = randn(N * K, 32, 0.3), b = randn(N, 33), c0 = randn(M * N, 34);
+  return {
+    name: `linear ${M}x${N}x${K} accumulate=${accumulate} act=${act} bias=${bias}`,
+    tol: 2e-6 * Math.sqrt(K),
+    run: (be) => {
+      const out = c0.slice();
+      be.linearForward(out, x, w, bias ? b : null, M, N, K, accumulate, act);
+      return [out];
+    },
+  };
+}
+
 function lnCase(R: number, C: number, eps: number): Case {
   const x = randn(R * C, 4, 3), w = randn(C, 5), b = randn(C, 6), g = randn(R * C, 7);
   return {
@@ -133,6 +146,11 @@ const cases: Case[] = [
   gemmCase(false, true, 1, 1000, 192),
   gemmCase(false, false, 5, 3, 0, 1, 0.5),
   gemmCase(false, true, 394, 768, 192),
+  linearCase(197, 577, 192, false, -1, true),
+  linearCase(394, 200, 64, false, 0, true),
+  linearCase(61, 35, 37, false, 1, false),
+  linearCase(197, 192, 768, true, -1, true),
+  linearCase(3, 3000, 13, true, -1, false),
   lnCase(197, 192, 1e-6),
   lnCase(13, 37, 1e-12),
   geluCase(1001, 0),
