@@ -1,0 +1,59 @@
+/**
+ * vitkit's public surface: everything a program uses is re-exported here, in groups.
+ * Internal modules may change; this file is the contract.
+ */
+
+// Core
+export { Tensor, numel } from './tensor.js';
+export { VitkitError } from './errors.js';
+export { getBackend, setThreads, type Backend, type BackendName } from './backend/index.js';
+
+// The model
+export { type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, DEFAULT_CONFIG, resolveConfig, dims } from './models/config.js';
+export { PRESETS, getPreset, type Preset, type PretrainedCfg } from './models/presets.js';
+export {
+  VisionTransformer, vitParamSpecs, vitMacs,
+  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache,
+} from './models/vit.js';
+export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
+export { ParamTable, type ParamSpec } from './nn/params.js';
+export { softmax, topK, argmaxRows } from './nn/functional.js';
+
+// Checkpoints and files
+export {
+  loadModel, presetModel, saveCheckpoint, loadStateDict, initWeights, configFromTimm, configFromHf, timmConfigJson,
+  type LoadedModel, type LoadOptions,
+} from './io/checkpoint.js';
+export {
+  readSafetensors, parseSafetensors, serializeSafetensors, writeSafetensors, SafetensorsFile,
+  type DType, type StEntry, type StTensorIn,
+} from './io/safetensors.js';
+export { imagenetLabels, labelsFor } from './io/labels.js';
+
+// Images
+export { loadImage, type RawImage } from './io/image.js';
+export { resizePil, interpolate, type Filter } from './io/resample.js';
+export {
+  preprocessImage, preprocessBatch, preprocessForDisplay, preprocessFromTimm, preprocessFromHf,
+  type PreprocessConfig,
+} from './io/preprocess.js';
+
+// Training
+export { Trainer, saveTrainerState, loadTrainerState, type TrainerOptions, type StepResult, type TrainerState } from './train/trainer.js';
+export { vitBackward, type BackwardOptions } from './train/backward.js';
+export { crossEntropy } from './train/loss.js';
+export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';
+export { LrSchedule, type ScheduleOptions } from './train/schedule.js';
+export { trainRun, type TrainSettings, type RunOptions, type RunResult } from './train/loop.js';
+export { openData, type DataSource } from './data/open.js';
+
+// Explanation and embeddings
+export { attentionRollout, gradientRollout, fuseHeads, type HeadFusion, type RolloutOptions } from './explain/rollout.js';
+export { attentionGradients } from './explain/gradients.js';
+export { explainImages, explainOne, type ExplainOptions, type Explanation } from './explain/explain.js';
+export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
+export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
+export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
+
+// CLI entry (for embedding the command line in other tools)
+export { run as runCli } from './cli/main.js';
