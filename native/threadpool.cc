@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -12,6 +13,20 @@ namespace {
 
 thread_local bool tl_in_pool = false;
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Workers spin for a short while after each job before sleeping on a condition variable: a
+// forward pass issues hundreds of short native calls back to back, and waking a sleeping thread
+// costs tens of microseconds on a VM (measured: a 197x192 LayerNorm took 16 us on one thread and
+// 91 us on two with purely blocking wake-ups).
+constexpr auto kSpin = std::chrono::microseconds(300);
+
 class Pool {
  public:
   ~Pool() { resize(0); }
@@ -19,17 +34,17 @@ class Pool {
   void resize(int workers) {
     {
       std::unique_lock<std::mutex> lk(mu_);
-      stop_ = true;
-      generation_++;
+      stop_.store(true);
+      gen_.fetch_add(1);
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
-    stop_ = false;
+    stop_.store(false);
     active_ = 0;
     job_ = nullptr;
     // new workers must not mistake the generation bumped above (or by earlier runs) for a new job
-    const uint64_t start = generation_;
+    const uint64_t start = gen_.load();
     for (int i = 0; i < workers; i++) threads_.emplace_back([this, i, start] { loop(i + 1, start); });
   }
 
@@ -38,19 +53,26 @@ class Pool {
   // Runs job(t) for t in [0, nt) with nt <= workers() + 1; t = 0 on the caller.
   void run(int nt, const std::function<void(int)>& job) {
     std::unique_lock<std::mutex> call_lk(call_mu_);
+    job_ = &job;
+    active_ = nt;
+    pending_.store(nt - 1);
     {
-      std::unique_lock<std::mutex> lk(mu_);
-      job_ = &job;
-      active_ = nt;
-      pending_.store(nt - 1);
-      generation_++;
+      std::unique_lock<std::mutex> lk(mu_);  // so that a worker about to sleep cannot miss it
+      gen_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    if (sleepers_.load() > 0) cv_.notify_all();
     tl_in_pool = true;
     job(0);
     tl_in_pool = false;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_.load() == 0; });
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; pending_.load(std::memory_order_acquire) != 0; i++) {
+      cpu_relax();
+      if ((i & 255) == 255 && std::chrono::steady_clock::now() - t0 > 10 * kSpin) {
+        std::unique_lock<std::mutex> lk(mu_);
+        done_cv_.wait(lk, [this] { return pending_.load() == 0; });
+        break;
+      }
+    }
     job_ = nullptr;
   }
 
@@ -58,17 +80,22 @@ class Pool {
   void loop(int id, uint64_t seen) {
     tl_in_pool = true;
     for (;;) {
-      const std::function<void(int)>* job;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        if (id >= active_) continue;
-        job = job_;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; gen_.load(std::memory_order_acquire) == seen; i++) {
+        cpu_relax();
+        if ((i & 255) == 255 && std::chrono::steady_clock::now() - t0 > kSpin) {
+          std::unique_lock<std::mutex> lk(mu_);
+          sleepers_.fetch_add(1);
+          cv_.wait(lk, [&] { return gen_.load() != seen; });
+          sleepers_.fetch_sub(1);
+          break;
+        }
       }
-      (*job)(id);
-      if (pending_.fetch_sub(1) == 1) {
+      if (stop_.load()) return;
+      seen = gen_.load(std::memory_order_acquire);
+      if (id >= active_) continue;
+      (*job_)(id);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::unique_lock<std::mutex> lk(mu_);
         done_cv_.notify_one();
       }
@@ -81,8 +108,9 @@ class Pool {
   const std::function<void(int)>* job_ = nullptr;
   int active_ = 0;
   std::atomic<int> pending_{0};
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 };
 
 Pool& pool() {
