@@ -33,12 +33,14 @@ const { preprocessFromTimm } = await import('../src/io/preprocess.js');
 const { openData } = await import('../src/data/open.js');
 const { MNIST_VIT_ARGS, MNIST_PRETRAINED_CFG } = await import('../src/data/mnist.js');
 const { trainRun, DEFAULT_SETTINGS } = await import('../src/train/loop.js');
+const { trainStepMemory } = await import('../src/train/memory.js');
 
 const seed = Number(a.seed);
 const epochs = Number(a.epochs);
 const config = resolveConfig({ ...MNIST_VIT_ARGS }, 'bench');
 const model = new VisionTransformer(config);
 initWeights(model, seed);
+const memory = trainStepMemory(model, Number(a['batch-size']));
 const data = openData('mnist', { purpose: 'train', seed });
 const out = a.out ?? mkdtempSync(path.join(os.tmpdir(), 'vitkit-mnist-'));
 const t0 = performance.now();
@@ -74,5 +76,9 @@ console.log(JSON.stringify({
   test_acc: h[h.length - 1]!.val_acc, best_acc: Math.max(...h.map((m) => m.val_acc ?? 0)), acc_by_epoch: h.map((m) => m.val_acc),
   s_per_epoch_train: Number(mean(trainSeconds).toFixed(3)), s_per_epoch_with_eval: Number(mean(h.map((m) => m.seconds)).toFixed(3)),
   pytorch_s_per_epoch: 2.7, pytorch_acc: [95.66, 96.06], total_seconds: Number(total.toFixed(1)), out: a.out ?? null,
+  step_memory_mb: {
+    activations: +(memory.activationBytes / 2 ** 20).toFixed(2), params_grads_adamw: +(memory.paramStateBytes / 2 ** 20).toFixed(2),
+    peak_rss: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
+  },
 }));
 if (!a.out) rmSync(out, { recursive: true, force: true });
