@@ -16,7 +16,7 @@ import type { PreprocessConfig } from '../io/preprocess.js';
 import { pyRound, shorterSideSize } from '../io/preprocess.js';
 import { VitkitError } from '../errors.js';
 import { colormapLut, lutIndex, type ColormapName } from './colormap.js';
-import { drawText, textWidth, GLYPH_H } from './font.js';
+import { drawText, textWidth, GLYPH_H } from '../io/font.js';
 
 /** A rectangle in continuous pixel coordinates (pixel i spans [i, i + 1)). */
 export interface Box { x0: number; y0: number; x1: number; y1: number }
