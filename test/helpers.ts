@@ -1,5 +1,9 @@
 /** Shared test utilities: paths, seeded random data, error metrics. */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import assert from 'node:assert/strict';
+import { mulberry32 } from '../src/io/checkpoint.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -11,16 +15,8 @@ export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 export const hasRefs = existsSync(REFS);
 export const NO_REFS = 'needs ../shared/refs beside the checkout (not present)';
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** the same seeded PRNG the library uses for initialization */
+export const rng = mulberry32;
 
 /** uniform values in [-scale, scale) */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
@@ -49,4 +45,24 @@ export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
   return m;
+}
+
+export const BIN = path.join(ROOT, 'bin', 'vitkit.js');
+
+/** Run the vitkit command line in a child process (2 native threads). */
+export function vitkit(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, VITKIT_THREADS: '2' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** A user error: non-zero exit, one line on stderr matching `re`, no stack trace. */
+export function assertUserError(r: ReturnType<typeof vitkit>, re: RegExp) {
+  assert.notEqual(r.code, 0, `expected failure, got exit 0: ${r.out}`);
+  assert.match(r.err, re);
+  assert.equal(r.err.trim().split('\n').length, 1, `expected one line, got:\n${r.err}`);
+  assert.doesNotMatch(r.err, /\n\s+at /);
+}
+
+export function tmp(): string {
+  return mkdtempSync(path.join(tmpdir(), 'vitkit-test-'));
 }

@@ -6,7 +6,7 @@
  *   horizontal flip (p 0.5) for photos;
  * - timm's Mixup / CutMix in 'batch' mode with soft, label-smoothed targets.
  */
-import type { RawImage } from '../io/image.js';
+import { cropImage, type RawImage } from '../io/image.js';
 import { resizePil, interpolate, type Filter } from '../io/resample.js';
 import { pyRound } from '../io/preprocess.js';
 import type { Rng } from './rng.js';
@@ -117,15 +117,6 @@ export function rrcParams(H: number, W: number, scale: [number, number], ratio: 
   return [Math.floor((H - h) / 2), Math.floor((W - w) / 2), h, w];
 }
 
-function cropU8(img: RawImage, top: number, left: number, h: number, w: number): RawImage {
-  const C = img.channels;
-  const out = new Uint8Array(w * h * C);
-  for (let y = 0; y < h; y++) {
-    const s = ((y + top) * img.width + left) * C;
-    out.set(img.data.subarray(s, s + w * C), y * w * C);
-  }
-  return { data: out, width: w, height: h, channels: C };
-}
 
 /** Mirror an (H, W, C) u8 image left-right. */
 export function flipU8(img: RawImage): RawImage {
@@ -156,7 +147,7 @@ export function flipF32(x: Float32Array, C: number, H: number, W: number): void 
 /** RandomResizedCrop (PIL crop, then Image.resize with `filter`) to outH x outW, then flip with probability `flip`. */
 export function rrcFlipU8(img: RawImage, outH: number, outW: number, spec: AugmentSpec, filter: Filter, rng: Rng): RawImage {
   const [top, left, h, w] = rrcParams(img.height, img.width, spec.scale, spec.ratio, rng);
-  let out = resizePil(cropU8(img, top, left, h, w), outW, outH, filter);
+  let out = resizePil(cropImage(img, top, left, h, w), outW, outH, filter);
   if (rng.next() < spec.flip) out = flipU8(out);
   return out;
 }

@@ -104,3 +104,14 @@ export function convertPixels(src: Uint8Array, width: number, height: number, in
   }
   return { data: out, width, height, channels: outC };
 }
+
+/** The h x w window of img whose top-left pixel is (top, left); the window must lie inside img. */
+export function cropImage(img: RawImage, top: number, left: number, h: number, w: number): RawImage {
+  const C = img.channels;
+  const out = new Uint8Array(w * h * C); // (h, w, C)
+  for (let y = 0; y < h; y++) {
+    const s = ((y + top) * img.width + left) * C;
+    out.set(img.data.subarray(s, s + w * C), y * w * C);
+  }
+  return { data: out, width: w, height: h, channels: C };
+}

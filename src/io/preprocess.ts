@@ -22,7 +22,7 @@
  * tensor resize, normalize fused as (x - mean/rf) / (std/rf) in float32).
  */
 import { VitkitError, expected } from '../errors.js';
-import { loadImage, type RawImage } from './image.js';
+import { loadImage, cropImage, type RawImage } from './image.js';
 import { FILTERS, PIL_RESAMPLE_CODES, resizePil, resizeTorchU8, type Filter } from './resample.js';
 
 export type { Filter } from './resample.js';
@@ -278,15 +278,6 @@ function padImage(img: RawImage, left: number, top: number, right: number, botto
   return { data: out, width: W, height: H, channels: C };
 }
 
-function crop(img: RawImage, top: number, left: number, h: number, w: number): RawImage {
-  const C = img.channels;
-  const out = new Uint8Array(w * h * C);
-  for (let y = 0; y < h; y++) {
-    const s = ((y + top) * img.width + left) * C;
-    out.set(img.data.subarray(s, s + w * C), y * w * C);
-  }
-  return { data: out, width: w, height: h, channels: C };
-}
 
 /** torchvision CenterCrop / timm CenterCropOrPad (round-half-even offsets) or HF center_crop (floor offsets). */
 function centerCrop(img: RawImage, ch: number, cw: number, fill: number[], offsets: 'round' | 'floor'): RawImage {
@@ -301,7 +292,7 @@ function centerCrop(img: RawImage, ch: number, cw: number, fill: number[], offse
   const top = offsets === 'round' ? pyRound((img.height - ch) / 2) : Math.floor((img.height - ch) / 2);
   const left = offsets === 'round' ? pyRound((img.width - cw) / 2) : Math.floor((img.width - cw) / 2);
   if (top === 0 && left === 0 && img.width === cw && img.height === ch) return img;
-  return crop(img, top, left, ch, cw);
+  return cropImage(img, top, left, ch, cw);
 }
 
 function resizeHW(img: RawImage, h: number, w: number, filter: Filter): RawImage {

@@ -4,33 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync, copyFileSync, readFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, existsSync, copyFileSync, readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, FIXTURES, REFS, NO_REFS, maxAbsDiff } from '../helpers.js';
+import { FIXTURES, REFS, NO_REFS, maxAbsDiff, vitkit, assertUserError, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 
-const BIN = path.join(ROOT, 'bin', 'vitkit.js');
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
 const IMAGES = path.join(REFS, 'images');
-
-function vitkit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, VITKIT_THREADS: '2' } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'vitkit-cli-'));
-}
-
-/** a one-line error, non-zero exit, no stack trace */
-function assertUserError(r: ReturnType<typeof vitkit>, re: RegExp) {
-  assert.notEqual(r.code, 0, `expected failure, got exit 0: ${r.out}`);
-  assert.match(r.err, re);
-  assert.equal(r.err.trim().split('\n').length, 1, `expected one line, got:\n${r.err}`);
-  assert.doesNotMatch(r.err, /\n\s+at /);
-}
 
 test('info prints timm parameter counts and GMACs', () => {
   const tiny = JSON.parse(vitkit('info', '--json', 'vit_tiny_patch16_224').out);

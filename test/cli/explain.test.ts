@@ -4,31 +4,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { ROOT, FIXTURES, REFS, hasRefs, NO_REFS } from '../helpers.js';
+import { FIXTURES, REFS, hasRefs, NO_REFS, vitkit, assertUserError } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { initWeights, saveCheckpoint } from '../../src/io/checkpoint.js';
 
-const BIN = path.join(ROOT, 'bin', 'vitkit.js');
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
-
-function vitkit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, VITKIT_THREADS: '2' } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function assertUserError(r: ReturnType<typeof vitkit>, re: RegExp) {
-  assert.notEqual(r.code, 0, `expected failure, got exit 0: ${r.out}`);
-  assert.match(r.err, re);
-  assert.equal(r.err.trim().split('\n').length, 1, `expected one line, got:\n${r.err}`);
-  assert.doesNotMatch(r.err, /\n\s+at /);
-}
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vitkit-explain-'));
 /** a 90x60 test picture: a gradient with a bright square */
