@@ -10,6 +10,7 @@ import { getBackend } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import { ParamTable, type ParamSpec } from '../nn/params.js';
+import { type Arena, allocFrom } from '../nn/arena.js';
 import { type ViTConfig, dims } from './config.js';
 import { sincos2dPosEmbed } from './pos_embed.js';
 
@@ -43,6 +44,8 @@ export interface ForwardCache {
   fcNormMean: Float32Array;     // (B) fc_norm stats (only with fc_norm)
   fcNormRstd: Float32Array;     // (B)
   preLogits: Float32Array;      // (B, D) head input
+  /** when set, every buffer above comes from it (valid until its next reset) */
+  arena?: Arena;
 }
 
 export interface ForwardOptions {
@@ -166,11 +169,11 @@ export class VisionTransformer {
     const c = this.config, d = dims(c), be = this.backend;
     const B = x.shape[0]!;
     const { N, D, numPatches: NP, numPrefix, KP } = d;
-    const cols = cache ? new Float32Array(B * NP * KP) : this.scratch('cols', B * NP * KP); // (B*NP, KP)
+    const cols = cache ? allocFrom(cache.arena, B * NP * KP, false) : this.scratch('cols', B * NP * KP); // (B*NP, KP)
     be.im2colPatches(cols, x.data, B, c.in_chans, c.img_size, c.img_size, c.patch_size);
-    const patches = cache ? new Float32Array(B * NP * D) : this.scratch('patches', B * NP * D); // (B*NP, D)
+    const patches = cache ? allocFrom(cache.arena, B * NP * D, false) : this.scratch('patches', B * NP * D); // (B*NP, D)
     this.linear(patches, cols, this.p('patch_embed.proj.weight'), this.p('patch_embed.proj.bias'), B * NP, D, KP);
-    const out = new Float32Array(B * N * D); // (B*N, D)
+    const out = allocFrom(cache?.arena, B * N * D, false); // (B*N, D): every row written below
     for (let b = 0; b < B; b++) {
       if (c.class_token) out.set(this.p('cls_token'), b * N * D);
       out.set(patches.subarray(b * NP * D, (b + 1) * NP * D), (b * N + numPrefix) * D);
@@ -197,34 +200,37 @@ export class VisionTransformer {
     const BN = B * N, eps = c.layer_norm_eps;
     const pre = `blocks.${i}.`;
     const keep = cache !== undefined;
-    const buf = (name: string, n: number) => (keep ? new Float32Array(n) : this.scratch(name, n));
+    // every buffer below is fully overwritten by the op that fills it
+    const fresh = (n: number) => allocFrom(cache?.arena, n, false);
+    const buf = (name: string, n: number) => (keep ? fresh(n) : this.scratch(name, n));
+    const copy = (a: Float32Array) => { const b = fresh(a.length); b.set(a); return b; };
     // x2 = x + proj(attn(norm1(x)))
     const ln1 = buf('ln', BN * D); // (BN, D)
-    const ln1Mean = keep ? new Float32Array(BN) : null;
-    const ln1Rstd = keep ? new Float32Array(BN) : null;
+    const ln1Mean = keep ? fresh(BN) : null;
+    const ln1Rstd = keep ? fresh(BN) : null;
     be.layernormForward(ln1, ln1Mean, ln1Rstd, x, this.p(pre + 'norm1.weight'), this.p(pre + 'norm1.bias'), BN, D, eps);
     const qkv = buf('qkv', BN * 3 * D); // (BN, 3D)
     this.linear(qkv, ln1, this.p(pre + 'attn.qkv.weight'), c.qkv_bias ? this.p(pre + 'attn.qkv.bias') : null, BN, 3 * D, D);
-    const probs = probsOut ?? (keep ? new Float32Array(B * NH * N * N) : null); // (B, NH, N, N)
+    const probs = probsOut ?? (keep ? fresh(B * NH * N * N) : null); // (B, NH, N, N)
     const attn = buf('attn', BN * D); // (BN, D)
     be.attentionForward(attn, probs, qkv, B, N, NH, HD, 1 / Math.sqrt(HD));
-    const x2 = keep ? x.slice() : x; // (BN, D)
+    const x2 = keep ? copy(x) : x; // (BN, D)
     this.linear(x2, attn, this.p(pre + 'attn.proj.weight'), this.p(pre + 'attn.proj.bias'), BN, D, D, { accumulate: true });
     // out = x2 + fc2(gelu(fc1(norm2(x2))))
-    const ln2 = keep ? new Float32Array(BN * D) : ln1; // (BN, D)
-    const ln2Mean = keep ? new Float32Array(BN) : null;
-    const ln2Rstd = keep ? new Float32Array(BN) : null;
+    const ln2 = keep ? fresh(BN * D) : ln1; // (BN, D)
+    const ln2Mean = keep ? fresh(BN) : null;
+    const ln2Rstd = keep ? fresh(BN) : null;
     be.layernormForward(ln2, ln2Mean, ln2Rstd, x2, this.p(pre + 'norm2.weight'), this.p(pre + 'norm2.bias'), BN, D, eps);
     const act = buf('act', BN * H); // (BN, H)
     let fc1 = act; // (BN, H) before GELU: kept apart only for backward
     if (keep) {
-      fc1 = new Float32Array(BN * H);
+      fc1 = fresh(BN * H);
       this.linear(fc1, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D);
       be.geluForward(act, fc1, BN * H, c.act === 'gelu' ? 0 : 1);
     } else {
       this.linear(act, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D, { gelu: true });
     }
-    const out = keep ? x2.slice() : x2; // (BN, D)
+    const out = keep ? copy(x2) : x2; // (BN, D)
     this.linear(out, act, this.p(pre + 'mlp.fc2.weight'), this.p(pre + 'mlp.fc2.bias'), BN, D, H, { accumulate: true });
     if (cache) {
       cache.blocks.push({
@@ -256,8 +262,8 @@ export class VisionTransformer {
     }
     let features = h;
     if (!d.useFcNorm) {
-      features = new Float32Array(BN * D);
-      const mean = cache ? new Float32Array(BN) : null, rstd = cache ? new Float32Array(BN) : null;
+      features = allocFrom(cache?.arena, BN * D, false);
+      const mean = cache ? allocFrom(cache.arena, BN, false) : null, rstd = cache ? allocFrom(cache.arena, BN, false) : null;
       be.layernormForward(features, mean, rstd, h, this.p('norm.weight'), this.p('norm.bias'), BN, D, c.layer_norm_eps);
       if (cache) { cache.normMean = mean!; cache.normRstd = rstd!; }
     }
@@ -273,7 +279,8 @@ export class VisionTransformer {
     const c = this.config, d = dims(c), be = this.backend;
     const [B, N, D] = features.shape as [number, number, number];
     const f = features.data;
-    const pooled = new Float32Array(B * D); // (B, D)
+    const cache = opts.cache;
+    const pooled = allocFrom(cache?.arena, B * D); // (B, D), zeroed: 'avg' accumulates into it
     for (let b = 0; b < B; b++) {
       if (c.global_pool === 'token') {
         pooled.set(f.subarray(b * N * D, b * N * D + D), b * D);
@@ -287,17 +294,16 @@ export class VisionTransformer {
       }
     }
     let pre = pooled;
-    const cache = opts.cache;
     if (d.useFcNorm) {
-      pre = new Float32Array(B * D);
-      const mean = cache ? new Float32Array(B) : null, rstd = cache ? new Float32Array(B) : null;
+      pre = allocFrom(cache?.arena, B * D, false);
+      const mean = cache ? allocFrom(cache.arena, B, false) : null, rstd = cache ? allocFrom(cache.arena, B, false) : null;
       be.layernormForward(pre, mean, rstd, pooled, this.p('fc_norm.weight'), this.p('fc_norm.bias'), B, D, c.layer_norm_eps);
       if (cache) { cache.fcNormMean = mean!; cache.fcNormRstd = rstd!; }
     }
     if (cache) { cache.pooled = pooled; cache.preLogits = pre; }
     if (opts.preLogits || c.num_classes === 0) return new Tensor([B, D], pre);
     const K = c.num_classes;
-    const logits = new Float32Array(B * K); // (B, K)
+    const logits = allocFrom(cache?.arena, B * K, false); // (B, K)
     this.linear(logits, pre, this.p('head.weight'), this.p('head.bias'), B, K, D);
     return new Tensor([B, K], logits);
   }

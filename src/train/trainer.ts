@@ -17,6 +17,7 @@ import { VisionTransformer, type ForwardCache } from '../models/vit.js';
 import { ParamTable } from '../nn/params.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { vitBackward } from './backward.js';
+import { Arena } from '../nn/arena.js';
 import { crossEntropy, countCorrect } from './loss.js';
 import { AdamW, ModelEma, clipGradNorm, gradNorm, type AdamWState } from './optim.js';
 import { LrSchedule, type ScheduleKind } from './schedule.js';
@@ -97,6 +98,8 @@ export class Trainer {
   readonly options: Readonly<TrainerOptions>;
   private iteration = 0;
   private emaView: VisionTransformer | null = null;
+  /** the step's activation and gradient buffers, reused across steps */
+  private readonly arena = new Arena();
 
   constructor(model: VisionTransformer, opts: TrainerOptions) {
     if (model.config.num_classes < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
@@ -142,7 +145,10 @@ export class Trainer {
     if (target.length !== want) {
       throw new VitkitError(`Batch has ${B} images but the targets have ${target.length} values (expected ${target instanceof Int32Array ? `${B} labels` : `${B} x ${K} soft targets`})`);
     }
+    // activations and gradients reuse the previous step's buffers (they are dead by now)
+    this.arena.reset();
     const cache = emptyCache();
+    cache.arena = this.arena;
     const logits = m.forward(x, { cache });
     const { loss, dlogits } = crossEntropy(logits, target, this.options.labelSmoothing ?? 0, K);
     this.grads.buffer.fill(0);
