@@ -9,6 +9,8 @@ import path from 'node:path';
 import { loadModel } from '../src/io/checkpoint.js';
 import { loadAddon, packageRoot } from '../src/backend/native.js';
 import { Tensor } from '../src/tensor.js';
+import { loadImage } from '../src/io/image.js';
+import { preprocessFromTimm, geometry, toPixelValues } from '../src/io/preprocess.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -113,5 +115,18 @@ async function gemmBench(): Promise<void> {
   log(`| FMA peak (measured, ${addon.gemmIsa()}) | | ${peaks[0]!.toFixed(1)} | ${peaks[1]!.toFixed(1)} |`);
 }
 
+/** image preprocessing (decode excluded): timm's eval transform of a 512x512 photo to 224x224 */
+async function preprocessBench(): Promise<void> {
+  const file = path.join(REFS, 'images', 'astronaut.png');
+  if (!existsSync(file)) return;
+  const img = await loadImage(file, 3);
+  const cfg = preprocessFromTimm({ crop_pct: 0.9, interpolation: 'bicubic' }, 224, 3);
+  const t = await timeit(() => toPixelValues(geometry(img, cfg), cfg));
+  log('');
+  log(`preprocessing 512x512 -> 224x224 (PIL bicubic resize, center crop, normalize): ${(t * 1e3).toFixed(2)} ms`);
+  emit({ preprocess: 'timm 512->224', ms: +(t * 1e3).toFixed(3) });
+}
+
 await modelBench();
 await gemmBench();
+await preprocessBench();
