@@ -128,6 +128,14 @@ Value SoftmaxForward(const CallbackInfo& info) {
   vk::softmax_forward(a.f32(0, R * C), a.f32(1, R * C), R, C);
   return info.Env().Undefined();
 }
+// softmaxBackward(dinp, out, dout, R, C)
+Value SoftmaxBackward(const CallbackInfo& info) {
+  Args a{info, "softmaxBackward"};
+  int64_t R = a.i64(3);
+  int C = a.i32(4);
+  vk::softmax_backward(a.f32(0, R * C), a.f32(1, R * C), a.f32(2, R * C), R, C);
+  return info.Env().Undefined();
+}
 // attentionForward(out, probs|null, qkv, B, N, NH, HD, scale)
 Value AttentionForward(const CallbackInfo& info) {
   Args a{info, "attentionForward"};
@@ -203,6 +211,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("geluForward", GeluForward);
   set("geluBackward", GeluBackward);
   set("softmaxForward", SoftmaxForward);
+  set("softmaxBackward", SoftmaxBackward);
   set("attentionForward", AttentionForward);
   set("attentionBackward", AttentionBackward);
   set("im2colPatches", Im2colPatches);

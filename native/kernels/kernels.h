@@ -40,6 +40,8 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, 
 
 // ---- Softmax over the last dim (softmax.cc) ----
 void softmax_forward(float* out, const float* inp, int64_t R, int C);
+// dinp (R, C) = out * (dout - rowsum(dout * out)); out (R, C) from softmax_forward, dout (R, C)
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t R, int C);
 
 // ---- Multi-head self-attention (attention.cc) ----
 // out (B, N, D), probs (B, NH, N, N) or null, qkv (B, N, 3*D) laid out as timm's qkv Linear

@@ -136,4 +136,19 @@ void softmax_forward(float* out, const float* inp, int64_t R, int C) {
   }, 8);
 }
 
+// dinp (R, C) = out * (dout - rowsum(dout * out)), out the softmax output
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t R, int C) {
+  parallel_for(R, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* y = out + r * C;
+      const float* g = dout + r * C;
+      float* d = dinp + r * C;
+      double dot = 0;
+      for (int i = 0; i < C; i++) dot += (double)g[i] * y[i];
+      const float fd = (float)dot;
+      for (int i = 0; i < C; i++) d[i] = y[i] * (g[i] - fd);
+    }
+  }, 8);
+}
+
 }  // namespace vk

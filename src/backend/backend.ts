@@ -27,6 +27,8 @@ export interface Backend {
   geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, n: number, approx: number): void;
   /** out (R, C) = softmax over the last dim of inp (R, C) */
   softmaxForward(out: Float32Array, inp: Float32Array, R: number, C: number): void;
+  /** dinp (R, C) = out * (dout - rowsum(dout * out)); out (R, C) is the softmax output */
+  softmaxBackward(dinp: Float32Array, out: Float32Array, dout: Float32Array, R: number, C: number): void;
   /** out (B, N, D), probs (B, NH, N, N) | null, qkv (B, N, 3D) in timm's fused layout; D = NH * HD */
   attentionForward(out: Float32Array, probs: Float32Array | null, qkv: Float32Array,
     B: number, N: number, NH: number, HD: number, scale: number): void;

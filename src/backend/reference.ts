@@ -124,6 +124,14 @@ export const reference: Backend = {
     for (let r = 0; r < R; r++) softmaxRow(out, r * C, inp, r * C, C);
   },
 
+  softmaxBackward(dinp, out, dout, R, C) {
+    for (let r = 0; r < R; r++) {
+      let dot = 0;
+      for (let c = 0; c < C; c++) dot += dout[r * C + c]! * out[r * C + c]!;
+      for (let c = 0; c < C; c++) dinp[r * C + c] = out[r * C + c]! * (dout[r * C + c]! - dot);
+    }
+  },
+
   attentionForward(out, probs, qkv, B, N, NH, HD, scale) {
     const D = NH * HD, D3 = 3 * D;
     const s = new Float32Array(N * N); // (N, N)

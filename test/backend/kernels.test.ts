@@ -75,15 +75,16 @@ function geluCase(n: number, approx: number): Case {
 }
 
 function softmaxCase(R: number, C: number, special = false): Case {
-  const x = randn(R * C, 10, 8);
+  const x = randn(R * C, 10, 8), g = randn(R * C, 35);
   if (special) { x[3] = NaN; x[C + 1] = -Infinity; x[2 * C + 2] = Infinity; }
   return {
     name: `softmax ${R}x${C}${special ? ' with NaN/Inf' : ''}`,
     tol: 1e-6,
     run: (be) => {
-      const out = new Float32Array(R * C);
+      const out = new Float32Array(R * C), dx = new Float32Array(R * C);
       be.softmaxForward(out, x, R, C);
-      return [out];
+      be.softmaxBackward(dx, out, g, R, C);
+      return [out, dx];
     },
   };
 }
@@ -286,7 +287,23 @@ function col2imGradCase(B: number, C: number, H: number, W: number, P: number): 
   };
 }
 
+function softmaxGradCase(R: number, C: number): GradCase {
+  const x = randn(R * C, 36, 3), G = randn(R * C, 37);
+  return {
+    name: `softmaxBackward ${R}x${C}`, rtol: 3e-3, atol: 1e-4, h: 1e-2, inputs: [x],
+    loss: (be) => { const out = new Float32Array(R * C); be.softmaxForward(out, x, R, C); return dot(out, G); },
+    grads: (be) => {
+      const out = new Float32Array(R * C), dx = new Float32Array(R * C);
+      be.softmaxForward(out, x, R, C);
+      be.softmaxBackward(dx, out, G, R, C);
+      return [dx];
+    },
+  };
+}
+
 const gradCases: GradCase[] = [
+  softmaxGradCase(4, 197),
+  softmaxGradCase(3, 13),
   lnGradCase(5, 37, 1e-6),
   lnGradCase(3, 8, 1e-5),
   geluGradCase(0),
