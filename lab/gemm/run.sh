@@ -11,6 +11,6 @@ done
 echo "== built with -DVITKIT_NO_X86"
 R=../..
 ${CXX:-g++} -std=c++17 -O3 -fno-math-errno -pthread -DVITKIT_NO_X86 -I$R/native gemm_lab.cc \
-  $R/native/kernels/gemm.cc $R/native/kernels/peak.cc $R/native/threadpool.cc -o gemm_lab_nox86
+  $R/native/kernels/gemm.cc $R/native/kernels/peak.cc $R/native/kernels/gelu.cc $R/native/threadpool.cc -o gemm_lab_nox86
 ./gemm_lab_nox86 test
 ./gemm_lab bench "${1:-7}"
