@@ -220,26 +220,17 @@ export function barProgress(log: (s: string) => void = (s) => console.log(s)): P
 // ---------------------------------------------------------------------------------------------
 // the command
 
-interface TrainOpts extends ArchOverrides {
+/** commander's parsed options: the run settings (as flags give them) plus what the command needs */
+interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
+  'epochs' | 'batchSize' | 'lr' | 'minLr' | 'weightDecay' | 'labelSmoothing' | 'schedule' | 'warmupEpochs' |
+  'mixup' | 'cutmix' | 'seed' | 'shuffle'> {
   model?: string;
   data?: string;
   valData?: string;
   valSplit?: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  minLr: number;
-  weightDecay: number;
-  labelSmoothing: number;
-  schedule: 'cosine' | 'constant';
-  warmupEpochs: number;
   clipGrad?: number;
   layerDecay?: number;
   emaDecay?: number;
-  mixup: number;
-  cutmix: number;
-  seed: number;
-  shuffle: boolean;
   augment: boolean;
   out: string;
   resume?: string | boolean;
