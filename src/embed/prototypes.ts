@@ -4,6 +4,7 @@
  * the mean of its L2-normalized support embeddings, and a query is assigned the class whose
  * prototype has the highest cosine similarity with it.
  */
+import { argmaxRows } from '../nn/functional.js';
 import { VitkitError } from '../errors.js';
 
 /** Row-wise L2 normalization of x (n, D) in place (zero rows stay zero); returns x. */
@@ -66,12 +67,5 @@ export function prototypeScores(queries: Float32Array, protos: Float32Array, K: 
 
 /** Index of the highest score in each row of scores (m, K); ties go to the lower index. */
 export function nearestPrototype(scores: Float32Array, K: number): Int32Array {
-  const m = scores.length / K;
-  const out = new Int32Array(m);
-  for (let i = 0; i < m; i++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (scores[i * K + k]! > scores[i * K + best]!) best = k;
-    out[i] = best;
-  }
-  return out;
+  return argmaxRows(scores, scores.length / K, K);
 }

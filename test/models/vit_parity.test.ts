@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { loadModel } from '../../src/io/checkpoint.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { getBackend } from '../../src/backend/index.js';
 import { REFS, FIXTURES, NO_REFS, maxAbsDiff, randn, rng } from '../helpers.js';
@@ -18,6 +18,15 @@ import { resolveConfig } from '../../src/models/config.js';
 const TIMM_DIR = path.join(REFS, 'timm_vit_tiny');
 const TIMM_REF = path.join(REFS, 'timm_vit_tiny_ref.safetensors');
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
+
+/** asserts max |got - ref[name]| <= tol and records the error for the test's diagnostic line */
+function checker(ref: SafetensorsFile, report: string[]) {
+  return (name: string, got: Float32Array, tol: number) => {
+    const err = maxAbsDiff(got, ref.f32(name).data);
+    report.push(`${name} ${err.toExponential(2)}`);
+    assert.ok(err <= tol, `${name}: max abs diff ${err} > ${tol}`);
+  };
+}
 
 test('timm vit_tiny_patch16_224: logits, features, every block, attention', (t) => {
   if (!existsSync(TIMM_REF)) return t.skip(NO_REFS);
@@ -30,11 +39,7 @@ test('timm vit_tiny_patch16_224: logits, features, every block, attention', (t) 
   const logits = model.forwardHead(f.features);
   const pre = model.forwardHead(f.features, { preLogits: true });
   const report: string[] = [];
-  const check = (name: string, got: Float32Array, tol: number) => {
-    const err = maxAbsDiff(got, ref.f32(name).data);
-    report.push(`${name} ${err.toExponential(2)}`);
-    assert.ok(err <= tol, `${name}: max abs diff ${err} > ${tol}`);
-  };
+  const check = checker(ref, report);
   check('logits', logits.data, 1e-4);
   check('features', f.features.data, 1e-4);
   check('pre_logits', pre.data, 1e-4);
@@ -54,11 +59,7 @@ test('Hugging Face ViTForImageClassification: logits, hidden states, attentions'
   const f = model.forwardFeatures(new Tensor(pv.shape, pv.data), { hiddenStates: true, attentions: true });
   const logits = model.forwardHead(f.features);
   const report: string[] = [];
-  const check = (name: string, got: Float32Array, tol: number) => {
-    const err = maxAbsDiff(got, ref.f32(name).data);
-    report.push(`${name} ${err.toExponential(2)}`);
-    assert.ok(err <= tol, `${name}: max abs diff ${err} > ${tol}`);
-  };
+  const check = checker(ref, report);
   check('logits', logits.data, 1e-4);
   for (let i = 0; i <= 3; i++) check(`hidden_states.${i}`, f.hiddenStates![i]!.data, 1e-4);
   for (let i = 0; i < 3; i++) check(`attentions.${i}`, f.attentions![i]!.data, 1e-5);
