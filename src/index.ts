@@ -55,5 +55,11 @@ export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
+// The Hugging Face Hub (downloads into the cache shared with Python)
+export {
+  resolveModelDir, downloadModel, parseHubSpec, hubCacheDir, hubEndpoint,
+  type HubOptions, type HubSpec, type HubLayout, type DownloadedModel,
+} from './hub/index.js';
+
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';

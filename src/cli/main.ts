@@ -10,6 +10,8 @@ import { demoCommand } from './demo.js';
 import { explainCommand } from './explain.js';
 import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
+import { downloadCommand } from './download.js';
+import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -22,6 +24,11 @@ export function buildProgram(): Command {
         if (!Number.isInteger(n) || n < 1) throw new VitkitError(`Expected an integer >= 1 for --threads but received ${JSON.stringify(t)}`);
         process.env['VITKIT_THREADS'] = String(n);
       }
+    })
+    // --model org/name[@rev] or hf-hub:org/name: fetched into the Hugging Face cache, replaced by its directory
+    .hook('preAction', async (_p, cmd) => {
+      const m = cmd.getOptionValue('model') as unknown;
+      if (typeof m === 'string') cmd.setOptionValue('model', await resolveModelDir(m));
     });
   program.addCommand(predictCommand());
   program.addCommand(runCommand());
@@ -32,6 +39,7 @@ export function buildProgram(): Command {
   program.addCommand(explainCommand());
   program.addCommand(embedCommand());
   program.addCommand(fewshotCommand());
+  program.addCommand(downloadCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;
