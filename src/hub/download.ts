@@ -38,6 +38,8 @@ export interface FileMetadata {
   commit: string;
   etag: string;
   size: number | undefined;
+  /** where the bytes are: the CDN URL a large file redirects to, else the resolve URL */
+  location: string;
 }
 
 export const OFFLINE_HINT = 'set HF_HUB_OFFLINE=1 to use the local cache';
@@ -118,24 +120,32 @@ export async function fileMetadata(
 ): Promise<{ meta: FileMetadata | null; missingAt?: string | undefined }> {
   let url = resolveUrl(http.endpoint, repoId, revision, file);
   const what = `${file} of ${repoId}@${revision}`;
+  let hub: Response | undefined; // the last answer that carried X-Repo-Commit: the Hub's own, not a CDN's
   for (let hop = 0; ; hop++) {
     const res = await send(url, { method: 'HEAD', headers: headersFor(url, http), signal: AbortSignal.timeout((http.etagTimeout ?? 10) * 1000) }, what, http.endpoint);
+    if (res.headers.get('x-repo-commit')) hub = res;
     const location = res.headers.get('location');
-    if (res.status >= 300 && res.status < 400 && location && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && hop < 10) {
-      url = new URL(location, url).toString(); // relative: the repository was renamed or moved
+    if (res.status >= 300 && res.status < 400 && location && !/^([a-z][a-z0-9+.-]*:|\/\/)/i.test(location) && hop < 10) {
+      url = new URL(location, url).toString(); // relative: a renamed repository, or a CDN path on the same host
       continue;
     }
     if (res.status === 404 && (res.headers.get('x-error-code') ?? 'EntryNotFound') === 'EntryNotFound') {
       return { meta: null, missingAt: res.headers.get('x-repo-commit') ?? undefined };
     }
     if (res.status >= 400 || (res.status >= 300 && !location)) throw httpError(res, repoId, revision, file, http);
-    const commit = res.headers.get('x-repo-commit');
-    const etag = normalizeEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag'));
+    const src = hub ?? res;
+    const commit = src.headers.get('x-repo-commit');
+    const etag = normalizeEtag(src.headers.get('x-linked-etag') ?? src.headers.get('etag'));
     if (!commit) throw new VitkitError(`The server at ${http.endpoint} sent no X-Repo-Commit header for ${what}: is HF_ENDPOINT a Hugging Face Hub?`);
     if (!etag) throw new VitkitError(`The server at ${http.endpoint} sent no ETag for ${what}: cannot name the file in the cache`);
-    const sizeHeader = res.headers.get('x-linked-size') ?? (res.status < 300 ? res.headers.get('content-length') : null);
+    const sizeHeader = src.headers.get('x-linked-size') ?? (res.status < 300 ? res.headers.get('content-length') : null);
     const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
-    return { meta: { commit, etag, size } };
+    // as huggingface_hub does: download straight from the redirect target (one hop fewer, and the exact
+    // version the metadata describes even if the branch moves in between); a small file at the commit
+    const at = res.status >= 300 && location ? new URL(location, url).toString()
+      : src !== res ? url
+        : url.replace(`/resolve/${encodeURIComponent(revision)}/`, `/resolve/${commit}/`);
+    return { meta: { commit, etag, size, location: at } };
   }
 }
 
@@ -179,11 +189,9 @@ function mb(n: number): string {
   return (n / 1e6).toFixed(1);
 }
 
-/**
- * Download a file's bytes into blobs/{etag} (resuming any blobs/{etag}.incomplete) and verify them.
- * `url` is resolve/{commit}/{file}; the caller has the metadata from fileMetadata.
- */
-export async function downloadBlob(cache: RepoCache, file: string, url: string, meta: FileMetadata, http: HttpOptions): Promise<void> {
+/** Download a file's bytes from meta.location into blobs/{etag} (resuming any blobs/{etag}.incomplete) and verify them. */
+export async function downloadBlob(cache: RepoCache, file: string, revision: string, meta: FileMetadata, http: HttpOptions): Promise<void> {
+  const url = meta.location;
   const blob = cache.blobPath(meta.etag);
   await withLock(cache.lockPath(meta.etag), async () => {
     if (fileSize(blob) >= 0) return; // another process finished it while we waited
@@ -206,7 +214,7 @@ export async function downloadBlob(cache: RepoCache, file: string, url: string, 
         }
         if (res.status !== 200 && res.status !== 206) {
           await res.body?.cancel();
-          throw httpError(res, cache.repoId, url.split('/resolve/')[1]?.split('/')[0] ?? '?', file, http);
+          throw httpError(res, cache.repoId, revision, file, http);
         }
         if (res.status === 206) {
           const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
 import { COMMIT_RE, RepoCache, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
-import { HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, resolveUrl, type HttpOptions } from './download.js';
+import { HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
 
 export type HubLayout = 'auto' | 'timm' | 'hf' | 'open_clip';
 
@@ -222,7 +222,7 @@ class Session {
     const commit = this.commit!;
     if (this.cache.hasPointer(commit, file)) return this.cache.pointerPath(commit, file);
     if (!existsSync(this.cache.blobPath(meta.etag))) {
-      await downloadBlob(this.cache, file, resolveUrl(this.http.endpoint, this.repoId, commit, file), meta, this.http);
+      await downloadBlob(this.cache, file, this.revision, meta, this.http);
     }
     return this.cache.linkPointer(commit, file, meta.etag);
   }

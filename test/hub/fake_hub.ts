@@ -36,6 +36,8 @@ export interface Faults {
   corrupt?: boolean;
   /** the CDN answers 200 with the whole file to Range requests */
   ignoreRange?: boolean;
+  /** large files redirect to a relative CDN-like path on the Hub's own host instead of the other origin */
+  relativeLfs?: boolean;
 }
 
 export function sha256(b: Buffer): string {
@@ -126,6 +128,7 @@ export class FakeHub {
   }
 
   private onHub(q: http.IncomingMessage, r: http.ServerResponse): void {
+    if (q.url?.startsWith('/lfs/')) return this.onCdn(q, r); // the CDN-like path on this host
     this.record('hub', q);
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(q.url ?? '');
     if (!m) return this.fail(r, 404, undefined);
@@ -147,7 +150,7 @@ export class FakeHub {
     if (isLfs(file)) {
       const sum = sha256(data);
       r.writeHead(302, {
-        location: `${this.cdnOrigin}/lfs/${sum}?expires=1`, 'x-repo-commit': commit,
+        location: `${this.faults.relativeLfs ? '' : this.cdnOrigin}/lfs/${sum}?expires=1`, 'x-repo-commit': commit,
         'x-linked-etag': `"${sum}"`, 'x-linked-size': data.length, etag: `"${gitBlobSha1(Buffer.from(`oid sha256:${sum}`))}"`,
         'content-length': 0,
       });
@@ -176,8 +179,9 @@ export class FakeHub {
       }
       r.writeHead(206, { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}`, 'content-length': data.length - start });
     } else {
-      r.writeHead(200, { 'content-length': data.length });
+      r.writeHead(200, { 'content-length': data.length, etag: '"cdn-md5-not-the-sha"' });
     }
+    if (q.method === 'HEAD') return void r.end();
     const body = data.subarray(start);
     const drop = this.faults.dropAfter;
     if (drop && drop.times > 0 && body.length > drop.bytes) {

@@ -94,8 +94,7 @@ test('fresh download: huggingface_hub cache layout (blobs by etag, relative syml
   assert.deepEqual(hub.requests().map((r) => `${r.server} ${r.method} ${r.path.replace(/\?.*/, '')}`), [
     'hub HEAD /acme/tiny/resolve/main/config.json',
     `hub GET /acme/tiny/resolve/${commit}/config.json`,
-    `hub HEAD /acme/tiny/resolve/${commit}/model.safetensors`,
-    `hub GET /acme/tiny/resolve/${commit}/model.safetensors`,
+    `hub HEAD /acme/tiny/resolve/${commit}/model.safetensors`, // 302: its Location is where the GET goes
     `cdn GET /lfs/${wEtag}`,
   ]);
   assert.ok(!readdirSync(path.join(root, 'blobs')).some((f) => f.endsWith('.incomplete')));
@@ -253,7 +252,7 @@ test('HF_TOKEN is sent as a Bearer token to the Hub and never to the CDN', async
   hub.commit('acme/secret', { 'config.json': TIMM_CFG, 'model.safetensors': WEIGHTS }, { token: 'hf_abc' });
   const m = await downloadModel('acme/secret', opts({ env: { HF_HOME: path.join(cache, 'home'), HF_TOKEN: 'hf_abc' } }));
   assert.ok(readFileSync(path.join(m.dir, 'model.safetensors')).equals(WEIGHTS));
-  assert.ok(hub.requests('hub').length >= 4);
+  assert.equal(hub.requests('hub').length, 3);
   assert.ok(hub.requests('hub').every((r) => r.auth === 'Bearer hf_abc'));
   assert.ok(hub.requests('cdn').length === 1 && hub.requests('cdn').every((r) => r.auth === undefined));
 });
@@ -313,6 +312,31 @@ test('a renamed repository: the relative redirect is followed', async () => {
   const m = await downloadModel('acme/old-name', opts());
   assert.ok(readFileSync(path.join(m.dir, 'model.safetensors')).equals(bytes(100, 9)));
   assert.ok(m.dir.includes('models--acme--old-name'), 'cached under the name asked for, as huggingface_hub does');
+});
+
+test('a large file redirected to a relative CDN path: metadata from the Hub\'s answer, bytes from the path', async () => {
+  const commit = hub.commit('acme/relcdn', { 'config.json': TIMM_CFG, 'model.safetensors': WEIGHTS });
+  hub.faults = { relativeLfs: true };
+  const m = await downloadModel('acme/relcdn', opts());
+  assert.equal(m.commit, commit);
+  assert.ok(readFileSync(path.join(m.dir, 'model.safetensors')).equals(WEIGHTS));
+  assert.equal(readlinkSync(path.join(m.dir, 'model.safetensors')), `../../blobs/${sha256(WEIGHTS)}`, 'named by X-Linked-Etag, not the CDN\'s ETag');
+  assert.deepEqual(hub.requests('cdn').map((r) => r.method), ['HEAD', 'GET']);
+});
+
+test('two downloads of one blob at once: one fetches, the other waits for it; a dead process\'s lock is taken over', async () => {
+  hub.commit('acme/race', { 'config.json': TIMM_CFG, 'model.safetensors': WEIGHTS });
+  const [a, b] = await Promise.all([downloadModel('acme/race', opts()), downloadModel('acme/race', opts())]);
+  assert.equal(a.dir, b.dir);
+  assert.equal(hub.requests('cdn').length, 1);
+  assert.ok(readFileSync(path.join(a.dir, 'model.safetensors')).equals(WEIGHTS));
+  const locks = path.join(cache, '.locks', 'models--acme--race');
+  assert.deepEqual(readdirSync(locks), [], 'locks are released');
+  hub.commit('acme/stale', { 'config.json': TIMM_CFG, 'model.safetensors': WEIGHTS });
+  mkdirSync(path.join(cache, '.locks', 'models--acme--stale'), { recursive: true });
+  writeFileSync(path.join(cache, '.locks', 'models--acme--stale', `${sha256(WEIGHTS)}.vitkit-lock`), '2147483646');
+  const c = await downloadModel('acme/stale', opts());
+  assert.ok(readFileSync(path.join(c.dir, 'model.safetensors')).equals(WEIGHTS));
 });
 
 test('network failure: one clear line without a cache; the cached snapshot with one', async () => {
