@@ -25,10 +25,12 @@ export function buildProgram(): Command {
         process.env['VITKIT_THREADS'] = String(n);
       }
     })
-    // --model org/name[@rev] or hf-hub:org/name: fetched into the Hugging Face cache, replaced by its directory
+    // --model org/name[@rev] or hf-hub:org/name (or info's <model>): fetched into the Hugging Face cache, replaced by its directory
     .hook('preAction', async (_p, cmd) => {
       const m = cmd.getOptionValue('model') as unknown;
       if (typeof m === 'string') cmd.setOptionValue('model', await resolveModelDir(m));
+      const i = cmd.registeredArguments.findIndex((a) => a.name() === 'model');
+      if (i >= 0 && typeof cmd.processedArgs[i] === 'string') cmd.processedArgs[i] = await resolveModelDir(cmd.processedArgs[i] as string);
     });
   program.addCommand(predictCommand());
   program.addCommand(runCommand());

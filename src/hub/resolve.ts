@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
 import { COMMIT_RE, RepoCache, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
-import { HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
+import { HubHttpError, HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
 
 export type HubLayout = 'auto' | 'timm' | 'hf' | 'open_clip';
 
@@ -91,7 +91,16 @@ export async function resolveModelDir(spec: string, opts: HubOptions = {}): Prom
   if (existsSync(spec) || spec in PRESETS) return spec;
   const hub = parseHubSpec(spec);
   if (!hub) return spec;
-  return (await downloadModel(hub.repoId, { ...opts, revision: opts.revision ?? hub.revision })).dir;
+  try {
+    return (await downloadModel(hub.repoId, { ...opts, revision: opts.revision ?? hub.revision })).dir;
+  } catch (e) {
+    // `org/name` might have been meant as a local path: say that it is none before the Hub's answer
+    const noRepo = e instanceof HubHttpError && (e.status === 401 || e.code === 'RepoNotFound');
+    if (!spec.startsWith('hf-hub:') && (noRepo || e instanceof HubNetworkError)) {
+      throw new VitkitError(`Model ${spec} is no local directory, so it was looked up on the Hub: ${(e as Error).message}`);
+    }
+    throw e;
+  }
 }
 
 /** Fetch (or find in the cache) the files of one checkpoint layout of a Hub repository. */

@@ -73,6 +73,11 @@ test('vitkit predict --model org/name downloads once into the HF cache and predi
   assert.deepEqual(JSON.parse(off.out), b);
   assert.equal(hub.requests().length, 0);
 
+  // info's <model> argument resolves the same way
+  const info1 = await vitkitAsync({ ...env, HF_HUB_OFFLINE: '1' }, 'info', 'timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k', '--json');
+  assert.equal(info1.code, 0, info1.err);
+  assert.equal((JSON.parse(info1.out) as { name: string }).name, 'vit_tiny_patch16_224');
+
   // vitkit download prints the snapshot directory
   const dl = await vitkitAsync(env, 'download', 'timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k', '--json');
   assert.equal(dl.code, 0, dl.err);
@@ -91,7 +96,8 @@ test('vitkit download into HF_HUB_CACHE, and user errors as one line with exit 1
   assert.match(dl.out.trim(), new RegExp(`^${cache}/models--acme--small/snapshots/[0-9a-f]{40}$`));
   assert.deepEqual(readdirSync(path.join(cache, 'models--acme--small')).sort(), ['blobs', 'refs', 'snapshots']);
   for (const [args, re] of [
-    [['predict', '--model', 'acme/missing', 'x.png'], /^error: The Hub needs a token for config\.json of acme\/missing@main .*\(401\).*HF_HUB_OFFLINE=1/],
+    [['predict', '--model', 'acme/missing', 'x.png'], /^error: Model acme\/missing is no local directory, so it was looked up on the Hub: The Hub needs a token for config\.json of acme\/missing@main .*\(401\).*HF_HUB_OFFLINE=1/],
+    [['info', 'hf-hub:acme/gone'], /^error: The Hub needs a token for config\.json of acme\/gone@main/],
     [['download', 'acme/small@nope'], /^error: Revision "nope" not found in acme\/small/],
     [['download', 'not a repo'], /^error: Expected <org>\/<name>\[@revision\] for <repo> but received "not a repo"/],
   ] as const) {
