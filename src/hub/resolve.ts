@@ -131,7 +131,7 @@ export async function downloadModel(repoId: string, opts: HubOptions = {}): Prom
   if (layout === 'open_clip' || (layout === 'auto' && !(await maybe('config.json')))) {
     if (layout === 'auto' && !(await maybe('open_clip_config.json'))) {
       throw new VitkitError(`${repoId}@${s.revision} has neither config.json nor open_clip_config.json`
-        + (s.offline ? ` in the cache ${s.cache.root} (HF_HUB_OFFLINE=1 is set)` : ': not a timm, transformers or open_clip checkpoint'));
+        + (s.offline ? ` in the cache ${s.cache.root} (${s.offlineWhy})` : ': not a timm, transformers or open_clip checkpoint'));
     }
     if (layout === 'open_clip') await need('open_clip_config.json');
     kind = 'open_clip';
@@ -166,6 +166,8 @@ class Session {
   readonly http: HttpOptions;
   readonly revision: string;
   offline: boolean;
+  /** why nothing is downloaded: HF_HUB_OFFLINE, or the Hub could not be reached */
+  offlineWhy = 'HF_HUB_OFFLINE=1 forbids downloading it';
   /** pinned by the first answer; every later file is fetched at this commit */
   commit: string | undefined;
   private readonly warn: (line: string) => void;
@@ -178,7 +180,7 @@ class Session {
       endpoint: (opts.endpoint ?? hubEndpoint(env)).replace(/\/+$/, ''), token,
       etagTimeout: Number(env['HF_HUB_ETAG_TIMEOUT'] ?? 10) || 10,
       downloadTimeout: Number(env['HF_HUB_DOWNLOAD_TIMEOUT'] ?? 10) || 10,
-      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+      ...(opts.progress !== undefined ? { progress: opts.progress } : envTrue('HF_HUB_DISABLE_PROGRESS_BARS', env) ? { progress: false } : {}),
       ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
     };
     this.revision = opts.revision ?? 'main';
@@ -192,7 +194,7 @@ class Session {
 
   missing(file: string): VitkitError {
     return this.offline
-      ? new VitkitError(`${file} of ${this.repoId}@${this.revision} is not in the cache ${this.cache.snapshotDir(this.commit!)} and HF_HUB_OFFLINE=1 forbids downloading it`)
+      ? new VitkitError(`${file} of ${this.repoId}@${this.revision} is not in the cache ${this.cache.snapshotDir(this.commit!)} and ${this.offlineWhy}`)
       : new VitkitError(`File ${file} not found in ${this.repoId}@${this.revision} (404 from ${this.http.endpoint}); ${OFFLINE_HINT}`);
   }
 
@@ -213,6 +215,7 @@ class Session {
       if (e instanceof HubNetworkError && cached && existsSync(this.cache.snapshotDir(cached))) {
         this.warn(`warning: ${e.message.split(';')[0]}; using the cached snapshot ${cached.slice(0, 12)} of ${this.repoId}`);
         this.offline = true;
+        this.offlineWhy = `${this.http.endpoint} cannot be reached`;
         this.commit = cached;
         return this.fromCache(file, optional);
       }
@@ -254,7 +257,7 @@ class Session {
   private fromCache(file: string, optional: boolean): string | null {
     const commit = this.commit ?? this.cache.cachedCommit(this.revision);
     if (!commit || !existsSync(this.cache.snapshotDir(commit))) {
-      throw new VitkitError(`${this.repoId}@${this.revision} is not in the Hugging Face cache ${this.cache.cacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it`);
+      throw new VitkitError(`${this.repoId}@${this.revision} is not in the Hugging Face cache ${this.cache.cacheDir}, and ${this.offlineWhy}`);
     }
     this.commit = commit;
     if (this.cache.hasPointer(commit, file)) return this.cache.pointerPath(commit, file);

@@ -348,6 +348,10 @@ test('network failure: one clear line without a cache; the cached snapshot with 
   assert.equal(again.dir, m.dir);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /warning: Could not reach .* using the cached snapshot/);
+  // unreachable with a half-cached snapshot: the missing file and the reason, not HF_HUB_OFFLINE
+  const { unlinkSync } = await import('node:fs');
+  unlinkSync(path.join(m.dir, 'model.safetensors'));
+  await rejects(downloadModel('acme/net', opts({ endpoint: dead })), /model\.safetensors of acme\/net@main is not in the cache .* and http:\/\/127\.0\.0\.1:9 cannot be reached$/);
 });
 
 test('resolveModelDir passes local paths and preset names through; parses hf-hub: and @revision', async () => {
