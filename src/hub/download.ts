@@ -203,9 +203,10 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
     let bar: cliProgress.SingleBar | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
-        let have = Math.max(0, fileSize(incomplete));
+        const existing = fileSize(incomplete);
+        let have = Math.max(0, existing);
         if (meta.size !== undefined && have > meta.size) { removeIfPresent(incomplete); have = 0; }
-        if (meta.size !== undefined && have === meta.size) break; // complete already: verify below
+        if (existing >= 0 && have === meta.size) break; // complete already: verify below
         const res = await get(url, have, http, what);
         if (res.status === 416 && have > 0) { // our partial file is no prefix of the current one: restart
           await res.body?.cancel();
@@ -258,6 +259,7 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
           throw new VitkitError(`Download of ${what} from ${http.endpoint} broke off at ${have} of ${meta.size ?? '?'} bytes (${causeOf(dropped)}); `
             + `run the command again to resume, or ${OFFLINE_HINT}`);
         }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt))); // back off, then resume
       }
     } finally {
       bar?.stop();

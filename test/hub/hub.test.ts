@@ -273,10 +273,11 @@ test('transformers layout: preprocessor_config.json when present; CLIP gets its 
   assert.ok(!hub.requests().some((r) => r.path.includes('tokenizer')), 'no tokenizer probes for a plain ViT');
   hub.commit('acme/hfclip', {
     'config.json': JSON.stringify({ model_type: 'clip', architectures: ['CLIPModel'] }), 'model.safetensors': bytes(1000, 6),
-    'tokenizer.json': '{}', 'vocab.json': '{}', 'merges.txt': '#version: 0.2',
+    'tokenizer.json': '{}', 'vocab.json': '{}', 'merges.txt': '#version: 0.2', 'special_tokens_map.json': '',
   });
   const c = await downloadModel('acme/hfclip', opts());
-  assert.deepEqual(c.files, ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.json', 'merges.txt']);
+  assert.deepEqual(c.files, ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.json', 'merges.txt', 'special_tokens_map.json']);
+  assert.equal(readFileSync(path.join(c.dir, 'special_tokens_map.json'), 'utf8'), '', 'an empty file downloads too');
   // the absent optional files are recorded in .no_exist/<commit>/ and not asked for again
   assert.ok(existsSync(path.join(repoDir('acme/hfclip'), '.no_exist', c.commit, 'preprocessor_config.json')));
   hub.clearLog();
