@@ -101,7 +101,10 @@ function hfTokenizer(encoder: Map<string, number>, merges: Array<[string, string
   const source = opts.source ?? 'tokenizer';
   const bos = opts.bos ?? '<|startoftext|>';
   const eos = opts.eos ?? '<|endoftext|>';
-  for (const t of [bos, eos]) if (!specials.includes(t)) specials.push(t);
+  for (const [t, what] of [[bos, 'begin'], [eos, 'end']] as const) {
+    if (!encoder.has(t)) throw new VitkitError(`${source}: the vocabulary has no ${what} token ${JSON.stringify(t)}`);
+    if (!specials.includes(t)) specials.push(t);
+  }
   let padId: number;
   const pad = opts.pad ?? eos;
   if (typeof pad === 'number') padId = pad;
