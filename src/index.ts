@@ -55,5 +55,10 @@ export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
+// Text (CLIP's tokenizer)
+export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
+export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
+export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
+
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';
