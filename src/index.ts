@@ -60,5 +60,11 @@ export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type Text
 export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
 export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
 
+// Async inference off the main thread (a worker per model) and the classify one-liner
+export {
+  InferenceSession, classify, embedImages, session, closeSessions, setModelResolver, localModelResolver,
+  type ImageInput, type Classification, type ClassifyOptions, type SessionOptions, type ModelResolver, type ModelInfo,
+} from './node/inference.js';
+
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';
