@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { clipTokenizer, openAiVocabText } from '../../src/node/text.js';
 import { openAiTokenizer } from '../../src/text/vocab.js';
@@ -123,4 +123,16 @@ test('speed: 10k short captions', () => {
   assert.equal(ids.length, 10_000 * 77);
   console.log(`# tokenize 10k captions: ${ms.toFixed(0)} ms`);
   assert.ok(ms < 5000, `10k captions took ${ms} ms`);
+});
+
+test('open_clip parity on 1000 random awkward strings (test/fixtures/clip/fuzz_openclip.json, made by make_fuzz.py)', () => {
+  const file = path.join(FIXTURES, 'clip', 'fuzz_openclip.json');
+  const { cases } = JSON.parse(readFileSync(file, 'utf8')) as { cases: Array<[string, number[]]> };
+  assert.ok(cases.length >= 900);
+  const tok = clipTokenizer();
+  let bad = 0;
+  for (const [text, ids] of cases) {
+    if (JSON.stringify(tok.encode(text)) !== JSON.stringify(ids)) bad++;
+  }
+  assert.equal(bad, 0, `${bad} of ${cases.length} strings tokenize differently from open_clip`);
 });
