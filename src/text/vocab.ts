@@ -25,22 +25,47 @@ export interface OpenAiVocabOptions {
   source?: string;
 }
 
+const OTHER_WS = /[\t-\r\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+
+/** "a b" lines -> pairs, as Python's line.split() (any whitespace run separates; exactly two parts) */
 function parseMergeLines(lines: readonly string[], source: string, firstLine: number): Array<[string, string]> {
-  const merges: Array<[string, string]> = [];
+  const merges: Array<[string, string]> = new Array(lines.length);
   for (let i = 0; i < lines.length; i++) {
-    const parts = lines[i]!.split(/\s+/u).filter((p) => p.length > 0);
-    if (parts.length !== 2) {
-      throw new VitkitError(`${source} line ${i + firstLine + 1}: expected a merge "a b" but received ${JSON.stringify(lines[i])}`);
+    const line = lines[i]!;
+    const sp = line.indexOf(' ');
+    if (sp > 0 && sp < line.length - 1 && line.indexOf(' ', sp + 1) === -1 && !OTHER_WS.test(line)) {
+      merges[i] = [line.slice(0, sp), line.slice(sp + 1)];
+      continue;
     }
-    merges.push([parts[0]!, parts[1]!]);
+    const parts = line.split(/[\s\x85]+/u).filter((p) => p.length > 0);
+    if (parts.length !== 2) {
+      throw new VitkitError(`${source} line ${i + firstLine + 1}: expected a merge "a b" but received ${JSON.stringify(line)}`);
+    }
+    merges[i] = [parts[0]!, parts[1]!];
   }
   return merges;
+}
+
+/** the first n lines of a text (without splitting all of it) */
+function firstLines(text: string, n: number): string[] {
+  const out: string[] = [];
+  let pos = 0;
+  while (out.length < n && pos <= text.length) {
+    const e = text.indexOf('\n', pos);
+    if (e < 0) {
+      out.push(text.slice(pos));
+      break;
+    }
+    out.push(text.slice(pos, e));
+    pos = e + 1;
+  }
+  return out;
 }
 
 /** open_clip's SimpleTokenizer from the text of bpe_simple_vocab_16e6.txt. */
 export function openAiTokenizer(mergesText: string, opts: OpenAiVocabOptions = {}): BpeTokenizer {
   const source = opts.source ?? 'bpe_simple_vocab_16e6.txt';
-  const lines = mergesText.split('\n');
+  const lines = firstLines(mergesText, OPENAI_MERGES + 1);
   if (lines.length < OPENAI_MERGES + 1) {
     throw new VitkitError(`${source} has ${Math.max(0, lines.length - 1)} merge lines; expected at least ${OPENAI_MERGES}`);
   }
