@@ -2,12 +2,13 @@
  * Node side of the tokenizer: the shipped OpenAI vocabulary (data/clip/bpe_simple_vocab_16e6.txt.gz,
  * read and gunzipped with node:zlib on first use) and tokenizers from a checkpoint directory.
  *
- * A directory is read in this order:
- * 1. `tokenizer.json` (Hugging Face fast tokenizer) — pad id from tokenizer_config.json's pad_token
- *    (transformers pads CLIP with <|endoftext|>), context length from model_max_length;
- * 2. `vocab.json` + `merges.txt` (Hugging Face slow tokenizer), same settings;
- * 3. `open_clip_config.json` (open_clip's hub layout): the shipped OpenAI vocabulary with
- *    model_cfg.text_cfg.context_length, zero padding, as open_clip's get_tokenizer does.
+ * Each layout keeps its library's semantics:
+ * - open_clip's hub layout (`open_clip_config.json`; the default when that file is present): the shipped
+ *   OpenAI vocabulary with model_cfg.text_cfg.context_length and zero padding, as open_clip's get_tokenizer
+ *   does (a text_cfg.hf_tokenizer_name means the directory's Hugging Face files instead);
+ * - Hugging Face's: `tokenizer.json` (fast tokenizer), else `vocab.json` + `merges.txt` (slow): pad id from
+ *   tokenizer_config.json / special_tokens_map.json pad_token (transformers pads CLIP with <|endoftext|>),
+ *   context length from model_max_length, else config.json text_config.max_position_embeddings.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
@@ -97,15 +98,15 @@ export interface LoadTokenizerOptions {
   contextLength?: number;
   /** cleaning for Hugging Face layouts (default 'openclip', which matches open_clip; 'hf' = the fast tokenizer's normalizer) */
   clean?: TextClean;
+  /**
+   * whose semantics: 'open_clip' (shipped OpenAI vocabulary, zero padding, context from open_clip_config.json)
+   * or 'hf' (the directory's tokenizer files, transformers' pad token). Default: 'open_clip' when the directory
+   * has open_clip_config.json, else 'hf'.
+   */
+  layout?: 'open_clip' | 'hf';
 }
 
-/**
- * The tokenizer of a checkpoint directory (see the module comment for the order), or open_clip's
- * default when `dir` is undefined. Seam for Hub ids: resolve them to a directory first.
- */
-export function loadTokenizer(dir?: string, opts: LoadTokenizerOptions = {}): BpeTokenizer {
-  if (dir === undefined) return clipTokenizer(opts.contextLength ?? OPENAI_CONTEXT_LENGTH);
-  if (!existsSync(dir)) throw new VitkitError(`Model directory ${dir} does not exist`);
+function hfFromFiles(dir: string, opts: LoadTokenizerOptions): BpeTokenizer | undefined {
   const f = (n: string) => path.join(dir, n);
   if (existsSync(f('tokenizer.json'))) {
     const o = hfOptions(dir, opts.clean);
@@ -117,25 +118,43 @@ export function loadTokenizer(dir?: string, opts: LoadTokenizerOptions = {}): Bp
     if (opts.contextLength !== undefined) o.contextLength = opts.contextLength;
     return hfVocabMerges(readJsonFile(f('vocab.json')), readFileSync(f('merges.txt'), 'utf8'), { ...o, source: f('merges.txt') });
   }
-  if (existsSync(f('open_clip_config.json'))) {
-    const cfg = obj(readJsonFile(f('open_clip_config.json')));
-    const text = obj(obj(cfg['model_cfg'])['text_cfg']);
-    if (typeof text['hf_tokenizer_name'] === 'string' && text['hf_tokenizer_name'] !== '') {
-      throw new VitkitError(`${f('open_clip_config.json')} uses the Hugging Face tokenizer ${JSON.stringify(text['hf_tokenizer_name'])}; put its tokenizer.json in ${dir}`);
-    }
-    const ctx = text['context_length'];
-    let L = OPENAI_CONTEXT_LENGTH;
-    if (ctx !== undefined) {
-      if (typeof ctx !== 'number' || !Number.isInteger(ctx) || ctx < 2) {
-        throw new VitkitError(`Expected an integer >= 2 for model_cfg.text_cfg.context_length in ${f('open_clip_config.json')} but received ${JSON.stringify(ctx)}`);
-      }
-      L = ctx;
-    }
-    const vocab = text['vocab_size'];
-    if (typeof vocab === 'number' && vocab !== 49408) {
-      throw new VitkitError(`${f('open_clip_config.json')} has text vocab_size ${vocab}; the OpenAI vocabulary has 49408 tokens (no tokenizer.json in ${dir})`);
-    }
-    return clipTokenizer(opts.contextLength ?? L);
+  return undefined;
+}
+
+/**
+ * The tokenizer of a checkpoint directory (see the module comment), or open_clip's default when `dir` is
+ * undefined. Seam for Hub ids: resolve them to a directory first.
+ */
+export function loadTokenizer(dir?: string, opts: LoadTokenizerOptions = {}): BpeTokenizer {
+  if (dir === undefined) return clipTokenizer(opts.contextLength ?? OPENAI_CONTEXT_LENGTH);
+  if (!existsSync(dir)) throw new VitkitError(`Model directory ${dir} does not exist`);
+  const ocFile = path.join(dir, 'open_clip_config.json');
+  const layout = opts.layout ?? (existsSync(ocFile) ? 'open_clip' : 'hf');
+  if (layout === 'hf') {
+    const t = hfFromFiles(dir, opts);
+    if (t) return t;
+    throw new VitkitError(`No tokenizer in ${dir}: expected tokenizer.json, vocab.json + merges.txt, or open_clip_config.json`);
   }
-  throw new VitkitError(`No tokenizer in ${dir}: expected tokenizer.json, vocab.json + merges.txt, or open_clip_config.json`);
+  if (!existsSync(ocFile)) throw new VitkitError(`No open_clip_config.json in ${dir} (tokenizer layout 'open_clip')`);
+  const cfg = obj(readJsonFile(ocFile));
+  const text = obj(obj(cfg['model_cfg'])['text_cfg']);
+  if (typeof text['hf_tokenizer_name'] === 'string' && text['hf_tokenizer_name'] !== '') {
+    // open_clip's HFTokenizer: the named Hugging Face tokenizer, padded by it
+    const t = hfFromFiles(dir, opts);
+    if (t) return t;
+    throw new VitkitError(`${ocFile} uses the Hugging Face tokenizer ${JSON.stringify(text['hf_tokenizer_name'])}; put its tokenizer.json in ${dir}`);
+  }
+  const ctx = text['context_length'];
+  let L = OPENAI_CONTEXT_LENGTH;
+  if (ctx !== undefined) {
+    if (typeof ctx !== 'number' || !Number.isInteger(ctx) || ctx < 2) {
+      throw new VitkitError(`Expected an integer >= 2 for model_cfg.text_cfg.context_length in ${ocFile} but received ${JSON.stringify(ctx)}`);
+    }
+    L = ctx;
+  }
+  const vocab = text['vocab_size'];
+  if (vocab !== undefined && vocab !== 49408) {
+    throw new VitkitError(`Expected text vocab_size 49408 (OpenAI's vocabulary) in ${ocFile} but received ${JSON.stringify(vocab)}`);
+  }
+  return clipTokenizer(opts.contextLength ?? L);
 }

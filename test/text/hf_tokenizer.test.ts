@@ -117,3 +117,27 @@ test('bad tokenizer files are one-line VitkitErrors naming the file', () => {
   writeFileSync(path.join(dir, 'tokenizer.json'), '{not json');
   assert.throws(() => loadTokenizer(dir), /tokenizer\.json is not valid JSON/);
 });
+
+test('a directory with both layouts: open_clip semantics by default (pad 0), layout "hf" for transformers (pad 49407)', () => {
+  const dir = tmp();
+  const { vocab, merges } = hfFiles();
+  writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'BPE', vocab, merges } }));
+  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(TOKENIZER_CONFIG));
+  writeFileSync(path.join(dir, 'open_clip_config.json'), JSON.stringify({ model_cfg: { text_cfg: { context_length: 77 } } }));
+  const oc = loadTokenizer(dir);
+  const hf = loadTokenizer(dir, { layout: 'hf' });
+  assert.equal(oc.padId, 0);
+  assert.equal(hf.padId, 49407);
+  const a = Array.from(oc.encodeRow('a photo of a cat'));
+  const b = Array.from(hf.encodeRow('a photo of a cat'));
+  assert.deepEqual(a.slice(0, 7), b.slice(0, 7));
+  assert.deepEqual(a.slice(7), new Array(70).fill(0));
+  assert.deepEqual(b.slice(7), new Array(70).fill(49407));
+  writeFileSync(path.join(dir, 'open_clip_config.json'), JSON.stringify({ model_cfg: { text_cfg: { hf_tokenizer_name: 'bert-base-uncased' } } }));
+  assert.equal(loadTokenizer(dir).padId, 49407); // open_clip's HFTokenizer: the HF files decide
+  const bare = tmp();
+  writeFileSync(path.join(bare, 'open_clip_config.json'), JSON.stringify({ model_cfg: { text_cfg: { hf_tokenizer_name: 'bert-base-uncased' } } }));
+  assert.throws(() => loadTokenizer(bare), /uses the Hugging Face tokenizer "bert-base-uncased"; put its tokenizer\.json in/);
+  writeFileSync(path.join(bare, 'open_clip_config.json'), JSON.stringify({ model_cfg: { text_cfg: { vocab_size: 1000 } } }));
+  assert.throws(() => loadTokenizer(bare), /Expected text vocab_size 49408 .* but received 1000/);
+});
