@@ -102,7 +102,8 @@ function toWorkerInput(img: ImageInput, i: number): { input: WorkerInput; transf
     return { input: { kind: 'pixels', data, shape: [...img.shape] }, transfer: [data.buffer] };
   }
   if (img instanceof Uint8Array) {
-    const bytes = img.slice();
+    const bytes = new Uint8Array(img.length); // a copy with its own buffer (Buffer#slice is a view, often of a shared pool)
+    bytes.set(img);
     return { input: { kind: 'bytes', bytes, name: `image ${i} (${img.length} bytes)` }, transfer: [bytes.buffer] };
   }
   throw new VitkitError(`Expected a file path, a Buffer/Uint8Array of image bytes or a pixel Tensor for image ${i} but received ${img === null ? 'null' : typeof img}`);

@@ -104,6 +104,8 @@ test('classify(path, { model, topK }) equals the synchronous predict path', asyn
   const [fromBytes, fromPath] = await classify([bytes, ASTRONAUT], { model: TIMM_DIR, topK: 3 }) as Array<Array<{ probability: number }>>;
   assert.deepEqual(fromBytes, res);
   assert.deepEqual(fromPath, res);
+  assert.equal(bytes.length, readFileSync(ASTRONAUT).length, 'the caller\'s Buffer was copied, not detached');
+  assert.ok(bytes.equals(readFileSync(ASTRONAUT)));
 });
 
 test('classify on a Hugging Face checkpoint (fixture) with its id2label names, and embedImages', async () => {
@@ -133,7 +135,9 @@ test('errors become VitkitErrors: bad model, bad image, wrong pixel shape, close
   try {
     await assert.rejects(s.forward(path.join(dir, 'missing.png')), (e: unknown) => e instanceof VitkitError && /missing\.png/.test(e.message));
     await assert.rejects(s.forward(new Tensor([1, 3, 32, 32])), (e: unknown) => e instanceof VitkitError && /Expected pixel_values of shape \(B, 3, 64, 64\).*\(1, 3, 32, 32\)/.test(e.message));
-    await assert.rejects(s.forward(Buffer.from('not an image')), (e: unknown) => e instanceof VitkitError);
+    const pooled = Buffer.from('not an image'); // a small Buffer lives in Node's shared pool
+    await assert.rejects(s.forward(pooled), (e: unknown) => e instanceof VitkitError);
+    assert.equal(pooled.toString(), 'not an image');
     await assert.rejects(s.forward(42 as unknown as string), /Expected a file path, a Buffer/);
     const ok = await s.forward(new Tensor([3, 64, 64])); // still serving after errors
     assert.deepEqual(ok.shape, [1, 5]);
