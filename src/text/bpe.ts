@@ -170,6 +170,31 @@ export class BpeTokenizer {
     });
   }
 
+  /** open_clip's `decode`: ids -> text, "</w>" -> " ", invalid UTF-8 replaced by U+FFFD (ids 0 are "!", as there). */
+  decode(ids: ArrayLike<number>): string {
+    if (!this.decoder) {
+      this.decoder = new Map();
+      for (const [t, id] of this.encoder) this.decoder.set(id, t);
+      this.byteOf = new Map(bytesToUnicodeEntries().map(([b, c]) => [c, b]));
+    }
+    let text = '';
+    for (let i = 0; i < ids.length; i++) {
+      const t = this.decoder.get(ids[i]!);
+      if (t === undefined) throw new VitkitError(`Expected token ids in [0, ${this.vocabSize}) but received ${ids[i]} at position ${i}`);
+      text += t;
+    }
+    const bytes: number[] = [];
+    for (const ch of text) {
+      const b = this.byteOf!.get(ch);
+      if (b === undefined) throw new VitkitError(`The token text ${JSON.stringify(ch)} is not a byte character (vocabulary and bytes_to_unicode disagree)`);
+      bytes.push(b);
+    }
+    return new TextDecoder('utf-8').decode(new Uint8Array(bytes)).replaceAll('</w>', ' ');
+  }
+
+  private decoder: Map<number, string> | undefined;
+  private byteOf: Map<string, number> | undefined;
+
   /** One row: [bos, ...ids, eos] truncated to the context length with eos last, then padded. */
   encodeRow(text: string, contextLength = this.contextLength, out?: Int32Array, offset = 0): Int32Array {
     const L = contextLength;

@@ -136,3 +136,11 @@ test('open_clip parity on 1000 random awkward strings (test/fixtures/clip/fuzz_o
   }
   assert.equal(bad, 0, `${bad} of ${cases.length} strings tokenize differently from open_clip`);
 });
+
+test('decode inverts encode up to cleaning, as open_clip decode does', () => {
+  const tok = clipTokenizer();
+  assert.equal(tok.decode(tok.encode('A photo of a CAT.')), 'a photo of a cat . ');
+  assert.equal(tok.decode(tok.encode('Zürich 日本語 😀')), 'zürich 日本語 😀 ');
+  assert.equal(tok.decode([49406, 320, 49407]), '<start_of_text>a <end_of_text>');
+  assert.throws(() => tok.decode([49408]), /Expected token ids in \[0, 49408\) but received 49408 at position 0/);
+});
