@@ -58,11 +58,12 @@ export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize
 // Text (CLIP's tokenizer)
 export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
 export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
+export { fixText, htmlUnescape, cleanLower } from './text/clean.js';
 export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
 
 // Async inference off the main thread (a worker per model) and the classify one-liner
 export {
-  InferenceSession, classify, embedImages, session, closeSessions, setModelResolver, localModelResolver,
+  InferenceSession, classify, embedImages, session as inferenceSession, closeSessions, setModelResolver, localModelResolver,
   type ImageInput, type Classification, type ClassifyOptions, type SessionOptions, type ModelResolver, type ModelInfo,
 } from './node/inference.js';
 
