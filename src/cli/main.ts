@@ -12,6 +12,7 @@ import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
 import { downloadCommand } from './download.js';
 import { resolveModelDir } from '../hub/resolve.js';
+import { tokenizeCommand } from './tokenize.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   program.addCommand(embedCommand());
   program.addCommand(fewshotCommand());
   program.addCommand(downloadCommand());
+  program.addCommand(tokenizeCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;
