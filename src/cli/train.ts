@@ -14,6 +14,7 @@ import { PRESETS, getPreset } from '../models/presets.js';
 import { VisionTransformer } from '../models/vit.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
+import { checkConfigResources } from '../io/validate.js';
 import { openData, type DataSource } from '../data/open.js';
 import { checkLabels, type Dataset } from '../data/dataset.js';
 import type { Pipeline } from '../data/batch.js';
@@ -143,6 +144,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
     throw new VitkitError(`Expected a preset name, a checkpoint directory or a .json config for --model but received the file ${source}`);
   }
   const { config, name, pretrainedCfg } = scratchConfig(source, o, data);
+  checkConfigResources(config, source);
   const model = new VisionTransformer(config);
   initWeights(model, seed);
   const labels = labelsFor(config.num_classes, data.labelNames);

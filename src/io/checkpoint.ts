@@ -14,6 +14,7 @@ import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from './safetensors.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from './preprocess.js';
 import { labelsFor } from './labels.js';
+import { checkCheckpointConfig, checkFinite } from './validate.js';
 import type { Backend } from '../backend/backend.js';
 
 export interface LoadedModel {
@@ -187,7 +188,7 @@ export function loadStateDict(model: VisionTransformer, raw: Raw, where: string,
 function readWeights(file: string): Raw {
   const st = readSafetensors(file);
   const raw: Raw = new Map();
-  for (const k of st.keys()) raw.set(k, st.f32(k));
+  for (const k of st.keys()) { const t = st.f32(k); checkFinite(t.data, t.shape, k, file); raw.set(k, t); }
   return raw;
 }
 
@@ -216,6 +217,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   if (isHf) {
     const base = configFromHf(cfg, cfgFile);
     const config = applyOverrides(base, opts);
+    checkCheckpointConfig(base, config, weights, cfgFile, opts);
     const model = new VisionTransformer(config, undefined, opts.backend);
     const raw = hfToTimm(readWeights(weights), base.depth);
     loadStateDict(model, raw, weights, { skipHead: opts.numClasses !== undefined && opts.numClasses !== base.num_classes });
@@ -232,6 +234,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   }
   const base = configFromTimm(cfg, cfgFile);
   const config = applyOverrides(base, opts);
+  checkCheckpointConfig(base, config, weights, cfgFile, opts);
   const model = new VisionTransformer(config, undefined, opts.backend);
   const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
   loadStateDict(model, readWeights(weights), weights, { skipHead: resetHead });
