@@ -242,7 +242,8 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   stopAfterSteps?: number;
 }
 
-const CHECKPOINT_FILES = [STATE_FILE, 'model.safetensors', 'config.json', 'metrics.jsonl'];
+/** Every file a run writes into --out (ema/ is a folder of its own checkpoint): all covered by --overwrite. */
+const CHECKPOINT_FILES = [STATE_FILE, 'model.safetensors', 'config.json', 'metrics.jsonl', 'train_state.json', 'curves.png', 'ema'];
 
 /** Refuse to train into a directory that holds a run or a checkpoint, unless resuming or --overwrite. */
 export function checkOutDir(out: string, overwrite: boolean | undefined): void {
@@ -286,7 +287,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
-    log(`Resuming ${out} at epoch ${run.epoch + 1}${run.batch ? `, step ${run.batch + 1}` : ''} of ${settings.epochs}`);
+    log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
     const result = await trainRun({
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
@@ -325,6 +326,9 @@ export function summaryLines(r: TrainCliResult): string[] {
   const h = r.result.history;
   const last = h[h.length - 1];
   const lines: string[] = [];
+  if (r.result.signal && !r.result.interrupted) {
+    lines.push(`Interrupted after the last epoch finished: the run is complete (${h.length} epochs); nothing to resume.`);
+  }
   if (r.result.interrupted) {
     lines.push(`Interrupted at epoch ${r.result.state.epoch + 1}, step ${r.result.state.batch} of ${r.result.state.stepsPerEpoch}. A resumable checkpoint is in ${r.out}.`);
     lines.push(`Continue with: vitkit train --resume ${r.out}`);
