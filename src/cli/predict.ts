@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { VitkitError } from '../errors.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';
 import { collectImages } from '../embed/embed.js';
 import { preprocessBatch } from '../io/preprocess.js';
@@ -24,6 +25,8 @@ export async function predictImages(modelSource: string, images: string[], k = 5
     const probs = softmax(logits.data, batch.length, K);
     for (let b = 0; b < batch.length; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);
+      const bad = row.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new VitkitError(`Expected finite class probabilities from model ${modelSource} for image ${batch[b]} but received ${row[bad]} for class ${bad}`);
       out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, prob: row[j]! })) });
     }
   }

@@ -15,7 +15,7 @@ import { VisionTransformer } from '../models/vit.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
 import { checkConfigResources } from '../io/validate.js';
-import { openData, type DataSource } from '../data/open.js';
+import { DEFAULT_MAX_CLASSES, openData, type DataSource } from '../data/open.js';
 import { checkLabels, type Dataset } from '../data/dataset.js';
 import type { Pipeline } from '../data/batch.js';
 import {
@@ -240,6 +240,7 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   workers?: number;
   onBadImage: 'skip' | 'error';
   stopAfterSteps?: number;
+  maxClasses: number;
 }
 
 /** Every file a run writes into --out (ema/ is a folder of its own checkpoint): all covered by --overwrite. */
@@ -282,7 +283,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const dataSrc = o.data ?? run.data?.source;
     if (!dataSrc) throw new VitkitError('Cannot resume: pass --data (the run does not record its data)');
     const dataRec = { ...(run.data?.valSplit !== undefined ? { valSplit: run.data.valSplit } : {}), ...(run.data?.valData ? { valData: run.data.valData } : {}) };
-    const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
+    const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
     const config = configFromTimm(run.model.config, `${out}/${STATE_FILE}`);
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
@@ -299,7 +300,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
   if (!o.model) throw new VitkitError('Expected --model <preset|dir|config.json> (or --resume) but received none');
   if (!o.data) throw new VitkitError('Expected --data <mnist|folder|file.safetensors|cifar-10 folder> but received none');
   checkOutDir(o.out, o.overwrite);
-  const data = openData(o.data, { purpose: 'train', seed: o.seed, ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) });
+  const data = openData(o.data, { purpose: 'train', seed: o.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) });
   const pm = prepareModel(o.model, o, data, o.seed);
   const pipeline = preparePipeline(pm.model, pm.preprocess, [data.train, data.val], o.onBadImage);
   const settings: TrainSettings = {
@@ -368,6 +369,7 @@ export function trainCommand(): Command {
     .option('--resume [dir]', 'continue the run in <dir> (default: --out) exactly where it stopped')
     .option('--overwrite', 'replace a checkpoint already in --out')
     .option('--workers <n>', 'data worker threads (0: on the main thread; default 1, 2 for image folders)', parseIntOpt('--workers', 0))
+    .option('--max-classes <n>', 'most classes the labels of a tensor file may imply (max label + 1)', parseIntOpt('--max-classes'), DEFAULT_MAX_CLASSES)
     .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
     .addOption(new Option('--stop-after-steps <n>', 'stop as Ctrl-C does after n steps (testing)').argParser(parseIntOpt('--stop-after-steps')).hideHelp());
   for (const [k, , flag] of ARCH_FLAGS) {

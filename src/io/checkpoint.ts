@@ -3,9 +3,10 @@
  * Hugging Face's (ViTConfig config.json + model.safetensors with HF names + preprocessor_config.json).
  * Foreign layouts are adapted in one filter step (`hfToTimm`), as timm's checkpoint_filter_fn does.
  */
-import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from './files.js';
 import path from 'node:path';
-import { VitkitError, shapeStr } from '../errors.js';
+import { VitkitError, describe, shapeStr } from '../errors.js';
 import { type ViTConfig, resolveConfig, dims, DEFAULT_CONFIG } from '../models/config.js';
 import { PRESETS, getPreset, type PretrainedCfg } from '../models/presets.js';
 import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
@@ -63,6 +64,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
   const arch = cfg['architecture'];
   if (typeof arch !== 'string') throw new VitkitError(`${file} has no "architecture" string (expected e.g. "vit_base_patch16_224")`);
   const modelArgs = (cfg['model_args'] ?? {}) as Record<string, unknown>;
+  if (typeof modelArgs !== 'object' || modelArgs === null || Array.isArray(modelArgs)) throw new VitkitError(`Expected an object for model_args in ${file} but received ${describe(modelArgs)}`);
   let base: Partial<ViTConfig>;
   if (PRESETS[arch]) base = { ...getPreset(arch).args };
   else if (cfg['model_args']) base = {};
@@ -329,9 +331,7 @@ export function saveCheckpoint(dir: string, model: VisionTransformer, meta: { na
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
   const cfgPath = path.join(dir, 'config.json');
   if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
-  const tmp = `${cfgPath}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n');
-  renameSync(tmp, cfgPath);
+  writeFileAtomic(cfgPath, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
 }
 
 export { vitParamSpecs, ParamTable };

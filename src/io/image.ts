@@ -62,7 +62,7 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   const opts: sharp.SharpOptions = { pages: 1, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(bytes, opts).metadata();
+    meta = await sharp(bytes, { ...opts, limitInputPixels: false }).metadata(); // the header only: the format is checked first
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     throw new VitkitError(`Expected a decodable image (${FORMAT_LIST}) for ${label} but decoding failed: ${msg}`);

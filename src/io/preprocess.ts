@@ -158,10 +158,10 @@ export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | unde
     height = width = posInt(imgSize, 'the timm image size');
   }
   const interpolation = cfg['interpolation'] ? filterFrom(cfg['interpolation'], 'pretrained_cfg.interpolation') : 'bicubic';
-  const mean = perChannel(cfg['mean'] ? numList(cfg['mean'], 'pretrained_cfg.mean') : IMAGENET_DEFAULT_MEAN, channels, 'pretrained_cfg.mean');
-  const std = positiveStd(perChannel(cfg['std'] ? numList(cfg['std'], 'pretrained_cfg.std') : IMAGENET_DEFAULT_STD, channels, 'pretrained_cfg.std'), 'pretrained_cfg.std');
+  const mean = perChannel(cfg['mean'] !== undefined && cfg['mean'] !== null ? numList(cfg['mean'], 'pretrained_cfg.mean') : IMAGENET_DEFAULT_MEAN, channels, 'pretrained_cfg.mean');
+  const std = positiveStd(perChannel(cfg['std'] !== undefined && cfg['std'] !== null ? numList(cfg['std'], 'pretrained_cfg.std') : IMAGENET_DEFAULT_STD, channels, 'pretrained_cfg.std'), 'pretrained_cfg.std');
   let cropPct = DEFAULT_CROP_PCT;
-  if (cfg['crop_pct']) {
+  if (cfg['crop_pct'] !== undefined && cfg['crop_pct'] !== null) {
     const c = cfg['crop_pct'];
     if (typeof c !== 'number' || !(c > 0) || c > 10) throw expected('a crop fraction in (0, 10]', 'pretrained_cfg.crop_pct', c);
     cropPct = c;

@@ -279,6 +279,9 @@ export async function evaluateModel(model: VisionTransformer, loader: BatchLoade
     }
     count += b.size;
   }
+  if (!Number.isFinite(lossSum)) {
+    throw new VitkitError(`Expected finite logits on ${loader.valName} but the loss is ${lossSum}: the model's weights or the input are not finite`);
+  }
   if (count === 0) {
     throw new VitkitError(`Expected images to evaluate in ${loader.valName} but received none${loader.skippedCount ? ` (all ${loader.skippedCount} were skipped as unreadable)` : ''}: accuracy and loss would be NaN`);
   }
