@@ -127,12 +127,25 @@ export function checkConfigAgainstEntries(c: ViTConfig, entries: Map<string, StE
   checkConfigResources(c, configFile);
 }
 
-/** Refuse NaN / Inf in a tensor, naming it and the first bad index. */
-export function checkFinite(data: ArrayLike<number>, shape: readonly number[], tensor: string, file: string): void {
+/**
+ * Largest weight magnitude accepted. Trained weights are far below it (the largest in timm's ViTs,
+ * DINOv2's register outliers included, are in the thousands); a value above it is a flipped
+ * exponent bit or garbage, and overflows float32 in the first matmul (the forward pass then
+ * returns NaN for every input).
+ */
+export const MAX_WEIGHT_MAGNITUDE = 1e10;
+
+/** Refuse NaN / Inf (and magnitudes above `maxAbs`) in a tensor, naming it and the first bad index. */
+export function checkFinite(data: ArrayLike<number>, shape: readonly number[], tensor: string, file: string, maxAbs = MAX_WEIGHT_MAGNITUDE): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (v - v !== 0) {
       throw new VitkitError(`Expected finite values in tensor ${JSON.stringify(tensor)} ${shapeStr(shape)} of ${file} but received ${v} at index ${unravel(i, shape)} (flat ${i})`);
+    }
+    if (v > maxAbs || v < -maxAbs) {
+      throw new VitkitError(
+        `Expected values of magnitude at most ${maxAbs} in tensor ${JSON.stringify(tensor)} ${shapeStr(shape)} of ${file} but received ${v} at index ${unravel(i, shape)} (flat ${i}; a corrupt file?)`,
+      );
     }
   }
 }

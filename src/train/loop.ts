@@ -186,7 +186,7 @@ export function readRunState(dir: string): LoadedRunState {
   }
   const tensor = (name: string) => {
     const t = st.f32(name);
-    checkFinite(t.data, t.shape, name, file);
+    checkFinite(t.data, t.shape, name, file, name.startsWith('optimizer.') ? Infinity : undefined); // moments may be large; weights may not
     return t.data;
   };
   const weights = tensor('model');

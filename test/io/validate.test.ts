@@ -95,6 +95,11 @@ test('NaN or Inf in the weights is refused, naming the tensor and the first inde
   tensors['norm.bias']!.data[3] = -Infinity;
   writeSafetensors(file, tensors, { format: 'pt' }, { overwrite: true });
   rejects(() => loadModel(dir), /"norm\.bias"/, /-Infinity at index \[3\]/);
+  // a flipped exponent bit (found by the fuzzer): finite, but it overflows float32 in the first matmul
+  tensors['norm.bias']!.data[3] = 0;
+  tensors['blocks.0.attn.qkv.weight']!.data[159] = 2.8354867444892886e38;
+  writeSafetensors(file, tensors, { format: 'pt' }, { overwrite: true });
+  rejects(() => loadModel(dir), /magnitude at most 10000000000/, /"blocks\.0\.attn\.qkv\.weight"/, /\(96, 32\)/, /at index \[4, 31\]/);
 });
 
 test('a from-scratch config is bounded too', () => {
