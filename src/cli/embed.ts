@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import path from 'node:path';
+import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
 import { checkOutput, loadForInference, parseIntOpt } from './common.js';
 
@@ -15,6 +17,7 @@ export function embedCommand(): Command {
     .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean; randomWeights?: boolean }) => {
       embedFormat(o.out);
       checkOutput(o.out, o.overwrite);
+      cleanStaleTemps(path.dirname(path.resolve(o.out)));
       const files = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
       const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize });

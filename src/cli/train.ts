@@ -5,7 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
@@ -71,7 +72,7 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
   } else if (source.endsWith('.json')) {
     let j: Record<string, unknown>;
     try {
-      j = JSON.parse(readFileSync(source, 'utf8')) as Record<string, unknown>;
+      j = JSON.parse(readRegularFile(source, 'model config', 64 << 20).toString('utf8')) as Record<string, unknown>;
     } catch (e) {
       throw new VitkitError(`Cannot read model config ${source}: ${(e as Error).message}`);
     }

@@ -3,8 +3,8 @@
  * Hugging Face's (ViTConfig config.json + model.safetensors with HF names + preprocessor_config.json).
  * Foreign layouts are adapted in one filter step (`hfToTimm`), as timm's checkpoint_filter_fn does.
  */
-import { existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
-import { writeFileAtomic } from './files.js';
+import { existsSync, statSync, mkdirSync } from 'node:fs';
+import { readRegularFile, writeFileAtomic } from './files.js';
 import path from 'node:path';
 import { VitkitError, describe, shapeStr } from '../errors.js';
 import { type ViTConfig, resolveConfig, dims, DEFAULT_CONFIG } from '../models/config.js';
@@ -46,7 +46,7 @@ const TRAINING_ONLY_ARGS = new Set(['drop_rate', 'drop_path_rate', 'pos_drop_rat
 function readJson(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, 'JSON file', 64 << 20).toString('utf8');
   } catch (e) {
     throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
