@@ -69,6 +69,7 @@ export function loadForInference(source: string, opts: InferenceLoadOptions = {}
   }
   const lm = loadModel(source, load);
   const c = lm.model.config;
-  checkPreprocessForModel(lm.preprocess, c.in_chans, c.img_size, source);
+  // a model with a dynamic image size takes any multiple of its patch size (DINOv2's 518 weights fed 224 crops)
+  if ((c as unknown as Record<string, unknown>)['dynamic_img_size'] !== true) checkPreprocessForModel(lm.preprocess, c.in_chans, c.img_size, source);
   return lm;
 }
