@@ -18,6 +18,8 @@ export const MAX_PARAMS = 4e9;
 export const MAX_DEPTH = 1_000;
 export const MAX_EMBED_DIM = 65_536;
 export const MAX_CLASSES = 1_000_000;
+/** Most prefix tokens (class, distillation, registers) a position embedding may carry beside the patches. */
+export const MAX_PREFIX_TOKENS = 64;
 
 /** Block-index patterns of the layouts vitkit reads (timm `blocks.N.`, HF `encoder.layer.N.`, CLIP `layers.N.`, open_clip `resblocks.N.`). */
 const BLOCK_RE = /(?:^|\.)(?:blocks|layer|layers|resblocks)\.(\d+)\./;
@@ -80,18 +82,22 @@ export function checkConfigAgainstEntries(c: ViTConfig, entries: Map<string, StE
   const mismatch = (field: string, value: number | string, tensor: string, shape: number[], implied: string) =>
     new VitkitError(`Expected ${field} ${implied} in ${configFile} (from tensor ${JSON.stringify(tensor)} ${shapeStr(shape)} in ${weightsFile}) but received ${value}`);
 
-  // depth: the number of distinct block indices, which must run 0 .. depth-1
-  const blocks = new Set<number>();
+  // depth: per group of blocks (the key before the index: "blocks", "vision_model.encoder.layers",
+  // or two towers in one file), the distinct indices, which must run 0 .. n-1; depth must equal one group's n
+  const groups = new Map<string, Set<number>>();
   for (const k of entries.keys()) {
     const m = BLOCK_RE.exec(k);
-    if (m) blocks.add(Number(m[1]));
+    if (!m) continue;
+    const g = k.slice(0, m.index + m[0].length - m[1]!.length - 2);
+    let set = groups.get(g);
+    if (!set) groups.set(g, (set = new Set()));
+    set.add(Number(m[1]));
   }
-  if (blocks.size > 0 || c.depth > 0) {
-    const max = blocks.size ? Math.max(...blocks) : -1;
-    if (c.depth !== blocks.size || max !== blocks.size - 1) {
-      const has = blocks.size ? `${blocks.size} blocks (indices 0..${max}${max !== blocks.size - 1 ? ', with gaps' : ''})` : 'no blocks';
-      throw new VitkitError(`Expected depth ${blocks.size} in ${configFile} (${weightsFile} holds ${has}) but received ${c.depth}`);
-    }
+  const counts = [...groups.values()].map((set) => ({ n: set.size, max: Math.max(...set) }));
+  if (counts.length === 0 ? c.depth > 0 : !counts.some((g) => g.n === c.depth && g.max === c.depth - 1)) {
+    const g = counts[0];
+    const has = !g ? 'no blocks' : counts.length === 1 ? `${g.n} blocks (indices 0..${g.max}${g.max !== g.n - 1 ? ', with gaps' : ''})` : `blocks in groups of ${counts.map((x) => x.n).join(', ')}`;
+    throw new VitkitError(`Expected depth ${g ? counts.map((x) => x.n).join(' or ') : 0} in ${configFile} (${weightsFile} holds ${has}) but received ${c.depth}`);
   }
   // width, channels, patch size: the patch embedding (D, C, P, P)
   const patch = [...entries].find(([k, e]) => PATCH_RE.test(k) && e.shape.length === 4);
@@ -102,16 +108,23 @@ export function checkConfigAgainstEntries(c: ViTConfig, entries: Map<string, StE
     if (c.in_chans !== C) throw mismatch('in_chans', c.in_chans, name, e.shape, String(C));
     if (c.patch_size !== P || P !== P2) throw mismatch('patch_size', c.patch_size, name, e.shape, String(P));
   }
-  // img_size: the position embedding's token count (prefix tokens may or may not carry one)
-  const pos = [...entries].find(([k, e]) => POS_RE.test(k) && (e.shape.length === 3 || e.shape.length === 2));
-  if (pos && !opts.resample && num(c, 'dynamic_img_size') === undefined && (c as unknown as Record<string, unknown>)['dynamic_img_size'] !== true) {
-    const [name, e] = pos;
-    const T = e.shape[e.shape.length - 2]!;
+  // img_size: the position embedding's token count: the patches plus at most a few prefix tokens
+  // (class, distillation, register tokens) that may carry a position too. With several candidates
+  // (a text tower's positional_embedding beside the image tower's), one must fit.
+  const pos = [...entries].filter(([k, e]) => POS_RE.test(k) && (e.shape.length === 3 || e.shape.length === 2));
+  const dynamic = (c as unknown as Record<string, unknown>)['dynamic_img_size'] === true;
+  if (pos.length && !opts.resample && !dynamic) {
     const patches = (c.img_size / c.patch_size) ** 2;
-    const prefix = (c.class_token ? 1 : 0) + (num(c, 'reg_tokens') ?? 0) + ((c as unknown as Record<string, unknown>)['dist_token'] === true ? 1 : 0);
-    if (T < patches || T > patches + prefix) {
-      const g = Math.round(Math.sqrt(T - (c.class_token ? 1 : 0)));
-      const implied = g * g === T - (c.class_token ? 1 : 0) || g * g === T ? `${g * c.patch_size} (a ${g}x${g} grid of patch_size ${c.patch_size})` : `consistent with ${T} tokens`;
+    const fits = ([, e]: [string, StEntry]) => {
+      const T = e.shape[e.shape.length - 2]!;
+      return T >= patches && T <= patches + MAX_PREFIX_TOKENS;
+    };
+    if (!pos.some(fits)) {
+      const [name, e] = pos[0]!;
+      const T = e.shape[e.shape.length - 2]!;
+      const pre = c.class_token ? 1 : 0;
+      const g = Math.round(Math.sqrt(T - pre));
+      const implied = g * g === T - pre ? `${g * c.patch_size} (a ${g}x${g} grid of patch_size ${c.patch_size})` : `consistent with ${T} tokens`;
       throw new VitkitError(
         `Expected img_size ${implied} in ${configFile} (from tensor ${JSON.stringify(name)} ${shapeStr(e.shape)} in ${weightsFile}) but received ${c.img_size}, ` +
         `which needs ${patches} patch positions; pass --img-size to resample the position embedding`,

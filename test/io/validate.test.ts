@@ -8,7 +8,8 @@ import { initWeights, loadModel, saveCheckpoint } from '../../src/io/checkpoint.
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
-import { checkConfigResources, checkFeatureShape } from '../../src/io/validate.js';
+import { checkConfigAgainstEntries, checkConfigResources, checkFeatureShape } from '../../src/io/validate.js';
+import type { StEntry } from '../../src/io/safetensors.js';
 import { FIXTURES, tmp } from '../helpers.js';
 
 const tiny = resolveConfig({ img_size: 32, patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, num_classes: 5 });
@@ -111,4 +112,19 @@ test('a from-scratch config is bounded too', () => {
 test('checkFeatureShape: features of the wrong width are an error', () => {
   checkFeatureShape([2, 5, 32], 32);
   rejects(() => checkFeatureShape([2, 5, 16], 32), /Expected features of shape \(B, N, 32\)/, /received \(2, 5, 16\)/);
+});
+
+test('two towers in one file (open_clip): depth and img_size must fit one of them', () => {
+  const e = (shape: number[]): StEntry => ({ dtype: 'F32', shape, begin: 0, end: 0 });
+  const entries = new Map<string, StEntry>([
+    ['positional_embedding', e([77, 64])],
+    ['visual.positional_embedding', e([17, 32])],
+    ['visual.conv1.weight', e([32, 3, 8, 8])],
+    ...[0, 1, 2].map((i) => [`transformer.resblocks.${i}.ln_1.weight`, e([64])] as [string, StEntry]),
+    ...[0, 1].map((i) => [`visual.transformer.resblocks.${i}.ln_1.weight`, e([32])] as [string, StEntry]),
+  ]);
+  const c = resolveConfig({ img_size: 32, patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, num_classes: 0 });
+  checkConfigAgainstEntries(c, entries, 'w.safetensors', 'c.json');
+  rejects(() => checkConfigAgainstEntries({ ...c, depth: 5 }, entries, 'w.safetensors', 'c.json'), /Expected depth 3 or 2 in c\.json \(w\.safetensors holds blocks in groups of 3, 2\) but received 5/);
+  rejects(() => checkConfigAgainstEntries({ ...c, img_size: 64 }, entries, 'w.safetensors', 'c.json'), /Expected img_size .* received 64, which needs 64 patch positions/);
 });
