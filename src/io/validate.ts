@@ -111,7 +111,9 @@ export function checkConfigAgainstEntries(c: ViTConfig, entries: Map<string, StE
   // img_size: the position embedding's token count: the patches plus at most a few prefix tokens
   // (class, distillation, register tokens) that may carry a position too. With several candidates
   // (a text tower's positional_embedding beside the image tower's), one must fit.
-  const pos = [...entries].filter(([k, e]) => POS_RE.test(k) && (e.shape.length === 3 || e.shape.length === 2));
+  const posAll = [...entries].filter(([k, e]) => POS_RE.test(k) && (e.shape.length === 3 || e.shape.length === 2));
+  const posWide = posAll.filter(([, e]) => e.shape[e.shape.length - 1] === c.embed_dim); // the image tower's width
+  const pos = posWide.length ? posWide : posAll;
   const dynamic = (c as unknown as Record<string, unknown>)['dynamic_img_size'] === true;
   if (pos.length && !opts.resample && !dynamic) {
     const patches = (c.img_size / c.patch_size) ** 2;
