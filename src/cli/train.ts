@@ -12,7 +12,7 @@ import { VitkitError } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
-import { VisionTransformer } from '../models/vit.js';
+import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
 import { checkConfigResources } from '../io/validate.js';
@@ -286,6 +286,10 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const dataRec = { ...(run.data?.valSplit !== undefined ? { valSplit: run.data.valSplit } : {}), ...(run.data?.valData ? { valData: run.data.valData } : {}) };
     const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
     const config = configFromTimm(run.model.config, `${out}/${STATE_FILE}`);
+    checkConfigResources(config, `model.config in ${path.join(out, STATE_FILE)}`);
+    if (saved.weights.length !== vitParamSpecs(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)) {
+      throw new VitkitError(`Expected the saved "model" tensor to hold the weights of model.config in ${path.join(out, STATE_FILE)} but it has ${saved.weights.length} values`);
+    }
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);

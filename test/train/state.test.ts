@@ -74,6 +74,13 @@ test('train --resume on a tampered state: one line naming the field, exit 1', ()
   const bad = { ...tensors, 'optimizer.exp_avg': { shape: tensors['optimizer.exp_avg']!.shape, data: new Float32Array(tensors['optimizer.exp_avg']!.data.length).fill(NaN) } };
   writeSafetensors(STATE, bad, { ...st.metadata }, { overwrite: true });
   assertUserError(vitkit('train', '--resume', out), /finite values in tensor "optimizer\.exp_avg"/);
+  // a config in the state that asks for far more than the saved weights hold: refused before allocating
+  const deep = tampered((r) => { ((r['model'] as Record<string, unknown>)['config'] as { model_args: Record<string, unknown> }).model_args['depth'] = 1e7; });
+  writeSafetensors(STATE, tensors, { ...st.metadata, run: JSON.stringify(deep) }, { overwrite: true });
+  assertUserError(vitkit('train', '--resume', out), /depth of at most 1000 for model\.config in .*train_state\.safetensors but received 10000000/);
+  const deeper = tampered((r) => { ((r['model'] as Record<string, unknown>)['config'] as { model_args: Record<string, unknown> }).model_args['depth'] = 3; });
+  writeSafetensors(STATE, tensors, { ...st.metadata, run: JSON.stringify(deeper) }, { overwrite: true });
+  assertUserError(vitkit('train', '--resume', out), /saved "model" tensor to hold the weights of model\.config/);
   writeSafetensors(STATE, tensors, { ...st.metadata, optimizer_step: 'x' }, { overwrite: true });
   assertUserError(vitkit('train', '--resume', out), /optimizer_step/);
 });
