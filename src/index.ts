@@ -29,6 +29,8 @@ export {
   type DType, type StEntry, type StTensorIn,
 } from './io/safetensors.js';
 export { imagenetLabels, labelsFor } from './io/labels.js';
+export { readSafetensorsHeader } from './io/safetensors.js';
+export { checkConfigAgainstWeights, checkConfigResources, checkFinite, checkFeatureShape } from './io/validate.js';
 
 // Images
 export { loadImage, type RawImage } from './io/image.js';

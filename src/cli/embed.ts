@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { loadModel } from '../io/checkpoint.js';
+import path from 'node:path';
+import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
-import { checkOutput, parseIntOpt } from './common.js';
+import { checkOutput, loadForInference, parseIntOpt } from './common.js';
 
 export function embedCommand(): Command {
   return new Command('embed')
@@ -11,12 +12,14 @@ export function embedCommand(): Command {
     .option('--normalize', 'L2-normalize each embedding')
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
     .option('--overwrite', 'replace the output file if it exists')
+    .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<images...>', 'image files or folders')
-    .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean; randomWeights?: boolean }) => {
       embedFormat(o.out);
       checkOutput(o.out, o.overwrite);
+      cleanStaleTemps(path.dirname(path.resolve(o.out)));
       const files = collectImages(inputs);
-      const loaded = loadModel(o.model);
+      const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
       const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize });
       writeEmbeddings(o.out, files, data, dim, { model: o.model, normalized: o.normalize ?? false }, o.overwrite ?? false);
       console.log(`wrote ${files.length} embeddings of ${dim} values${o.normalize ? ' (L2-normalized)' : ''} to ${o.out}`);

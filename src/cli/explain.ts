@@ -1,13 +1,16 @@
 import { Command } from 'commander';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VitkitError, expected } from '../errors.js';
-import { loadModel } from '../io/checkpoint.js';
+import { InvalidArgumentError } from 'commander';
+import { UsageError, VitkitError, expected } from '../errors.js';
+import { cleanStaleTemps } from '../io/files.js';
+import { IMAGE_EXTENSIONS } from '../io/image.js';
+import { collectImages } from '../embed/embed.js';
 import { HEAD_FUSIONS, type HeadFusion } from '../explain/rollout.js';
 import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
 import { EXPLAIN_METHODS, NO_CLASS_TOKEN_NOTE, explainOne, hottest, toRows, type ExplainMethod } from '../explain/explain.js';
-import { parseFloatOpt } from './common.js';
+import { loadForInference, parseChoice, parseFloatOpt } from './common.js';
 
 interface ExplainCliOptions {
   model: string;
@@ -20,30 +23,41 @@ interface ExplainCliOptions {
   colormap: ColormapName;
   alpha: number;
   overwrite?: boolean;
+  randomWeights?: boolean;
 }
 
-function choice<T extends string>(name: string, values: readonly T[]) {
-  return (v: string): T => {
-    if (!(values as readonly string[]).includes(v)) throw expected(values.join(', '), name, v);
-    return v as T;
-  };
-}
+const choice = parseChoice;
 
 function parseDiscard(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw expected('a number in [0, 1)', '--discard-ratio', v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(expected('a number in [0, 1)', '--discard-ratio', v).message);
   return n;
 }
 
-/** Output file names per image: <stem>.rollout.png and <stem>.heads.png, made unique within one run. */
-function outputNames(images: string[], out: string): { rollout: string; heads: string }[] {
-  const used = new Map<string, number>();
-  return images.map((img) => {
-    let stem = path.basename(img, path.extname(img)) || 'image';
-    const n = used.get(stem) ?? 0;
-    used.set(stem, n + 1);
-    if (n > 0) stem = `${stem}-${n}`;
-    return { rollout: path.join(out, `${stem}.rollout.png`), heads: path.join(out, `${stem}.heads.png`) };
+/**
+ * Output file names per image: <stem>.rollout.png and <stem>.heads.png, distinct within one run.
+ * Every image first claims its own stem; a repeated stem (d1/a.png, d2/a.png) takes the first
+ * <stem>-<k> that no image claims, so `d1/a.png d2/a.png a-1.png` gives a, a-2 and a-1.
+ * Stems are compared case-insensitively (case-insensitive file systems would merge them).
+ */
+export function outputNames(images: string[], out: string): { rollout: string; heads: string }[] {
+  const stems = images.map((img) => path.basename(img, path.extname(img)) || 'image');
+  const key = (s: string) => s.toLowerCase();
+  const claimed = new Set<string>();
+  const first = stems.map((s) => {
+    if (claimed.has(key(s))) return false;
+    claimed.add(key(s));
+    return true;
+  });
+  return stems.map((stem, i) => {
+    let name = stem;
+    if (!first[i]) {
+      let k = 1;
+      while (claimed.has(key(`${stem}-${k}`))) k++;
+      name = `${stem}-${k}`;
+      claimed.add(key(name));
+    }
+    return { rollout: path.join(out, `${name}.rollout.png`), heads: path.join(out, `${name}.heads.png`) };
   });
 }
 
@@ -60,12 +74,14 @@ export function explainCommand(): Command {
     .option('--colormap <name>', COLORMAPS.join(' | '), choice('--colormap', COLORMAPS), 'viridis' as ColormapName)
     .option('--alpha <a>', 'heat-map opacity over the image, in [0, 1]', parseFloatOpt('--alpha', 0, 1), 0.5)
     .option('--overwrite', 'replace existing PNGs in --out')
-    .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
-    .action(async (images: string[], o: ExplainCliOptions) => {
-      if (!o.out && !o.json) throw new VitkitError('Expected --out <dir> for the PNGs and/or --json for the maps but received neither');
+    .option('--random-weights', 'allow a preset name without weights (random initialization)')
+    .argument('<images...>', `image files or folders (${IMAGE_EXTENSIONS.join(', ')})`)
+    .action(async (inputs: string[], o: ExplainCliOptions) => {
+      if (!o.out && !o.json) throw new UsageError('Expected --out <dir> for the PNGs and/or --json for the maps but received neither');
       if (o.class !== undefined && o.method !== 'grad-rollout') {
-        throw new VitkitError('--class selects the class of gradient-weighted rollout; pass --method grad-rollout with it');
+        throw new UsageError('--class selects the class of gradient-weighted rollout; pass --method grad-rollout with it');
       }
+      const images = collectImages(inputs);
       const names = o.out ? outputNames(images, o.out) : [];
       if (o.out) {
         if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new VitkitError(`Expected a folder for --out but ${o.out} is a file`);
@@ -75,8 +91,9 @@ export function explainCommand(): Command {
           }
         }
         mkdirSync(o.out, { recursive: true });
+        cleanStaleTemps(o.out);
       }
-      const loaded = loadModel(o.model);
+      const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'explain' });
       const results: Record<string, unknown>[] = [];
       let noted = false;
       for (let i = 0; i < images.length; i++) {
@@ -89,9 +106,9 @@ export function explainCommand(): Command {
         if (o.out) {
           const title = e.method === 'grad-rollout' ? 'grad' : 'rollout';
           const ov = renderOverlay(e.original, e.rollout, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title });
-          await writePng(names[i]!.rollout, ov.image);
+          await writePng(names[i]!.rollout, ov.image, { overwrite: o.overwrite ?? false });
           const grid = await renderGrid(e.original, e.heads, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title: 'attn' });
-          await writePng(names[i]!.heads, grid.image);
+          await writePng(names[i]!.heads, grid.image, { overwrite: o.overwrite ?? false });
           files['rollout'] = names[i]!.rollout;
           files['heads'] = names[i]!.heads;
         }

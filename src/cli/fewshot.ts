@@ -1,8 +1,7 @@
 import { Command } from 'commander';
-import { loadModel } from '../io/checkpoint.js';
 import { buildSupport, classifyQueries } from '../embed/fewshot.js';
 import { collectImages } from '../embed/embed.js';
-import { parseIntOpt } from './common.js';
+import { loadForInference, parseIntOpt } from './common.js';
 
 export function fewshotCommand(): Command {
   return new Command('fewshot')
@@ -12,10 +11,11 @@ export function fewshotCommand(): Command {
     .option('-k, --top-k <k>', 'classes to show per query (text output)', parseIntOpt('--top-k'), 3)
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
     .option('--json', 'print [{"image", "prediction", "scores": [{"class", "score"}]}] (all classes, highest first)')
+    .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<queries...>', 'query image files or folders')
-    .action(async (inputs: string[], o: { model: string; support: string; topK: number; batchSize: number; json?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; support: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean }) => {
       const queries = collectImages(inputs);
-      const loaded = loadModel(o.model);
+      const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'fewshot' });
       const support = await buildSupport(loaded, o.support, o.batchSize);
       const res = await classifyQueries(loaded, support, queries, o.batchSize);
       if (o.json) {

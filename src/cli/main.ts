@@ -1,6 +1,7 @@
 /** The vitkit command line. Every command has --help; user errors print one line and exit 1. */
 import { Command, CommanderError } from 'commander';
-import { VitkitError } from '../errors.js';
+import { UsageError, VitkitError } from '../errors.js';
+import { parseIntOpt } from './common.js';
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';
@@ -17,14 +18,10 @@ import { tokenizeCommand } from './tokenize.js';
 export function buildProgram(): Command {
   const program = new Command('vitkit')
     .description('Vision Transformers for TypeScript: inference, training and explanation with timm / Hugging Face parity')
-    .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)')
+    .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)', parseIntOpt('--threads'))
     .hook('preAction', (cmd) => {
-      const t = cmd.opts()['threads'] as string | undefined;
-      if (t !== undefined) {
-        const n = Number(t);
-        if (!Number.isInteger(n) || n < 1) throw new VitkitError(`Expected an integer >= 1 for --threads but received ${JSON.stringify(t)}`);
-        process.env['VITKIT_THREADS'] = String(n);
-      }
+      const t = cmd.opts()['threads'] as number | undefined;
+      if (t !== undefined) process.env['VITKIT_THREADS'] = String(t);
     })
     // --model org/name[@rev] or hf-hub:org/name (or info's <model>): fetched into the Hugging Face cache, replaced by its directory
     .hook('preAction', async (_p, cmd) => {
@@ -44,8 +41,10 @@ export function buildProgram(): Command {
   program.addCommand(fewshotCommand());
   program.addCommand(downloadCommand());
   program.addCommand(tokenizeCommand());
-  program.exitOverride();
-  for (const c of program.commands) c.exitOverride();
+  // commander's own usage errors go through console.error like ours (one line on stderr, exit 2)
+  const output = { outputError: (str: string) => console.error(str.trimEnd()) };
+  program.exitOverride().configureOutput(output);
+  for (const c of program.commands) c.exitOverride().configureOutput(output);
   return program;
 }
 
@@ -57,6 +56,10 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
     if (e instanceof VitkitError) {
       console.error(`error: ${e.message}`);
       return 1;

@@ -1,9 +1,11 @@
 import { Command } from 'commander';
-import { loadModel } from '../io/checkpoint.js';
+import { VitkitError } from '../errors.js';
+import { IMAGE_EXTENSIONS } from '../io/image.js';
+import { collectImages } from '../embed/embed.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { Tensor } from '../tensor.js';
 import { softmax, topK } from '../nn/functional.js';
-import { parseIntOpt } from './common.js';
+import { loadForInference, parseIntOpt } from './common.js';
 
 export interface Prediction {
   image: string;
@@ -11,8 +13,8 @@ export interface Prediction {
 }
 
 /** Classify image files: the top-k classes with probabilities, per image. */
-export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8): Promise<Prediction[]> {
-  const { model, preprocess, labels } = loadModel(modelSource);
+export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8, opts: { randomWeights?: boolean } = {}): Promise<Prediction[]> {
+  const { model, preprocess, labels } = loadForInference(modelSource, { randomWeights: opts.randomWeights ?? false, command: 'predict' });
   const K = model.config.num_classes;
   const out: Prediction[] = [];
   const { in_chans: C, img_size: S } = model.config;
@@ -23,6 +25,8 @@ export async function predictImages(modelSource: string, images: string[], k = 5
     const probs = softmax(logits.data, batch.length, K);
     for (let b = 0; b < batch.length; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);
+      const bad = row.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new VitkitError(`Expected finite class probabilities from model ${modelSource} for image ${batch[b]} but received ${row[bad]} for class ${bad}`);
       out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, prob: row[j]! })) });
     }
   }
@@ -36,9 +40,11 @@ export function predictCommand(): Command {
     .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
     .option('--json', 'print [{"image", "top": [{"index", "label", "prob"}]}]')
-    .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
-    .action(async (images: string[], o: { model: string; topK: number; batchSize: number; json?: boolean }) => {
-      const preds = await predictImages(o.model, images, o.topK, o.batchSize);
+    .option('--random-weights', 'allow a preset name without weights (random initialization)')
+    .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')})`)
+    .action(async (inputs: string[], o: { model: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean }) => {
+      const images = collectImages(inputs);
+      const preds = await predictImages(o.model, images, o.topK, o.batchSize, { randomWeights: o.randomWeights ?? false });
       if (o.json) {
         console.log(JSON.stringify(preds));
         return;

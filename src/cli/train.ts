@@ -5,16 +5,18 @@
  */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
-import { VisionTransformer } from '../models/vit.js';
+import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
-import { openData, type DataSource } from '../data/open.js';
+import { checkConfigResources } from '../io/validate.js';
+import { DEFAULT_MAX_CLASSES, openData, type DataSource } from '../data/open.js';
 import { checkLabels, type Dataset } from '../data/dataset.js';
 import type { Pipeline } from '../data/batch.js';
 import {
@@ -70,7 +72,7 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
   } else if (source.endsWith('.json')) {
     let j: Record<string, unknown>;
     try {
-      j = JSON.parse(readFileSync(source, 'utf8')) as Record<string, unknown>;
+      j = JSON.parse(readRegularFile(source, 'model config', 64 << 20).toString('utf8')) as Record<string, unknown>;
     } catch (e) {
       throw new VitkitError(`Cannot read model config ${source}: ${(e as Error).message}`);
     }
@@ -143,6 +145,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
     throw new VitkitError(`Expected a preset name, a checkpoint directory or a .json config for --model but received the file ${source}`);
   }
   const { config, name, pretrainedCfg } = scratchConfig(source, o, data);
+  checkConfigResources(config, source);
   const model = new VisionTransformer(config);
   initWeights(model, seed);
   const labels = labelsFor(config.num_classes, data.labelNames);
@@ -238,9 +241,11 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   workers?: number;
   onBadImage: 'skip' | 'error';
   stopAfterSteps?: number;
+  maxClasses: number;
 }
 
-const CHECKPOINT_FILES = [STATE_FILE, 'model.safetensors', 'config.json', 'metrics.jsonl'];
+/** Every file a run writes into --out (ema/ is a folder of its own checkpoint): all covered by --overwrite. */
+const CHECKPOINT_FILES = [STATE_FILE, 'model.safetensors', 'config.json', 'metrics.jsonl', 'train_state.json', 'curves.png', 'ema'];
 
 /** Refuse to train into a directory that holds a run or a checkpoint, unless resuming or --overwrite. */
 export function checkOutDir(out: string, overwrite: boolean | undefined): void {
@@ -279,12 +284,16 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const dataSrc = o.data ?? run.data?.source;
     if (!dataSrc) throw new VitkitError('Cannot resume: pass --data (the run does not record its data)');
     const dataRec = { ...(run.data?.valSplit !== undefined ? { valSplit: run.data.valSplit } : {}), ...(run.data?.valData ? { valData: run.data.valData } : {}) };
-    const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
+    const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
     const config = configFromTimm(run.model.config, `${out}/${STATE_FILE}`);
+    checkConfigResources(config, `model.config in ${path.join(out, STATE_FILE)}`);
+    if (saved.weights.length !== vitParamSpecs(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)) {
+      throw new VitkitError(`Expected the saved "model" tensor to hold the weights of model.config in ${path.join(out, STATE_FILE)} but it has ${saved.weights.length} values`);
+    }
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
-    log(`Resuming ${out} at epoch ${run.epoch + 1}${run.batch ? `, step ${run.batch + 1}` : ''} of ${settings.epochs}`);
+    log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
     const result = await trainRun({
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
@@ -296,7 +305,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
   if (!o.model) throw new VitkitError('Expected --model <preset|dir|config.json> (or --resume) but received none');
   if (!o.data) throw new VitkitError('Expected --data <mnist|folder|file.safetensors|cifar-10 folder> but received none');
   checkOutDir(o.out, o.overwrite);
-  const data = openData(o.data, { purpose: 'train', seed: o.seed, ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) });
+  const data = openData(o.data, { purpose: 'train', seed: o.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) });
   const pm = prepareModel(o.model, o, data, o.seed);
   const pipeline = preparePipeline(pm.model, pm.preprocess, [data.train, data.val], o.onBadImage);
   const settings: TrainSettings = {
@@ -323,6 +332,9 @@ export function summaryLines(r: TrainCliResult): string[] {
   const h = r.result.history;
   const last = h[h.length - 1];
   const lines: string[] = [];
+  if (r.result.signal && !r.result.interrupted) {
+    lines.push(`Interrupted after the last epoch finished: the run is complete (${h.length} epochs); nothing to resume.`);
+  }
   if (r.result.interrupted) {
     lines.push(`Interrupted at epoch ${r.result.state.epoch + 1}, step ${r.result.state.batch} of ${r.result.state.stepsPerEpoch}. A resumable checkpoint is in ${r.out}.`);
     lines.push(`Continue with: vitkit train --resume ${r.out}`);
@@ -362,6 +374,7 @@ export function trainCommand(): Command {
     .option('--resume [dir]', 'continue the run in <dir> (default: --out) exactly where it stopped')
     .option('--overwrite', 'replace a checkpoint already in --out')
     .option('--workers <n>', 'data worker threads (0: on the main thread; default 1, 2 for image folders)', parseIntOpt('--workers', 0))
+    .option('--max-classes <n>', 'most classes the labels of a tensor file may imply (max label + 1)', parseIntOpt('--max-classes'), DEFAULT_MAX_CLASSES)
     .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
     .addOption(new Option('--stop-after-steps <n>', 'stop as Ctrl-C does after n steps (testing)').argParser(parseIntOpt('--stop-after-steps')).hideHelp());
   for (const [k, , flag] of ARCH_FLAGS) {

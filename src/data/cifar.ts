@@ -3,7 +3,8 @@
  * label byte followed by 3072 bytes of pixels, channel-planar (3, 32, 32): R plane, G plane, B plane.
  * Class names come from `batches.meta.txt` when present.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { type U8Dataset, sharedI32, sharedU8 } from './dataset.js';
@@ -19,12 +20,7 @@ export function isCifarDir(dir: string): boolean {
 /** Parse CIFAR-10 binary files into one dataset (pixels converted to (H, W, C)). */
 export function readCifarFiles(files: string[], name: string): U8Dataset {
   const bufs = files.map((f) => {
-    let b: Buffer;
-    try {
-      b = readFileSync(f);
-    } catch (e) {
-      throw new VitkitError(`Cannot read CIFAR-10 file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const b = readRegularFile(f, 'CIFAR-10 file', 1 << 30);
     if (b.length === 0 || b.length % RECORD !== 0) {
       throw new VitkitError(`Expected a multiple of ${RECORD} bytes (records of 1 label byte + 3072 pixel bytes) in CIFAR-10 file ${f} but received ${b.length} bytes`);
     }
@@ -60,7 +56,7 @@ export function loadCifar10(dir: string): { train: U8Dataset | null; test: U8Dat
   const metaFile = path.join(dir, 'batches.meta.txt');
   let labelNames = CIFAR10_CLASSES;
   if (existsSync(metaFile)) {
-    const names = readFileSync(metaFile, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    const names = readRegularFile(metaFile, 'CIFAR-10 meta file', 1 << 20).toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
     if (names.length === 10) labelNames = names;
   }
   return {

@@ -1,5 +1,6 @@
 /**
- * Image folders: `<root>/<class>/*.{jpg,jpeg,png,webp,gif}` (torchvision ImageFolder's layout).
+ * Image folders: `<root>/<class>/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif}` (torchvision ImageFolder's
+ * layout; the same image types predict, explain and embed read: io/image.ts IMAGE_EXTENSIONS).
  * Classes are the sub-folder names in sorted order; files are sorted within each class.
  */
 import { readdirSync, statSync, existsSync } from 'node:fs';
@@ -7,7 +8,9 @@ import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { type FileDataset, sharedI32 } from './dataset.js';
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif'];
+import { IMAGE_EXTENSIONS } from '../io/image.js';
+
+export { IMAGE_EXTENSIONS };
 
 function isDir(p: string): boolean {
   try {

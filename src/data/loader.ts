@@ -136,6 +136,16 @@ export class BatchLoader {
     return this.run(jobs);
   }
 
+  /** The validation set's name, for messages. */
+  get valName(): string {
+    return this.opts.val?.name ?? 'the validation set';
+  }
+
+  /** How many distinct images were skipped as unreadable so far. */
+  get skippedCount(): number {
+    return this.skippedSeen.size;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.failAll(new Error('BatchLoader closed'));

@@ -42,12 +42,33 @@ export interface OpenOptions {
   /** an explicit validation set (any form --data accepts) */
   valData?: string;
   seed?: number;
+  /** most classes a tensor file's labels may imply (max label + 1); default DEFAULT_MAX_CLASSES */
+  maxClasses?: number;
+  /** where warnings go (default: stderr) */
+  warn?: (line: string) => void;
 }
 
-function maxLabel(...ds: (Dataset | null)[]): number {
-  let m = -1;
-  for (const d of ds) if (d) for (let i = 0; i < d.n; i++) m = Math.max(m, d.labels[i]!);
-  return m;
+/** A label of 10^6 in `y` would otherwise build a 1,000,001-class model: the default bound (--max-classes). */
+export const DEFAULT_MAX_CLASSES = 100_000;
+
+/**
+ * Classes implied by integer labels: max label + 1, bounded by `maxClasses`, with a warning when
+ * that is far more than the distinct labels present (most classes would never be seen).
+ */
+export function classesFromLabels(sets: (Dataset | null)[], source: string, maxClasses: number, warn: (line: string) => void): number {
+  const seen = new Set<number>();
+  let max = -1;
+  for (const d of sets) if (d) for (let i = 0; i < d.n; i++) { const y = d.labels[i]!; seen.add(y); if (y > max) max = y; }
+  const K = max + 1;
+  if (K > maxClasses) {
+    throw new VitkitError(
+      `Expected labels below --max-classes ${maxClasses} in ${source} but received the label ${max} (${K} classes, ${seen.size} distinct labels); pass a larger --max-classes if that is intended`,
+    );
+  }
+  if (K > 4 * seen.size && K - seen.size >= 16) {
+    warn(`warning: the labels in ${source} imply ${K} classes (max label ${max}) but only ${seen.size} distinct labels occur; ${K - seen.size} classes have no samples`);
+  }
+  return K;
 }
 
 function isDir(p: string): boolean {
@@ -124,6 +145,8 @@ export function openData(source: string, opts: OpenOptions): DataSource {
     out.train = s.train;
     out.val = s.val;
   }
-  if (out.numClasses === 0) out.numClasses = maxLabel(out.train, out.val) + 1;
+  if (out.numClasses === 0) {
+    out.numClasses = classesFromLabels([out.train, out.val], source, opts.maxClasses ?? DEFAULT_MAX_CLASSES, opts.warn ?? ((l) => console.error(l)));
+  }
   return out;
 }

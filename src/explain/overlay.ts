@@ -15,6 +15,7 @@ import type { RawImage } from '../io/image.js';
 import type { PreprocessConfig } from '../io/preprocess.js';
 import { pyRound, shorterSideSize } from '../io/preprocess.js';
 import { VitkitError } from '../errors.js';
+import { writeFileAtomic } from '../io/files.js';
 import { colormapLut, lutIndex, type ColormapName } from './colormap.js';
 import { drawText, textWidth, GLYPH_H } from '../io/font.js';
 
@@ -326,11 +327,17 @@ export async function renderGrid(img: RawImage, maps: ArrayLike<number>[], GH: n
   return { image: canvas, legend, vmax };
 }
 
-/** Write an RGB image as PNG. */
-export async function writePng(file: string, img: RawImage): Promise<void> {
+/**
+ * Encode `img` as PNG and write it atomically (temporary file, fsync, rename): a full disk or an
+ * interruption never leaves a truncated PNG under the final name. Without `overwrite` an existing
+ * file is refused.
+ */
+export async function writePng(file: string, img: RawImage, opts: { overwrite?: boolean } = {}): Promise<void> {
+  let png: Buffer;
   try {
-    await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toFile(file);
+    png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toBuffer();
   } catch (e) {
     throw new VitkitError(`Cannot write PNG ${file}: ${(e as Error).message.split('\n')[0]}`);
   }
+  writeFileAtomic(file, png, { overwrite: opts.overwrite ?? false, what: 'PNG' });
 }

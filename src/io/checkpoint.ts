@@ -3,9 +3,10 @@
  * Hugging Face's (ViTConfig config.json + model.safetensors with HF names + preprocessor_config.json).
  * Foreign layouts are adapted in one filter step (`hfToTimm`), as timm's checkpoint_filter_fn does.
  */
-import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, statSync, mkdirSync } from 'node:fs';
+import { readRegularFile, writeFileAtomic } from './files.js';
 import path from 'node:path';
-import { VitkitError, shapeStr } from '../errors.js';
+import { VitkitError, describe, shapeStr } from '../errors.js';
 import { type ViTConfig, resolveConfig, dims, DEFAULT_CONFIG } from '../models/config.js';
 import { PRESETS, getPreset, type PretrainedCfg } from '../models/presets.js';
 import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
@@ -14,6 +15,7 @@ import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from './safetensors.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from './preprocess.js';
 import { labelsFor } from './labels.js';
+import { checkCheckpointConfig, checkFinite } from './validate.js';
 import type { Backend } from '../backend/backend.js';
 
 export interface LoadedModel {
@@ -44,7 +46,7 @@ const TRAINING_ONLY_ARGS = new Set(['drop_rate', 'drop_path_rate', 'pos_drop_rat
 function readJson(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, 'JSON file', 64 << 20).toString('utf8');
   } catch (e) {
     throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
@@ -62,6 +64,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
   const arch = cfg['architecture'];
   if (typeof arch !== 'string') throw new VitkitError(`${file} has no "architecture" string (expected e.g. "vit_base_patch16_224")`);
   const modelArgs = (cfg['model_args'] ?? {}) as Record<string, unknown>;
+  if (typeof modelArgs !== 'object' || modelArgs === null || Array.isArray(modelArgs)) throw new VitkitError(`Expected an object for model_args in ${file} but received ${describe(modelArgs)}`);
   let base: Partial<ViTConfig>;
   if (PRESETS[arch]) base = { ...getPreset(arch).args };
   else if (cfg['model_args']) base = {};
@@ -187,7 +190,7 @@ export function loadStateDict(model: VisionTransformer, raw: Raw, where: string,
 function readWeights(file: string): Raw {
   const st = readSafetensors(file);
   const raw: Raw = new Map();
-  for (const k of st.keys()) raw.set(k, st.f32(k));
+  for (const k of st.keys()) { const t = st.f32(k); checkFinite(t.data, t.shape, k, file); raw.set(k, t); }
   return raw;
 }
 
@@ -216,6 +219,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   if (isHf) {
     const base = configFromHf(cfg, cfgFile);
     const config = applyOverrides(base, opts);
+    checkCheckpointConfig(base, config, weights, cfgFile, opts);
     const model = new VisionTransformer(config, undefined, opts.backend);
     const raw = hfToTimm(readWeights(weights), base.depth);
     loadStateDict(model, raw, weights, { skipHead: opts.numClasses !== undefined && opts.numClasses !== base.num_classes });
@@ -232,6 +236,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   }
   const base = configFromTimm(cfg, cfgFile);
   const config = applyOverrides(base, opts);
+  checkCheckpointConfig(base, config, weights, cfgFile, opts);
   const model = new VisionTransformer(config, undefined, opts.backend);
   const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
   loadStateDict(model, readWeights(weights), weights, { skipHead: resetHead });
@@ -326,9 +331,7 @@ export function saveCheckpoint(dir: string, model: VisionTransformer, meta: { na
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
   const cfgPath = path.join(dir, 'config.json');
   if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
-  const tmp = `${cfgPath}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n');
-  renameSync(tmp, cfgPath);
+  writeFileAtomic(cfgPath, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
 }
 
 export { vitParamSpecs, ParamTable };

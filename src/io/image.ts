@@ -1,5 +1,5 @@
 /**
- * Image decoding: any format sharp reads (JPEG, PNG, WebP, GIF first frame, TIFF, AVIF...) to
+ * Image decoding: the raster formats JPEG, PNG, WebP, GIF (first frame), TIFF and AVIF to
  * 8-bit interleaved pixels, with the colour conversions PIL's `Image.convert` applies, so that
  * what follows (resize, crop, normalize) sees the same bytes timm / transformers would see.
  *
@@ -10,10 +10,26 @@
  * - `convert('L')`: ITU-R 601-2 luma with PIL's fixed point,
  *   `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`; alpha is dropped.
  * - 16-bit inputs are reduced to 8 bits by sharp/libvips (v >> 8).
+ *
+ * Bounds: only regular files of at most MAX_IMAGE_BYTES are read (a FIFO or /dev/zero is refused
+ * at once); only the raster formats above are decoded, recognised by their content, not their
+ * name. SVG, PDF and the other formats libvips could render are refused: a 122-byte SVG can ask
+ * for a 15000 x 15000 render. An image of more than MAX_INPUT_PIXELS pixels is refused before it
+ * is decoded (sharp's limitInputPixels).
  */
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
+import { readRegularFile } from './files.js';
+
+/** File extensions of the images every command reads (folders are searched for these). */
+export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+/** The formats decoded, as sharp's metadata names them (AVIF is 'heif' with AV1 compression). */
+export const IMAGE_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'];
+/** Largest image file read. */
+export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+/** Largest image decoded, in pixels (width x height): 10000 x 10000. */
+export const MAX_INPUT_PIXELS = 100_000_000;
+const FORMAT_LIST = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
 
 export interface RawImage {
   /** (H, W, C) interleaved, row-major */
@@ -34,14 +50,7 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   if (channels !== 1 && channels !== 3) throw expected('1 or 3', `the channel count of image ${label}`, channels);
   let bytes: Uint8Array;
   if (typeof source === 'string') {
-    try {
-      bytes = await readFile(source);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new VitkitError(`Image file ${source} does not exist`);
-      if (code === 'EISDIR') throw new VitkitError(`Expected an image file for ${source} but received a directory`);
-      throw new VitkitError(`Cannot read image file ${source}: ${(e as Error).message}`);
-    }
+    bytes = readRegularFile(source, 'image file', MAX_IMAGE_BYTES);
   } else if (source instanceof Uint8Array) {
     bytes = source;
   } else {
@@ -49,10 +58,28 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   }
   if (bytes.length === 0) throw new VitkitError(`Expected an image for ${label} but received an empty file`);
 
+  if (bytes.length > MAX_IMAGE_BYTES) throw expected(`an image of at most ${MAX_IMAGE_BYTES} bytes`, label, `${bytes.length} bytes`);
+  const opts: sharp.SharpOptions = { pages: 1, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(bytes, { ...opts, limitInputPixels: false }).metadata(); // the header only: the format is checked first
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    throw new VitkitError(`Expected a decodable image (${FORMAT_LIST}) for ${label} but decoding failed: ${msg}`);
+  }
+  const fmt = String(meta.format ?? 'unknown');
+  if (!IMAGE_FORMATS.includes(fmt) || (fmt === 'heif' && meta.compression !== 'av1')) {
+    const what = fmt === 'heif' ? `HEIF with ${meta.compression ?? 'unknown'} compression` : fmt.toUpperCase();
+    throw new VitkitError(`Expected a raster image (${FORMAT_LIST}) for ${label} but received ${what}${fmt === 'svg' ? ' (vector images are not rendered)' : ''}`);
+  }
+  const px = (meta.width ?? 0) * (meta.height ?? 0);
+  if (px > MAX_INPUT_PIXELS) {
+    throw expected(`an image of at most ${MAX_INPUT_PIXELS} pixels`, label, `${meta.width} x ${meta.height} = ${px} pixels`);
+  }
   let raw: Buffer;
   let info: sharp.OutputInfo;
   try {
-    const out = await sharp(bytes, { pages: 1, failOn: 'error' })
+    const out = await sharp(bytes, opts)
       .rotate()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
@@ -60,7 +87,7 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
     info = out.info;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    throw new VitkitError(`Expected a decodable image (JPEG, PNG, WebP, GIF, TIFF, AVIF) for ${label} but decoding failed: ${msg}`);
+    throw new VitkitError(`Expected a decodable image (${FORMAT_LIST}) for ${label} but decoding failed: ${msg}`);
   }
   return convertPixels(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), info.width, info.height, info.channels, channels);
 }

@@ -100,6 +100,42 @@ function filterFrom(v: unknown, what: string): Filter {
   throw expected(`one of ${FILTERS.join(', ')} or a PIL resample code 0-5`, what, v);
 }
 
+/** std divides: every value must be a finite number > 0 (a 0 would make every pixel_value infinite). */
+function positiveStd(std: number[], what: string): number[] {
+  const i = std.findIndex((v) => !(v > 0) || !Number.isFinite(v));
+  if (i >= 0) throw expected(`std values > 0 (a zero std makes every pixel infinite)`, `${what}[${i}]`, std[i]);
+  return std;
+}
+
+/**
+ * The largest side a preprocessing step may resize or crop to: 4 times the model's input side,
+ * and at least 1024. Checked when the config is read, before any image is decoded or resized
+ * (an HF `size` of 20000 x 20000 or a timm crop_pct of 1e-6 would otherwise allocate gigabytes).
+ */
+export function maxResizeSide(modelSide: number): number {
+  return Math.max(1024, 4 * modelSide);
+}
+
+function checkResizeSide(h: number, w: number, modelH: number, modelW: number, what: string): void {
+  const limit = maxResizeSide(Math.max(modelH, modelW));
+  if (!(h <= limit && w <= limit)) {
+    throw expected(`a size of at most ${limit} x ${limit} pixels (4 x the model input ${modelH} x ${modelW}, at least 1024)`, what, `${h} x ${w}`);
+  }
+}
+
+/**
+ * The preprocessing must produce what the model takes: `channels` x `side` x `side` pixel_values.
+ * Call before decoding any image. `where` names the checkpoint.
+ */
+export function checkPreprocessForModel(cfg: PreprocessConfig, channels: number, side: number, where: string): void {
+  if (cfg.channels !== channels || cfg.height !== side || cfg.width !== side) {
+    const src = cfg.kind === 'hf' ? `preprocessor_config.json (${cfg.doCenterCrop ? 'crop_size' : 'size'})` : 'pretrained_cfg.input_size';
+    throw new VitkitError(
+      `Expected preprocessing to ${channels} x ${side} x ${side} pixel_values (the model input) for ${where} but ${src} gives ${cfg.channels} x ${cfg.height} x ${cfg.width}`,
+    );
+  }
+}
+
 /**
  * timm's `resolve_data_config(pretrained_cfg=...)` for a model with `imgSize` and `inChans`.
  * The model's img_size wins over pretrained_cfg.input_size (a model created at another resolution
@@ -122,10 +158,10 @@ export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | unde
     height = width = posInt(imgSize, 'the timm image size');
   }
   const interpolation = cfg['interpolation'] ? filterFrom(cfg['interpolation'], 'pretrained_cfg.interpolation') : 'bicubic';
-  const mean = perChannel(cfg['mean'] ? numList(cfg['mean'], 'pretrained_cfg.mean') : IMAGENET_DEFAULT_MEAN, channels, 'pretrained_cfg.mean');
-  const std = perChannel(cfg['std'] ? numList(cfg['std'], 'pretrained_cfg.std') : IMAGENET_DEFAULT_STD, channels, 'pretrained_cfg.std');
+  const mean = perChannel(cfg['mean'] !== undefined && cfg['mean'] !== null ? numList(cfg['mean'], 'pretrained_cfg.mean') : IMAGENET_DEFAULT_MEAN, channels, 'pretrained_cfg.mean');
+  const std = positiveStd(perChannel(cfg['std'] !== undefined && cfg['std'] !== null ? numList(cfg['std'], 'pretrained_cfg.std') : IMAGENET_DEFAULT_STD, channels, 'pretrained_cfg.std'), 'pretrained_cfg.std');
   let cropPct = DEFAULT_CROP_PCT;
-  if (cfg['crop_pct']) {
+  if (cfg['crop_pct'] !== undefined && cfg['crop_pct'] !== null) {
     const c = cfg['crop_pct'];
     if (typeof c !== 'number' || !(c > 0) || c > 10) throw expected('a crop fraction in (0, 10]', 'pretrained_cfg.crop_pct', c);
     cropPct = c;
@@ -136,6 +172,7 @@ export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | unde
     if (m !== 'center' && m !== 'squash' && m !== 'border') throw expected('center, squash or border', 'pretrained_cfg.crop_mode', m);
     cropMode = m;
   }
+  checkResizeSide(Math.floor(height / cropPct), Math.floor(width / cropPct), height, width, `pretrained_cfg.crop_pct ${cropPct} (resize to floor(${height} / crop_pct))`);
   return {
     kind: 'timm',
     channels,
@@ -212,19 +249,21 @@ export function preprocessFromHf(processorCfg: Record<string, unknown> | undefin
       `Expected do_center_crop for preprocessor_config.json with ${doResize ? 'size.shortest_edge' : 'do_resize false'} (the output size would depend on the image) but received do_center_crop ${doCenterCrop}`,
     );
   }
+  if (doResize) checkResizeSide(resizeHeight, resizeWidth, def, def, 'preprocessor_config.json size');
+  checkResizeSide(height, width, def, def, doCenterCrop ? 'preprocessor_config.json crop_size' : 'preprocessor_config.json size');
   const rf = cfg['rescale_factor'] ?? 1 / 255;
-  if (typeof rf !== 'number' || !(rf > 0)) throw expected('a positive number', 'preprocessor_config.json rescale_factor', rf);
+  if (typeof rf !== 'number' || !(rf > 0) || !Number.isFinite(rf)) throw expected('a positive number', 'preprocessor_config.json rescale_factor', rf);
   const interpolation = cfg['resample'] !== undefined && cfg['resample'] !== null ? filterFrom(cfg['resample'], 'preprocessor_config.json resample') : 'bilinear';
   const mean = perChannel(
     cfg['image_mean'] !== undefined && cfg['image_mean'] !== null ? numList(cfg['image_mean'], 'preprocessor_config.json image_mean') : IMAGENET_STANDARD_MEAN,
     channels,
     'preprocessor_config.json image_mean',
   );
-  const std = perChannel(
+  const std = positiveStd(perChannel(
     cfg['image_std'] !== undefined && cfg['image_std'] !== null ? numList(cfg['image_std'], 'preprocessor_config.json image_std') : IMAGENET_STANDARD_STD,
     channels,
     'preprocessor_config.json image_std',
-  );
+  ), 'preprocessor_config.json image_std');
   const type = typeof cfg['image_processor_type'] === 'string' ? (cfg['image_processor_type'] as string) : '';
   const hfBackend: 'pil' | 'torchvision' = type.endsWith('Pil') || type === 'ViTFeatureExtractor' ? 'pil' : 'torchvision';
   return {

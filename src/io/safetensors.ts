@@ -5,10 +5,10 @@
  * byte buffer that every `data_offsets: [begin, end]` is relative to. Every malformed header is
  * reported as a one-line VitkitError naming the file (and tensor) with expected versus received.
  */
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
-import { VitkitError, describe } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { readRegularFile, readRegularFileHead, writeFileAtomic } from './files.js';
+import { VitkitError, brief, describe } from '../errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -232,16 +232,51 @@ export function f32ToBf16Bits(v: number): number {
 
 /** Parse and validate a safetensors buffer. `path` only names the source in errors. */
 export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): SafetensorsFile {
+  const { entries, metadata, dataStart } = guard(path, () => parseHeader(buf, buf.length, path));
+  return new SafetensorsFile(path, buf, dataStart, entries, metadata);
+}
+
+/**
+ * Any RangeError or TypeError from the engine while reading a hostile file ("offset is out of
+ * bounds", "Invalid typed array length", "Maximum call stack size exceeded") becomes a VitkitError
+ * that names the file.
+ */
+function guard<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof VitkitError) throw err;
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new VitkitError(`Expected a well-formed safetensors file for ${path} but reading it failed: ${msg}`);
+  }
+}
+
+interface ParsedHeader {
+  entries: Map<string, StEntry>;
+  metadata: Record<string, string>;
+  dataStart: number;
+}
+
+/**
+ * Validate the header in `buf` (which holds at least the 8 + N header bytes) of a file of
+ * `fileLen` bytes, with the checks of the reference implementation (safetensors' Rust
+ * `SafeTensors::deserialize` / `validate`): a JSON object starting with '{'; each tensor's byte
+ * length equal to shape x dtype size; and the tensors' data_offsets, sorted, tiling the data
+ * region exactly: the first begins at 0, each begins where the previous ends, and the last ends at
+ * the end of the file (no gap, no overlap, no trailing bytes). A header length off by a few bytes
+ * or a byte inserted into the header shifts every tensor, and fails here instead of loading garbage.
+ */
+function parseHeader(buf: Uint8Array, fileLen: number, path: string): ParsedHeader {
   const file = `safetensors file ${path}`;
-  if (buf.length < 8) throw bad('at least 8 bytes (the u64 header length)', file, `${buf.length} bytes`);
+  if (fileLen < 8) throw bad('at least 8 bytes (the u64 header length)', file, `${fileLen} bytes`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n64 = dv.getBigUint64(0, true);
   if (n64 > BigInt(MAX_HEADER_BYTES)) {
     throw bad(`a header length of at most ${MAX_HEADER_BYTES} bytes`, file, `${n64} bytes (corrupt or not a safetensors file)`);
   }
   const n = Number(n64);
-  if (8 + n > buf.length) {
-    throw bad(`a header length of at most ${buf.length - 8} bytes (file size ${buf.length} minus 8)`, file, `${n} bytes (truncated or not a safetensors file)`);
+  if (8 + n > fileLen) {
+    throw bad(`a header length of at most ${fileLen - 8} bytes (file size ${fileLen} minus 8)`, file, `${n} bytes (truncated or not a safetensors file)`);
   }
   let text: string;
   try {
@@ -257,9 +292,10 @@ export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): Safetensor
     throw bad('a UTF-8 JSON header', file, `invalid JSON (${msg})`);
   }
   if (!isPlainObject(header)) throw bad('a JSON object header', file, jsonType(header));
+  if (!text.startsWith('{')) throw bad("a JSON header starting with '{'", file, `a header starting with ${JSON.stringify(text.slice(0, 1))}`);
 
   const dataStart = 8 + n;
-  const dataLen = buf.length - dataStart;
+  const dataLen = fileLen - dataStart;
   let metadata: Record<string, string> = {};
   const entries = new Map<string, StEntry>();
   for (const [name, raw] of Object.entries(header)) {
@@ -267,7 +303,7 @@ export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): Safetensor
       metadata = parseMetadata(raw, file);
       continue;
     }
-    entries.set(name, parseEntry(name, raw, path, dataStart, dataLen, buf.length));
+    entries.set(name, parseEntry(name, raw, path, dataStart, dataLen, fileLen));
   }
 
   // Overlap: sort non-empty tensors by begin; each must start at or after the previous one's end.
@@ -283,7 +319,31 @@ export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): Safetensor
       );
     }
   }
-  return new SafetensorsFile(path, buf, dataStart, entries, metadata);
+  // Tiling: all tensors (empty ones too), sorted by (begin, end), are contiguous from offset 0.
+  const all = [...entries].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let at = 0;
+  let prevName: string | null = null;
+  for (const [name, e] of all) {
+    const b = e.begin - dataStart;
+    if (b !== at) {
+      const after = prevName === null ? 'the start of the data section' : `the end of tensor ${JSON.stringify(prevName)}`;
+      throw bad(
+        `data_offsets beginning at ${at} (${after}; tensors must tile the data section)`,
+        tensorIn(name, path),
+        `[${b}, ${e.end - dataStart}] (${b > at ? `a gap of ${b - at} bytes` : 'an overlap'}; a wrong header length or an edited header shifts every tensor)`,
+      );
+    }
+    at = e.end - dataStart;
+    prevName = name;
+  }
+  if (at !== dataLen) {
+    throw bad(
+      `a data section of ${at} bytes (the end of the last tensor${prevName === null ? '' : `, ${JSON.stringify(prevName)}`})`,
+      file,
+      `${dataLen} bytes after the header (${dataLen - at} trailing bytes; a wrong header length or an edited header shifts every tensor)`,
+    );
+  }
+  return { entries, metadata, dataStart };
 }
 
 function parseMetadata(raw: unknown, file: string): Record<string, string> {
@@ -301,11 +361,11 @@ function parseEntry(name: string, raw: unknown, path: string, dataStart: number,
   if (typeof dtype !== 'string') throw bad('a dtype string', where, jsonType(dtype));
   if (!(DTYPES as string[]).includes(dtype)) throw bad(`a dtype of ${DTYPES.join(', ')}`, where, describe(dtype));
   if (!Array.isArray(shape)) throw bad('a shape array of non-negative integers', where, jsonType(shape));
-  if (!shape.every(isCount)) throw bad('a shape of non-negative integers', where, `[${shape.map((d) => JSON.stringify(d)).join(', ')}]`);
+  if (!shape.every(isCount)) throw bad('a shape of non-negative integers', where, brief(shape));
   if (!Array.isArray(offsets) || offsets.length !== 2) throw bad('data_offsets [begin, end]', where, jsonType(offsets));
   const [b, e] = offsets as unknown[];
   if (!isCount(b) || !isCount(e) || b > e) {
-    throw bad('data_offsets [begin, end] of integers with 0 <= begin <= end', where, `[${offsets.map((d) => JSON.stringify(d)).join(', ')}]`);
+    throw bad('data_offsets [begin, end] of integers with 0 <= begin <= end', where, brief(offsets));
   }
   if (e > dataLen) {
     throw new VitkitError(
@@ -324,16 +384,30 @@ function parseEntry(name: string, raw: unknown, path: string, dataStart: number,
   return { dtype: dtype as DType, shape: [...(shape as number[])], begin: dataStart + b, end: dataStart + e };
 }
 
-/** Read a whole .safetensors file synchronously and validate its header. */
+/** Read a whole .safetensors file synchronously and validate its header. Only regular files are read. */
 export function readSafetensors(path: string): SafetensorsFile {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(path);
-  } catch (err) {
-    throw new VitkitError(`Cannot read safetensors file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const buf = readRegularFile(path, 'safetensors file', MAX_FILE_BYTES);
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
+
+/**
+ * The validated header of a .safetensors file, reading only its first 8 + N bytes: names, dtypes
+ * and shapes, to check a config against before anything is allocated.
+ */
+export function readSafetensorsHeader(path: string): { entries: Map<string, StEntry>; metadata: Record<string, string>; size: number } {
+  const { head, size } = readRegularFileHead(path, 'safetensors file', 8);
+  let need = 8;
+  if (head.length === 8) {
+    const n64 = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (n64 <= BigInt(MAX_HEADER_BYTES)) need = Math.min(size, 8 + Number(n64));
+  }
+  const full = need > 8 ? readRegularFileHead(path, 'safetensors file', need).head : head;
+  const h = guard(path, () => parseHeader(new Uint8Array(full.buffer, full.byteOffset, full.byteLength), size, path));
+  return { entries: h.entries, metadata: h.metadata, size };
+}
+
+/** Largest file read into memory whole. */
+export const MAX_FILE_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 40);
 
 export interface StTensorIn {
   /** Stored dtype; defaults to F32 / I64 / I32 from the data. F16 / BF16 round F32 data to nearest even. */
@@ -435,55 +509,8 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
   opts: { overwrite?: boolean } = {},
 ): void {
-  const refuse = () => new VitkitError(`Refusing to overwrite existing file ${path}: pass { overwrite: true } to replace it`);
-  if (!opts.overwrite && existsSync(path)) throw refuse();
+  const refuse = `Refusing to overwrite existing file ${path}: pass { overwrite: true } to replace it`;
+  if (!opts.overwrite && existsSync(path)) throw new VitkitError(refuse);
   const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'wx');
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    if (opts.overwrite) {
-      renameSync(tmp, path);
-    } else {
-      // link fails with EEXIST instead of replacing a file that appeared since the check above.
-      try {
-        linkSync(tmp, path);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') throw refuse();
-        if (existsSync(path)) throw refuse();
-        renameSync(tmp, path); // filesystems without hard links
-      }
-    }
-    syncDir(dirname(path));
-  } catch (err) {
-    if (err instanceof VitkitError) throw err;
-    throw new VitkitError(`Cannot write safetensors file ${path}: ${(err as Error).message}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already renamed away
-    }
-  }
-}
-
-/** Best effort: persist the rename itself (not supported on every platform). */
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // ignore
-  }
+  writeFileAtomic(path, bytes, { overwrite: opts.overwrite ?? false, what: 'safetensors file', refuse });
 }

@@ -19,7 +19,7 @@
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
-import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -34,6 +34,9 @@ import type { Pipeline } from '../data/batch.js';
 import { defaultAugment, type AugmentSpec } from '../data/augment.js';
 import { epochRng } from '../data/rng.js';
 import { renderCurves } from './plot.js';
+import { validateRunState } from './state.js';
+import { checkFinite } from '../io/validate.js';
+import { cleanStaleTemps, writeFileAtomic } from '../io/files.js';
 
 /** Every setting that defines a run (saved with it; a resume continues with these). */
 export interface TrainSettings {
@@ -170,25 +173,38 @@ export function readRunState(dir: string): LoadedRunState {
   const file = path.join(dir, STATE_FILE);
   if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
   const st = readSafetensors(file);
-  let run: RunState;
+  let parsed: unknown;
   try {
-    run = JSON.parse(st.metadata['run'] ?? '') as RunState;
+    parsed = JSON.parse(st.metadata['run'] ?? '');
   } catch {
     throw new VitkitError(`${file} is not a vitkit training state (no "run" metadata)`);
   }
-  if (run.format !== 'vitkit-train-state') throw new VitkitError(`${file} is not a vitkit training state (format ${JSON.stringify(run.format)})`);
+  const run = validateRunState(parsed, file);
+  const optStep = Number(st.metadata['optimizer_step']);
+  if (!Number.isSafeInteger(optStep) || optStep < 0) {
+    throw new VitkitError(`Expected an integer >= 0 for metadata "optimizer_step" in ${file} but received ${JSON.stringify(st.metadata['optimizer_step'] ?? null)}`);
+  }
+  const tensor = (name: string) => {
+    const t = st.f32(name);
+    checkFinite(t.data, t.shape, name, file, name.startsWith('optimizer.') ? Infinity : undefined); // moments may be large; weights may not
+    return t.data;
+  };
+  const weights = tensor('model');
   const trainer: TrainerState = {
     step: run.step,
-    optimizer: { step: Number(st.metadata['optimizer_step']), expAvg: st.f32('optimizer.exp_avg').data, expAvgSq: st.f32('optimizer.exp_avg_sq').data },
+    optimizer: { step: optStep, expAvg: tensor('optimizer.exp_avg'), expAvgSq: tensor('optimizer.exp_avg_sq') },
   };
-  if (st.has('ema')) trainer.ema = st.f32('ema').data;
-  return { run, weights: st.f32('model').data, trainer };
+  if (st.has('ema')) trainer.ema = tensor('ema');
+  for (const [name, t] of [['optimizer.exp_avg', trainer.optimizer.expAvg], ['optimizer.exp_avg_sq', trainer.optimizer.expAvgSq], ['ema', trainer.ema]] as const) {
+    if (t && t.length !== weights.length) {
+      throw new VitkitError(`Expected tensor ${JSON.stringify(name)} of ${weights.length} values (as "model") in ${file} but received ${t.length}`);
+    }
+  }
+  return { run, weights, trainer };
 }
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
+  writeFileAtomic(file, data, { overwrite: true });
 }
 
 function writeRunState(dir: string, model: VisionTransformer, trainer: Trainer, run: RunState): void {
@@ -263,6 +279,12 @@ export async function evaluateModel(model: VisionTransformer, loader: BatchLoade
     }
     count += b.size;
   }
+  if (!Number.isFinite(lossSum)) {
+    throw new VitkitError(`Expected finite logits on ${loader.valName} but the loss is ${lossSum}: the model's weights or the input are not finite`);
+  }
+  if (count === 0) {
+    throw new VitkitError(`Expected images to evaluate in ${loader.valName} but received none${loader.skippedCount ? ` (all ${loader.skippedCount} were skipped as unreadable)` : ''}: accuracy and loss would be NaN`);
+  }
   const perClass = confusion.map((r, k) => {
     const n = r.reduce((a, v) => a + v, 0);
     return n ? (100 * r[k]!) / n : null;
@@ -301,6 +323,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
     };
   }
   mkdirSync(out, { recursive: true });
+  cleanStaleTemps(out);
+  cleanStaleTemps(path.join(out, 'ema'));
   const aug = augmentSpec(s, K);
   const evalBatch = Math.max(s.batchSize, 64);
   const loader = new BatchLoader({
@@ -364,12 +388,19 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
         const ips = p.images / Math.max(1e-9, elapsed);
         const remainingImages = Math.max(0, train.n - p.images) + (s.epochs - epoch - 1) * train.n;
         progress?.step({ done: b, total: stepsPerEpoch, loss: p.images ? p.lossSum / p.images : NaN, lr: p.lr, imgPerSec: ips, etaSeconds: remainingImages / Math.max(ips, 1e-9) });
+        // in-memory data never waits on I/O: yield to the event loop so a SIGINT is seen after this step
+        if (!interrupted) await new Promise<void>((resolve) => setImmediate(resolve));
         if (interrupted || (opts.stopAfterSteps !== undefined && stepsThisCall >= opts.stopAfterSteps)) {
           p.seconds += (performance.now() - t0) / 1000;
           interrupted = true;
           await checkpoint(false);
           return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
         }
+      }
+      if (p.images === 0) {
+        throw new VitkitError(
+          `Expected training images in epoch ${epoch + 1} of ${train.name} but every one of its ${train.n} images was skipped as unreadable: train_loss would be NaN; no checkpoint was written for this epoch`,
+        );
       }
       let vl: number | null = null, va: number | null = null, v5: number | null = null, vaEma: number | null = null;
       if (val && val.n > 0) {
@@ -395,7 +426,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
     }
     run.complete = true;
-    return { history: run.history, interrupted: false, state: run };
+    // a Ctrl-C that came during the last validation or checkpoint: the run is complete, but the signal is reported
+    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true } : {}), state: run };
   } finally {
     if (handle) process.removeListener('SIGINT', onSigint);
     await loader.close();

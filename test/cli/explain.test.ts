@@ -113,7 +113,7 @@ test('explain --json on the reference model finds the reference rollout\'s hotte
 test('explain errors are one line', () => {
   assertUserError(vitkit('explain', '-m', HF_DIR, IMG), /Expected --out <dir> for the PNGs and\/or --json for the maps but received neither/);
   assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--discard-ratio', '1'), /Expected a number in \[0, 1\) for --discard-ratio but received "1"/);
-  assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--head-fusion', 'median'), /Expected mean, max, min for --head-fusion but received "median"/);
+  assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--head-fusion', 'median'), /Expected one of mean, max, min for --head-fusion but received "median"/);
   assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--class', 'cat'), /--class selects the class of gradient-weighted rollout; pass --method grad-rollout with it/);
   assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--method', 'grad-rollout', '--class', 'dog'), /Expected a class index in \[0, 4\] or one of the model's labels for --class but received "dog"/);
   assertUserError(vitkit('explain', '-m', HF_DIR, IMG, '--json', '--method', 'grad-rollout', '--class', '7'), /Expected a class index in \[0, 4\] or a label for --class but received "7"/);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { VitkitError } from '../../src/errors.js';
 import {
@@ -269,6 +270,62 @@ describe('header validation', () => {
       e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] }, // empty tensors never overlap
     };
     throwsVitkit(() => readBytes('ovl.safetensors', raw(header, new Uint8Array(12))), /ovl\.safetensors/, /"b"/, /"a"/, /at or after 8/, /received overlapping data_offsets \[4, 12\]/);
+  });
+
+  test('offsets must tile the data section: gaps, a late start, trailing bytes', () => {
+    const gap = {
+      a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+    };
+    throwsVitkit(() => readBytes('gap.safetensors', raw(gap, new Uint8Array(12))), /gap\.safetensors/, /"b"/, /beginning at 4/, /"a"/, /gap of 4 bytes/);
+    const late = { a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } };
+    throwsVitkit(() => readBytes('late.safetensors', raw(late, new Uint8Array(8))), /"a"/, /beginning at 0/, /start of the data section/);
+    throwsVitkit(() => readBytes('trail.safetensors', raw(ok, new Uint8Array(9))), /trail\.safetensors/, /data section of 8 bytes/, /received 9 bytes/, /1 trailing bytes/);
+    // an empty tensor sits where the running offset is, as in the reference implementation
+    const empty = { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, e: { dtype: 'F32', shape: [0], data_offsets: [2, 2] } };
+    throwsVitkit(() => readBytes('emp.safetensors', raw(empty, new Uint8Array(4))), /"e"|"a"/);
+    const emptyOk = { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } };
+    assert.deepEqual(readBytes('empok.safetensors', raw(emptyOk, new Uint8Array(4))).keys(), ['a', 'e']);
+    // a file with only empty tensors (or none) has no data section
+    assert.deepEqual(readBytes('none.safetensors', raw({})).keys(), []);
+  });
+
+  test('a header length short by 1-7 bytes or a byte inserted in the header is refused', () => {
+    const good = serializeSafetensors({ w: { shape: [3], data: new Float32Array([1, 2, 3]) }, v: { shape: [2], data: new Float32Array([4, 5]) } });
+    const hlen = Number(new DataView(good.buffer).getBigUint64(0, true));
+    for (let k = 1; k <= 7; k++) {
+      const b = new Uint8Array(good);
+      new DataView(b.buffer).setBigUint64(0, BigInt(hlen - k), true);
+      // JSON.parse still accepts the header when k only eats padding; the shifted data must not load
+      throwsVitkit(() => parseSafetensors(b, `short${k}`), new RegExp(`short${k}`), /trailing bytes|tile|JSON/);
+    }
+    // one byte inserted at each position of the header (length unchanged): never loads silently
+    for (let at = 8; at < 8 + hlen; at++) {
+      const b = new Uint8Array(good.length + 1);
+      b.set(good.subarray(0, at), 0);
+      b[at] = 0x20;
+      b.set(good.subarray(at), at + 1);
+      throwsVitkit(() => parseSafetensors(b, `ins${at}`), new RegExp(`ins${at}`));
+    }
+  });
+
+  test('deeply nested header values give a named error, not a stack overflow', () => {
+    const deep = '['.repeat(100000) + ']'.repeat(100000);
+    const text = `{"w": {"dtype": "F32", "shape": ${deep}, "data_offsets": [0, 8]}}`;
+    throwsVitkit(() => readBytes('deep.safetensors', raw(text, eight)), /deep\.safetensors/, /"w"/, /shape of non-negative integers/, /\[\[\[\[\.\.\.\]\]\]\]/);
+    const deepOff = `{"w": {"dtype": "F32", "shape": [2], "data_offsets": [${deep}, 8]}}`;
+    throwsVitkit(() => readBytes('deep2.safetensors', raw(deepOff, eight)), /deep2\.safetensors/, /data_offsets/);
+    const deepMeta = `{"__metadata__": {"a": ${deep}}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}`;
+    throwsVitkit(() => readBytes('deep3.safetensors', raw(deepMeta, eight)), /deep3\.safetensors/, /__metadata__ key "a"/);
+  });
+
+  test('non-regular files are refused: a directory, a FIFO, /dev/zero', (t) => {
+    throwsVitkit(() => readSafetensors(tmp), /regular file/, /directory/);
+    if (existsSync('/dev/zero')) throwsVitkit(() => readSafetensors('/dev/zero'), /\/dev\/zero/, /regular file/, /character device/);
+    const fifo = join(tmp, 'pipe.safetensors');
+    const r = spawnSync('mkfifo', [fifo]);
+    if (r.status !== 0) { t.diagnostic('mkfifo unavailable'); return; }
+    throwsVitkit(() => readSafetensors(fifo), /pipe\.safetensors/, /FIFO/);
   });
 
   test('__metadata__ values must be strings', () => {

@@ -1,0 +1,61 @@
+/**
+ * Ctrl-C as a user sends it: a real SIGINT to a `vitkit train` child process on in-memory data
+ * (an x/y tensor file) during its only, and so last, epoch. It must stop within a step, write a
+ * resumable checkpoint, exit 130 and say how to resume; the resume continues from that step.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { writeSafetensors } from '../../src/io/safetensors.js';
+import { BIN, tmp, vitkit } from '../helpers.js';
+
+const ARCH = ['--model', 'vit_tiny_patch16_224', '--img-size', '16', '--patch-size', '8', '--embed-dim', '64', '--depth', '2', '--num-heads', '2'];
+
+function data(file: string, n: number): void {
+  const x = new Float32Array(n * 3 * 16 * 16);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.013);
+  const y = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) y[i] = BigInt(i % 3);
+  writeSafetensors(file, { x: { shape: [n, 3, 16, 16], data: x }, y: { shape: [n], data: y } });
+}
+
+for (const workers of ['0', '1']) test(`SIGINT during the last epoch on in-memory data (--workers ${workers}) stops within a step, saves, and says how to resume`, async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'xy.safetensors');
+  const N = 4000;
+  data(file, N);
+  const out = path.join(dir, 'run');
+  const child = spawn(process.execPath, [BIN, 'train', ...ARCH, '--data', file, '--epochs', '1', '--batch-size', '1', '--warmup-epochs', '0', '--workers', workers, '--out', out],
+    { env: { ...process.env, VITKIT_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // wait until training has started, then a moment more
+  const t0 = Date.now();
+  while (!/^Data /m.test(stdout) && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 20));
+  assert.match(stdout, /^Data /m, `training did not start: ${stderr}`);
+  await new Promise((r) => setTimeout(r, 400));
+  const sent = Date.now();
+  child.kill('SIGINT');
+  const { code } = await exited;
+  const took = Date.now() - sent;
+  assert.equal(code, 130, `exit ${code}\n${stdout}\n${stderr}`);
+  assert.ok(took < 5000, `stopped ${took} ms after the signal`);
+  assert.match(stderr, /Interrupted: finishing the current step and writing a resumable checkpoint/);
+  const m = /Interrupted at epoch 1, step (\d+) of (\d+)\. A resumable checkpoint is in .*run\.\nContinue with: vitkit train --resume .*run/.exec(stdout);
+  assert.ok(m, stdout);
+  const step = Number(m[1]);
+  assert.equal(Number(m[2]), N);
+  assert.ok(step > 0 && step < N, `stopped at step ${step} of ${N}`);
+  const state = JSON.parse(readFileSync(path.join(out, 'train_state.json'), 'utf8')) as { epoch: number; batch: number; complete: boolean };
+  assert.deepEqual([state.epoch, state.batch, state.complete], [0, step, false]);
+  assert.ok(existsSync(path.join(out, 'model.safetensors')));
+  // the resume picks up at the next step
+  const r = vitkit('train', '--resume', out, '--stop-after-steps', '1');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`Resuming .*run at epoch 1 of 1, step ${step + 1} of ${N}`));
+  assert.match(r.out, new RegExp(`Interrupted at epoch 1, step ${step + 1} of ${N}`));
+});
