@@ -1,6 +1,7 @@
 /** The vitkit command line. Every command has --help; user errors print one line and exit 1. */
 import { Command, CommanderError } from 'commander';
 import { VitkitError } from '../errors.js';
+import { setNativeThreads } from '../backend/native.js';
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';
@@ -20,7 +21,8 @@ export function buildProgram(): Command {
       if (t !== undefined) {
         const n = Number(t);
         if (!Number.isInteger(n) || n < 1) throw new VitkitError(`Expected an integer >= 1 for --threads but received ${JSON.stringify(t)}`);
-        process.env['VITKIT_THREADS'] = String(n);
+        setNativeThreads(n); // applied now if the addon is loaded, else when it loads
+        process.env['VITKIT_THREADS'] = String(n); // for worker threads that load the addon themselves
       }
     });
   program.addCommand(predictCommand());
