@@ -220,6 +220,8 @@ void set_threads(int n) {
 
 int get_threads() { return g_threads.load(std::memory_order_relaxed); }
 
+bool in_parallel_region() { return tl_in_pool; }
+
 void parallel_run(int nt, const std::function<void(int, int)>& fn) {
   nt = std::max(1, std::min(nt, get_threads()));
   if (nt == 1 || tl_in_pool) {

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
           caught++;
           if (victim % 2 != 0 || std::strcmp(e.what(), "chunk failed")) fail("wrong exception", T, it, victim, 0);
         }
+        if (vk::in_parallel_region()) fail("the caller is left marked as inside the pool", T, it, victim, 0);
         if (throw_now) {
           thrown++;
           continue;  // chunks after a failure may be skipped
