@@ -6,6 +6,9 @@
 //   P = softmax(S) in place, row by row (vectorized, softmax.cc)
 //   out[:, h*HD : (h+1)*HD] = P v
 // When B*NH does not spread evenly over the threads the query rows are split as well.
+// Causal: a block of query rows [i0, i0 + m) only sees keys [0, i0 + m): S is computed over those
+// columns, each row's softmax over its keys j <= i and the rest of the row set to 0; P v reads
+// only keys j <= i (a masked value is never multiplied, so a row never depends on later tokens).
 #include <algorithm>
 #include <vector>
 
@@ -17,7 +20,7 @@ namespace vk {
 void softmax_row(float* out, const float* inp, int C);  // softmax.cc (out may equal inp)
 
 void attention_forward(float* out, float* probs, const float* qkv, int B, int N, int NH, int HD,
-                       float scale) {
+                       float scale, bool causal) {
   const int D = NH * HD, D3 = 3 * D;
   const int64_t heads = (int64_t)B * NH;
   if (heads <= 0 || N <= 0) return;
@@ -42,16 +45,38 @@ void attention_forward(float* out, float* probs, const float* qkv, int B, int N,
       const float* q = base + (int64_t)i0 * D3 + h * HD;
       const float* k = base + D + h * HD;
       const float* v = base + 2 * D + h * HD;
-      float* s = probs ? probs + bh * N * N + (int64_t)i0 * N : scratch.data();
-      sgemm_st(false, true, m, N, HD, scale, q, D3, k, D3, 0.f, s, N);
-      for (int i = 0; i < m; i++) softmax_row(s + (int64_t)i * N, s + (int64_t)i * N, N);
-      sgemm_st(false, false, m, HD, N, 1.f, s, N, v, D3, 0.f, out + ((int64_t)b * N + i0) * D + h * HD, D);
+      float* s = probs ? probs + bh * N * N + (int64_t)i0 * N : scratch.data();  // (m, N)
+      const int nk = causal ? i0 + m : N;  // keys this block sees
+      sgemm_st(false, true, m, nk, HD, scale, q, D3, k, D3, 0.f, s, N);
+      for (int i = 0; i < m; i++) {
+        float* row = s + (int64_t)i * N;
+        const int len = causal ? i0 + i + 1 : N;
+        softmax_row(row, row, len);
+        std::fill(row + len, row + N, 0.f);
+      }
+      float* o = out + ((int64_t)b * N + i0) * D + h * HD;  // (m, HD), row stride D
+      if (!causal) {
+        sgemm_st(false, false, m, HD, N, 1.f, s, N, v, D3, 0.f, o, D);
+      } else {
+        // keys [0, i0) are visible to every row of the block; the diagonal block [i0, i0 + m) is
+        // triangular, done row by row so that no masked value is ever multiplied (0 * Inf = NaN)
+        sgemm_st(false, false, m, HD, i0, 1.f, s, N, v, D3, 0.f, o, D);
+        for (int i = 0; i < m; i++) {
+          const float* pr = s + (int64_t)i * N;
+          float* orow = o + (int64_t)i * D;
+          for (int j = i0; j <= i0 + i; j++) {
+            const float pj = pr[j];
+            const float* vr = v + (int64_t)j * D3;
+            for (int d = 0; d < HD; d++) orow[d] += pj * vr[d];
+          }
+        }
+      }
     }
   });
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B,
-                        int N, int NH, int HD, float scale) {
+                        int N, int NH, int HD, float scale, bool causal) {
   const int D = NH * HD, D3 = 3 * D;
   parallel_for((int64_t)B * NH, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<float> dpbuf;
@@ -72,14 +97,16 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
       // dv = p^T dO ; dp = dO v^T
       sgemm_st(true, false, N, HD, N, 1.f, p, N, dO, D, 0.f, dv, D3);
       sgemm_st(false, true, N, N, HD, 1.f, dO, D, v, D3, 0.f, dp, N);
-      // ds = p * (dp - rowsum(dp * p)), stored in dp
+      // ds = p * (dp - rowsum(dp * p)), stored in dp; causal: 0 for the masked j > i
       for (int i = 0; i < N; i++) {
         float* dr = dp + (int64_t)i * N;
         const float* pr = p + (int64_t)i * N;
+        const int len = causal ? i + 1 : N;
         double dot = 0;
-        for (int j = 0; j < N; j++) dot += (double)dr[j] * pr[j];
+        for (int j = 0; j < len; j++) dot += (double)dr[j] * pr[j];
         const float fd = (float)dot;
-        for (int j = 0; j < N; j++) dr[j] = pr[j] * (dr[j] - fd);
+        for (int j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - fd);
+        for (int j = len; j < N; j++) dr[j] = 0.f;
       }
       // dq = scale * ds k ; dk = scale * ds^T q
       sgemm_st(false, false, N, HD, N, scale, dp, N, k, D3, 0.f, dq, D3);

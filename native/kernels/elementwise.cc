@@ -23,7 +23,7 @@ void bias_portable(float* out, const float* bias, int64_t r0, int64_t r1, int C)
 }
 
 #if VK_SIMD_X86
-__attribute__((target("avx512f"))) void add_avx512(float* out, const float* a, const float* b, int64_t n) {
+VK_TARGET("avx512f") void add_avx512(float* out, const float* a, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
@@ -32,7 +32,7 @@ __attribute__((target("avx512f"))) void add_avx512(float* out, const float* a, c
     _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i)));
   }
 }
-__attribute__((target("avx512f"))) void bias_avx512(float* out, const float* bias, int64_t r0, int64_t r1,
+VK_TARGET("avx512f") void bias_avx512(float* out, const float* bias, int64_t r0, int64_t r1,
                                                     int C) {
   const int tail = C % 16, Cv = C - tail;
   const __mmask16 k = (__mmask16)((1u << tail) - 1u);
@@ -44,13 +44,13 @@ __attribute__((target("avx512f"))) void bias_avx512(float* out, const float* bia
       _mm512_mask_storeu_ps(o + Cv, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, o + Cv), _mm512_maskz_loadu_ps(k, bias + Cv)));
   }
 }
-__attribute__((target("avx2"))) void add_avx2(float* out, const float* a, const float* b, int64_t n) {
+VK_TARGET("avx2") void add_avx2(float* out, const float* a, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
   for (; i < n; i++) out[i] = a[i] + b[i];
 }
-__attribute__((target("avx2"))) void bias_avx2(float* out, const float* bias, int64_t r0, int64_t r1, int C) {
+VK_TARGET("avx2") void bias_avx2(float* out, const float* bias, int64_t r0, int64_t r1, int C) {
   for (int64_t r = r0; r < r1; r++) {
     float* o = out + r * C;
     int c = 0;

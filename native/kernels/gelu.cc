@@ -48,7 +48,7 @@ VK_AVX2_INLINE __m256 op_256(__m256 v, __m256 gv) {
 }
 
 template <int OP>
-__attribute__((target("avx512f,fma"))) void gelu_avx512_t(float* y, const float* x, const float* g,
+VK_TARGET("avx512f,fma") void gelu_avx512_t(float* y, const float* x, const float* g,
                                                            int64_t n) {
 #define f op_512<OP>
   const __m512 one = _mm512_set1_ps(1.f);
@@ -71,7 +71,7 @@ __attribute__((target("avx512f,fma"))) void gelu_avx512_t(float* y, const float*
 }
 
 template <int OP>
-__attribute__((target("avx2,fma"))) void gelu_avx2_t(float* y, const float* x, const float* g, int64_t n) {
+VK_TARGET("avx2,fma") void gelu_avx2_t(float* y, const float* x, const float* g, int64_t n) {
 #define f op_256<OP>
   const __m256 one = _mm256_set1_ps(1.f);
   int64_t i = 0;
@@ -92,7 +92,7 @@ __attribute__((target("avx2,fma"))) void gelu_avx2_t(float* y, const float* x, c
 #undef f
 }
 
-__attribute__((target("avx512f,fma"))) void gelu_avx512(float* y, const float* x, const float* g,
+VK_TARGET("avx512f,fma") void gelu_avx512(float* y, const float* x, const float* g,
                                                          int64_t n, int op) {
   switch (op) {
     case 0: gelu_avx512_t<0>(y, x, g, n); break;
@@ -101,7 +101,7 @@ __attribute__((target("avx512f,fma"))) void gelu_avx512(float* y, const float* x
     default: gelu_avx512_t<3>(y, x, g, n); break;
   }
 }
-__attribute__((target("avx2,fma"))) void gelu_avx2(float* y, const float* x, const float* g, int64_t n,
+VK_TARGET("avx2,fma") void gelu_avx2(float* y, const float* x, const float* g, int64_t n,
                                                     int op) {
   switch (op) {
     case 0: gelu_avx2_t<0>(y, x, g, n); break;

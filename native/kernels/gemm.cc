@@ -5,7 +5,7 @@
 // Design
 //   * Microkernels: AVX-512F 14x32 (28 zmm accumulators; exact-edge variants for 1..14 rows and
 //     masked last vector), AVX2+FMA 6x16, portable 4x8 (GCC/Clang generic vectors). Chosen once
-//     via __builtin_cpu_supports; VITKIT_ISA=avx2|portable caps the choice. No -m flags needed.
+//     via vk::cpu_has_* (platform.h); VITKIT_ISA=avx2|portable caps the choice. No -m flags needed.
 //   * B is packed into NR-wide k-major panels (the transB / nn.Linear case with 16x16 register
 //     transposes on AVX-512). op(A) is read in place by the kernel (row stride lda, or k stride
 //     lda when transposed); only partial row panels of the non-exact-edge kernels are packed.
@@ -32,13 +32,9 @@
 #include "kernels/kernels.h"
 #include "threadpool.h"
 
-// VITKIT_NO_X86: lab switch to build only the portable code on x86 (portability check).
-#if (defined(__x86_64__) || defined(_M_X64)) && !defined(VITKIT_NO_X86)
-#define VK_X86 1
-#include <immintrin.h>
-#else
-#define VK_X86 0
-#endif
+// VK_X86, VK_TARGET, CPU checks, prefetch and aligned allocation for GCC/Clang and MSVC;
+// VITKIT_NO_X86 builds only the portable code on x86 (portability check).
+#include "platform.h"
 
 namespace vk {
 namespace {
@@ -168,8 +164,8 @@ void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C
 constexpr int A2_MR = 6, A2_NR = 16, A2_KC = 256, A2_NC = 1536, A2_AS = A2_KC + 16;
 
 template <bool KMAJ>
-__attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restrict Ap, int64_t ak,
-                                                  const float* __restrict Bp, float* C,
+VK_TARGET("avx2,fma") void ukr_avx2(int kc, const float* VK_RESTRICT Ap, int64_t ak,
+                                                  const float* VK_RESTRICT Bp, float* C,
                                                   int64_t ldc, float alpha, float beta, int) {
   __m256 c0[A2_MR], c1[A2_MR];
 #pragma GCC unroll 6
@@ -213,8 +209,8 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* __restric
 constexpr int A5_MR = 14, A5_NR = 32, A5_KC = 256, A5_NC = 1024, A5_AS = A5_KC + 16;
 
 template <int ROWS, int NV, bool KMAJ>
-__attribute__((target("avx512f,fma"))) void ukr_avx512(int kc, const float* __restrict Ap,
-                                                      int64_t ak, const float* __restrict Bp, float* C,
+VK_TARGET("avx512f,fma") void ukr_avx512(int kc, const float* VK_RESTRICT Ap,
+                                                      int64_t ak, const float* VK_RESTRICT Bp, float* C,
                                                       int64_t ldc, float alpha, float beta, int nr) {
   // mask of the valid lanes of the last vector (c1 if NV == 2, else c0)
   const int rem = NV == 2 ? nr - 16 : nr;
@@ -287,7 +283,7 @@ const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeK =
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 // In-register 16x16 transpose: r[i] (row i) -> r[j] (column j).
-__attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
+VK_TARGET("avx512f") inline void transpose16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -315,7 +311,7 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
 }
 
 // B^T pack for NR = 32: dst[k * 32 + j] = src[j * ldb + k]
-__attribute__((target("avx512f"))) void pack_bt_avx512(int kc, int nr, const float* src,
+VK_TARGET("avx512f") void pack_bt_avx512(int kc, int nr, const float* src,
                                                        int64_t ldb, float* dst) {
   for (int h = 0; h < 2; h++) {
     const int j0 = h * 16;
@@ -365,11 +361,8 @@ const KernelSet* select_kernels() {
     else if (!std::strcmp(env, "avx2")) cap = 1;
   }
 #if VK_X86
-  __builtin_cpu_init();
-  if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("avx2"))
-    return &kAvx512;
-  if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+  if (cap >= 2 && cpu_has_avx512f()) return &kAvx512;
+  if (cap >= 1 && cpu_has_avx2_fma()) return &kAvx2;
 #else
   (void)cap;
 #endif
@@ -387,12 +380,14 @@ const KernelSet& kernels() {
 struct Buf {
   float* p = nullptr;
   size_t n = 0;
-  ~Buf() { std::free(p); }
+  ~Buf() { aligned_free(p); }
   float* get(size_t need) {
     if (need > n) {
-      std::free(p);
+      aligned_free(p);
+      p = nullptr;
+      n = 0;
       size_t bytes = ((need * sizeof(float) + 63) / 64) * 64;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      p = static_cast<float*>(aligned_malloc(64, bytes));
       if (!p) throw std::bad_alloc();
       n = need;
     }
@@ -481,14 +476,14 @@ inline void prefetch_a(const Problem& g, int ic, int mr, int pc, int kc, int q, 
     const int b = total * q / nq, e = total * (q + 1) / nq;
     for (int t = b; t < e; t++) {
       const int i = t / lines, l = t % lines;
-      __builtin_prefetch(g.A + (int64_t)(ic + i) * g.lda + pc + l * 16, 0, 2);
+      prefetch(g.A + (int64_t)(ic + i) * g.lda + pc + l * 16);
     }
   } else {
     const int b = kc * q / nq, e = kc * (q + 1) / nq;
     for (int k = b; k < e; k++) {
       const float* r = g.A + (int64_t)(pc + k) * g.lda + ic;
-      __builtin_prefetch(r, 0, 2);
-      __builtin_prefetch(r + mr - 1, 0, 2);
+      prefetch(r);
+      prefetch(r + mr - 1);
     }
   }
 }

@@ -47,11 +47,14 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
 // out (B, N, D), probs (B, NH, N, N) or null, qkv (B, N, 3*D) laid out as timm's qkv Linear
 // output: q = qkv[..., 0:D], k = qkv[..., D:2D], v = qkv[..., 2D:3D], head h at h*HD within each.
 // out = softmax(q k^T * scale) v, heads concatenated.
+// causal: query i attends to keys j <= i only (PyTorch's additive -inf mask / is_causal): the
+// masked probabilities are exactly 0 and masked positions are skipped, not multiplied by 0.
 void attention_forward(float* out, float* probs, const float* qkv, int B, int N, int NH, int HD,
-                       float scale);
-// dqkv (B, N, 3*D) overwritten; dout (B, N, D); probs (B, NH, N, N) saved by forward
+                       float scale, bool causal = false);
+// dqkv (B, N, 3*D) overwritten; dout (B, N, D); probs (B, NH, N, N) saved by forward (with the
+// same causal flag: masked score gradients are exactly 0)
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B,
-                        int N, int NH, int HD, float scale);
+                        int N, int NH, int HD, float scale, bool causal = false);
 
 // ---- Patch embedding: im2col for a conv with stride = kernel = P (patch_embed.cc) ----
 // cols (B * GH * GW, C * P * P), inp (B, C, H, W), GH = H / P, GW = W / P; column order (c, ky, kx)

@@ -46,7 +46,7 @@ void ln_rows_portable(float* out, float* mean, float* rstd, const float* inp, co
 }
 
 #if VK_SIMD_X86
-__attribute__((target("avx512f,fma"))) void ln_rows_avx512(float* out, float* mean, float* rstd,
+VK_TARGET("avx512f,fma") void ln_rows_avx512(float* out, float* mean, float* rstd,
                                                             const float* inp, const float* w,
                                                             const float* b, int64_t r0, int64_t r1,
                                                             int C, float eps) {
@@ -98,7 +98,7 @@ __attribute__((target("avx512f,fma"))) void ln_rows_avx512(float* out, float* me
   }
 }
 
-__attribute__((target("avx2,fma"))) void ln_rows_avx2(float* out, float* mean, float* rstd,
+VK_TARGET("avx2,fma") void ln_rows_avx2(float* out, float* mean, float* rstd,
                                                        const float* inp, const float* w, const float* b,
                                                        int64_t r0, int64_t r1, int C, float eps) {
   const int tail = C % 8, Cv = C - tail;
@@ -196,7 +196,7 @@ void lnb_rows_portable(float* dinp, const float* dout, const float* inp, const f
 }
 
 #if VK_SIMD_X86
-__attribute__((target("avx512f,fma"))) void lnb_rows_avx512(float* dinp, const float* dout,
+VK_TARGET("avx512f,fma") void lnb_rows_avx512(float* dinp, const float* dout,
                                                              const float* inp, const float* w,
                                                              const float* mean, const float* rstd,
                                                              int64_t r0, int64_t r1, int C) {

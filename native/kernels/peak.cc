@@ -7,13 +7,9 @@
 
 #include "threadpool.h"
 
-// VITKIT_NO_X86: lab switch to build only the portable code on x86 (portability check).
-#if (defined(__x86_64__) || defined(_M_X64)) && !defined(VITKIT_NO_X86)
-#define VK_PEAK_X86 1
-#include <immintrin.h>
-#else
-#define VK_PEAK_X86 0
-#endif
+#include "platform.h"  // VITKIT_NO_X86 builds only the portable code on x86
+
+#define VK_PEAK_X86 VK_X86
 
 namespace vk {
 namespace {
@@ -23,7 +19,7 @@ constexpr int64_t kBatch = 1 << 16;  // inner iterations between clock reads
 
 // Each returns the number of FMAs (scalar lanes) done; `sink` keeps the work alive.
 #if VK_PEAK_X86
-__attribute__((target("avx512f,fma"))) int64_t burn_avx512(int64_t iters, float* sink) {
+VK_TARGET("avx512f,fma") int64_t burn_avx512(int64_t iters, float* sink) {
   // 16 independent chains: covers 4-cycle latency x 2 FMA ports with room to spare.
   __m512 acc[16];
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
@@ -40,7 +36,7 @@ __attribute__((target("avx512f,fma"))) int64_t burn_avx512(int64_t iters, float*
   return iters * 16 * 16;
 }
 
-__attribute__((target("avx2,fma"))) int64_t burn_avx2(int64_t iters, float* sink) {
+VK_TARGET("avx2,fma") int64_t burn_avx2(int64_t iters, float* sink) {
   __m256 acc[12];
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
   for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
@@ -72,9 +68,8 @@ using BurnFn = int64_t (*)(int64_t, float*);
 
 BurnFn pick_burn() {
 #if VK_PEAK_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return burn_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return burn_avx2;
+  if (cpu_has_avx512f()) return burn_avx512;
+  if (cpu_has_avx2_fma()) return burn_avx2;
 #endif
   return burn_portable;
 }

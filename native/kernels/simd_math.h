@@ -30,9 +30,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__x86_64__) || defined(_M_X64)
+#include "platform.h"  // VK_X86 (honours VITKIT_NO_X86), VK_TARGET, CPU checks
+
+#if VK_X86
 #define VK_SIMD_X86 1
-#include <immintrin.h>
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports false -Wmaybe-uninitialized inside its own AVX-512 intrinsic headers
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -55,11 +56,8 @@ inline Isa detect_isa() {
     else if (!std::strcmp(env, "avx2")) cap = 1;
   }
 #if VK_SIMD_X86
-  __builtin_cpu_init();
-  if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("avx2"))
-    return kAvx512;
-  if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
+  if (cap >= 2 && cpu_has_avx512f()) return kAvx512;
+  if (cap >= 1 && cpu_has_avx2_fma()) return kAvx2;
 #else
   (void)cap;
 #endif
@@ -179,7 +177,7 @@ inline float gelu_tanh_grad_s(float x) {
 // ---------------------------------------------------------------------------------------------
 // AVX-512F + FMA
 // ---------------------------------------------------------------------------------------------
-#define VK_AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline)) inline
+#define VK_AVX512_INLINE VK_TARGET_INLINE("avx512f,fma")
 
 // p(r) 2^n; scalef scales with gradual underflow / overflow to inf for any n
 VK_AVX512_INLINE __m512 exp_finish_512(__m512 r, __m512 n) {
@@ -286,7 +284,7 @@ VK_AVX512_INLINE __mmask16 tail_mask_512(int n) { return (__mmask16)((1u << n) -
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA
 // ---------------------------------------------------------------------------------------------
-#define VK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+#define VK_AVX2_INLINE VK_TARGET_INLINE("avx2,fma")
 
 VK_AVX2_INLINE __m256 exp_finish_256(__m256 r, __m256 n) {
   __m256 p = _mm256_set1_ps(kP0);

@@ -28,7 +28,7 @@ void softmax_row_portable(float* out, const float* inp, int C) {
 }
 
 #if VK_SIMD_X86
-__attribute__((target("avx512f,fma"))) void softmax_row_avx512(float* out, const float* inp, int C) {
+VK_TARGET("avx512f,fma") void softmax_row_avx512(float* out, const float* inp, int C) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   __m512 mx0 = ninf, mx1 = ninf;
   __mmask16 nan = 0;
@@ -70,7 +70,7 @@ __attribute__((target("avx512f,fma"))) void softmax_row_avx512(float* out, const
   }
 }
 
-__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* out, const float* inp, int C) {
+VK_TARGET("avx2,fma") void softmax_row_avx2(float* out, const float* inp, int C) {
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
   __m256 mx0 = ninf, mx1 = ninf, nan = _mm256_setzero_ps();
   int i = 0;

@@ -29,12 +29,16 @@ export interface Backend {
   softmaxForward(out: Float32Array, inp: Float32Array, R: number, C: number): void;
   /** dinp (R, C) = out * (dout - rowsum(dout * out)); out (R, C) is the softmax output */
   softmaxBackward(dinp: Float32Array, out: Float32Array, dout: Float32Array, R: number, C: number): void;
-  /** out (B, N, D), probs (B, NH, N, N) | null, qkv (B, N, 3D) in timm's fused layout; D = NH * HD */
+  /**
+   * out (B, N, D), probs (B, NH, N, N) | null, qkv (B, N, 3D) in timm's fused layout; D = NH * HD.
+   * causal (default false): query i attends to keys j <= i only, as PyTorch with an additive -inf
+   * mask above the diagonal (CLIP's text tower); masked probabilities are exactly 0.
+   */
   attentionForward(out: Float32Array, probs: Float32Array | null, qkv: Float32Array,
-    B: number, N: number, NH: number, HD: number, scale: number): void;
-  /** dqkv (B, N, 3D) overwritten; dout (B, N, D), qkv (B, N, 3D), probs (B, NH, N, N) */
+    B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
+  /** dqkv (B, N, 3D) overwritten; dout (B, N, D), qkv (B, N, 3D), probs (B, NH, N, N); causal as in forward */
   attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, probs: Float32Array,
-    B: number, N: number, NH: number, HD: number, scale: number): void;
+    B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
   /** cols (B*GH*GW, C*P*P) from inp (B, C, H, W), column order (c, ky, kx) */
   im2colPatches(cols: Float32Array, inp: Float32Array, B: number, C: number, H: number, W: number, P: number): void;
   /** dinp (B, C, H, W) += col2im(dcols (B*GH*GW, C*P*P)) */

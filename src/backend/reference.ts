@@ -132,7 +132,7 @@ export const reference: Backend = {
     }
   },
 
-  attentionForward(out, probs, qkv, B, N, NH, HD, scale) {
+  attentionForward(out, probs, qkv, B, N, NH, HD, scale, causal = false) {
     const D = NH * HD, D3 = 3 * D;
     const s = new Float32Array(N * N); // (N, N)
     const p = new Float32Array(N * N); // (N, N)
@@ -143,7 +143,8 @@ export const reference: Backend = {
           for (let j = 0; j < N; j++) {
             let dot = 0;
             for (let d = 0; d < HD; d++) dot += qkv[base + i * D3 + h * HD + d]! * qkv[base + j * D3 + D + h * HD + d]!;
-            s[i * N + j] = dot * scale;
+            // causal: PyTorch's additive mask, -inf above the diagonal (exp gives exactly 0)
+            s[i * N + j] = causal && j > i ? -Infinity : dot * scale;
           }
         }
         for (let i = 0; i < N; i++) softmaxRow(p, i * N, s, i * N, N);
@@ -159,7 +160,8 @@ export const reference: Backend = {
     }
   },
 
-  attentionBackward(dqkv, dout, qkv, probs, B, N, NH, HD, scale) {
+  // causal needs nothing here: the masked probabilities are 0, so are their score gradients
+  attentionBackward(dqkv, dout, qkv, probs, B, N, NH, HD, scale, _causal = false) {
     const D = NH * HD, D3 = 3 * D;
     const dp = new Float64Array(N * N); // (N, N)
     for (let b = 0; b < B; b++) {

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { UsageError, VitkitError } from '../errors.js';
 import { parseIntOpt } from './common.js';
+import { setNativeThreads } from '../backend/native.js';
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';
@@ -21,7 +22,10 @@ export function buildProgram(): Command {
     .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)', parseIntOpt('--threads'))
     .hook('preAction', (cmd) => {
       const t = cmd.opts()['threads'] as number | undefined;
-      if (t !== undefined) process.env['VITKIT_THREADS'] = String(t);
+      if (t !== undefined) {
+        setNativeThreads(t); // applied now if the addon is loaded, else when it loads
+        process.env['VITKIT_THREADS'] = String(t); // for worker threads that load the addon themselves
+      }
     })
     // --model org/name[@rev] or hf-hub:org/name (or info's <model>): fetched into the Hugging Face cache, replaced by its directory
     .hook('preAction', async (_p, cmd) => {
