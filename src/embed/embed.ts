@@ -13,6 +13,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { l2normalize } from './prototypes.js';
+import { imgHW } from '../models/config.js';
 
 export const EMBED_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -59,13 +60,13 @@ export function embedPixels(model: VisionTransformer, x: Tensor, normalize = fal
 /** Embeddings (n, D) of image files. */
 export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number } = {}): Promise<{ data: Float32Array; dim: number }> {
   const { model, preprocess } = loaded;
-  const { in_chans: C, img_size: S, embed_dim: D } = model.config;
+  const { in_chans: C, embed_dim: D } = model.config;
   const bs = opts.batchSize ?? 8;
   const out = new Float32Array(files.length * D);
   for (let i = 0; i < files.length; i += bs) {
     const batch = files.slice(i, i + bs);
     const px = await preprocessBatch(batch, preprocess);
-    out.set(embedPixels(model, new Tensor([batch.length, C, S, S], px), opts.normalize ?? false), i * D);
+    out.set(embedPixels(model, new Tensor([batch.length, C, ...imgHW(model.config)], px), opts.normalize ?? false), i * D);
   }
   return { data: out, dim: D };
 }

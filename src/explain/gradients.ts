@@ -12,7 +12,7 @@
 import { Tensor } from '../tensor.js';
 import { VitkitError } from '../errors.js';
 import { dims } from '../models/config.js';
-import type { VisionTransformer, ForwardCache } from '../models/vit.js';
+import { type VisionTransformer, emptyCache } from '../models/vit.js';
 import { vitBackward } from '../train/backward.js';
 
 export interface AttentionGradients {
@@ -23,21 +23,17 @@ export interface AttentionGradients {
   grads: Tensor[];
 }
 
-function emptyCache(): ForwardCache {
-  const z = new Float32Array(0);
-  return { B: 0, cols: z, blocks: [], xL: z, normMean: z, normRstd: z, features: z, pooled: z, fcNormMean: z, fcNormRstd: z, preLogits: z };
-}
 
 /** Gradients of logit `classIndex` w.r.t. each block's attention probabilities, for x (B, C, H, W). */
 export function attentionGradients(model: VisionTransformer, x: Tensor, classIndex: number): AttentionGradients {
   const c = model.config, d = dims(c), be = model.backend;
-  const { N, D, NH, HD } = d;
+  const { D, NH, HD } = d;
   const K = c.num_classes;
   if (K === 0) throw new VitkitError('Gradient-weighted rollout needs a classifier head, but the model has num_classes 0');
   if (!Number.isInteger(classIndex) || classIndex < 0 || classIndex >= K) throw new VitkitError(`Expected a class index in [0, ${K - 1}] but received ${classIndex}`);
   const cache = emptyCache();
   const logits = model.forward(x, { cache });
-  const B = cache.B;
+  const B = cache.B, N = cache.layout.N;
   // L = sum over the batch of logit `classIndex`: dL/dlogits is one-hot per image
   const dlogits = new Float32Array(B * K);
   for (let b = 0; b < B; b++) dlogits[b * K + classIndex] = 1;

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError, shapeStr } from '../errors.js';
-import { type ViTConfig, resolveConfig, dims, DEFAULT_CONFIG } from '../models/config.js';
+import { type ViTConfig, resolveConfig, dims, imgHW, DEFAULT_CONFIG } from '../models/config.js';
 import { PRESETS, getPreset, type PretrainedCfg } from '../models/presets.js';
 import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
 import { ParamTable } from '../nn/params.js';
@@ -225,7 +225,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
     const id2label = cfg['id2label'] as Record<string, string> | undefined;
     const names = id2label ? Array.from({ length: base.num_classes }, (_, i) => id2label[String(i)] ?? `class_${i}`) : null;
     return {
-      model, preprocess: preprocessFromHf(pp, config.img_size, config.in_chans),
+      model, preprocess: preprocessFromHf(pp, imgHW(config)[0], config.in_chans),
       labels: labelsFor(config.num_classes, config.num_classes === base.num_classes ? names : null),
       format: 'hf', name: String(cfg['model_type'] ?? 'vit'), pretrainedCfg: {},
     };
@@ -251,7 +251,7 @@ export function presetModel(name: string, opts: LoadOptions = {}, seed = 0): Loa
   const config = applyOverrides(resolveConfig({ ...DEFAULT_CONFIG, ...preset.args }, name), opts);
   const model = new VisionTransformer(config, undefined, opts.backend);
   initWeights(model, seed);
-  const pcfg: Record<string, unknown> = { ...preset.pretrained_cfg, input_size: [config.in_chans, config.img_size, config.img_size] };
+  const pcfg: Record<string, unknown> = { ...preset.pretrained_cfg, input_size: [config.in_chans, ...imgHW(config)] };
   return {
     model, preprocess: preprocessFromTimm(pcfg, config.img_size, config.in_chans),
     labels: labelsFor(config.num_classes), format: 'preset', name, pretrainedCfg: pcfg,
@@ -312,7 +312,7 @@ export function timmConfigJson(name: string, config: ViTConfig, pretrainedCfg: R
     architecture: PRESETS[name] ? name : 'vit_custom',
     num_classes, num_features: config.embed_dim, global_pool,
     model_args,
-    pretrained_cfg: { ...pretrainedCfg, input_size: [config.in_chans, config.img_size, config.img_size], num_classes },
+    pretrained_cfg: { ...pretrainedCfg, input_size: [config.in_chans, ...imgHW(config)], num_classes },
   };
   if (labels) out['label_names'] = [...labels];
   return out;

@@ -105,7 +105,7 @@ function filterFrom(v: unknown, what: string): Filter {
  * The model's img_size wins over pretrained_cfg.input_size (a model created at another resolution
  * is fed at its own); absent fields take timm's defaults.
  */
-export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | undefined, imgSize: number, inChans: number): PreprocessConfig {
+export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | undefined, imgSize: number | [number, number], inChans: number): PreprocessConfig {
   const cfg = pretrainedCfg ?? {};
   if (!isObj(cfg)) throw expected('an object', 'pretrained_cfg', cfg);
   const channels = checkChannels(inChans, 'the timm preprocessing');
@@ -118,7 +118,10 @@ export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | unde
   } else if (inputSize !== undefined && inputSize !== null) {
     throw expected('[channels, height, width]', 'pretrained_cfg.input_size', inputSize);
   }
-  if (imgSize !== undefined && imgSize !== null && imgSize !== 0) {
+  if (Array.isArray(imgSize)) {
+    height = posInt(imgSize[0], 'the timm image height');
+    width = posInt(imgSize[1], 'the timm image width');
+  } else if (imgSize !== undefined && imgSize !== null && imgSize !== 0) {
     height = width = posInt(imgSize, 'the timm image size');
   }
   const interpolation = cfg['interpolation'] ? filterFrom(cfg['interpolation'], 'pretrained_cfg.interpolation') : 'bicubic';

@@ -34,6 +34,7 @@ import type { Pipeline } from '../data/batch.js';
 import { defaultAugment, type AugmentSpec } from '../data/augment.js';
 import { epochRng } from '../data/rng.js';
 import { renderCurves } from './plot.js';
+import { imgHW } from '../models/config.js';
 
 /** Every setting that defines a run (saved with it; a resume continues with these). */
 export interface TrainSettings {
@@ -244,10 +245,10 @@ export async function evaluateModel(model: VisionTransformer, loader: BatchLoade
   const K = model.config.num_classes;
   const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
   let lossSum = 0, count = 0, top1 = 0, top5 = 0;
-  const { in_chans: C, img_size: S } = model.config;
+  const { in_chans: C } = model.config;
   for await (const b of loader.evalBatches(batchSize)) {
     if (b.size === 0) continue;
-    const logits = model.forward(new Tensor([b.size, C, S, S], b.x));
+    const logits = model.forward(new Tensor([b.size, C, ...imgHW(model.config)], b.x));
     lossSum += crossEntropy(logits, b.y, 0, K).loss * b.size;
     for (let i = 0; i < b.size; i++) {
       const row = logits.data.subarray(i * K, (i + 1) * K);

@@ -13,7 +13,7 @@
  */
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { VisionTransformer, type ForwardCache } from '../models/vit.js';
+import { VisionTransformer, emptyCache } from '../models/vit.js';
 import { ParamTable } from '../nn/params.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { vitBackward } from './backward.js';
@@ -80,13 +80,6 @@ export interface TrainerState {
   ema?: Float32Array;
 }
 
-function emptyCache(): ForwardCache {
-  const z = new Float32Array(0);
-  return {
-    B: 0, cols: z, blocks: [], xL: z, normMean: z, normRstd: z, features: z, pooled: z,
-    fcNormMean: z, fcNormRstd: z, preLogits: z,
-  };
-}
 
 export class Trainer {
   readonly model: VisionTransformer;
