@@ -81,7 +81,7 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
   const original = await loadImage(file, 3);
   const pixels = await preprocessImage(file, preprocess);
   const x = new Tensor([1, c.in_chans, ...imgHW(c)], pixels);
-  const rolloutOpts = { headFusion: opts.headFusion ?? 'mean', discardRatio: opts.discardRatio ?? 0, numPrefix: d.numPrefix };
+  const rolloutOpts = { headFusion: opts.headFusion ?? 'mean', discardRatio: opts.discardRatio ?? 0, numPrefix: d.numPrefix, classToken: d.cls };
   let attentions: Tensor[];
   let logits: Tensor | null = null;
   let target: Explanation['target'];
@@ -109,9 +109,9 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
   }
   const out: Explanation = {
     image: file, original, box: cropBox(preprocess, original.width, original.height), grid: [d.gridH, d.gridW],
-    token: d.numPrefix > 0 ? 'cls' : 'mean', method,
-    rollout: patchMap(R.data, 0, d.N, d.numPrefix),
-    heads: headMaps(attentions[attentions.length - 1]!, 0, d.numPrefix),
+    token: d.cls ? 'cls' : 'mean', method,
+    rollout: patchMap(R.data, 0, d.N, d.numPrefix, d.cls),
+    heads: headMaps(attentions[attentions.length - 1]!, 0, d.numPrefix, d.cls),
     predicted,
   };
   if (target) out.target = target;

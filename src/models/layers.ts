@@ -79,14 +79,16 @@ export function patchEmbedForward(ctx: LayerCtx, cols: Float32Array, patches: Fl
   B: number, C: number, H: number, W: number, P: number, D: number): void {
   const NP = (H / P) * (W / P), KP = C * P * P;
   ctx.be.im2colPatches(cols, x, B, C, H, W, P);
-  linear(ctx.be, patches, cols, ctx.params.get('patch_embed.proj.weight'), ctx.params.get('patch_embed.proj.bias'), B * NP, D, KP);
+  const bias = ctx.params.has('patch_embed.proj.bias') ? ctx.params.get('patch_embed.proj.bias') : null;
+  linear(ctx.be, patches, cols, ctx.params.get('patch_embed.proj.weight'), bias, B * NP, D, KP);
 }
 
 /** dpatches (B*NP, D) -> weight / bias grads, and dinput (B, C, H, W) += when given */
 export function patchEmbedBackward(ctx: GradCtx, dpatches: Float32Array, cols: Float32Array, dinput: Float32Array | undefined,
   B: number, C: number, H: number, W: number, P: number, D: number): void {
   const NP = (H / P) * (W / P), KP = C * P * P;
-  linearParamGrads(ctx.be, ctx.grads.get('patch_embed.proj.weight'), ctx.grads.get('patch_embed.proj.bias'), dpatches, cols, B * NP, D, KP);
+  const dbias = ctx.grads.has('patch_embed.proj.bias') ? ctx.grads.get('patch_embed.proj.bias') : null;
+  linearParamGrads(ctx.be, ctx.grads.get('patch_embed.proj.weight'), dbias, dpatches, cols, B * NP, D, KP);
   if (dinput) {
     const dcols = linearInputGrad(ctx.be, dpatches, ctx.params.get('patch_embed.proj.weight'), B * NP, D, KP, ctx.arena); // (B*NP, KP)
     ctx.be.col2imPatches(dinput, dcols, B, C, H, W, P);

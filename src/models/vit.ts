@@ -114,7 +114,7 @@ export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
   if (c.pos_embed === 'learn') add('pos_embed', 1, d.posLen, D);
   if (c.distilled) add('dist_token', 1, 1, D);
   add('patch_embed.proj.weight', D, c.in_chans, c.patch_size, c.patch_size);
-  add('patch_embed.proj.bias', D);
+  if (!c.pre_norm) add('patch_embed.proj.bias', D); // timm: bias=not pre_norm (CLIP's conv1 has none)
   if (c.pre_norm) { add('norm_pre.weight', D); add('norm_pre.bias', D); }
   for (let i = 0; i < c.depth; i++) {
     const p = `blocks.${i}.`;
