@@ -74,7 +74,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
   if (typeof cfg['global_pool'] === 'string') over['global_pool'] = cfg['global_pool'];
   const pcfg = cfg['pretrained_cfg'] as Record<string, unknown> | undefined;
   const inputSize = pcfg?.['input_size'];
-  if (Array.isArray(inputSize) && !('img_size' in modelArgs) && !('img_size' in base)) over['img_size'] = inputSize[2];
+  if (Array.isArray(inputSize) && !('img_size' in modelArgs) && !('img_size' in base)) over['img_size'] = inputSize[1] === inputSize[2] ? inputSize[2] : [inputSize[1], inputSize[2]];
   for (const [k, v] of Object.entries(modelArgs)) {
     if (TRAINING_ONLY_ARGS.has(k)) continue;
     if (k === 'act_layer') {
@@ -82,8 +82,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
       continue;
     }
     if (k === 'img_size' && Array.isArray(v)) {
-      if (v[0] !== v[1]) throw new VitkitError(`${file}: model_args.img_size ${JSON.stringify(v)} is not square; vitkit supports square images`);
-      over[k] = v[0];
+      over[k] = v[0] === v[1] ? v[0] : v;
       continue;
     }
     over[k] = v;
@@ -174,13 +173,14 @@ export function loadStateDict(model: Model, raw: Raw, where: string, opts: { ski
     if (name === 'pos_embed') {
       const want = model.params.shape(name);
       if (t.shape.length === 3 && t.shape[2] === want[2] && t.shape[1] !== want[1]) {
-        const oldN = t.shape[1]! - d.numPrefix;
+        const posPrefix = c.no_embed_class ? 0 : d.numPrefix; // timm: no prefix rows with no_embed_class
+        const oldN = t.shape[1]! - posPrefix;
         const oldGrid = Math.round(Math.sqrt(oldN));
         if (oldGrid * oldGrid !== oldN) {
           throw new VitkitError(`Cannot resample pos_embed in ${where}: ${shapeStr(t.shape)} has ${oldN} patch positions, not a square grid`);
         }
-        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.grid, d.grid], d.numPrefix);
-        t = { shape: [1, d.N, d.D], data };
+        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.gridH, d.gridW], posPrefix);
+        t = { shape: [1, d.posLen, d.D], data };
       }
     }
     model.params.set(name, t.shape, t.data, where);
