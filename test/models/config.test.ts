@@ -56,3 +56,35 @@ test('token layout: [cls, dist | reg..., patches] on a non-square grid; pos_embe
   const glu = resolveConfig({ mlp_layer: 'swiglu_packed', embed_dim: 12, num_heads: 3, mlp_ratio: 2, img_size: 32 });
   assert.deepEqual(vitParamSpecs(glu).find((s) => s.name === 'blocks.0.mlp.fc2.weight')!.shape, [12, 12]);
 });
+
+test("SwiGLUPacked gates the second half with act of the first (timm GluMlp, gate_last false)", async () => {
+  const { VisionTransformer } = await import('../../src/models/vit.js');
+  const { getBackend } = await import('../../src/backend/index.js');
+  const { Tensor } = await import('../../src/tensor.js');
+  const { actScalar } = await import('../../src/backend/reference.js');
+  const c = resolveConfig({ img_size: 4, patch_size: 2, in_chans: 1, num_classes: 0, embed_dim: 4, depth: 1, num_heads: 1, mlp_ratio: 1, mlp_layer: 'swiglu_packed', act: 'silu', class_token: false, global_pool: 'avg' });
+  const m = new VisionTransformer(c, undefined, getBackend('reference'));
+  const set = (n: string, f: (i: number) => number) => { const v = m.params.get(n); for (let i = 0; i < v.length; i++) v[i] = f(i); };
+  for (const n of m.params.names()) set(n, () => 0);
+  set('patch_embed.proj.weight', (i) => ((i * 7) % 5) / 5 - 0.4); // (4, 1, 2, 2)
+  for (const n of ['blocks.0.norm1.weight', 'blocks.0.norm2.weight', 'fc_norm.weight']) set(n, () => 1);
+  set('blocks.0.mlp.fc1.weight', (i) => ((i * 3) % 7) / 7 - 0.5); // (4, 4): rows 0-1 -> x1, rows 2-3 -> x2
+  set('blocks.0.mlp.fc2.weight', (i) => ((i * 5) % 3) / 3 - 0.3); // (4, 2)
+  const x = new Tensor([1, 1, 4, 4], Float32Array.from({ length: 16 }, (_, i) => Math.cos(i)));
+  const got = m.forwardFeatures(x, { hiddenStates: true }).hiddenStates!;
+  // by hand: attention branch is zero (proj 0), so out = x + fc2(silu(x1) * x2) with [x1, x2] = fc1(LN(x))
+  const inp = got[0]!.data, outp = got[1]!.data;
+  const W1 = m.params.get('blocks.0.mlp.fc1.weight'), W2 = m.params.get('blocks.0.mlp.fc2.weight');
+  for (let t = 0; t < 4; t++) {
+    const row = Array.from(inp.subarray(t * 4, t * 4 + 4));
+    const mean = row.reduce((a, b) => a + b, 0) / 4;
+    const vr = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 4;
+    const ln = row.map((v) => (v - mean) / Math.sqrt(vr + c.layer_norm_eps));
+    const h = [0, 1, 2, 3].map((j) => ln.reduce((s, v, k) => s + v * W1[j * 4 + k]!, 0));
+    const g = [0, 1].map((j) => actScalar(h[j]!, 3) * h[j + 2]!);
+    for (let o = 0; o < 4; o++) {
+      const want = row[o]! + g[0]! * W2[o * 2]! + g[1]! * W2[o * 2 + 1]!;
+      assert.ok(Math.abs(outp[t * 4 + o]! - want) < 1e-5, `token ${t} dim ${o}: ${outp[t * 4 + o]} vs ${want}`);
+    }
+  }
+});
