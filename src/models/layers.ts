@@ -411,7 +411,7 @@ export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, feat
   const G = (n: string) => ctx.grads.get(n);
   const dfeat = allocFrom(arena, B * N * D); // (B*N, D), zeroed: pooling writes some rows
   if (c.distilled) {
-    const dpooled = allocFrom(arena, B * D, false), dpooledDist = allocFrom(arena, B * D, false); // (B, D)
+    const dpooled = allocFrom(arena, B * D), dpooledDist = allocFrom(arena, B * D); // (B, D), zeroed: accumulated into
     if (K > 0) {
       let dc = dlogits, dd = dDist; // (B, K)
       if (!dd) {
@@ -421,8 +421,8 @@ export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, feat
       }
       linearParamGrads(be, G('head.weight'), G('head.bias'), dc, s.pooled, B, K, D);
       linearParamGrads(be, G('head_dist.weight'), G('head_dist.bias'), dd, s.pooledDist, B, K, D);
-      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled.fill(0));
-      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist.fill(0));
+      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled);
+      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist);
     } else {
       be.scale(dpooled, dlogits, 0.5, B * D);
       be.scale(dpooledDist, dlogits, 0.5, B * D);
