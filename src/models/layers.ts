@@ -125,18 +125,21 @@ export function tokensForward(ctx: LayerCtx, c: ViTConfig, tokens: Float32Array,
   if (pos && !posOnPatches) be.biasAdd(tokens, pos, B, N * D);
 }
 
-/** dtokens (B*N, D) -> prefix and pos_embed grads (learned pos only), returns dpatches (B*NP, D) */
-export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, learnedPos: boolean, posOnPatches: boolean,
+/**
+ * dtokens (B*N, D) -> prefix grads and, into `dpos` (the position table used, learned pos only),
+ * its gradient; returns dpatches (B*NP, D)
+ */
+export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, dpos: Float32Array | null, posOnPatches: boolean,
   B: number, NP: number, numPrefix: number, D: number): Float32Array {
   const be = ctx.be, N = NP + numPrefix;
-  if (learnedPos && !posOnPatches) be.biasBackward(ctx.grads.get('pos_embed'), dtokens, B, N * D);
+  if (dpos && !posOnPatches) be.biasBackward(dpos, dtokens, B, N * D);
   let dpatches = dtokens;
   if (numPrefix > 0) {
     for (const p of prefixParts(c)) be.copyRows(ctx.grads.get(p.name), dtokens, B, 0, 0, N, p.off, p.count, D, true);
     dpatches = allocFrom(ctx.arena, B * NP * D, false); // (B*NP, D): every row copied
     be.copyRows(dpatches, dtokens, B, NP, 0, N, numPrefix, NP, D, false);
   }
-  if (learnedPos && posOnPatches) be.biasBackward(ctx.grads.get('pos_embed'), dpatches, B, NP * D);
+  if (dpos && posOnPatches) be.biasBackward(dpos, dpatches, B, NP * D);
   return dpatches;
 }
 
