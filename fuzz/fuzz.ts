@@ -20,6 +20,7 @@ import { preprocessFromHf, preprocessFromTimm, preprocessImage } from '../src/io
 import { loadImage } from '../src/io/image.js';
 import { loadTensorFile } from '../src/data/tensors.js';
 import { Tensor } from '../src/tensor.js';
+import { imgHW } from '../src/models/config.js';
 
 export type Target = 'safetensors' | 'config' | 'image' | 'checkpoint';
 export const TARGETS: readonly Target[] = ['safetensors', 'config', 'image', 'checkpoint'];
@@ -217,7 +218,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
               finiteOrThrow([...p.mean, ...p.std, p.cropPct, p.height, p.width], 'preprocessing');
             } else {
               const c = kind === 'hf' ? configFromHf(v as Record<string, unknown>, 'fuzz-config.json') : configFromTimm(v as Record<string, unknown>, 'fuzz-config.json');
-              finiteOrThrow([c.img_size, c.patch_size, c.embed_dim, c.depth, c.num_heads, c.mlp_ratio, c.layer_norm_eps, c.num_classes], 'config');
+              finiteOrThrow([...imgHW(c), c.patch_size, c.embed_dim, c.depth, c.num_heads, c.mlp_ratio, c.layer_norm_eps, c.num_classes], 'config');
             }
           };
           break;
@@ -250,7 +251,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
               writeFileSync(path.join(d, 'model.safetensors'), wBytes);
               const { model } = loadModel(d);
               const c = model.config;
-              const logits = model.forward(new Tensor([1, c.in_chans, c.img_size, c.img_size], new Float32Array(c.in_chans * c.img_size * c.img_size).fill(0.25)));
+              const [ih, iw] = imgHW(c);
+              const logits = model.forward(new Tensor([1, c.in_chans, ih, iw], new Float32Array(c.in_chans * ih * iw).fill(0.25)));
               finiteOrThrow(logits.data, 'logits');
             } finally {
               rmSync(d, { recursive: true, force: true });

@@ -49,6 +49,64 @@ export interface Backend {
   biasAdd(out: Float32Array, bias: Float32Array, R: number, C: number): void;
   /** dbias (C) += column sums of dout (R, C) */
   biasBackward(dbias: Float32Array, dout: Float32Array, R: number, C: number): void;
+  /**
+   * Row copy between token tensors: for b < B, t < count,
+   *   out[b*outN + outOff + t] (= or +=) inp[b*inN + inOff + t]   (rows of C floats).
+   * inN 0 broadcasts the same input rows to every image (class / register tokens); outN 0 with
+   * accumulate sums every image into the same output rows (their gradient). Concatenation of
+   * prefix tokens, slicing a token out, and the backward of both.
+   */
+  copyRows(out: Float32Array, inp: Float32Array, B: number, outN: number, outOff: number, inN: number, inOff: number,
+    count: number, C: number, accumulate: boolean): void;
+  /** out (B, C) = mean over t < count of inp (B, N, C) rows off + t (average pooling) */
+  meanRows(out: Float32Array, inp: Float32Array, B: number, N: number, off: number, count: number, C: number): void;
+  /** dinp (B, N, C) rows off..off+count-1 += dout (B, C) / count */
+  meanRowsBackward(dinp: Float32Array, dout: Float32Array, B: number, N: number, off: number, count: number, C: number): void;
+  /** out (R, C) += inp (R, C) * gamma (C): a LayerScale residual */
+  mulColumnsAdd(out: Float32Array, inp: Float32Array, gamma: Float32Array, R: number, C: number): void;
+  /** dinp (R, C) = dout * gamma (overwritten); dgamma (C) += column sums of dout * inp */
+  mulColumnsBackward(dinp: Float32Array, dgamma: Float32Array, dout: Float32Array, inp: Float32Array, gamma: Float32Array,
+    R: number, C: number): void;
+  /** out (n) = act(inp (n)); kind 0 GELU erf, 1 GELU tanh, 2 QuickGELU x*sigmoid(1.702x), 3 SiLU x*sigmoid(x) */
+  actForward(out: Float32Array, inp: Float32Array, n: number, kind: number): void;
+  /** dinp (n) = dout * act'(inp) (overwritten) */
+  actBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, n: number, kind: number): void;
+  /** gated unit (timm GluMlp, gate_last false): out (R, Hh) = act(inp[:, :Hh]) * inp[:, Hh:], inp (R, 2Hh) */
+  gluForward(out: Float32Array, inp: Float32Array, R: number, Hh: number, kind: number): void;
+  /** dinp (R, 2Hh) overwritten from dout (R, Hh) and inp (R, 2Hh) */
+  gluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, R: number, Hh: number, kind: number): void;
+  /** out (n) = alpha * a (n) + beta * b (n) */
+  axpby(out: Float32Array, a: Float32Array, b: Float32Array, alpha: number, beta: number, n: number): void;
+  /**
+   * Attention of Nq queries over Nk keys (MAP pooling): q (B, Nq, D), kv (B, Nk, 2D) packed [k, v]
+   * per row as timm's kv Linear; out (B, Nq, D), probs (B, NH, Nq, Nk) | null.
+   */
+  crossAttentionForward(out: Float32Array, probs: Float32Array | null, q: Float32Array, kv: Float32Array,
+    B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
+  /** dq (B, Nq, D), dkv (B, Nk, 2D) overwritten; dout (B, Nq, D), probs (B, NH, Nq, Nk) from the forward */
+  crossAttentionBackward(dq: Float32Array, dkv: Float32Array, dout: Float32Array, q: Float32Array, kv: Float32Array,
+    probs: Float32Array, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
+  /**
+   * Cross entropy with label smoothing ε against hard labels (B) or soft targets (B, K) (exactly
+   * one of them non-null); per row the target is q = (1-ε) onehot(y) + ε/K or (1-ε) t + ε/K (in double):
+   * losses (B) = -sum_k q log_softmax(logits), dlogits (B, K) = (softmax * sum_k q - q) * gradScale.
+   * Labels must be in [0, K). Returns the sum of the row losses, accumulated in double.
+   */
+  crossEntropyForward(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, labels: Int32Array | null,
+    soft: Float32Array | null, B: number, K: number, smoothing: number, gradScale: number): number;
+  /**
+   * One torch.optim.AdamW step (t = step, 1-based) on n elements: p (n), m (n), v (n) updated in
+   * place from g (n): p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2 v + (1-b2) g^2;
+   * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+   */
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** sum of x (n)^2, accumulated in double */
+  sumSquares(x: Float32Array, n: number): number;
+  /** out (n) = inp (n) * alpha */
+  scale(out: Float32Array, inp: Float32Array, alpha: number, n: number): void;
+  /** ema (n) = ema * decay + (1 - decay) * p (n) */
+  emaUpdate(ema: Float32Array, p: Float32Array, decay: number, n: number): void;
   setThreads(n: number): void;
   getThreads(): number;
 }

@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Backend } from './backend.js';
 import { VitkitError, describe } from '../errors.js';
+import { hostOps } from './host.js';
 
-export interface NativeAddon extends Omit<Backend, 'name'> {
+export interface NativeAddon extends Omit<Backend, 'name' | keyof ReturnType<typeof hostOps>> {
   gemmIsa(): string;
   fmaPeak?(threads: number, seconds: number): number;
 }
@@ -104,5 +105,5 @@ export function loadAddon(): NativeAddon {
 
 export function nativeBackend(): Backend {
   const addon = loadAddon();
-  return Object.assign(Object.create(null), addon, { name: 'native' as const }) as Backend;
+  return Object.assign(Object.create(null), addon, hostOps(addon), { name: 'native' as const }) as Backend;
 }

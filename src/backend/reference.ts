@@ -46,6 +46,20 @@ function softmaxRow(out: Float32Array, o: number, inp: Float32Array, i: number, 
   for (let c = 0; c < C; c++) out[o + c] = out[o + c]! / s;
 }
 
+/** activation of kind 0 GELU erf, 1 GELU tanh, 2 QuickGELU, 3 SiLU */
+export function actScalar(x: number, kind: number): number {
+  if (kind <= 1) return geluScalar(x, kind);
+  const a = kind === 2 ? 1.702 : 1;
+  return x / (1 + Math.exp(-a * x));
+}
+
+export function actGradScalar(x: number, kind: number): number {
+  if (kind <= 1) return geluGradScalar(x, kind);
+  const a = kind === 2 ? 1.702 : 1;
+  const s = 1 / (1 + Math.exp(-a * x));
+  return s + a * x * s * (1 - s);
+}
+
 export const reference: Backend = {
   name: 'reference',
 
@@ -246,8 +260,209 @@ export const reference: Backend = {
     }
   },
 
+  copyRows(out, inp, B, outN, outOff, inN, inOff, count, C, accumulate) {
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < count; t++) {
+        const o = (b * outN + outOff + t) * C, i = (b * inN + inOff + t) * C;
+        for (let j = 0; j < C; j++) out[o + j] = accumulate ? out[o + j]! + inp[i + j]! : inp[i + j]!;
+      }
+    }
+  },
+
+  meanRows(out, inp, B, N, off, count, C) {
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < C; j++) {
+        let s = 0;
+        for (let t = 0; t < count; t++) s += inp[(b * N + off + t) * C + j]!;
+        out[b * C + j] = s / count;
+      }
+    }
+  },
+
+  meanRowsBackward(dinp, dout, B, N, off, count, C) {
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < count; t++) {
+        const o = (b * N + off + t) * C;
+        for (let j = 0; j < C; j++) dinp[o + j] = dinp[o + j]! + dout[b * C + j]! / count;
+      }
+    }
+  },
+
+  mulColumnsAdd(out, inp, gamma, R, C) {
+    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[r * C + c] = out[r * C + c]! + inp[r * C + c]! * gamma[c]!;
+  },
+
+  mulColumnsBackward(dinp, dgamma, dout, inp, gamma, R, C) {
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let r = 0; r < R; r++) {
+        s += dout[r * C + c]! * inp[r * C + c]!;
+        dinp[r * C + c] = dout[r * C + c]! * gamma[c]!;
+      }
+      dgamma[c] = dgamma[c]! + s;
+    }
+  },
+
+  actForward(out, inp, n, kind) {
+    for (let i = 0; i < n; i++) out[i] = actScalar(inp[i]!, kind);
+  },
+
+  actBackward(dinp, inp, dout, n, kind) {
+    for (let i = 0; i < n; i++) dinp[i] = dout[i]! * actGradScalar(inp[i]!, kind);
+  },
+
+  gluForward(out, inp, R, Hh, kind) {
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < Hh; j++) out[r * Hh + j] = actScalar(inp[r * 2 * Hh + j]!, kind) * inp[r * 2 * Hh + Hh + j]!;
+    }
+  },
+
+  gluBackward(dinp, inp, dout, R, Hh, kind) {
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < Hh; j++) {
+        const a = inp[r * 2 * Hh + j]!, g = inp[r * 2 * Hh + Hh + j]!, d = dout[r * Hh + j]!;
+        dinp[r * 2 * Hh + j] = d * g * actGradScalar(a, kind);
+        dinp[r * 2 * Hh + Hh + j] = d * actScalar(a, kind);
+      }
+    }
+  },
+
+  axpby(out, a, b, alpha, beta, n) {
+    for (let i = 0; i < n; i++) out[i] = alpha * a[i]! + beta * b[i]!;
+  },
+
+  crossAttentionForward(out, probs, q, kv, B, Nq, Nk, NH, HD, scale) {
+    const D = NH * HD;
+    const s = new Float32Array(Nk); // (Nk) scores of one query
+    const p = new Float32Array(Nk); // (Nk)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        for (let i = 0; i < Nq; i++) {
+          for (let j = 0; j < Nk; j++) {
+            let dot = 0;
+            for (let d = 0; d < HD; d++) dot += q[(b * Nq + i) * D + h * HD + d]! * kv[(b * Nk + j) * 2 * D + h * HD + d]!;
+            s[j] = dot * scale;
+          }
+          softmaxRow(p, 0, s, 0, Nk);
+          if (probs) probs.set(p, ((b * NH + h) * Nq + i) * Nk);
+          for (let d = 0; d < HD; d++) {
+            let acc = 0;
+            for (let j = 0; j < Nk; j++) acc += p[j]! * kv[(b * Nk + j) * 2 * D + D + h * HD + d]!;
+            out[(b * Nq + i) * D + h * HD + d] = acc;
+          }
+        }
+      }
+    }
+  },
+
+  crossAttentionBackward(dq, dkv, dout, q, kv, probs, B, Nq, Nk, NH, HD, scale) {
+    const D = NH * HD;
+    dq.fill(0, 0, B * Nq * D);
+    dkv.fill(0, 0, B * Nk * 2 * D);
+    const ds = new Float64Array(Nk); // (Nk)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        for (let i = 0; i < Nq; i++) {
+          const pb = ((b * NH + h) * Nq + i) * Nk, qo = (b * Nq + i) * D + h * HD;
+          let dot = 0;
+          for (let j = 0; j < Nk; j++) {
+            let acc = 0;
+            for (let d = 0; d < HD; d++) acc += dout[qo + d]! * kv[(b * Nk + j) * 2 * D + D + h * HD + d]!;
+            ds[j] = acc;
+            dot += acc * probs[pb + j]!;
+          }
+          for (let j = 0; j < Nk; j++) {
+            const pj = probs[pb + j]!;
+            const g = pj * (ds[j]! - dot) * scale;
+            const ko = (b * Nk + j) * 2 * D + h * HD;
+            for (let d = 0; d < HD; d++) {
+              dq[qo + d] = dq[qo + d]! + g * kv[ko + d]!;
+              dkv[ko + d] = dkv[ko + d]! + g * q[qo + d]!;
+              dkv[ko + D + d] = dkv[ko + D + d]! + pj * dout[qo + d]!;
+            }
+          }
+        }
+      }
+    }
+  },
+
+  crossEntropyForward(losses, dlogits, logits, labels, soft, B, K, smoothing, gradScale) {
+    return crossEntropyRows(losses, dlogits, logits, labels, soft, B, K, smoothing, gradScale);
+  },
+
+  adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step) {
+    adamwLoop(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step);
+  },
+
+  sumSquares(x, n) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
+    return s;
+  },
+
+  scale(out, inp, alpha, n) {
+    for (let i = 0; i < n; i++) out[i] = inp[i]! * alpha;
+  },
+
+  emaUpdate(ema, p, decay, n) {
+    for (let i = 0; i < n; i++) ema[i] = ema[i]! * decay + (1 - decay) * p[i]!;
+  },
+
   setThreads() {},
   getThreads() {
     return 1;
   },
 };
+
+/** Cross entropy rows in double (shared by the reference and the native backend's host ops). */
+export function crossEntropyRows(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, labels: Int32Array | null,
+  soft: Float32Array | null, B: number, K: number, eps: number, gradScale: number): number {
+  let total = 0;
+  const logp = new Float64Array(K), p = new Float64Array(K), q = new Float64Array(K); // (K)
+  for (let b = 0; b < B; b++) {
+    const off = b * K;
+    if (labels) {
+      q.fill(eps / K);
+      q[labels[b]!] = q[labels[b]!]! + (1 - eps);
+    } else {
+      for (let k = 0; k < K; k++) q[k] = (1 - eps) * soft![off + k]! + eps / K;
+    }
+    let m = -Infinity;
+    for (let k = 0; k < K; k++) m = Math.max(m, logits[off + k]!);
+    let s = 0;
+    for (let k = 0; k < K; k++) s += Math.exp(logits[off + k]! - m);
+    const lse = m + Math.log(s);
+    for (let k = 0; k < K; k++) {
+      logp[k] = logits[off + k]! - lse;
+      p[k] = Math.exp(logp[k]!);
+    }
+    let row = 0, qs = 0;
+    for (let k = 0; k < K; k++) {
+      if (q[k] !== 0) row -= q[k]! * logp[k]!;
+      qs += q[k]!;
+    }
+    losses[b] = row;
+    total += row;
+    for (let k = 0; k < K; k++) dlogits[off + k] = (p[k]! * qs - q[k]!) * gradScale;
+  }
+  return total;
+}
+
+/** torch.optim.AdamW's single-tensor step on n elements (float32 state, as torch keeps it). */
+export function adamwLoop(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
+  lr: number, b1: number, b2: number, eps: number, weightDecay: number, t: number): void {
+  const decay = 1 - lr * weightDecay;
+  const bc1 = 1 - b1 ** t;
+  const bc2sqrt = Math.sqrt(1 - b2 ** t);
+  const stepSize = lr / bc1;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i]!;
+    let pi = p[i]!;
+    if (weightDecay !== 0) pi = Math.fround(pi * decay);
+    const mi = Math.fround(m[i]! + (1 - b1) * (gi - m[i]!));
+    const vi = Math.fround(b2 * v[i]! + (1 - b2) * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - stepSize * mi / (Math.sqrt(vi) / bc2sqrt + eps);
+  }
+}

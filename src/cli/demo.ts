@@ -19,6 +19,7 @@ import { trainRun } from '../train/loop.js';
 import { barProgress, fmtDuration, prepareModel, preparePipeline } from './train.js';
 import { parseIntOpt } from './common.js';
 import { MNIST_VIT_ARGS } from '../data/mnist.js';
+import { imgHW } from '../models/config.js';
 
 export const DEMO_MARKER = '.vitkit-demo';
 export const DEMO_EPOCHS = 30; // the full recipe of ../shared/anchors: about 50 s on 2 cores
@@ -69,7 +70,7 @@ export function demoCommand(): Command {
       }, data, o.seed);
       const pipeline = preparePipeline(pm.model, pm.preprocess, [data.train, data.val], 'error');
       const c = pm.model.config;
-      console.log(`Model: img ${c.img_size}x${c.img_size}, ${c.img_size / c.patch_size}x${c.img_size / c.patch_size} patches of ${c.patch_size} px, ` +
+      console.log(`Model: img ${imgHW(c)[0]}x${imgHW(c)[1]}, ${imgHW(c)[0] / c.patch_size}x${imgHW(c)[1] / c.patch_size} patches of ${c.patch_size} px, ` +
         `D ${c.embed_dim}, ${c.depth} blocks, ${c.num_heads} heads, ${pm.model.numParams.toLocaleString('en-US')} parameters`);
       console.log(`Data: ${data.train!.n.toLocaleString('en-US')} training digits, ${data.val!.n.toLocaleString('en-US')} test digits; ${o.epochs} epochs of AdamW, cosine schedule, ±2 px shifts\n`);
       const settings: TrainSettings = {
@@ -95,7 +96,7 @@ export function demoCommand(): Command {
       while (picks.size < Math.min(o.samples, test.n)) picks.add(Math.floor(rng.next() * test.n));
       const idx = Int32Array.from(picks);
       const b = await makeBatch(test, pipeline, { split: 'val', indices: idx, augment: null, seed: 0 });
-      const logits = pm.model.forward(new Tensor([b.size, 1, c.img_size, c.img_size], b.x));
+      const logits = pm.model.forward(new Tensor([b.size, 1, ...imgHW(c)], b.x));
       const K = c.num_classes;
       const preds = Array.from({ length: b.size }, (_, i) => {
         const row = logits.data.subarray(i * K, (i + 1) * K);

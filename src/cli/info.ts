@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadModel } from '../io/checkpoint.js';
 import { existsSync } from 'node:fs';
-import { dims, resolveConfig, DEFAULT_CONFIG, type ViTConfig } from '../models/config.js';
+import { dims, imgHW, resolveConfig, DEFAULT_CONFIG, type ViTConfig } from '../models/config.js';
 import { vitMacs, vitParamSpecs } from '../models/vit.js';
 import { PRESETS, getPreset } from '../models/presets.js';
 import { preprocessFromTimm } from '../io/preprocess.js';
@@ -15,7 +15,8 @@ export function describeModel(source: string): Record<string, unknown> {
     : (() => { const m = loadModel(source); return { name: m.name, format: m.format, config: m.model.config, params: m.model.numParams, preprocess: m.preprocess }; })();
   const c = lm.config, d = dims(c);
   const params = vitParamSpecs(c).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
-  const scaling = [c.img_size, ...[224, 384, 448, 512].filter((s) => s !== c.img_size && s % c.patch_size === 0)]
+  const side = imgHW(c)[0];
+  const scaling = [side, ...[224, 384, 448, 512].filter((s) => s !== side && s % c.patch_size === 0)]
     .sort((a, b) => a - b)
     .map((s) => {
       const cs: ViTConfig = resolveConfig({ ...c, img_size: s });

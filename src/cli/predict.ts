@@ -6,6 +6,7 @@ import { preprocessBatch } from '../io/preprocess.js';
 import { Tensor } from '../tensor.js';
 import { softmax, topK } from '../nn/functional.js';
 import { loadForInference, parseIntOpt } from './common.js';
+import { imgHW } from '../models/config.js';
 
 export interface Prediction {
   image: string;
@@ -17,11 +18,11 @@ export async function predictImages(modelSource: string, images: string[], k = 5
   const { model, preprocess, labels } = loadForInference(modelSource, { randomWeights: opts.randomWeights ?? false, command: 'predict' });
   const K = model.config.num_classes;
   const out: Prediction[] = [];
-  const { in_chans: C, img_size: S } = model.config;
+  const { in_chans: C } = model.config;
   for (let i = 0; i < images.length; i += batchSize) {
     const batch = images.slice(i, i + batchSize);
     const pixels = await preprocessBatch(batch, preprocess);
-    const logits = model.forward(new Tensor([batch.length, C, S, S], pixels));
+    const logits = model.forward(new Tensor([batch.length, C, ...imgHW(model.config)], pixels));
     const probs = softmax(logits.data, batch.length, K);
     for (let b = 0; b < batch.length; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);

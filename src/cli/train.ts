@@ -10,9 +10,10 @@ import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
-import { DEFAULT_CONFIG, resolveConfig, type ViTConfig } from '../models/config.js';
+import { DEFAULT_CONFIG, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
 import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
 import { checkConfigResources } from '../io/validate.js';
@@ -39,7 +40,7 @@ export interface ArchOverrides {
 }
 
 export interface PreparedModel {
-  model: VisionTransformer;
+  model: Model;
   meta: ModelMeta;
   preprocess: PreprocessConfig;
   /** 'scratch' (random init) or 'checkpoint' (fine-tuning) */
@@ -97,7 +98,7 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
   for (const [k, key] of ARCH_FLAGS) if (o[k] !== undefined) over[key] = o[k];
   const config = resolveConfig({ ...DEFAULT_CONFIG, ...base, ...over }, 'the model');
   if (data.pretrainedCfg) pcfg = { ...data.pretrainedCfg };
-  pcfg['input_size'] = [config.in_chans, config.img_size, config.img_size];
+  pcfg['input_size'] = [config.in_chans, ...imgHW(config)];
   const preset = PRESETS[name];
   if (preset) {
     const want = { ...DEFAULT_CONFIG, ...preset.args };
@@ -135,7 +136,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
       preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans);
     }
     if (data.pretrainedCfg) {
-      pcfg = { ...data.pretrainedCfg, input_size: [lm.model.config.in_chans, lm.model.config.img_size, lm.model.config.img_size] };
+      pcfg = { ...data.pretrainedCfg, input_size: [lm.model.config.in_chans, ...imgHW(lm.model.config)] };
       preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans);
     }
     const name = lm.format === 'timm' ? lm.name : 'vit_custom';
@@ -153,7 +154,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
 }
 
 /** How the data is fed to this model; checks shapes, channels and labels. */
-export function preparePipeline(model: VisionTransformer, preprocess: PreprocessConfig, sets: (Dataset | null)[], onBadImage: 'skip' | 'error'): Pipeline {
+export function preparePipeline(model: Model, preprocess: PreprocessConfig, sets: (Dataset | null)[], onBadImage: 'skip' | 'error'): Pipeline {
   const c = model.config;
   if (c.in_chans !== 1 && c.in_chans !== 3) {
     for (const ds of sets) {
@@ -162,13 +163,13 @@ export function preparePipeline(model: VisionTransformer, preprocess: Preprocess
   }
   for (const ds of sets) {
     if (!ds) continue;
-    if (ds.kind === 'f32' && (ds.channels !== c.in_chans || ds.height !== c.img_size || ds.width !== c.img_size)) {
-      throw new VitkitError(`Expected x of shape (B, ${c.in_chans}, ${c.img_size}, ${c.img_size}) for the model in ${ds.name} but received (${ds.n}, ${ds.channels}, ${ds.height}, ${ds.width})`);
+    if (ds.kind === 'f32' && (ds.channels !== c.in_chans || ds.height !== imgHW(c)[0] || ds.width !== imgHW(c)[1])) {
+      throw new VitkitError(`Expected x of shape (B, ${c.in_chans}, ${imgHW(c)[0]}, ${imgHW(c)[1]}) for the model in ${ds.name} but received (${ds.n}, ${ds.channels}, ${ds.height}, ${ds.width})`);
     }
     checkLabels(ds, c.num_classes);
   }
-  const pp = { ...preprocess, channels: c.in_chans as 1 | 3, height: c.img_size, width: c.img_size };
-  return { channels: c.in_chans as 1 | 3, height: c.img_size, width: c.img_size, preprocess: pp, onBadImage };
+  const pp = { ...preprocess, channels: c.in_chans as 1 | 3, height: imgHW(c)[0], width: imgHW(c)[1] };
+  return { channels: c.in_chans as 1 | 3, height: imgHW(c)[0], width: imgHW(c)[1], preprocess: pp, onBadImage };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { LoadedModel } from '../io/checkpoint.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { l2normalize } from './prototypes.js';
+import { imgHW } from '../models/config.js';
 
 export const EMBED_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -49,7 +50,7 @@ export function collectImages(inputs: string[]): string[] {
 }
 
 /** Pre-logits features (B, D) of pixel_values (B, C, H, W), optionally L2-normalized. */
-export function embedPixels(model: VisionTransformer, x: Tensor, normalize = false): Float32Array {
+export function embedPixels(model: Model, x: Tensor, normalize = false): Float32Array {
   const f = model.forwardFeatures(x);
   const pre = model.forwardHead(f.features, { preLogits: true });
   const [B, D] = pre.shape as [number, number];
@@ -59,13 +60,13 @@ export function embedPixels(model: VisionTransformer, x: Tensor, normalize = fal
 /** Embeddings (n, D) of image files. */
 export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number } = {}): Promise<{ data: Float32Array; dim: number }> {
   const { model, preprocess } = loaded;
-  const { in_chans: C, img_size: S, embed_dim: D } = model.config;
+  const { in_chans: C, embed_dim: D } = model.config;
   const bs = opts.batchSize ?? 8;
   const out = new Float32Array(files.length * D);
   for (let i = 0; i < files.length; i += bs) {
     const batch = files.slice(i, i + bs);
     const px = await preprocessBatch(batch, preprocess);
-    out.set(embedPixels(model, new Tensor([batch.length, C, S, S], px), opts.normalize ?? false), i * D);
+    out.set(embedPixels(model, new Tensor([batch.length, C, ...imgHW(model.config)], px), opts.normalize ?? false), i * D);
   }
   return { data: out, dim: D };
 }

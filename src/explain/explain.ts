@@ -11,7 +11,7 @@ import { VitkitError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { loadImage, type RawImage } from '../io/image.js';
 import { preprocessImage } from '../io/preprocess.js';
-import { dims } from '../models/config.js';
+import { dims, imgHW } from '../models/config.js';
 import { softmax, topK } from '../nn/functional.js';
 import { attentionRollout, gradientRollout, headMaps, patchMap, type HeadFusion } from './rollout.js';
 import { attentionGradients } from './gradients.js';
@@ -80,8 +80,8 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
   if (c.depth === 0) throw new VitkitError('The model has no transformer blocks (depth 0): there is no attention to explain');
   const original = await loadImage(file, 3);
   const pixels = await preprocessImage(file, preprocess);
-  const x = new Tensor([1, c.in_chans, c.img_size, c.img_size], pixels);
-  const rolloutOpts = { headFusion: opts.headFusion ?? 'mean', discardRatio: opts.discardRatio ?? 0, numPrefix: d.numPrefix };
+  const x = new Tensor([1, c.in_chans, ...imgHW(c)], pixels);
+  const rolloutOpts = { headFusion: opts.headFusion ?? 'mean', discardRatio: opts.discardRatio ?? 0, numPrefix: d.numPrefix, classToken: d.cls };
   let attentions: Tensor[];
   let logits: Tensor | null = null;
   let target: Explanation['target'];
@@ -108,10 +108,10 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
     predicted = { index: top, label: labels[top] ?? `class_${top}`, prob: probs[top]! };
   }
   const out: Explanation = {
-    image: file, original, box: cropBox(preprocess, original.width, original.height), grid: [d.grid, d.grid],
-    token: d.numPrefix > 0 ? 'cls' : 'mean', method,
-    rollout: patchMap(R.data, 0, d.N, d.numPrefix),
-    heads: headMaps(attentions[attentions.length - 1]!, 0, d.numPrefix),
+    image: file, original, box: cropBox(preprocess, original.width, original.height), grid: [d.gridH, d.gridW],
+    token: d.cls ? 'cls' : 'mean', method,
+    rollout: patchMap(R.data, 0, d.N, d.numPrefix, d.cls),
+    heads: headMaps(attentions[attentions.length - 1]!, 0, d.numPrefix, d.cls),
     predicted,
   };
   if (target) out.target = target;

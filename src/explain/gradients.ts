@@ -12,8 +12,8 @@
 import { Tensor } from '../tensor.js';
 import { VitkitError } from '../errors.js';
 import { dims } from '../models/config.js';
-import type { VisionTransformer, ForwardCache } from '../models/vit.js';
-import { vitBackward } from '../train/backward.js';
+import { emptyCache } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 
 export interface AttentionGradients {
   logits: Tensor;
@@ -23,21 +23,17 @@ export interface AttentionGradients {
   grads: Tensor[];
 }
 
-function emptyCache(): ForwardCache {
-  const z = new Float32Array(0);
-  return { B: 0, cols: z, blocks: [], xL: z, normMean: z, normRstd: z, features: z, pooled: z, fcNormMean: z, fcNormRstd: z, preLogits: z };
-}
 
 /** Gradients of logit `classIndex` w.r.t. each block's attention probabilities, for x (B, C, H, W). */
-export function attentionGradients(model: VisionTransformer, x: Tensor, classIndex: number): AttentionGradients {
+export function attentionGradients(model: Model, x: Tensor, classIndex: number): AttentionGradients {
   const c = model.config, d = dims(c), be = model.backend;
-  const { N, D, NH, HD } = d;
+  const { D, NH, HD } = d;
   const K = c.num_classes;
   if (K === 0) throw new VitkitError('Gradient-weighted rollout needs a classifier head, but the model has num_classes 0');
   if (!Number.isInteger(classIndex) || classIndex < 0 || classIndex >= K) throw new VitkitError(`Expected a class index in [0, ${K - 1}] but received ${classIndex}`);
   const cache = emptyCache();
   const logits = model.forward(x, { cache });
-  const B = cache.B;
+  const B = cache.B, N = cache.layout.N;
   // L = sum over the batch of logit `classIndex`: dL/dlogits is one-hot per image
   const dlogits = new Float32Array(B * K);
   for (let b = 0; b < B; b++) dlogits[b * K + classIndex] = 1;
@@ -61,6 +57,6 @@ export function attentionGradients(model: VisionTransformer, x: Tensor, classInd
     attentions[i] = new Tensor([B, NH, N, N], bc.probs);
   };
   // the parameter gradients land in a scratch table; only the attention hook's results are kept
-  vitBackward(model, cache, dlogits, model.params.like(), { onAttnOutputGrad });
+  model.backward(cache, dlogits, model.params.like(), { onAttnOutputGrad });
   return { logits, attentions, grads };
 }

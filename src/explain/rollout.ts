@@ -29,8 +29,10 @@ export interface RolloutOptions {
   headFusion?: HeadFusion;
   /** fraction in [0, 1) of the lowest fused attentions per block set to zero (default 0) */
   discardRatio?: number;
-  /** prefix tokens: 1 with a class token (default), 0 without; with 1, entry (0, 0) is never discarded */
+  /** prefix tokens before the patches (class, distillation, registers); default 1 */
   numPrefix?: number;
+  /** the first token is a class token (default: numPrefix > 0); its attention to itself (0, 0) is never discarded */
+  classToken?: boolean;
 }
 
 /** Shape (B, NH, N, N) shared by all blocks; throws a one-line error otherwise. */
@@ -46,14 +48,16 @@ function checkAttentions(attentions: readonly Tensor[], what = 'attentions'): [n
   return [s0[0]!, s0[1]!, s0[2]!];
 }
 
-function checkOptions(opts: RolloutOptions): { mode: HeadFusion; discard: number; numPrefix: number } {
+function checkOptions(opts: RolloutOptions): { mode: HeadFusion; discard: number; numPrefix: number; cls: boolean } {
   const mode = opts.headFusion ?? 'mean';
   if (!HEAD_FUSIONS.includes(mode)) throw new VitkitError(`Expected head fusion mean, max or min but received ${JSON.stringify(mode)}`);
   const discard = opts.discardRatio ?? 0;
   if (!(discard >= 0 && discard < 1)) throw new VitkitError(`Expected a discard ratio in [0, 1) but received ${discard}`);
   const numPrefix = opts.numPrefix ?? 1;
-  if (numPrefix !== 0 && numPrefix !== 1) throw new VitkitError(`Expected 0 or 1 prefix tokens but received ${numPrefix}`);
-  return { mode, discard, numPrefix };
+  if (!Number.isInteger(numPrefix) || numPrefix < 0) throw new VitkitError(`Expected a non-negative integer number of prefix tokens but received ${numPrefix}`);
+  const cls = opts.classToken ?? numPrefix > 0;
+  if (cls && numPrefix === 0) throw new VitkitError('Rollout option classToken needs numPrefix >= 1 (the class token is a prefix token)');
+  return { mode, discard, numPrefix, cls };
 }
 
 /** Fuse the heads of one block's attention (NH, N, N), starting at `off`, into (N, N). */
@@ -138,13 +142,14 @@ function matmul(a: Float64Array, b: Float64Array, N: number): Float64Array {
 
 function rolloutWith(attentions: readonly Tensor[], opts: RolloutOptions, fuse: (block: number, off: number, NH: number, N: number) => Float64Array): Tensor {
   const [B, NH, N] = checkAttentions(attentions);
-  const { discard, numPrefix } = checkOptions(opts);
+  const { discard, numPrefix, cls } = checkOptions(opts);
+  if (numPrefix >= N) throw new VitkitError(`Expected fewer prefix tokens than the ${N} tokens of the attentions but received numPrefix ${numPrefix}`);
   const out = new Float32Array(B * N * N);
   for (let b = 0; b < B; b++) {
     let R: Float64Array | null = null;
     for (let l = 0; l < attentions.length; l++) {
       const a = fuse(l, b * NH * N * N, NH, N);
-      if (discard > 0) discardLowest(a, N, discard, numPrefix);
+      if (discard > 0) discardLowest(a, N, discard, cls ? 1 : 0);
       addIdentityRowNorm(a, N);
       R = R ? matmul(a, R, N) : a;
     }
@@ -175,30 +180,31 @@ export function gradientRollout(attentions: readonly Tensor[], grads: readonly T
 
 /**
  * The map on the patch tokens of image b from an (N, N) token-to-token matrix (rollout, or one
- * head's attention): with a class token, its row without the prefix column; without one (global
- * average pooling), the mean over all rows. Returns numPatches values in patch (row-major grid) order.
+ * head's attention): with a class token, its row over the patch columns (every prefix column
+ * left out: class, distillation, registers); without one (average or MAP pooling), the mean over
+ * all rows. Returns numPatches values in patch (row-major grid) order.
  */
-export function patchMap(m: Float32Array, b: number, N: number, numPrefix: number): Float32Array {
+export function patchMap(m: Float32Array, b: number, N: number, numPrefix: number, classToken = numPrefix > 0): Float32Array {
   const NP = N - numPrefix;
   const out = new Float32Array(NP);
   const base = b * N * N;
-  if (numPrefix > 0) {
+  if (classToken) {
     for (let j = 0; j < NP; j++) out[j] = m[base + numPrefix + j]!;
     return out;
   }
   const acc = new Float64Array(NP);
-  for (let i = 0; i < N; i++) for (let j = 0; j < NP; j++) acc[j]! += m[base + i * N + j]!;
+  for (let i = 0; i < N; i++) for (let j = 0; j < NP; j++) acc[j]! += m[base + i * N + numPrefix + j]!;
   for (let j = 0; j < NP; j++) out[j] = acc[j]! / N;
   return out;
 }
 
 /** Per-head maps of one block's attention (B, NH, N, N) for image b: NH arrays of numPatches values. */
-export function headMaps(attn: Tensor, b: number, numPrefix: number): Float32Array[] {
+export function headMaps(attn: Tensor, b: number, numPrefix: number, classToken = numPrefix > 0): Float32Array[] {
   const [, NH, N] = attn.shape as [number, number, number, number];
   const out: Float32Array[] = [];
   for (let h = 0; h < NH; h++) {
     const view = attn.data.subarray((b * NH + h) * N * N, (b * NH + h + 1) * N * N);
-    out.push(patchMap(view, 0, N, numPrefix));
+    out.push(patchMap(view, 0, N, numPrefix, classToken));
   }
   return out;
 }

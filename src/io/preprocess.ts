@@ -127,11 +127,12 @@ function checkResizeSide(h: number, w: number, modelH: number, modelW: number, w
  * The preprocessing must produce what the model takes: `channels` x `side` x `side` pixel_values.
  * Call before decoding any image. `where` names the checkpoint.
  */
-export function checkPreprocessForModel(cfg: PreprocessConfig, channels: number, side: number, where: string): void {
-  if (cfg.channels !== channels || cfg.height !== side || cfg.width !== side) {
+export function checkPreprocessForModel(cfg: PreprocessConfig, channels: number, size: number | [number, number], where: string): void {
+  const [sh, sw] = typeof size === 'number' ? [size, size] : size;
+  if (cfg.channels !== channels || cfg.height !== sh || cfg.width !== sw) {
     const src = cfg.kind === 'hf' ? `preprocessor_config.json (${cfg.doCenterCrop ? 'crop_size' : 'size'})` : 'pretrained_cfg.input_size';
     throw new VitkitError(
-      `Expected preprocessing to ${channels} x ${side} x ${side} pixel_values (the model input) for ${where} but ${src} gives ${cfg.channels} x ${cfg.height} x ${cfg.width}`,
+      `Expected preprocessing to ${channels} x ${sh} x ${sw} pixel_values (the model input) for ${where} but ${src} gives ${cfg.channels} x ${cfg.height} x ${cfg.width}`,
     );
   }
 }
@@ -141,7 +142,7 @@ export function checkPreprocessForModel(cfg: PreprocessConfig, channels: number,
  * The model's img_size wins over pretrained_cfg.input_size (a model created at another resolution
  * is fed at its own); absent fields take timm's defaults.
  */
-export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | undefined, imgSize: number, inChans: number): PreprocessConfig {
+export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | undefined, imgSize: number | [number, number], inChans: number): PreprocessConfig {
   const cfg = pretrainedCfg ?? {};
   if (!isObj(cfg)) throw expected('an object', 'pretrained_cfg', cfg);
   const channels = checkChannels(inChans, 'the timm preprocessing');
@@ -154,7 +155,10 @@ export function preprocessFromTimm(pretrainedCfg: Record<string, unknown> | unde
   } else if (inputSize !== undefined && inputSize !== null) {
     throw expected('[channels, height, width]', 'pretrained_cfg.input_size', inputSize);
   }
-  if (imgSize !== undefined && imgSize !== null && imgSize !== 0) {
+  if (Array.isArray(imgSize)) {
+    height = posInt(imgSize[0], 'the timm image height');
+    width = posInt(imgSize[1], 'the timm image width');
+  } else if (imgSize !== undefined && imgSize !== null && imgSize !== 0) {
     height = width = posInt(imgSize, 'the timm image size');
   }
   const interpolation = cfg['interpolation'] ? filterFrom(cfg['interpolation'], 'pretrained_cfg.interpolation') : 'bicubic';

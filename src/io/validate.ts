@@ -7,7 +7,7 @@
  * Also the finite-value check for weights that are loaded.
  */
 import { VitkitError, shapeStr } from '../errors.js';
-import { type ViTConfig } from '../models/config.js';
+import { imgHW, type ViTConfig } from '../models/config.js';
 import { readSafetensorsHeader, type StEntry } from './safetensors.js';
 
 /** Most tokens per image any model may use: attention then needs NH x N x N floats per image. */
@@ -34,9 +34,10 @@ function num(c: ViTConfig, k: string): number | undefined {
 
 /** Derived sizes, computed without allocating anything. */
 function sizes(c: ViTConfig): { grid: number; tokens: number; params: number; H: number } {
-  const grid = c.img_size / c.patch_size;
-  const prefix = (c.class_token ? 1 : 0) + (num(c, 'reg_tokens') ?? 0);
-  const tokens = grid * grid + prefix;
+  const [ih, iw] = imgHW(c);
+  const grid = Math.max(ih, iw) / c.patch_size;
+  const prefix = (c.class_token ? 1 : 0) + (num(c, 'reg_tokens') ?? 0) + (c.distilled ? 1 : 0);
+  const tokens = (ih / c.patch_size) * (iw / c.patch_size) + prefix;
   const D = c.embed_dim;
   const H = Math.floor(D * c.mlp_ratio);
   const perBlock = 4 * D * D + 2 * D * H + 9 * D + H;
@@ -116,7 +117,8 @@ export function checkConfigAgainstEntries(c: ViTConfig, entries: Map<string, StE
   const pos = posWide.length ? posWide : posAll;
   const dynamic = (c as unknown as Record<string, unknown>)['dynamic_img_size'] === true;
   if (pos.length && !opts.resample && !dynamic) {
-    const patches = (c.img_size / c.patch_size) ** 2;
+    const [ph, pw] = imgHW(c);
+    const patches = (ph / c.patch_size) * (pw / c.patch_size);
     const fits = ([, e]: [string, StEntry]) => {
       const T = e.shape[e.shape.length - 2]!;
       return T >= patches && T <= patches + MAX_PREFIX_TOKENS;

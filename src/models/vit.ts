@@ -1,9 +1,12 @@
 /**
- * The Vision Transformer, as timm's VisionTransformer computes it:
- *   x = patch_embed(img) (B, NP, D); x = [cls_token; x] + pos_embed (B, N, D)
- *   for each block: x = x + attn(norm1(x)); x = x + mlp(norm2(x))
- *   features = norm(x); pooled = features[:, 0] or mean of the patch tokens; logits = head(fc_norm(pooled))
- * Parameter names are timm's, so a timm checkpoint loads key by key.
+ * The Vision Transformer family, as timm's VisionTransformer (and VisionTransformerDistilled)
+ * computes it:
+ *   x = patch_embed(img) (B, NP, D); x = _pos_embed(x): [cls, dist | reg..., patches] + pos_embed (B, N, D)
+ *   x = norm_pre(x); for each block: x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x)))
+ *   features = norm(x); pooled = token / avg / MAP attention pool / none; logits = head(fc_norm(pooled))
+ *   DeiT: logits = (head(x[:, 0]) + head_dist(x[:, 1])) / 2
+ * Parameter names are timm's, so a timm checkpoint loads key by key. The layers with their
+ * backward and their saved-activation tables live in ./layers.ts.
  */
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
@@ -11,45 +14,61 @@ import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import { ParamTable, type ParamSpec } from '../nn/params.js';
 import { type Arena, allocFrom } from '../nn/arena.js';
-import { type ViTConfig, dims } from './config.js';
-import { sincos2dPosEmbed } from './pos_embed.js';
+import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
+import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
+import type { Model } from './model.js';
+import {
+  type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
+  allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
+  poolSaves, attnPoolForward, attnPoolBackward, patchEmbedForward, patchEmbedBackward, tokensForward, tokensBackward, copyOf,
+} from './layers.js';
 
-/** Activations of one block kept for backward (training only). */
-export interface BlockCache {
-  x: Float32Array;        // (B*N, D) block input
-  ln1: Float32Array;      // (B*N, D) norm1 output
-  ln1Mean: Float32Array;  // (B*N)
-  ln1Rstd: Float32Array;  // (B*N)
-  qkv: Float32Array;      // (B*N, 3D)
-  probs: Float32Array;    // (B, NH, N, N)
-  attn: Float32Array;     // (B*N, D) attention output before proj
-  x2: Float32Array;       // (B*N, D) after the attention residual
-  ln2: Float32Array;      // (B*N, D) norm2 output
-  ln2Mean: Float32Array;  // (B*N)
-  ln2Rstd: Float32Array;  // (B*N)
-  fc1: Float32Array;      // (B*N, H) before GELU
-  act: Float32Array;      // (B*N, H) after GELU
+export type { BlockCache } from './layers.js';
+
+/** Activations of the embedding stage per (B, grid): the table behind ForwardCache's embedding buffers. */
+export function embedSaves(c: ViTConfig, B: number, gridH: number, gridW: number) {
+  const t = tokenLayout(c, gridH, gridW), D = c.embed_dim, KP = c.in_chans * c.patch_size * c.patch_size;
+  return {
+    cols: B * t.numPatches * KP,            // im2col of the input (B*NP, KP)
+    patches: B * t.numPatches * D,          // patch embeddings (B*NP, D) (+ pos_embed with no_embed_class)
+    tokens: t.numPrefix > 0 ? B * t.N * D : 0, // prefix tokens + patches (+ pos_embed) (B*N, D)
+    normPre: c.pre_norm ? B * t.N * D : 0,  // norm_pre output (B*N, D)
+    preMean: c.pre_norm ? B * t.N : 0, preRstd: c.pre_norm ? B * t.N : 0,
+  } satisfies Record<string, number>;
 }
+export type EmbedKey = keyof ReturnType<typeof embedSaves>;
 
-/** Everything backward needs from a training forward. */
+/** Activations of the final norm per (B, N). */
+export function normSaves(c: ViTConfig, B: number, N: number, useFcNorm: boolean) {
+  const D = c.embed_dim;
+  return { features: useFcNorm ? 0 : B * N * D, normMean: useFcNorm ? 0 : B * N, normRstd: useFcNorm ? 0 : B * N } satisfies Record<string, number>;
+}
+export type NormKey = keyof ReturnType<typeof normSaves>;
+
+/** Everything backward needs from a training forward (filled by forward(x, { cache })). */
 export interface ForwardCache {
   B: number;
-  cols: Float32Array;           // (B*NP, KP) im2col of the input
+  /** token layout of this forward (the grid follows the input with dynamic_img_size) */
+  layout: TokenLayout;
+  /** true when pos_embed was resampled for this input size */
+  posResampled: boolean;
+  embed: Saved<EmbedKey>;
   blocks: BlockCache[];
-  xL: Float32Array;             // (B*N, D) output of the last block
-  normMean: Float32Array;       // (B*N) final norm stats (unused with fc_norm)
-  normRstd: Float32Array;       // (B*N)
-  features: Float32Array;       // (B*N, D) after the final norm
-  pooled: Float32Array;         // (B, D) before fc_norm
-  fcNormMean: Float32Array;     // (B) fc_norm stats (only with fc_norm)
-  fcNormRstd: Float32Array;     // (B)
-  preLogits: Float32Array;      // (B, D) head input
+  /** output of the last block (B*N, D) */
+  xL: Float32Array;
+  norm: Saved<NormKey>;
+  /** after the final norm (B*N, D) */
+  features: Float32Array;
+  head: Saved<HeadKey>;
+  pool?: Saved<PoolKey>;
+  /** head input (R, D) */
+  preLogits: Float32Array;
   /** when set, every buffer above comes from it (valid until its next reset) */
   arena?: Arena;
 }
 
 export interface ForwardOptions {
-  /** keep hidden_states: [embeddings, block 0 output, ..., block L-1 output], each (B, N, D) */
+  /** keep hidden_states: [block 0 input, block 0 output, ..., block L-1 output], each (B, N, D) */
   hiddenStates?: boolean;
   /** keep every block's attention probabilities (B, NH, N, N) */
   attentions?: boolean;
@@ -64,6 +83,27 @@ export interface FeaturesOutput {
   attentions?: Tensor[];
 }
 
+export interface HeadsOutput {
+  /** (B, D) head input (DeiT: mean of the class and distillation tokens) — (B, N, D) with global_pool '' */
+  preLogits: Tensor;
+  /** (B, K) eval output, or null without a head — (B, N, K) with global_pool '' */
+  logits: Tensor | null;
+  /** DeiT: the class-token head and the distillation head before averaging (B, K) */
+  clsLogits?: Tensor;
+  distLogits?: Tensor;
+}
+
+export interface BackwardOptions {
+  /** if given, dL/d(pixel_values) (B, C, H, W) is accumulated into it (through col2im) */
+  dinput?: Float32Array;
+  /** called in each block's backward with dL/d(attention output before proj) (B*N, D), e.g. for gradient-weighted rollout */
+  onAttnOutputGrad?: (block: number, dattn: Float32Array) => void;
+  /** DeiT: dL/d(distillation head logits) (B, K); dlogits is then dL/d(class head logits) */
+  dDistLogits?: Float32Array;
+  /** where the gradient buffers come from (default: the forward cache's arena) */
+  arena?: Arena;
+}
+
 /** The parameter table of a config, in timm's state_dict order and names. */
 export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
   const d = dims(c);
@@ -71,22 +111,38 @@ export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
   const specs: ParamSpec[] = [];
   const add = (name: string, ...shape: number[]) => specs.push({ name, shape });
   if (c.class_token) add('cls_token', 1, 1, D);
-  if (c.pos_embed === 'learn') add('pos_embed', 1, d.N, D);
+  if (c.reg_tokens > 0) add('reg_token', 1, c.reg_tokens, D);
+  if (c.pos_embed === 'learn') add('pos_embed', 1, d.posLen, D);
+  if (c.distilled) add('dist_token', 1, 1, D);
   add('patch_embed.proj.weight', D, c.in_chans, c.patch_size, c.patch_size);
-  add('patch_embed.proj.bias', D);
+  if (!c.pre_norm) add('patch_embed.proj.bias', D); // timm: bias=not pre_norm (CLIP's conv1 has none)
+  if (c.pre_norm) { add('norm_pre.weight', D); add('norm_pre.bias', D); }
   for (let i = 0; i < c.depth; i++) {
     const p = `blocks.${i}.`;
     add(p + 'norm1.weight', D); add(p + 'norm1.bias', D);
     add(p + 'attn.qkv.weight', 3 * D, D);
     if (c.qkv_bias) add(p + 'attn.qkv.bias', 3 * D);
     add(p + 'attn.proj.weight', D, D); add(p + 'attn.proj.bias', D);
+    if (c.init_values !== null) add(p + 'ls1.gamma', D);
     add(p + 'norm2.weight', D); add(p + 'norm2.bias', D);
     add(p + 'mlp.fc1.weight', d.H, D); add(p + 'mlp.fc1.bias', d.H);
-    add(p + 'mlp.fc2.weight', D, d.H); add(p + 'mlp.fc2.bias', D);
+    add(p + 'mlp.fc2.weight', D, d.Hact); add(p + 'mlp.fc2.bias', D);
+    if (c.init_values !== null) add(p + 'ls2.gamma', D);
   }
   if (!d.useFcNorm) { add('norm.weight', D); add('norm.bias', D); }
+  if (c.global_pool === 'map') {
+    const Hm = Math.floor(D * c.mlp_ratio);
+    add('attn_pool.latent', 1, 1, D);
+    add('attn_pool.q.weight', D, D); if (c.qkv_bias) add('attn_pool.q.bias', D);
+    add('attn_pool.kv.weight', 2 * D, D); if (c.qkv_bias) add('attn_pool.kv.bias', 2 * D);
+    add('attn_pool.proj.weight', D, D); add('attn_pool.proj.bias', D);
+    add('attn_pool.norm.weight', D); add('attn_pool.norm.bias', D);
+    add('attn_pool.mlp.fc1.weight', Hm, D); add('attn_pool.mlp.fc1.bias', Hm);
+    add('attn_pool.mlp.fc2.weight', D, Hm); add('attn_pool.mlp.fc2.bias', D);
+  }
   if (d.useFcNorm) { add('fc_norm.weight', D); add('fc_norm.bias', D); }
   if (c.num_classes > 0) { add('head.weight', c.num_classes, D); add('head.bias', c.num_classes); }
+  if (c.distilled && c.num_classes > 0) { add('head_dist.weight', c.num_classes, D); add('head_dist.bias', c.num_classes); }
   return specs;
 }
 
@@ -94,178 +150,183 @@ export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
  * matmul and convolution MAC, plus LayerNorm at 5 per element (affine). */
 export function vitMacs(c: ViTConfig): number {
   const d = dims(c);
-  const { N, D, H } = d;
+  const { N, D, H, Hact } = d;
   const ln = 5 * N * D;
   let macs = d.numPatches * D * d.KP;
-  const block = N * D * 3 * D + 2 * d.NH * N * N * d.HD + N * D * D + N * D * H + N * H * D + 2 * ln;
+  if (c.pre_norm) macs += ln;
+  const block = N * D * 3 * D + 2 * d.NH * N * N * d.HD + N * D * D + N * D * H + N * Hact * D + 2 * ln;
   macs += c.depth * block;
   macs += d.useFcNorm ? 5 * D : ln;
-  macs += c.num_classes * D;
+  if (c.global_pool === 'map') {
+    const Hm = Math.floor(D * c.mlp_ratio);
+    macs += D * D + N * D * 2 * D + 2 * d.NH * N * d.HD + D * D + 5 * D + 2 * D * Hm;
+  }
+  macs += c.num_classes * D * (c.distilled ? 2 : 1);
   return macs;
 }
 
-export class VisionTransformer {
+export class VisionTransformer implements Model {
+  readonly family = 'vit';
   readonly config: ViTConfig;
   readonly params: ParamTable;
   backend: Backend;
-  /** fixed sin-cos position embedding (N, D), prefix rows zero, when config.pos_embed is 'sincos' */
-  private readonly sincos: Float32Array | null;
+  private readonly sincos = new Map<string, Float32Array>();
 
   constructor(config: ViTConfig, params?: ParamTable, backend?: Backend) {
     this.config = config;
     this.params = params ?? new ParamTable(vitParamSpecs(config));
     this.backend = backend ?? getBackend();
-    const d = dims(config);
-    if (config.pos_embed === 'sincos') {
-      const full = new Float32Array(d.N * d.D);
-      full.set(sincos2dPosEmbed(d.grid, d.grid, d.D), d.numPrefix * d.D);
-      this.sincos = full;
-    } else {
-      this.sincos = null;
-    }
   }
 
   get numParams(): number {
     return this.params.count;
   }
 
-  private p(name: string): Float32Array {
-    return this.params.get(name);
+  /** class, distillation and register tokens before the patches */
+  get numPrefixTokens(): number {
+    return tokenLayout(this.config).numPrefix;
   }
 
-  /** out (M, N) = inp (M, K) @ weight (N, K)^T + bias (N), as nn.Linear; `accumulate` adds into out (a residual) */
-  linear(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, M: number, N: number, K: number,
-    opts: { accumulate?: boolean; gelu?: boolean } = {}): void {
-    const act = opts.gelu ? (this.config.act === 'gelu' ? 0 : 1) : -1;
-    this.backend.linearForward(out, inp, weight, bias, M, N, K, opts.accumulate ?? false, act);
+  /** token layout for an input of H x W pixels (default: the configured size) */
+  layout(H?: number, W?: number): TokenLayout {
+    const [h, w] = imgHW(this.config);
+    return tokenLayout(this.config, (H ?? h) / this.config.patch_size, (W ?? w) / this.config.patch_size);
   }
 
-  /** Inference scratch buffers, reused across blocks and calls (training allocates fresh ones to keep them). */
+  private ctx(arena?: Arena): LayerCtx {
+    return { be: this.backend, params: this.params, arena };
+  }
+
+  /** Inference scratch buffers, reused across blocks and calls (training uses the saved tables). */
   private workspace = new Map<string, Float32Array>();
-  private scratch(name: string, n: number): Float32Array {
+  private scratch = (name: string, n: number): Float32Array => {
     let b = this.workspace.get(name);
     if (!b || b.length < n) {
       b = new Float32Array(n);
       this.workspace.set(name, b);
     }
     return b.length === n ? b : b.subarray(0, n);
-  }
+  };
 
-  checkInput(x: Tensor): void {
+  /** Validate pixel_values (B, C, H, W) and return the token layout of that size. */
+  checkInput(x: Tensor): TokenLayout {
     const c = this.config;
+    const [h, w] = imgHW(c);
     if (x.shape.length !== 4) {
-      throw new VitkitError(`Expected pixel_values of shape (B, ${c.in_chans}, ${c.img_size}, ${c.img_size}) but received ${shapeStr(x.shape)}`);
+      throw new VitkitError(`Expected pixel_values of shape (B, ${c.in_chans}, ${h}, ${w}) but received ${shapeStr(x.shape)}`);
     }
-    const [, C, H, W] = x.shape as [number, number, number, number];
+    const [B, C, H, W] = x.shape as [number, number, number, number];
     if (C !== c.in_chans) {
       throw new VitkitError(`Input has ${C} channels but the model expects in_chans ${c.in_chans} (pixel_values ${shapeStr(x.shape)})`);
     }
-    if (H !== c.img_size) throw new VitkitError(`Input height (${H}) doesn't match model (${c.img_size}).`);
-    if (W !== c.img_size) throw new VitkitError(`Input width (${W}) doesn't match model (${c.img_size}).`);
-  }
-
-  /** Embeddings: patch embedding, class token, position embedding. Returns (B*N, D). */
-  embed(x: Tensor, cache?: ForwardCache): Float32Array {
-    const c = this.config, d = dims(c), be = this.backend;
-    const B = x.shape[0]!;
-    const { N, D, numPatches: NP, numPrefix, KP } = d;
-    const cols = cache ? allocFrom(cache.arena, B * NP * KP, false) : this.scratch('cols', B * NP * KP); // (B*NP, KP)
-    be.im2colPatches(cols, x.data, B, c.in_chans, c.img_size, c.img_size, c.patch_size);
-    const patches = cache ? allocFrom(cache.arena, B * NP * D, false) : this.scratch('patches', B * NP * D); // (B*NP, D)
-    this.linear(patches, cols, this.p('patch_embed.proj.weight'), this.p('patch_embed.proj.bias'), B * NP, D, KP);
-    const out = allocFrom(cache?.arena, B * N * D, false); // (B*N, D): every row written below
-    for (let b = 0; b < B; b++) {
-      if (c.class_token) out.set(this.p('cls_token'), b * N * D);
-      out.set(patches.subarray(b * NP * D, (b + 1) * NP * D), (b * N + numPrefix) * D);
-    }
-    const pos = c.pos_embed === 'learn' ? this.p('pos_embed') : this.sincos;
-    if (pos) {
-      for (let b = 0; b < B; b++) {
-        const xb = out.subarray(b * N * D, (b + 1) * N * D);
-        be.add(xb, xb, pos, N * D);
+    if (!(B >= 1)) throw new VitkitError(`Expected at least one image in pixel_values but received ${shapeStr(x.shape)}`);
+    if (c.dynamic_img_size) {
+      if (H % c.patch_size !== 0 || W % c.patch_size !== 0 || H < c.patch_size || W < c.patch_size) {
+        throw new VitkitError(`Input size ${H}x${W} (pixel_values ${shapeStr(x.shape)}) must be a positive multiple of patch_size ${c.patch_size} on both sides`);
       }
+    } else {
+      if (H !== h) throw new VitkitError(`Input height (${H}) doesn't match model (${h}).`);
+      if (W !== w) throw new VitkitError(`Input width (${W}) doesn't match model (${w}).`);
     }
-    if (cache) cache.cols = cols;
-    return out;
+    return this.layout(H, W);
   }
 
   /**
-   * One pre-norm block on x (B*N, D); returns the block output. Without a cache the residual
-   * stream is updated in place (x itself is returned) and the intermediates live in reusable
-   * scratch buffers; with a cache every intermediate is a fresh buffer that backward reads.
+   * The position embedding for a grid and where it is added: to the patches (no_embed_class, and
+   * the fixed sin-cos table) or to every token. At another grid than the configured one (only with
+   * dynamic_img_size) the learned table is resampled as timm's _pos_embed does (bicubic, antialias).
    */
-  block(i: number, x: Float32Array, B: number, probsOut: Float32Array | null, cache?: ForwardCache): Float32Array {
-    const c = this.config, d = dims(c), be = this.backend;
-    const { N, D, NH, HD, H } = d;
-    const BN = B * N, eps = c.layer_norm_eps;
-    const pre = `blocks.${i}.`;
-    const keep = cache !== undefined;
-    // every buffer below is fully overwritten by the op that fills it
-    const fresh = (n: number) => allocFrom(cache?.arena, n, false);
-    const buf = (name: string, n: number) => (keep ? fresh(n) : this.scratch(name, n));
-    const copy = (a: Float32Array) => { const b = fresh(a.length); b.set(a); return b; };
-    // x2 = x + proj(attn(norm1(x)))
-    const ln1 = buf('ln', BN * D); // (BN, D)
-    const ln1Mean = keep ? fresh(BN) : null;
-    const ln1Rstd = keep ? fresh(BN) : null;
-    be.layernormForward(ln1, ln1Mean, ln1Rstd, x, this.p(pre + 'norm1.weight'), this.p(pre + 'norm1.bias'), BN, D, eps);
-    const qkv = buf('qkv', BN * 3 * D); // (BN, 3D)
-    this.linear(qkv, ln1, this.p(pre + 'attn.qkv.weight'), c.qkv_bias ? this.p(pre + 'attn.qkv.bias') : null, BN, 3 * D, D);
-    const probs = probsOut ?? (keep ? fresh(B * NH * N * N) : null); // (B, NH, N, N)
-    const attn = buf('attn', BN * D); // (BN, D)
-    be.attentionForward(attn, probs, qkv, B, N, NH, HD, 1 / Math.sqrt(HD));
-    const x2 = keep ? copy(x) : x; // (BN, D)
-    this.linear(x2, attn, this.p(pre + 'attn.proj.weight'), this.p(pre + 'attn.proj.bias'), BN, D, D, { accumulate: true });
-    // out = x2 + fc2(gelu(fc1(norm2(x2))))
-    const ln2 = keep ? fresh(BN * D) : ln1; // (BN, D)
-    const ln2Mean = keep ? fresh(BN) : null;
-    const ln2Rstd = keep ? fresh(BN) : null;
-    be.layernormForward(ln2, ln2Mean, ln2Rstd, x2, this.p(pre + 'norm2.weight'), this.p(pre + 'norm2.bias'), BN, D, eps);
-    const act = buf('act', BN * H); // (BN, H)
-    let fc1 = act; // (BN, H) before GELU: kept apart only for backward
-    if (keep) {
-      fc1 = fresh(BN * H);
-      this.linear(fc1, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D);
-      be.geluForward(act, fc1, BN * H, c.act === 'gelu' ? 0 : 1);
-    } else {
-      this.linear(act, ln2, this.p(pre + 'mlp.fc1.weight'), this.p(pre + 'mlp.fc1.bias'), BN, H, D, { gelu: true });
+  posEmbedFor(t: TokenLayout): { pos: Float32Array | null; onPatches: boolean; resampled: boolean } {
+    const c = this.config, d = dims(c);
+    if (c.pos_embed === 'none') return { pos: null, onPatches: true, resampled: false };
+    if (c.pos_embed === 'sincos') {
+      const key = `${t.gridH}x${t.gridW}`;
+      let tab = this.sincos.get(key);
+      if (!tab) { tab = sincos2dPosEmbed(t.gridH, t.gridW, d.D); this.sincos.set(key, tab); }
+      return { pos: tab, onPatches: true, resampled: false };
     }
-    const out = keep ? copy(x2) : x2; // (BN, D)
-    this.linear(out, act, this.p(pre + 'mlp.fc2.weight'), this.p(pre + 'mlp.fc2.bias'), BN, D, H, { accumulate: true });
-    if (cache) {
-      cache.blocks.push({
-        x, ln1, ln1Mean: ln1Mean!, ln1Rstd: ln1Rstd!, qkv, probs: probs!, attn, x2, ln2,
-        ln2Mean: ln2Mean!, ln2Rstd: ln2Rstd!, fc1, act,
-      });
+    const p = this.params.get('pos_embed');
+    const onPatches = c.no_embed_class;
+    if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: p, onPatches, resampled: false };
+    const prefix = onPatches ? 0 : t.numPrefix;
+    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix);
+    return { pos, onPatches, resampled: true };
+  }
+
+  private readonly resampleMats = new Map<string, Float32Array>();
+  /**
+   * The matrix M (m, n) of pos_embed resampling from the configured grid (n positions) to t's grid
+   * (m positions): the resampler applied to the identity (n channels), once per grid.
+   */
+  private resampleMatrix(t: TokenLayout): Float32Array {
+    const d = dims(this.config), key = `${t.gridH}x${t.gridW}`;
+    let M = this.resampleMats.get(key);
+    if (!M) {
+      const n = d.posGridH * d.posGridW;
+      const eye = new Float32Array(n * n); // (n, n)
+      for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0); // (m, n)
+      this.resampleMats.set(key, M);
     }
+    return M;
+  }
+
+  /** Embeddings: patch embedding, prefix tokens, position embedding, norm_pre. Returns (B*N, D). */
+  embed(x: Tensor, t: TokenLayout, cache?: ForwardCache): Float32Array {
+    const c = this.config, be = this.backend, D = c.embed_dim;
+    const B = x.shape[0]!, H = x.shape[2]!, W = x.shape[3]!;
+    const { N, numPatches: NP, numPrefix } = t;
+    const s = cache ? allocSaved(embedSaves(c, B, t.gridH, t.gridW), cache.arena) : null;
+    const KP = c.in_chans * c.patch_size * c.patch_size;
+    const cols = s ? s.cols : this.scratch('cols', B * NP * KP); // (B*NP, KP)
+    // without prefix tokens the patches are the tokens: a fresh buffer (blocks update it in place)
+    const patches = s ? s.patches : numPrefix > 0 ? this.scratch('patches', B * NP * D) : new Float32Array(B * NP * D); // (B*NP, D)
+    patchEmbedForward(this.ctx(), cols, patches, x.data, B, c.in_chans, H, W, c.patch_size, D);
+    const { pos, onPatches, resampled } = this.posEmbedFor(t);
+    const tokens = numPrefix === 0 ? patches : s ? s.tokens : new Float32Array(B * N * D); // (B*N, D)
+    tokensForward(this.ctx(), c, tokens, patches, pos, onPatches, B, NP, numPrefix, D);
+    let out = tokens; // (B*N, D)
+    if (c.pre_norm) {
+      out = s ? s.normPre : new Float32Array(B * N * D);
+      be.layernormForward(out, s ? s.preMean : null, s ? s.preRstd : null, tokens, this.params.get('norm_pre.weight'),
+        this.params.get('norm_pre.bias'), B * N, D, c.layer_norm_eps);
+    }
+    if (cache && s) { cache.embed = s; cache.posResampled = resampled; }
     return out;
   }
 
   /** forward_features: (B, C, H, W) -> (B, N, D) after the final norm */
   forwardFeatures(x: Tensor, opts: ForwardOptions = {}): FeaturesOutput {
-    this.checkInput(x);
+    const t = this.checkInput(x);
     const c = this.config, d = dims(c), be = this.backend;
     const B = x.shape[0]!;
-    const { N, D, NH } = d;
+    const { N } = t;
+    const { D, NH } = d;
     const BN = B * N;
     const cache = opts.cache;
-    if (cache) { cache.B = B; cache.blocks = []; }
-    let h = this.embed(x, cache);
+    if (cache) { cache.B = B; cache.layout = t; cache.blocks = []; }
+    let h = this.embed(x, t, cache);
     // blocks update h in place at inference: hidden states are copies
     const hidden: Tensor[] | undefined = opts.hiddenStates ? [new Tensor([B, N, D], h.slice())] : undefined;
     const attns: Tensor[] | undefined = opts.attentions ? [] : undefined;
     for (let i = 0; i < c.depth; i++) {
-      const probs = attns ? new Float32Array(B * NH * N * N) : null;
-      h = this.block(i, h, B, probs, cache);
+      const probs = attns ? new Float32Array(B * NH * N * N) : null; // (B, NH, N, N)
+      let saved: BlockCache | null = null;
+      if (cache) saved = { ...allocSaved(blockSaves(c, B, N), cache.arena), x: h };
+      h = blockForward(this.ctx(), c, i, h, B, N, probs, saved, this.scratch);
+      if (cache) cache.blocks.push(saved!);
       if (attns) attns.push(new Tensor([B, NH, N, N], probs!));
       if (hidden) hidden.push(new Tensor([B, N, D], cache ? h : h.slice()));
     }
     let features = h;
     if (!d.useFcNorm) {
-      features = allocFrom(cache?.arena, BN * D, false);
-      const mean = cache ? allocFrom(cache.arena, BN, false) : null, rstd = cache ? allocFrom(cache.arena, BN, false) : null;
-      be.layernormForward(features, mean, rstd, h, this.p('norm.weight'), this.p('norm.bias'), BN, D, c.layer_norm_eps);
-      if (cache) { cache.normMean = mean!; cache.normRstd = rstd!; }
+      const s = cache ? allocSaved(normSaves(c, B, N, false), cache.arena) : null;
+      features = s ? s.features : new Float32Array(BN * D);
+      be.layernormForward(features, s ? s.normMean : null, s ? s.normRstd : null, h, this.params.get('norm.weight'),
+        this.params.get('norm.bias'), BN, D, c.layer_norm_eps);
+      if (cache) cache.norm = s!;
+    } else if (cache) {
+      cache.norm = allocSaved(normSaves(c, B, N, true), cache.arena);
     }
     if (cache) { cache.xL = h; cache.features = features; }
     const out: FeaturesOutput = { features: new Tensor([B, N, D], features) };
@@ -274,43 +335,130 @@ export class VisionTransformer {
     return out;
   }
 
-  /** forward_head: pool, fc_norm, head. preLogits returns the head input (B, D). */
-  forwardHead(features: Tensor, opts: { preLogits?: boolean; cache?: ForwardCache } = {}): Tensor {
-    const c = this.config, d = dims(c), be = this.backend;
-    const [B, N, D] = features.shape as [number, number, number];
-    const f = features.data;
-    const cache = opts.cache;
-    const pooled = allocFrom(cache?.arena, B * D); // (B, D), zeroed: 'avg' accumulates into it
-    for (let b = 0; b < B; b++) {
-      if (c.global_pool === 'token') {
-        pooled.set(f.subarray(b * N * D, b * N * D + D), b * D);
-      } else {
-        const np = N - d.numPrefix;
-        for (let t = d.numPrefix; t < N; t++) {
-          const row = (b * N + t) * D;
-          for (let j = 0; j < D; j++) pooled[b * D + j]! += f[row + j]!;
-        }
-        for (let j = 0; j < D; j++) pooled[b * D + j] = pooled[b * D + j]! / np;
-      }
-    }
-    let pre = pooled;
-    if (d.useFcNorm) {
-      pre = allocFrom(cache?.arena, B * D, false);
-      const mean = cache ? allocFrom(cache.arena, B, false) : null, rstd = cache ? allocFrom(cache.arena, B, false) : null;
-      be.layernormForward(pre, mean, rstd, pooled, this.p('fc_norm.weight'), this.p('fc_norm.bias'), B, D, c.layer_norm_eps);
-      if (cache) { cache.fcNormMean = mean!; cache.fcNormRstd = rstd!; }
-    }
-    if (cache) { cache.pooled = pooled; cache.preLogits = pre; }
-    if (opts.preLogits || c.num_classes === 0) return new Tensor([B, D], pre);
-    const K = c.num_classes;
-    const logits = allocFrom(cache?.arena, B * K, false); // (B, K)
-    this.linear(logits, pre, this.p('head.weight'), this.p('head.bias'), B, K, D);
-    return new Tensor([B, K], logits);
+  /** forward_intermediates-style: every block's output tokens (or the chosen indices) and the features. */
+  forwardIntermediates(x: Tensor, opts: { indices?: number[] } = {}): { features: Tensor; intermediates: Tensor[] } {
+    const L = this.config.depth;
+    const idx = opts.indices ?? Array.from({ length: L }, (_, i) => i);
+    for (const i of idx) if (!Number.isInteger(i) || i < 0 || i >= L) throw new VitkitError(`Expected block indices in [0, ${L - 1}] but received ${i}`);
+    const f = this.forwardFeatures(x, { hiddenStates: true });
+    return { features: f.features, intermediates: idx.map((i) => f.hiddenStates![i + 1]!) };
   }
 
-  /** (B, C, H, W) -> logits (B, K) */
+  private runHead(features: Tensor, wantLogits: boolean, cache?: ForwardCache, probsOut?: Float32Array | null): ReturnType<typeof headForward> & { R: number } {
+    const c = this.config, d = dims(c);
+    if (features.shape.length !== 3 || features.shape[2] !== d.D) {
+      throw new VitkitError(`Expected features of shape (B, N, ${d.D}) but received ${shapeStr(features.shape)}`);
+    }
+    const [B, N] = features.shape as [number, number, number];
+    const numPrefix = d.numPrefix;
+    const arena = cache?.arena;
+    const hs = allocSaved(headSaves(c, B, N, d.useFcNorm), arena);
+    let pool: (() => Float32Array) | null = null;
+    if (c.global_pool === 'map') {
+      const ps = allocSaved(poolSaves(c, B, N), arena);
+      if (cache) cache.pool = ps;
+      pool = () => attnPoolForward(this.ctx(arena), c, ps, features.data, B, N, probsOut ?? null);
+    }
+    const out = headForward(this.ctx(arena), c, hs, features.data, B, N, numPrefix, d.useFcNorm, wantLogits, pool);
+    if (cache) { cache.head = hs; cache.preLogits = out.pre; }
+    return { ...out, R: headRows(c, B, N) };
+  }
+
+  /** forward_head: pool, fc_norm, head. preLogits returns the head input (B, D). */
+  forwardHead(features: Tensor, opts: { preLogits?: boolean; cache?: ForwardCache } = {}): Tensor {
+    const h = this.forwardHeads(features, opts);
+    if (opts.preLogits || !h.logits) return h.preLogits;
+    return h.logits;
+  }
+
+  /** The head's outputs: pre-logits, logits and (DeiT) both heads' logits. */
+  forwardHeads(features: Tensor, opts: { preLogits?: boolean; cache?: ForwardCache; poolAttention?: Float32Array } = {}): HeadsOutput {
+    const c = this.config, D = c.embed_dim, K = c.num_classes;
+    const [B, N] = features.shape as [number, number, number];
+    const r = this.runHead(features, !opts.preLogits, opts.cache, opts.poolAttention ?? null);
+    const rowShape = (w: number) => (c.global_pool === '' ? [B, N, w] : [B, w]);
+    const out: HeadsOutput = { preLogits: new Tensor(rowShape(D), r.pre), logits: r.logits ? new Tensor(rowShape(K), r.logits) : null };
+    if (r.cls) out.clsLogits = new Tensor([B, K], r.cls);
+    if (r.dist) out.distLogits = new Tensor([B, K], r.dist);
+    return out;
+  }
+
+  /** (B, C, H, W) -> logits (B, K) (pre-logits (B, D) without a head) */
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     const f = this.forwardFeatures(x, opts);
     return this.forwardHead(f.features, opts.cache ? { cache: opts.cache } : {});
   }
+
+  /**
+   * Accumulate dL/dparam into `grads` (the model's layout, `params.like()`), given dlogits = dL/dlogits
+   * (B, K) (dL/d pre-logits (B, D) without a head) and the cache of the forward that produced them.
+   */
+  backward(cache: ForwardCache, dlogits: Float32Array, grads: ParamTable, options: BackwardOptions = {}): void {
+    const c = this.config, d = dims(c), be = this.backend;
+    if (!cache || !cache.blocks || cache.blocks.length !== c.depth || !cache.preLogits || !cache.layout) {
+      throw new VitkitError('backward needs the cache of a full training forward: model.forward(x, { cache })');
+    }
+    if (grads.count !== this.params.count) {
+      throw new VitkitError(`Gradient table has ${grads.count} values but the model has ${this.params.count} parameters; use model.params.like()`);
+    }
+    const B = cache.B, t = cache.layout, N = t.N, D = d.D, K = c.num_classes;
+    const R = headRows(c, B, N);
+    const wantLen = R * (K > 0 ? K : D);
+    const rows = c.global_pool === '' ? `(${B}, ${N}, ` : `(${B}, `;
+    if (dlogits.length !== wantLen) {
+      throw new VitkitError(`Expected dlogits of ${rows}${K > 0 ? K : D}) (${wantLen} values) but received ${dlogits.length} values`);
+    }
+    if (options.dDistLogits !== undefined) {
+      if (!c.distilled || K === 0) throw new VitkitError('dDistLogits needs a distilled model with a head (config.distilled, num_classes > 0)');
+      if (options.dDistLogits.length !== B * K) throw new VitkitError(`Expected dDistLogits of (${B}, ${K}) (${B * K} values) but received ${options.dDistLogits.length} values`);
+    }
+    const arena = options.arena ?? cache.arena;
+    const ctx: GradCtx = { be, params: this.params, grads, arena };
+    const pool = cache.pool;
+    const poolBack = pool ? (dz: Float32Array, dfeat: Float32Array) => attnPoolBackward(ctx, c, pool, cache.features, dz, dfeat, B, N) : null;
+    const dfeat = headBackward(ctx, c, cache.head, cache.features, dlogits, options.dDistLogits, B, N, t.numPrefix, d.useFcNorm, poolBack);
+    let dx = dfeat; // (B*N, D)
+    if (!d.useFcNorm) {
+      dx = allocFrom(arena, B * N * D); // zeroed: layernormBackward accumulates
+      be.layernormBackward(dx, grads.get('norm.weight'), grads.get('norm.bias'), dfeat, cache.xL, this.params.get('norm.weight'),
+        cache.norm.normMean, cache.norm.normRstd, B * N, D);
+    }
+    for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(ctx, c, i, cache.blocks[i]!, dx, B, N, options.onAttnOutputGrad);
+    const e = cache.embed;
+    if (c.pre_norm) {
+      const dtok = allocFrom(arena, B * N * D); // zeroed
+      const tokens = t.numPrefix > 0 ? e.tokens : e.patches;
+      be.layernormBackward(dtok, grads.get('norm_pre.weight'), grads.get('norm_pre.bias'), dx, tokens, this.params.get('norm_pre.weight'),
+        e.preMean, e.preRstd, B * N, D);
+      dx = dtok;
+    }
+    const learned = c.pos_embed === 'learn', onPatches = c.pos_embed !== 'learn' || c.no_embed_class;
+    // the gradient of the position table used: pos_embed itself, or its resampled copy (folded back below)
+    const posPrefix = onPatches ? 0 : t.numPrefix;
+    const dposUsed = !learned ? null : cache.posResampled ? allocFrom(arena, (posPrefix + t.numPatches) * D) : grads.get('pos_embed');
+    const dpatches = tokensBackward(ctx, c, dx, dposUsed, onPatches, B, t.numPatches, t.numPrefix, D);
+    if (learned && cache.posResampled) {
+      // resampling is linear, pos' = M pos on the grid rows (prefix rows copied): dpos += M^T dpos'
+      const dpos = grads.get('pos_embed');
+      if (posPrefix > 0) be.add(dpos.subarray(0, posPrefix * D), dpos.subarray(0, posPrefix * D), dposUsed!.subarray(0, posPrefix * D), posPrefix * D);
+      const n = d.posGridH * d.posGridW, m = t.numPatches;
+      const M = this.resampleMatrix(t); // (m, n)
+      be.gemm(true, false, n, D, m, 1, M, n, dposUsed!.subarray(posPrefix * D), D, 1, dpos.subarray(posPrefix * D), D);
+    }
+    const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
+    if (options.dinput) {
+      const want = B * c.in_chans * H * W;
+      if (options.dinput.length !== want) throw new VitkitError(`dinput has ${options.dinput.length} values, expected ${want} (B, C, H, W)`);
+    }
+    patchEmbedBackward(ctx, dpatches, e.cols, options.dinput, B, c.in_chans, H, W, c.patch_size, D);
+  }
 }
+
+/** An empty cache to pass to forward(x, { cache }) (the forward fills every field). */
+export function emptyCache(arena?: Arena): ForwardCache {
+  const cache = { B: 0, blocks: [] } as unknown as ForwardCache;
+  if (arena) cache.arena = arena;
+  return cache;
+}
+
+export { copyOf };

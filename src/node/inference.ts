@@ -48,7 +48,7 @@ export interface ModelInfo {
   labels: string[];
   numClasses: number;
   embedDim: number;
-  imgSize: number;
+  imgSize: number | [number, number];
   inChans: number;
   name: string;
   format: string;

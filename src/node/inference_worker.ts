@@ -8,6 +8,7 @@ import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { getBackend, type BackendName } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
+import { imgHW } from '../models/config.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import type { WorkerInit, WorkerRequest, WorkerReply, WorkerInput } from './inference.js';
 
@@ -36,8 +37,9 @@ try {
 
 /** inputs -> pixel_values (B, C, S, S) */
 async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
-  const { in_chans: C, img_size: S } = loaded.model.config;
-  const per = C * S * S;
+  const { in_chans: C } = loaded.model.config;
+  const [SH, SW] = imgHW(loaded.model.config);
+  const per = C * SH * SW;
   let B = 0;
   for (const inp of inputs) B += inp.kind === 'pixels' ? (inp.shape.length === 4 ? inp.shape[0]! : 1) : 1;
   const out = new Float32Array(B * per); // (B, C, S, S)
@@ -47,8 +49,8 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
       const shape = inp.shape;
       const n = shape.length === 4 ? shape[0]! : 1;
       const chw = shape.slice(-3);
-      if (chw[0] !== C || chw[1] !== S || chw[2] !== S) {
-        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${S}, ${S}) or (${C}, ${S}, ${S}) for this model but received ${shapeStr(shape)}`);
+      if (chw[0] !== C || chw[1] !== SH || chw[2] !== SW) {
+        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${SH}, ${SW}) or (${C}, ${SH}, ${SW}) for this model but received ${shapeStr(shape)}`);
       }
       out.set(inp.data, b * per);
       b += n;
@@ -58,7 +60,7 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
       b += 1;
     }
   }
-  return new Tensor([B, C, S, S], out);
+  return new Tensor([B, C, SH, SW], out);
 }
 
 async function serve(req: WorkerRequest): Promise<void> {

@@ -23,7 +23,7 @@ import { mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Trainer, type TrainerState } from './trainer.js';
@@ -37,6 +37,7 @@ import { renderCurves } from './plot.js';
 import { validateRunState } from './state.js';
 import { checkFinite } from '../io/validate.js';
 import { cleanStaleTemps, writeFileAtomic } from '../io/files.js';
+import { imgHW } from '../models/config.js';
 
 /** Every setting that defines a run (saved with it; a resume continues with these). */
 export interface TrainSettings {
@@ -131,7 +132,7 @@ export interface ProgressSink {
 }
 
 export interface RunOptions {
-  model: VisionTransformer;
+  model: Model;
   meta: ModelMeta;
   train: Dataset;
   val: Dataset | null;
@@ -207,7 +208,7 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
   writeFileAtomic(file, data, { overwrite: true });
 }
 
-function writeRunState(dir: string, model: VisionTransformer, trainer: Trainer, run: RunState): void {
+function writeRunState(dir: string, model: Model, trainer: Trainer, run: RunState): void {
   const s = trainer.state();
   const n = model.params.count;
   const tensors: Record<string, StTensorIn> = {
@@ -256,14 +257,14 @@ export interface EvalReport {
 }
 
 /** Evaluate a model over the loader's validation set. */
-export async function evaluateModel(model: VisionTransformer, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
+export async function evaluateModel(model: Model, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
   const K = model.config.num_classes;
   const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
   let lossSum = 0, count = 0, top1 = 0, top5 = 0;
-  const { in_chans: C, img_size: S } = model.config;
+  const { in_chans: C } = model.config;
   for await (const b of loader.evalBatches(batchSize)) {
     if (b.size === 0) continue;
-    const logits = model.forward(new Tensor([b.size, C, S, S], b.x));
+    const logits = model.forward(new Tensor([b.size, C, ...imgHW(model.config)], b.x));
     lossSum += crossEntropy(logits, b.y, 0, K).loss * b.size;
     for (let i = 0; i < b.size; i++) {
       const row = logits.data.subarray(i * K, (i + 1) * K);

@@ -3,6 +3,7 @@
 import type { ForwardCache } from '../models/vit.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { Tensor } from '../tensor.js';
+import { imgHW } from '../models/config.js';
 
 /** Bytes of every Float32Array reachable from a forward cache (shared buffers counted once). */
 export function cacheBytes(cache: ForwardCache): number {
@@ -34,7 +35,7 @@ export interface StepMemory {
 /** Measure a training step's memory at batch size B by running one caching forward. */
 export function trainStepMemory(model: VisionTransformer, B: number): StepMemory {
   const c = model.config;
-  const x = new Tensor([B, c.in_chans, c.img_size, c.img_size]);
+  const x = new Tensor([B, c.in_chans, ...imgHW(c)]);
   const cache = {} as ForwardCache;
   model.forward(x, { cache });
   return { activationBytes: cacheBytes(cache), paramStateBytes: 4 * 4 * model.numParams };

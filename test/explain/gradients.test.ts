@@ -10,7 +10,7 @@ import { randn } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { reference } from '../../src/backend/reference.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
+import { resolveConfig, imgHW, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { attentionGradients } from '../../src/explain/gradients.js';
 
@@ -52,7 +52,7 @@ function perturbed(depth: number, block: number, idx: number, eps: number): Back
 
 function checkFd(model: VisionTransformer, label: string) {
   const c = model.config;
-  const x = new Tensor([2, 3, c.img_size, c.img_size], randn(2 * 3 * c.img_size * c.img_size, 99));
+  const x = new Tensor([2, 3, ...imgHW(c)], randn(2 * 3 * imgHW(c)[0] * imgHW(c)[1], 99));
   const k = 2;
   const g = attentionGradients(model, x, k);
   assert.equal(g.grads.length, c.depth);

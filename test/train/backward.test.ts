@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randn, maxAbs, maxAbsDiff } from '../helpers.js';
-import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
+import { resolveConfig, imgHW, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer, type ForwardCache } from '../../src/models/vit.js';
 import { getBackend } from '../../src/backend/index.js';
 import { initWeights } from '../../src/io/checkpoint.js';
@@ -27,7 +27,7 @@ function run(c: ViTConfig, backendName: 'native' | 'reference', seed: number, B:
       for (let i = 0; i < v.length; i++) v[i] = v[i]! + r[i]!;
     }
   }
-  const x = new Tensor([B, c.in_chans, c.img_size, c.img_size], randn(B * c.in_chans * c.img_size * c.img_size, seed + 1));
+  const x = new Tensor([B, c.in_chans, ...imgHW(c)], randn(B * c.in_chans * imgHW(c)[0] * imgHW(c)[1], seed + 1));
   const y = Int32Array.from({ length: B }, (_, b) => (b * 7) % c.num_classes);
   const cache = {} as ForwardCache;
   const logits = model.forward(x, { cache });

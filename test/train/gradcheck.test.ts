@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng, randn } from '../helpers.js';
-import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
+import { resolveConfig, imgHW, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer, type ForwardCache } from '../../src/models/vit.js';
 import { getBackend } from '../../src/backend/index.js';
 import { Tensor } from '../../src/tensor.js';
@@ -70,7 +70,7 @@ interface Problem {
 function problem(c: ViTConfig, seed: number): Problem {
   const model = randomModel(c, seed);
   const B = 2;
-  const x = new Tensor([B, c.in_chans, c.img_size, c.img_size], randn(B * c.in_chans * c.img_size * c.img_size, seed + 100, 1.5));
+  const x = new Tensor([B, c.in_chans, ...imgHW(c)], randn(B * c.in_chans * imgHW(c)[0] * imgHW(c)[1], seed + 100, 1.5));
   const y = Int32Array.from({ length: B }, (_, b) => (b * 3 + seed) % c.num_classes);
   const loss = () => crossEntropy(model.forward(x), y, 0.1).loss;
   return { model, x, y, loss };

@@ -1,0 +1,454 @@
+/**
+ * The layers of the Vision Transformer family, each with its forward and its backward side by
+ * side (llm.c's habit), and each declaring the activations it saves for backward as a table of
+ * named buffers sized per (batch, tokens, config): `blockSaves`, `embedSaves`, `headSaves`,
+ * `poolSaves`. A training forward allocates exactly those buffers (one per row of the table)
+ * and backward reads them by the same names. Every buffer touch is a backend op.
+ *
+ * Conventions: row-major float32; a (R, C) comment on every buffer; outputs first.
+ * Gradients of parameters accumulate (+=) into the gradient table.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { ParamTable } from '../nn/params.js';
+import { type Arena, allocFrom } from '../nn/arena.js';
+import type { Activation, ViTConfig } from './config.js';
+
+/** activation kind code of the backend ops (actForward / gluForward / linearForward's fused act) */
+export function actKind(a: Activation): number {
+  return a === 'gelu' ? 0 : a === 'gelu_tanh' ? 1 : a === 'quick_gelu' ? 2 : 3;
+}
+
+/** Everything a layer needs: the backend, parameters (and their gradients in backward), an arena. */
+export interface LayerCtx {
+  be: Backend;
+  params: ParamTable;
+  /** training buffers come from here when set */
+  arena?: Arena | undefined;
+}
+
+export interface GradCtx extends LayerCtx {
+  grads: ParamTable;
+}
+
+/** A table of saved activations: name -> number of floats. */
+export type SaveTable<K extends string> = Record<K, number>;
+/** The buffers of a table. */
+export type Saved<K extends string> = Record<K, Float32Array>;
+
+/** allocate one buffer per row of a save table (rows of size 0 get an empty buffer) */
+export function allocSaved<K extends string>(table: SaveTable<K>, arena?: Arena): Saved<K> {
+  const out = {} as Saved<K>;
+  for (const k of Object.keys(table) as K[]) out[k] = allocFrom(arena, table[k], false);
+  return out;
+}
+
+// ---------------------------------------------------------------- linear (nn.Linear)
+
+/** out (M, N) = inp (M, K) @ W (N, K)^T + b; accumulate adds into out; act -1 none, 0/1 GELU fused */
+export function linear(be: Backend, out: Float32Array, inp: Float32Array, W: Float32Array, b: Float32Array | null,
+  M: number, N: number, K: number, accumulate = false, act = -1): void {
+  be.linearForward(out, inp, W, b, M, N, K, accumulate, act);
+}
+
+/** dW (N, K) += dout (M, N)^T @ inp (M, K); db (N) += column sums of dout */
+export function linearParamGrads(be: Backend, dW: Float32Array, db: Float32Array | null, dout: Float32Array, inp: Float32Array,
+  M: number, N: number, K: number): void {
+  be.gemm(true, false, N, K, M, 1, dout, N, inp, K, 1, dW, K);
+  if (db) be.biasBackward(db, dout, M, N);
+}
+
+/** dinp (M, K) = dout (M, N) @ W (N, K), or += with `into` */
+export function linearInputGrad(be: Backend, dout: Float32Array, W: Float32Array, M: number, N: number, K: number,
+  arena?: Arena, into?: Float32Array): Float32Array {
+  const dinp = into ?? allocFrom(arena, M * K, false); // (M, K)
+  be.gemm(false, false, M, K, N, 1, dout, N, W, K, into ? 1 : 0, dinp, K);
+  return dinp;
+}
+
+/** a fresh copy of x (n) through the backend */
+export function copyOf(be: Backend, x: Float32Array, n: number, arena?: Arena): Float32Array {
+  const y = allocFrom(arena, n, false); // (n)
+  be.copyRows(y, x, 1, 0, 0, 0, 0, 1, n, false);
+  return y;
+}
+
+// ---------------------------------------------------------------- patch embedding
+
+/** im2col + linear: x (B, C, H, W) -> patches (B*NP, D); saves cols (B*NP, KP) */
+export function patchEmbedForward(ctx: LayerCtx, cols: Float32Array, patches: Float32Array, x: Float32Array,
+  B: number, C: number, H: number, W: number, P: number, D: number): void {
+  const NP = (H / P) * (W / P), KP = C * P * P;
+  ctx.be.im2colPatches(cols, x, B, C, H, W, P);
+  const bias = ctx.params.has('patch_embed.proj.bias') ? ctx.params.get('patch_embed.proj.bias') : null;
+  linear(ctx.be, patches, cols, ctx.params.get('patch_embed.proj.weight'), bias, B * NP, D, KP);
+}
+
+/** dpatches (B*NP, D) -> weight / bias grads, and dinput (B, C, H, W) += when given */
+export function patchEmbedBackward(ctx: GradCtx, dpatches: Float32Array, cols: Float32Array, dinput: Float32Array | undefined,
+  B: number, C: number, H: number, W: number, P: number, D: number): void {
+  const NP = (H / P) * (W / P), KP = C * P * P;
+  const dbias = ctx.grads.has('patch_embed.proj.bias') ? ctx.grads.get('patch_embed.proj.bias') : null;
+  linearParamGrads(ctx.be, ctx.grads.get('patch_embed.proj.weight'), dbias, dpatches, cols, B * NP, D, KP);
+  if (dinput) {
+    const dcols = linearInputGrad(ctx.be, dpatches, ctx.params.get('patch_embed.proj.weight'), B * NP, D, KP, ctx.arena); // (B*NP, KP)
+    ctx.be.col2imPatches(dinput, dcols, B, C, H, W, P);
+  }
+}
+
+// ---------------------------------------------------------------- token assembly (prefix tokens + position embedding)
+
+/** Which prefix parameter goes to which token row: [cls, dist | reg...] as timm's _pos_embed. */
+export function prefixParts(c: ViTConfig): { name: string; off: number; count: number }[] {
+  const parts: { name: string; off: number; count: number }[] = [];
+  let off = 0;
+  if (c.class_token) parts.push({ name: 'cls_token', off: off++, count: 1 });
+  if (c.distilled) parts.push({ name: 'dist_token', off: off++, count: 1 });
+  if (c.reg_tokens > 0) parts.push({ name: 'reg_token', off, count: c.reg_tokens });
+  return parts;
+}
+
+/**
+ * tokens (B*N, D) from patches (B*NP, D): prefix tokens first, then the patches; the position
+ * embedding `pos` is added to the patches only (posOnPatches: no_embed_class or sin-cos) or to
+ * every token (pos (N, D)). `patches` is modified when posOnPatches.
+ */
+export function tokensForward(ctx: LayerCtx, c: ViTConfig, tokens: Float32Array, patches: Float32Array, pos: Float32Array | null,
+  posOnPatches: boolean, B: number, NP: number, numPrefix: number, D: number): void {
+  const be = ctx.be, N = NP + numPrefix;
+  if (pos && posOnPatches) be.biasAdd(patches, pos, B, NP * D);
+  if (numPrefix > 0) {
+    be.copyRows(tokens, patches, B, N, numPrefix, NP, 0, NP, D, false);
+    for (const p of prefixParts(c)) be.copyRows(tokens, ctx.params.get(p.name), B, N, p.off, 0, 0, p.count, D, false);
+  } else if (tokens !== patches) {
+    be.copyRows(tokens, patches, 1, 0, 0, 0, 0, 1, B * NP * D, false);
+  }
+  if (pos && !posOnPatches) be.biasAdd(tokens, pos, B, N * D);
+}
+
+/**
+ * dtokens (B*N, D) -> prefix grads and, into `dpos` (the position table used, learned pos only),
+ * its gradient; returns dpatches (B*NP, D)
+ */
+export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, dpos: Float32Array | null, posOnPatches: boolean,
+  B: number, NP: number, numPrefix: number, D: number): Float32Array {
+  const be = ctx.be, N = NP + numPrefix;
+  if (dpos && !posOnPatches) be.biasBackward(dpos, dtokens, B, N * D);
+  let dpatches = dtokens;
+  if (numPrefix > 0) {
+    for (const p of prefixParts(c)) be.copyRows(ctx.grads.get(p.name), dtokens, B, 0, 0, N, p.off, p.count, D, true);
+    dpatches = allocFrom(ctx.arena, B * NP * D, false); // (B*NP, D): every row copied
+    be.copyRows(dpatches, dtokens, B, NP, 0, N, numPrefix, NP, D, false);
+  }
+  if (dpos && posOnPatches) be.biasBackward(dpos, dpatches, B, NP * D);
+  return dpatches;
+}
+
+// ---------------------------------------------------------------- transformer block
+
+/** Activations one block saves, per (B, N): the table that maps one-to-one onto its buffers. */
+export function blockSaves(c: ViTConfig, B: number, N: number) {
+  const D = c.embed_dim, H = Math.floor(D * c.mlp_ratio), BN = B * N;
+  const Hact = c.mlp_layer === 'swiglu_packed' ? H / 2 : H;
+  const ls = c.init_values !== null;
+  return {
+    ln1: BN * D, ln1Mean: BN, ln1Rstd: BN,      // norm1 output and row stats
+    qkv: BN * 3 * D,                            // fused q, k, v
+    probs: B * c.num_heads * N * N,             // attention probabilities (B, NH, N, N)
+    attn: BN * D,                               // attention output before proj
+    proj: ls ? BN * D : 0,                      // proj output (LayerScale input) when ls1
+    x2: BN * D,                                 // after the attention residual
+    ln2: BN * D, ln2Mean: BN, ln2Rstd: BN,      // norm2 output and row stats
+    fc1: BN * H,                                // fc1 output (pre-activation; packed [x1, x2] for SwiGLU)
+    act: BN * Hact,                             // fc2 input
+    fc2: ls ? BN * D : 0,                       // fc2 output (LayerScale input) when ls2
+    out: BN * D,                                // block output
+  } satisfies Record<string, number>;
+}
+export type BlockKey = keyof ReturnType<typeof blockSaves>;
+/** a block's saved buffers, plus `x`: its input (the previous block's `out`, not a buffer of its own) */
+export type BlockCache = Saved<BlockKey> & { x: Float32Array };
+
+/** Inference scratch: buffers reused across blocks and calls. */
+export type Scratch = (name: string, n: number) => Float32Array;
+
+/**
+ * One pre-norm block: x + ls1(attn(norm1(x))), then + ls2(mlp(norm2(.))).
+ * With `saved` (training), every intermediate goes to its saved buffer and `saved.out` is
+ * returned; without, x is updated in place through scratch buffers and returned.
+ */
+export function blockForward(ctx: LayerCtx, c: ViTConfig, i: number, x: Float32Array, B: number, N: number,
+  probsOut: Float32Array | null, saved: BlockCache | null, scratch: Scratch): Float32Array {
+  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
+  const BN = B * N, eps = c.layer_norm_eps, kind = actKind(c.act);
+  const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
+  const ls = c.init_values !== null;
+  const P = (n: string) => ctx.params.get(`blocks.${i}.${n}`);
+  const s = saved;
+  // x2 = x + ls1(proj(attn(norm1(x))))
+  const ln1 = s ? s.ln1 : scratch('ln', BN * D); // (BN, D)
+  be.layernormForward(ln1, s ? s.ln1Mean : null, s ? s.ln1Rstd : null, x, P('norm1.weight'), P('norm1.bias'), BN, D, eps);
+  const qkv = s ? s.qkv : scratch('qkv', BN * 3 * D); // (BN, 3D)
+  linear(be, qkv, ln1, P('attn.qkv.weight'), c.qkv_bias ? P('attn.qkv.bias') : null, BN, 3 * D, D);
+  const probs = s ? s.probs : probsOut; // (B, NH, N, N)
+  const attn = s ? s.attn : scratch('attn', BN * D); // (BN, D)
+  be.attentionForward(attn, probs, qkv, B, N, NH, HD, 1 / Math.sqrt(HD));
+  if (s && probsOut) be.copyRows(probsOut, s.probs, 1, 0, 0, 0, 0, 1, B * NH * N * N, false);
+  let x2 = x; // (BN, D)
+  if (s) { x2 = s.x2; be.copyRows(x2, x, 1, 0, 0, 0, 0, 1, BN * D, false); }
+  if (ls) {
+    const proj = s ? s.proj : scratch('branch', BN * D); // (BN, D)
+    linear(be, proj, attn, P('attn.proj.weight'), P('attn.proj.bias'), BN, D, D);
+    be.mulColumnsAdd(x2, proj, P('ls1.gamma'), BN, D);
+  } else {
+    linear(be, x2, attn, P('attn.proj.weight'), P('attn.proj.bias'), BN, D, D, true);
+  }
+  // out = x2 + ls2(fc2(act(fc1(norm2(x2)))))
+  const ln2 = s ? s.ln2 : ln1; // (BN, D)
+  be.layernormForward(ln2, s ? s.ln2Mean : null, s ? s.ln2Rstd : null, x2, P('norm2.weight'), P('norm2.bias'), BN, D, eps);
+  const act = s ? s.act : scratch('act', BN * Hact); // (BN, Hact)
+  if (!s && !glu && kind <= 1) {
+    linear(be, act, ln2, P('mlp.fc1.weight'), P('mlp.fc1.bias'), BN, H, D, false, kind); // fused GELU epilogue
+  } else {
+    const fc1 = s ? s.fc1 : scratch('fc1', BN * H); // (BN, H)
+    linear(be, fc1, ln2, P('mlp.fc1.weight'), P('mlp.fc1.bias'), BN, H, D);
+    if (glu) be.gluForward(act, fc1, BN, Hact, kind);
+    else be.actForward(act, fc1, BN * H, kind);
+  }
+  let out = x2; // (BN, D)
+  if (s) { out = s.out; be.copyRows(out, x2, 1, 0, 0, 0, 0, 1, BN * D, false); }
+  if (ls) {
+    const fc2 = s ? s.fc2 : scratch('branch', BN * D); // (BN, D)
+    linear(be, fc2, act, P('mlp.fc2.weight'), P('mlp.fc2.bias'), BN, D, Hact);
+    be.mulColumnsAdd(out, fc2, P('ls2.gamma'), BN, D);
+  } else {
+    linear(be, out, act, P('mlp.fc2.weight'), P('mlp.fc2.bias'), BN, D, Hact, true);
+  }
+  return out;
+}
+
+/** Backward of block i: dout (B*N, D) = dL/d(block output) -> dL/d(block input) (B*N, D). */
+export function blockBackward(ctx: GradCtx, c: ViTConfig, i: number, s: BlockCache, dout: Float32Array, B: number, N: number,
+  onAttnOutputGrad?: (block: number, dattn: Float32Array) => void): Float32Array {
+  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
+  const BN = B * N, kind = actKind(c.act), arena = ctx.arena;
+  const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
+  const ls = c.init_values !== null;
+  const pre = `blocks.${i}.`;
+  const P = (n: string) => ctx.params.get(pre + n);
+  const G = (n: string) => ctx.grads.get(pre + n);
+  // out = x2 + ls2(fc2(act)): the residual passes dout to x2 unchanged
+  let dfc2 = dout; // (BN, D)
+  if (ls) {
+    dfc2 = allocFrom(arena, BN * D, false);
+    be.mulColumnsBackward(dfc2, G('ls2.gamma'), dout, s.fc2, P('ls2.gamma'), BN, D);
+  }
+  linearParamGrads(be, G('mlp.fc2.weight'), G('mlp.fc2.bias'), dfc2, s.act, BN, D, Hact);
+  const dact = linearInputGrad(be, dfc2, P('mlp.fc2.weight'), BN, D, Hact, arena); // (BN, Hact)
+  const dfc1 = allocFrom(arena, BN * H, false); // (BN, H), overwritten
+  if (glu) be.gluBackward(dfc1, s.fc1, dact, BN, Hact, kind);
+  else be.actBackward(dfc1, s.fc1, dact, BN * H, kind);
+  linearParamGrads(be, G('mlp.fc1.weight'), G('mlp.fc1.bias'), dfc1, s.ln2, BN, H, D);
+  const dln2 = linearInputGrad(be, dfc1, P('mlp.fc1.weight'), BN, H, D, arena); // (BN, D)
+  const dx2 = copyOf(be, dout, BN * D, arena); // (BN, D): residual + norm2 backward
+  be.layernormBackward(dx2, G('norm2.weight'), G('norm2.bias'), dln2, s.x2, P('norm2.weight'), s.ln2Mean, s.ln2Rstd, BN, D);
+  // x2 = x + ls1(proj(attn))
+  let dproj = dx2; // (BN, D)
+  if (ls) {
+    dproj = allocFrom(arena, BN * D, false);
+    be.mulColumnsBackward(dproj, G('ls1.gamma'), dx2, s.proj, P('ls1.gamma'), BN, D);
+  }
+  linearParamGrads(be, G('attn.proj.weight'), G('attn.proj.bias'), dproj, s.attn, BN, D, D);
+  const dattn = linearInputGrad(be, dproj, P('attn.proj.weight'), BN, D, D, arena); // (BN, D)
+  onAttnOutputGrad?.(i, dattn);
+  const dqkv = allocFrom(arena, BN * 3 * D, false); // (BN, 3D), overwritten
+  be.attentionBackward(dqkv, dattn, s.qkv, s.probs, B, N, NH, HD, 1 / Math.sqrt(HD));
+  linearParamGrads(be, G('attn.qkv.weight'), c.qkv_bias ? G('attn.qkv.bias') : null, dqkv, s.ln1, BN, 3 * D, D);
+  const dln1 = linearInputGrad(be, dqkv, P('attn.qkv.weight'), BN, 3 * D, D, arena); // (BN, D)
+  const dx = dx2; // (BN, D): accumulated in place, dx2 is dead
+  be.layernormBackward(dx, G('norm1.weight'), G('norm1.bias'), dln1, s.x, P('norm1.weight'), s.ln1Mean, s.ln1Rstd, BN, D);
+  return dx;
+}
+
+// ---------------------------------------------------------------- MAP attention pooling (timm AttentionPoolLatent)
+
+/** Activations of the attention pool per batch B over N tokens (latent_len 1). */
+export function poolSaves(c: ViTConfig, B: number, N: number) {
+  const D = c.embed_dim, Hm = Math.floor(D * c.mlp_ratio);
+  return {
+    q1: D,                       // q(latent) (1, D)
+    q: B * D,                    // the latent query per image (B, 1, D)
+    kv: B * N * 2 * D,           // kv(x) (B, N, 2D)
+    probs: B * c.num_heads * N,  // (B, NH, 1, N)
+    o: B * D,                    // attention output (B, D)
+    y: B * D,                    // proj output (B, D)
+    ln: B * D, lnMean: B, lnRstd: B,
+    h1: B * Hm,                  // mlp.fc1 output (B, Hm)
+    a: B * Hm,                   // activation (B, Hm)
+    z: B * D,                    // y + mlp(norm(y)) (B, D): the pooled vector
+  } satisfies Record<string, number>;
+}
+export type PoolKey = keyof ReturnType<typeof poolSaves>;
+
+/** x (B*N, D) -> pooled (B, D) = s.z */
+export function attnPoolForward(ctx: LayerCtx, c: ViTConfig, s: Saved<PoolKey>, x: Float32Array, B: number, N: number,
+  probsOut: Float32Array | null): Float32Array {
+  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio);
+  const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
+  linear(be, s.q1, P('latent'), P('q.weight'), c.qkv_bias ? P('q.bias') : null, 1, D, D);
+  be.copyRows(s.q, s.q1, B, 1, 0, 0, 0, 1, D, false);
+  linear(be, s.kv, x, P('kv.weight'), c.qkv_bias ? P('kv.bias') : null, B * N, 2 * D, D);
+  be.crossAttentionForward(s.o, s.probs, s.q, s.kv, B, 1, N, NH, HD, 1 / Math.sqrt(HD));
+  if (probsOut) be.copyRows(probsOut, s.probs, 1, 0, 0, 0, 0, 1, B * NH * N, false);
+  linear(be, s.y, s.o, P('proj.weight'), P('proj.bias'), B, D, D);
+  be.layernormForward(s.ln, s.lnMean, s.lnRstd, s.y, P('norm.weight'), P('norm.bias'), B, D, c.layer_norm_eps);
+  linear(be, s.h1, s.ln, P('mlp.fc1.weight'), P('mlp.fc1.bias'), B, Hm, D);
+  be.actForward(s.a, s.h1, B * Hm, actKind(c.act));
+  be.copyRows(s.z, s.y, 1, 0, 0, 0, 0, 1, B * D, false);
+  linear(be, s.z, s.a, P('mlp.fc2.weight'), P('mlp.fc2.bias'), B, D, Hm, true);
+  return s.z;
+}
+
+/** dz (B, D) -> parameter grads; dx (B*N, D) += the token gradient */
+export function attnPoolBackward(ctx: GradCtx, c: ViTConfig, s: Saved<PoolKey>, x: Float32Array, dz: Float32Array, dx: Float32Array,
+  B: number, N: number): void {
+  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio), arena = ctx.arena;
+  const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
+  const G = (n: string) => ctx.grads.get(`attn_pool.${n}`);
+  linearParamGrads(be, G('mlp.fc2.weight'), G('mlp.fc2.bias'), dz, s.a, B, D, Hm);
+  const da = linearInputGrad(be, dz, P('mlp.fc2.weight'), B, D, Hm, arena); // (B, Hm)
+  const dh1 = allocFrom(arena, B * Hm, false); // (B, Hm)
+  be.actBackward(dh1, s.h1, da, B * Hm, actKind(c.act));
+  linearParamGrads(be, G('mlp.fc1.weight'), G('mlp.fc1.bias'), dh1, s.ln, B, Hm, D);
+  const dln = linearInputGrad(be, dh1, P('mlp.fc1.weight'), B, Hm, D, arena); // (B, D)
+  const dy = copyOf(be, dz, B * D, arena); // (B, D): residual + norm backward
+  be.layernormBackward(dy, G('norm.weight'), G('norm.bias'), dln, s.y, P('norm.weight'), s.lnMean, s.lnRstd, B, D);
+  linearParamGrads(be, G('proj.weight'), G('proj.bias'), dy, s.o, B, D, D);
+  const dO = linearInputGrad(be, dy, P('proj.weight'), B, D, D, arena); // (B, D)
+  const dq = allocFrom(arena, B * D, false); // (B, D)
+  const dkv = allocFrom(arena, B * N * 2 * D, false); // (B*N, 2D)
+  be.crossAttentionBackward(dq, dkv, dO, s.q, s.kv, s.probs, B, 1, N, NH, HD, 1 / Math.sqrt(HD));
+  linearParamGrads(be, G('kv.weight'), c.qkv_bias ? G('kv.bias') : null, dkv, x, B * N, 2 * D, D);
+  linearInputGrad(be, dkv, P('kv.weight'), B * N, 2 * D, D, arena, dx);
+  const dq1 = allocFrom(arena, D); // (1, D), zeroed: summed over the batch
+  be.copyRows(dq1, dq, B, 0, 0, 1, 0, 1, D, true);
+  linearParamGrads(be, G('q.weight'), c.qkv_bias ? G('q.bias') : null, dq1, P('latent'), 1, D, D);
+  linearInputGrad(be, dq1, P('q.weight'), 1, D, D, arena, G('latent'));
+}
+
+// ---------------------------------------------------------------- head: pooling, fc_norm, classifier(s)
+
+/** Rows the head works on: B pooled vectors, or every token (global_pool ''). */
+export function headRows(c: ViTConfig, B: number, N: number): number {
+  return c.global_pool === '' ? B * N : B;
+}
+
+/** Activations the head saves per (B, N). */
+export function headSaves(c: ViTConfig, B: number, N: number, useFcNorm: boolean) {
+  const D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N);
+  const dist = c.distilled;
+  return {
+    pooled: c.global_pool === '' ? 0 : R * D,   // pooled vector (B, D) (a view of the features without pooling)
+    pooledDist: dist ? B * D : 0,               // distillation token row (B, D)
+    fcMean: useFcNorm ? R : 0, fcRstd: useFcNorm ? R : 0,
+    pre: useFcNorm || dist ? R * D : 0,         // head input after fc_norm / DeiT pre_logits (mean of both tokens)
+    logitsCls: dist && K > 0 ? B * K : 0,       // DeiT: class-token head
+    logitsDist: dist && K > 0 ? B * K : 0,      // DeiT: distillation head
+    logits: K > 0 ? R * K : 0,                  // head output (B, K) (DeiT: mean of both heads)
+  } satisfies Record<string, number>;
+}
+export type HeadKey = keyof ReturnType<typeof headSaves>;
+
+export interface HeadOut {
+  /** head input (R, D): fc_norm(pooled), or DeiT's (cls + dist) / 2 */
+  pre: Float32Array;
+  /** (R, K), or null without a head */
+  logits: Float32Array | null;
+  /** DeiT: the two heads before averaging, (B, K) each */
+  cls?: Float32Array;
+  dist?: Float32Array;
+}
+
+/**
+ * features (B*N, D) -> pooled -> fc_norm -> head. `pool` pools the MAP head (it owns its buffers).
+ * With `wantLogits` false only the head input is computed.
+ */
+export function headForward(ctx: LayerCtx, c: ViTConfig, s: Saved<HeadKey>, features: Float32Array, B: number, N: number,
+  numPrefix: number, useFcNorm: boolean, wantLogits: boolean, pool: (() => Float32Array) | null): HeadOut {
+  const be = ctx.be, D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N);
+  const P = (n: string) => ctx.params.get(n);
+  let pooled: Float32Array; // (R, D)
+  if (c.global_pool === 'token') { pooled = s.pooled; be.copyRows(pooled, features, B, 1, 0, N, 0, 1, D, false); }
+  else if (c.global_pool === 'avg') { pooled = s.pooled; be.meanRows(pooled, features, B, N, numPrefix, N - numPrefix, D); }
+  else if (c.global_pool === 'map') { pooled = pool!(); be.copyRows(s.pooled, pooled, 1, 0, 0, 0, 0, 1, B * D, false); pooled = s.pooled; }
+  else pooled = features;
+  if (c.distilled) {
+    be.copyRows(s.pooledDist, features, B, 1, 0, N, 1, 1, D, false);
+    be.axpby(s.pre, pooled, s.pooledDist, 0.5, 0.5, B * D);
+    if (!wantLogits || K === 0) return { pre: s.pre, logits: null };
+    linear(be, s.logitsCls, pooled, P('head.weight'), P('head.bias'), B, K, D);
+    linear(be, s.logitsDist, s.pooledDist, P('head_dist.weight'), P('head_dist.bias'), B, K, D);
+    be.axpby(s.logits, s.logitsCls, s.logitsDist, 0.5, 0.5, B * K);
+    return { pre: s.pre, logits: s.logits, cls: s.logitsCls, dist: s.logitsDist };
+  }
+  let pre = pooled; // (R, D)
+  if (useFcNorm) {
+    pre = s.pre;
+    be.layernormForward(pre, s.fcMean, s.fcRstd, pooled, P('fc_norm.weight'), P('fc_norm.bias'), R, D, c.layer_norm_eps);
+  }
+  if (!wantLogits || K === 0) return { pre, logits: null };
+  linear(be, s.logits, pre, P('head.weight'), P('head.bias'), R, K, D);
+  return { pre, logits: s.logits };
+}
+
+/**
+ * dlogits (R, K) (or d pre_logits (R, D) without a head) -> dfeatures (B*N, D), zeroed then
+ * accumulated. DeiT: `dDist` (B, K) makes dlogits the class head's gradient and dDist the
+ * distillation head's (hard-distillation training); without it dlogits is the gradient of their mean.
+ * `poolBack` pools the MAP head backward: (dpooled, dfeatures) -> void.
+ */
+export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, features: Float32Array, dlogits: Float32Array,
+  dDist: Float32Array | undefined, B: number, N: number, numPrefix: number, useFcNorm: boolean,
+  poolBack: ((dpooled: Float32Array, dfeat: Float32Array) => void) | null): Float32Array {
+  const be = ctx.be, D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N), arena = ctx.arena;
+  const P = (n: string) => ctx.params.get(n);
+  const G = (n: string) => ctx.grads.get(n);
+  const dfeat = allocFrom(arena, B * N * D); // (B*N, D), zeroed: pooling writes some rows
+  if (c.distilled) {
+    const dpooled = allocFrom(arena, B * D), dpooledDist = allocFrom(arena, B * D); // (B, D), zeroed: accumulated into
+    if (K > 0) {
+      let dc = dlogits, dd = dDist; // (B, K)
+      if (!dd) {
+        dc = allocFrom(arena, B * K, false);
+        be.scale(dc, dlogits, 0.5, B * K);
+        dd = dc;
+      }
+      linearParamGrads(be, G('head.weight'), G('head.bias'), dc, s.pooled, B, K, D);
+      linearParamGrads(be, G('head_dist.weight'), G('head_dist.bias'), dd, s.pooledDist, B, K, D);
+      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled);
+      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist);
+    } else {
+      be.scale(dpooled, dlogits, 0.5, B * D);
+      be.scale(dpooledDist, dlogits, 0.5, B * D);
+    }
+    be.copyRows(dfeat, dpooled, B, N, 0, 1, 0, 1, D, true);
+    be.copyRows(dfeat, dpooledDist, B, N, 1, 1, 0, 1, D, true);
+    return dfeat;
+  }
+  let dpre = dlogits; // (R, D)
+  if (K > 0) {
+    const pre = useFcNorm ? s.pre : c.global_pool === '' ? features : s.pooled;
+    linearParamGrads(be, G('head.weight'), G('head.bias'), dlogits, pre, R, K, D);
+    dpre = linearInputGrad(be, dlogits, P('head.weight'), R, K, D, arena);
+  }
+  let dpooled = dpre; // (R, D)
+  if (useFcNorm) {
+    dpooled = allocFrom(arena, R * D); // zeroed: layernormBackward accumulates
+    const pooled = c.global_pool === '' ? features : s.pooled;
+    be.layernormBackward(dpooled, G('fc_norm.weight'), G('fc_norm.bias'), dpre, pooled, P('fc_norm.weight'), s.fcMean, s.fcRstd, R, D);
+  }
+  if (c.global_pool === 'token') be.copyRows(dfeat, dpooled, B, N, 0, 1, 0, 1, D, true);
+  else if (c.global_pool === 'avg') be.meanRowsBackward(dfeat, dpooled, B, N, numPrefix, N - numPrefix, D);
+  else if (c.global_pool === 'map') poolBack!(dpooled, dfeat);
+  else be.copyRows(dfeat, dpooled, 1, 0, 0, 0, 0, 1, B * N * D, true);
+  return dfeat;
+}
