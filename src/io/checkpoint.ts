@@ -14,7 +14,7 @@ import { ParamTable } from '../nn/params.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from './safetensors.js';
 import { HF_LAYOUTS, hfLayoutFor, isHfConfig } from '../models/families/index.js';
-import { HfConfig, hfLabels, hfToTimm as layoutHfToTimm, imgHW, type HfLayout } from '../models/families/hf.js';
+import { HfConfig, hfLabels, hfToTimm as layoutHfToTimm, timmToHf, imgHW, type HfLayout, type StateDict } from '../models/families/hf.js';
 import { configFromTimmJson, timmConfigJson as timmConfigJsonImpl, timmLabelNames } from '../models/families/timm.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from './preprocess.js';
 import { labelsFor } from './labels.js';
@@ -255,6 +255,26 @@ export function saveCheckpoint(dir: string, model: VisionTransformer, meta: { na
   if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
   const tmp = `${cfgPath}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n');
+  renameSync(tmp, cfgPath);
+}
+
+/**
+ * Write a timm state dict as a Hugging Face checkpoint directory of the given architecture
+ * (config.json + model.safetensors), converted by the layout's key map (the inverse of loading).
+ * Used to check every HF layout against the timm references; atomic per file, never overwriting.
+ */
+export function saveHfCheckpoint(dir: string, architecture: string, config: ViTConfig, state: StateDict, opts: { labels?: readonly string[]; overwrite?: boolean } = {}): void {
+  const layout = HF_LAYOUTS[architecture];
+  if (!layout) throw new VitkitError(`Unknown Hugging Face architecture ${architecture}; known: ${Object.keys(HF_LAYOUTS).join(', ')}`);
+  const hf = timmToHf(layout, config, state);
+  mkdirSync(dir, { recursive: true });
+  const cfgPath = path.join(dir, 'config.json');
+  if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
+  const tensors: Record<string, StTensorIn> = {};
+  for (const [k, t] of hf) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
+  const tmp = `${cfgPath}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(layout.hfConfigFrom(config, opts.labels), null, 2) + '\n');
   renameSync(tmp, cfgPath);
 }
 

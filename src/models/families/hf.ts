@@ -91,9 +91,11 @@ export class HfConfig {
     return map[act]!;
   }
   /** HF's intermediate_size taken as given: the MLP width, not a ratio */
-  intermediate(hidden: number): { mlp_ratio: number; mlp_hidden: number } {
+  intermediate(hidden: number): { mlp_ratio: number; mlp_hidden: number | null } {
     const inter = this.int('intermediate_size');
-    return { mlp_ratio: inter / hidden, mlp_hidden: inter };
+    const ratio = inter / hidden;
+    // an explicit width only where floor(hidden * ratio) would miss it (e.g. 176 / 480)
+    return { mlp_ratio: ratio, mlp_hidden: Math.floor(hidden * ratio) === inter ? null : inter };
   }
 }
 

@@ -136,6 +136,7 @@ export function timmConfigJson(name: string, config: ViTConfig, pretrainedCfg: R
     if (config[k] !== archCfg[k]) vitkit_args[k] = config[k];
   }
   if (config.pos_embed === 'sincos') vitkit_args['pos_embed'] = 'sincos';
+  if (model_args['mlp_ratio'] !== config.mlp_ratio) vitkit_args['mlp_ratio'] = config.mlp_ratio;
   const out: Record<string, unknown> = {
     architecture, num_classes: config.num_classes, num_features: config.embed_dim, global_pool: config.global_pool, model_args,
     pretrained_cfg: { ...pretrainedCfg, input_size: [config.in_chans, h, w], num_classes: config.num_classes },

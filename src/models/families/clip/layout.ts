@@ -25,7 +25,7 @@ function clipConfig(cfg: HfConfig, projection: boolean): Record<string, unknown>
     img_size: cfg.size('image_size', 224), patch_size: cfg.int('patch_size', 32), in_chans: cfg.int('num_channels', 3),
     num_classes: projection ? cfg.int('projection_dim', 512) : 0, embed_dim: D, depth: cfg.int('num_hidden_layers', 12, 0),
     num_heads: cfg.int('num_attention_heads', 12), ...cfg.intermediate(D), qkv_bias: true, class_token: true,
-    global_pool: 'token', fc_norm: false, pos_embed: 'learn', pre_norm: true,
+    global_pool: 'token', fc_norm: null, pos_embed: 'learn', pre_norm: true,
     layer_norm_eps: cfg.num('layer_norm_eps', 1e-5), act: cfg.act('quick_gelu'),
   };
 }

@@ -17,29 +17,35 @@
  * LayerNorm eps from the config (default 1e-6). SwiGLU width: (int(D * mlp_ratio * 2 / 3) + 7) // 8 * 8, packed x2.
  */
 import type { ViTConfig } from '../../config.js';
+import { VitkitError } from '../../../errors.js';
 import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
 
 function dinoConfig(cfg: HfConfig, registers: boolean): Record<string, unknown> {
   const D = cfg.int('hidden_size');
   const ratio = cfg.num('mlp_ratio', 4);
   const swiglu = cfg.bool('use_swiglu_ffn', false);
-  const hidden = Math.floor(D * ratio);
   const mlp = swiglu
-    ? { mlp_layer: 'swiglu_packed', mlp_hidden: 2 * ((Math.floor(hidden * 2 / 3) + 7) >> 3 << 3), act: 'silu' }
-    : { mlp_ratio: ratio, mlp_hidden: hidden, act: cfg.act('gelu') };
+    ? { mlp_layer: 'swiglu_packed', mlp_ratio: ratio, mlp_hidden: hfSwigluWidth(D, ratio), act: 'silu' }
+    : { mlp_ratio: ratio, act: cfg.act('gelu') };
   const R = registers ? cfg.int('num_register_tokens', 4, 0) : 0;
   return {
     img_size: cfg.size('image_size', 224), patch_size: cfg.int('patch_size', 14), in_chans: cfg.int('num_channels', 3),
     num_classes: 0, embed_dim: D, depth: cfg.int('num_hidden_layers', 12, 0), num_heads: cfg.int('num_attention_heads', 12),
-    qkv_bias: cfg.bool('qkv_bias', true), class_token: true, global_pool: 'token', fc_norm: false, pos_embed: 'learn',
+    qkv_bias: cfg.bool('qkv_bias', true), class_token: true, global_pool: 'token', fc_norm: null, pos_embed: 'learn',
     layer_norm_eps: cfg.num('layer_norm_eps', 1e-6), init_values: cfg.num('layerscale_value', 1.0),
     reg_tokens: R, no_embed_class: R > 0, dynamic_img_size: true, pos_embed_antialias: registers, ...mlp,
   };
 }
 
+/** HF's SwiGLU width for hidden_size D and mlp_ratio r: (int(int(D * r) * 2 / 3) + 7) // 8 * 8, packed twice */
+const hfSwigluWidth = (D: number, r: number) => 2 * ((Math.floor(Math.floor(D * r) * 2 / 3) + 7) >> 3 << 3);
+
 function dinoHfConfig(c: ViTConfig, registers: boolean): Record<string, unknown> {
   const [h, w] = imgHW(c);
   const swiglu = c.mlp_layer === 'swiglu_packed';
+  if (swiglu && hfSwigluWidth(c.embed_dim, 4) !== mlpHidden(c)) {
+    throw new VitkitError(`Cannot write a Dinov2 SwiGLU config: fc1 width ${mlpHidden(c)} is not HF's ${hfSwigluWidth(c.embed_dim, 4)} for hidden_size ${c.embed_dim}`);
+  }
   return {
     architectures: [registers ? 'Dinov2WithRegistersModel' : 'Dinov2Model'], model_type: registers ? 'dinov2_with_registers' : 'dinov2',
     hidden_size: c.embed_dim, num_hidden_layers: c.depth, num_attention_heads: c.num_heads,

@@ -29,7 +29,7 @@ export const SiglipVisionModel: HfLayout = {
     return {
       img_size: cfg.size('image_size', 224), patch_size: cfg.int('patch_size', 16), in_chans: cfg.int('num_channels', 3),
       num_classes: 0, embed_dim: D, depth: cfg.int('num_hidden_layers', 12, 0), num_heads: cfg.int('num_attention_heads', 12),
-      ...cfg.intermediate(D), qkv_bias: true, class_token: false, global_pool: 'map', fc_norm: false, pos_embed: 'learn',
+      ...cfg.intermediate(D), qkv_bias: true, class_token: false, global_pool: 'map', fc_norm: null, pos_embed: 'learn',
       layer_norm_eps: cfg.num('layer_norm_eps', 1e-6), act: cfg.act('gelu_pytorch_tanh'),
     };
   },

@@ -48,7 +48,7 @@ export function vitConfigFromHf(cfg: HfConfig): Record<string, unknown> {
     img_size: cfg.size('image_size', 224), patch_size: cfg.int('patch_size', 16), in_chans: cfg.int('num_channels', 3),
     embed_dim: hidden, depth: cfg.int('num_hidden_layers', 12, 0), num_heads: cfg.int('num_attention_heads', 12),
     ...cfg.intermediate(hidden), qkv_bias: cfg.bool('qkv_bias', true),
-    class_token: true, global_pool: 'token', fc_norm: false, pos_embed: 'learn',
+    class_token: true, global_pool: 'token', fc_norm: null, pos_embed: 'learn',
     layer_norm_eps: cfg.num('layer_norm_eps', 1e-12), act: cfg.act('gelu'),
   };
 }
