@@ -199,7 +199,7 @@ test('HF query/key/value: every weight and bias shape is checked, by name, expec
   assert.throws(() => loadModel(copyHfFixture((t) => half(t, L + 'value.weight'))), /value\.weight .*expected \(96, 96\) but received \(48, 96\)/);
   assert.throws(() => loadModel(copyHfFixture((t) => half(t, L + 'key.bias'))), /key\.bias .*expected \(96\) but received \(48\)/);
   assert.throws(() => loadModel(copyHfFixture((t) => half(t, L + 'value.bias'))), /value\.bias .*expected \(96\) but received \(48\)/);
-  assert.throws(() => loadModel(copyHfFixture((t) => { delete t[L + 'value.bias']; })), /Missing tensor vit\.encoder\.layer\.1\.attention\.attention\.value\.bias/);
+  assert.throws(() => loadModel(copyHfFixture((t) => { delete t[L + 'value.bias']; })), /Missing tensor in .*model\.safetensors: blocks\.1\.attn\.qkv\.bias \(vit\.encoder\.layer\.1\.attention\.attention\.value\.bias in the ViTForImageClassification layout\)/);
   assert.throws(() => loadModel(copyHfFixture((t) => { t['vit.extra'] = { shape: [1], data: new Float32Array(1) }; })), /Unexpected tensor in .* for ViTForImageClassification: vit\.extra/);
 });
 

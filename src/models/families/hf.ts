@@ -141,13 +141,23 @@ export function linearRules(hf: string, timm: string, out: number, inp: number |
 export const rename = (hf: string, timm: string, hfShape: number[], timmShape: number[] = hfShape): Rule =>
   ({ kind: 'concat', hf: [[hf, hfShape]], timm: [[timm, timmShape]] });
 
-function takeChecked(raw: StateDict, [name, shape]: Named, where: string, opts: { posEmbed?: boolean }): Tensor32 {
+function takeChecked(raw: StateDict, [name, shape]: Named, where: string, opts: { posEmbed?: boolean; timmName?: string; layout?: string; fused?: boolean }): Tensor32 {
   const t = raw.get(name);
-  if (!t) throw new VitkitError(`Missing tensor ${name} in ${where}`);
+  if (!t) {
+    throw new VitkitError(opts.timmName && opts.layout
+      ? `Missing tensor in ${where}: ${opts.timmName} (${name} in the ${opts.layout} layout)`
+      : `Missing tensor in ${where}: ${name}`);
+  }
   if (!sameShape(t.shape, shape)) {
     // a position embedding for another grid is resampled later, by timm's rule; its width must still match
     const resamplable = opts.posEmbed && t.shape.length === shape.length && t.shape[t.shape.length - 1] === shape[shape.length - 1];
-    if (!resamplable) throw new VitkitError(`Wrong shape for tensor ${name} in ${where}: expected ${shapeStr(shape)} but received ${shapeStr(t.shape)}`);
+    if (!resamplable) {
+      // a renamed tensor is named as vitkit/timm calls it (the HF name in parentheses); a part of a fused one by its HF name
+      const label = opts.timmName && opts.layout && !opts.fused
+        ? `${opts.timmName} in ${where} (${name} in the ${opts.layout} layout)`
+        : `${name} in ${where}`;
+      throw new VitkitError(`Wrong shape for tensor ${label}: expected ${shapeStr(shape)} but received ${shapeStr(t.shape)}`);
+    }
   }
   if (t.data.length !== numel(t.shape)) throw new VitkitError(`Tensor ${name} in ${where} has ${t.data.length} values for shape ${shapeStr(t.shape)}`);
   raw.delete(name);
@@ -170,8 +180,8 @@ export function hfToTimm(layout: HfLayout, c: ViTConfig, hf: StateDict, where: s
       continue;
     }
     if (r.kind === 'cls_pos_fold') {
-      const cls = takeChecked(raw, r.hf[0], where, {});
-      const pos = takeChecked(raw, r.hf[1], where, { posEmbed: true });
+      const cls = takeChecked(raw, r.hf[0], where, { timmName: r.timm[0][0], layout: layout.architecture });
+      const pos = takeChecked(raw, r.hf[1], where, { posEmbed: true, timmName: r.timm[1][0], layout: layout.architecture });
       const D = cls.data.length;
       const tc = new Float32Array(D); // (1, 1, D)
       for (let i = 0; i < D; i++) tc[i] = cls.data[i]! + pos.data[i]!;
@@ -179,7 +189,9 @@ export function hfToTimm(layout: HfLayout, c: ViTConfig, hf: StateDict, where: s
       out.set(r.timm[1][0], { shape: [1, pos.shape[1]! - 1, D], data: pos.data.slice(D) }); // (1, NP, D)
       continue;
     }
-    const parts = r.hf.map((n) => takeChecked(raw, n, where, { posEmbed: r.hf.length === 1 && isPos(n[0]) }));
+    const timmName = r.timm.map((x) => x[0]).join(' + ');
+    const fused = r.hf.length > 1 || r.timm.length > 1;
+    const parts = r.hf.map((n) => takeChecked(raw, n, where, { posEmbed: r.hf.length === 1 && isPos(n[0]), timmName, layout: layout.architecture, fused }));
     if (r.hf.length === 1 && r.timm.length === 1) {
       // a rename; a position embedding of another grid keeps its token count (resampled by the loader)
       const t = parts[0]!;
