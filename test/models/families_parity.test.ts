@@ -25,7 +25,7 @@ import { Tensor } from '../../src/tensor.js';
 import { REFS, FIXTURES, NO_REFS, maxAbsDiff, tmp } from '../helpers.js';
 
 /** the model computes the family features (forwardHeads comes with them) */
-export const HAS_FAMILIES = typeof (VisionTransformer.prototype as unknown as { forwardHeads?: unknown }).forwardHeads === 'function';
+const HAS_FAMILIES = typeof (VisionTransformer.prototype as unknown as { forwardHeads?: unknown }).forwardHeads === 'function';
 const TODO = HAS_FAMILIES ? {} : { todo: 'needs the family compute from the model branch' };
 
 const FAM = path.join(FIXTURES, 'families');
