@@ -107,6 +107,7 @@ export function timmArchitectureFor(name: string, c: ViTConfig): string {
     a.mlp_layer === want.mlp_layer && a.distilled === want.distilled && (!strictEps || a.layer_norm_eps === want.layer_norm_eps);
   if (PRESETS[name] && same(props(name), true)) return name;
   const names = Object.keys(PRESETS);
+  if (PRESETS[name]) names.unshift(name); // among equals, keep the caller's architecture
   return names.find((n) => same(props(n), true)) ?? names.find((n) => same(props(n), false)) ?? 'vit_base_patch16_224';
 }
 
