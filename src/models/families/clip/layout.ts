@@ -9,7 +9,8 @@
  *   vision_model.encoder.layers.i.layer_norm1 -> blocks.i.norm1; .self_attn.{q,k,v}_proj -> blocks.i.attn.qkv
  *   .self_attn.out_proj -> blocks.i.attn.proj; .layer_norm2 -> blocks.i.norm2; .mlp.fc1/.mlp.fc2 -> blocks.i.mlp.fc1/fc2
  *   vision_model.post_layernorm -> norm
- *   visual_projection.weight (P, D) -> head.weight, head.bias = 0 (WithProjection only; image_embeds = logits)
+ *   visual_projection.weight (P, D) -> head.weight, head.bias = 0 (WithProjection only; image_embeds = logits;
+ *   timm's _convert_openai_clip does the same with OpenAI's `proj`)
  *   vision_model.embeddings.position_ids (a buffer some versions save) is dropped.
  * Semantics: hidden_act (quick_gelu for OpenAI CLIP), LayerNorm eps (1e-5) from the config; class-token pooling.
  * One difference to keep in mind: HF's last_hidden_state is the encoder output BEFORE post_layernorm (HF applies

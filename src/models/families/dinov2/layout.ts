@@ -11,7 +11,8 @@
  *   .layer_scale2.lambda1 -> blocks.i.ls2.gamma; layernorm -> norm
  * With registers: embeddings.register_tokens -> reg_token; HF adds pos row 0 to the class token and inserts the
  * registers after the position embedding, timm (no_embed_class) adds no position to prefix tokens, so
- * timm cls_token = cls_token + position_embeddings[:, 0] and timm pos_embed = position_embeddings[:, 1:] (exact).
+ * timm cls_token = cls_token + position_embeddings[:, 0] and timm pos_embed = position_embeddings[:, 1:] (exact; the same
+ * fold timm's own _convert_dinov2 applies to Meta's checkpoints, whose w12/w3 SwiGLU are HF's weights_in/weights_out).
  * Semantics kept: HF DINOv2 always resamples the position embedding to the input (dynamic_img_size); Dinov2Model
  * does it without antialias (pos_embed_antialias false), Dinov2WithRegistersModel with it (as timm).
  * LayerNorm eps from the config (default 1e-6). SwiGLU width: (int(D * mlp_ratio * 2 / 3) + 7) // 8 * 8, packed x2.
