@@ -76,16 +76,20 @@ export function hfToTimm(raw: Raw, config: ViTConfig, layout: HfLayout = HF_LAYO
   return layoutHfToTimm(layout, config, raw, where);
 }
 
+/** the classifier's parameters (DeiT's distillation head too): replaced when the class count changes */
+const HEAD_PARAM = /^head(_dist)?\./;
+
 /** Copy a state dict into a model, with pos_embed resampling and a precise report of mismatches. */
 export function loadStateDict(model: VisionTransformer, raw: Raw, where: string, opts: { skipHead?: boolean } = {}): void {
   const c = model.config, d = dims(c);
   const expectedNames = new Set(model.params.names());
-  const missing = [...expectedNames].filter((k) => !raw.has(k) && !(opts.skipHead && k.startsWith('head.')));
-  const extra = [...raw.keys()].filter((k) => !expectedNames.has(k) && !(opts.skipHead && k.startsWith('head.')));
+  const isHead = (k: string) => opts.skipHead === true && HEAD_PARAM.test(k);
+  const missing = [...expectedNames].filter((k) => !raw.has(k) && !isHead(k));
+  const extra = [...raw.keys()].filter((k) => !expectedNames.has(k) && !isHead(k));
   if (missing.length) throw new VitkitError(`Missing tensor${missing.length > 1 ? 's' : ''} in ${where}: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, ... (${missing.length} in all)` : ''}`);
   if (extra.length) throw new VitkitError(`Unexpected tensor${extra.length > 1 ? 's' : ''} in ${where}: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? `, ... (${extra.length} in all)` : ''}`);
   for (const name of model.params.names()) {
-    if (opts.skipHead && name.startsWith('head.')) continue;
+    if (isHead(name)) continue;
     let t = raw.get(name)!;
     if (name === 'pos_embed') {
       const want = model.params.shape(name);
@@ -234,10 +238,12 @@ export function initWeights(model: VisionTransformer, seed = 0): void {
 
 function initHead(model: VisionTransformer, seed = 1): void {
   const rand = mulberry32(seed);
-  if (!model.params.has('head.weight')) return;
-  const w = model.params.get('head.weight');
-  for (let i = 0; i < w.length; i++) w[i] = truncNormal(rand, 0.02);
-  model.params.get('head.bias').fill(0);
+  for (const h of ['head', 'head_dist']) {
+    if (!model.params.has(`${h}.weight`)) continue;
+    const w = model.params.get(`${h}.weight`);
+    for (let i = 0; i < w.length; i++) w[i] = truncNormal(rand, 0.02);
+    model.params.get(`${h}.bias`).fill(0);
+  }
 }
 
 /** The config.json timm's save_for_hf writes: a real timm architecture and only model_args timm accepts (see families/timm.ts). */
