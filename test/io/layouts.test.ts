@@ -114,6 +114,8 @@ const CASES: [string, Record<string, unknown>][] = [
   ['CLIPVisionModel', { ...SMALL, num_classes: 0, pre_norm: true, layer_norm_eps: 1e-5, act: 'quick_gelu' }],
   ['CLIPVisionModelWithProjection', { ...SMALL, num_classes: 5, pre_norm: true, layer_norm_eps: 1e-5, act: 'quick_gelu' }],
   ['SiglipVisionModel', { ...SMALL, num_classes: 0, class_token: false, global_pool: 'map', act: 'gelu_tanh' }],
+  ['CLIPModel', { ...SMALL, num_classes: 5, pre_norm: true, layer_norm_eps: 1e-5, act: 'quick_gelu' }],
+  ['SiglipModel', { ...SMALL, num_classes: 0, class_token: false, global_pool: 'map', act: 'gelu_tanh' }],
 ];
 
 test('every HF key map is invertible: timm -> HF -> timm gives back every tensor exactly, and the HF config reads back', () => {
@@ -140,7 +142,8 @@ test('HF key names are transformers\' own (spot checks per layout)', () => {
     const c = resolveConfig(over, arch);
     return [...timmToHf(HF_LAYOUTS[arch]!, c, syntheticTimm(arch, c)).keys()];
   };
-  const [vit, vm, deit, dino, dreg, , clip, clipP, sig] = CASES.map(([a, o]) => names(a, o));
+  const [vit, vm, deit, dino, dreg, , clip, clipP, sig, clipFull] = CASES.map(([a, o]) => names(a, o));
+  assert.ok(clipFull!.includes('visual_projection.weight') && clipFull!.includes('vision_model.post_layernorm.bias'));
   assert.ok(vit!.includes('vit.encoder.layer.1.attention.attention.value.bias') && vit!.includes('classifier.weight'));
   assert.ok(vm!.includes('encoder.layer.0.intermediate.dense.weight') && !vm!.some((k) => k.startsWith('vit.') || k.startsWith('classifier')));
   assert.ok(deit!.includes('deit.embeddings.distillation_token') && deit!.includes('distillation_classifier.bias') && deit!.includes('cls_classifier.weight'));
@@ -169,6 +172,25 @@ test('the timm side of each family key map is exactly the state dict timm saves 
     const got = [...syntheticTimm(arch, c).keys()].sort();
     assert.deepEqual(got, want, arch);
     for (const k of want) assert.deepEqual(syntheticTimm(arch, c).get(k)!.shape, st.f32(k).shape, `${arch} ${k}`);
+  }
+});
+
+test('full CLIPModel / SiglipModel checkpoints give their image tower; the text tower is dropped, anything else is not', () => {
+  for (const [arch, over] of CASES.filter(([a]) => a === 'CLIPModel' || a === 'SiglipModel')) {
+    const c = resolveConfig(over, arch);
+    const layout = HF_LAYOUTS[arch]!;
+    const sd = syntheticTimm(arch, c);
+    const hf = timmToHf(layout, c, sd);
+    hf.set('text_model.encoder.layers.0.mlp.fc1.weight', { shape: [2, 2], data: new Float32Array(4) });
+    hf.set('logit_scale', { shape: [], data: new Float32Array(1) });
+    if (arch === 'CLIPModel') hf.set('text_projection.weight', { shape: [5, 2], data: new Float32Array(10) });
+    else hf.set('logit_bias', { shape: [1], data: new Float32Array(1) });
+    assert.deepEqual([...hfToTimm(layout, c, hf, arch).keys()].sort(), [...sd.keys()].sort(), arch);
+    hf.set('vision_model.extra', { shape: [1], data: new Float32Array(1) });
+    assert.throws(() => hfToTimm(layout, c, hf, arch), new RegExp(`Unexpected tensor in ${arch} for ${arch}: vision_model\\.extra`));
+    const cfg = layout.hfConfigFrom(c);
+    assert.equal(typeof cfg['vision_config'], 'object');
+    assert.deepEqual(configFromHf(cfg, arch), c);
   }
 });
 

@@ -46,6 +46,8 @@ export interface HfLayout {
   rules(c: ViTConfig): Rule[];
   /** labels come from id2label when the layout has a classifier */
   hasClassifier: boolean;
+  /** HF tensors of other parts of the checkpoint that are dropped on load (e.g. CLIPModel's text tower) */
+  ignore?: RegExp;
 }
 
 /** Typed access to an HF config.json object with one-line errors naming the field. */
@@ -210,6 +212,7 @@ export function hfToTimm(layout: HfLayout, c: ViTConfig, hf: StateDict, where: s
       o += n;
     }
   }
+  if (layout.ignore) for (const k of [...raw.keys()]) if (layout.ignore.test(k)) raw.delete(k);
   if (raw.size) {
     const extra = [...raw.keys()];
     throw new VitkitError(`Unexpected tensor${extra.length > 1 ? 's' : ''} in ${where} for ${layout.architecture}: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? `, ... (${extra.length} in all)` : ''}`);

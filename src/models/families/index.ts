@@ -7,18 +7,19 @@ import type { HfLayout } from './hf.js';
 import { ViTForImageClassification, ViTModel } from './vit/layout.js';
 import { DeiTForImageClassificationWithTeacher } from './deit/layout.js';
 import { Dinov2Model, Dinov2WithRegistersModel } from './dinov2/layout.js';
-import { CLIPVisionModel, CLIPVisionModelWithProjection } from './clip/layout.js';
-import { SiglipVisionModel } from './siglip/layout.js';
+import { CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection } from './clip/layout.js';
+import { SiglipModel, SiglipVisionModel } from './siglip/layout.js';
 
 export const HF_LAYOUTS: Record<string, HfLayout> = Object.fromEntries([
   ViTForImageClassification, ViTModel, DeiTForImageClassificationWithTeacher, Dinov2Model, Dinov2WithRegistersModel,
-  CLIPVisionModel, CLIPVisionModelWithProjection, SiglipVisionModel,
+  CLIPVisionModel, CLIPVisionModelWithProjection, CLIPModel, SiglipVisionModel, SiglipModel,
 ].map((l) => [l.architecture, l]));
 
 /** model_type -> layout when config.json names no architectures (a bare ViTConfig is ViTForImageClassification) */
 const BY_MODEL_TYPE: Record<string, HfLayout> = {
   vit: ViTForImageClassification, deit: DeiTForImageClassificationWithTeacher, dinov2: Dinov2Model,
   dinov2_with_registers: Dinov2WithRegistersModel, clip_vision_model: CLIPVisionModel, siglip_vision_model: SiglipVisionModel,
+  clip: CLIPModel, siglip: SiglipModel,
 };
 
 /** Is this config.json a Hugging Face one (as opposed to timm's hub layout)? */

@@ -18,7 +18,8 @@
  * hidden_states, pooler_output (= pre_logits) and image_embeds (= logits) are the same.
  */
 import type { ViTConfig } from '../../config.js';
-import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
+import { VitkitError } from '../../../errors.js';
+import { type HfLayout, type Rule, HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
 
 function clipConfig(cfg: HfConfig, projection: boolean): Record<string, unknown> {
   const D = cfg.int('hidden_size');
@@ -79,6 +80,17 @@ function clipRules(c: ViTConfig, projection: boolean): Rule[] {
   return rules;
 }
 
+/** a nested vision_config (CLIPModel / SiglipModel) read as the tower's own config, projection_dim from the top level */
+export function visionConfigOf(cfg: HfConfig): HfConfig {
+  const v = cfg.raw['vision_config'];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new VitkitError(`${cfg.file}: expected an object for "vision_config" but received ${JSON.stringify(v)}`);
+  }
+  const raw: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+  if (raw['projection_dim'] === undefined && cfg.raw['projection_dim'] !== undefined) raw['projection_dim'] = cfg.raw['projection_dim'];
+  return new HfConfig(raw, `${cfg.file} vision_config`);
+}
+
 export const CLIPVisionModel: HfLayout = {
   architecture: 'CLIPVisionModel', modelType: 'clip_vision_model', hasClassifier: false,
   describe: 'transformers CLIPVisionModel (vision_model.*)',
@@ -92,5 +104,18 @@ export const CLIPVisionModelWithProjection: HfLayout = {
   describe: 'transformers CLIPVisionModelWithProjection (vision_model.* + visual_projection)',
   configFromHf: (cfg) => clipConfig(cfg, true),
   hfConfigFrom: (c) => clipHfConfig(c, true),
+  rules: (c) => clipRules(c, true),
+};
+
+/** the image tower of a full `CLIPModel` (vision_model.* + visual_projection; the text tower and logit_scale are dropped) */
+export const CLIPModel: HfLayout = {
+  architecture: 'CLIPModel', modelType: 'clip', hasClassifier: false,
+  describe: 'transformers CLIPModel, image tower only (vision_model.* + visual_projection; text_model.*, text_projection, logit_scale dropped)',
+  ignore: /^(text_model\.|text_projection\.|logit_scale$)/,
+  configFromHf: (cfg) => clipConfig(visionConfigOf(cfg), true),
+  hfConfigFrom(c) {
+    const { architectures: _a, model_type: _m, projection_dim, ...vision } = clipHfConfig(c, true);
+    return { architectures: ['CLIPModel'], model_type: 'clip', projection_dim, vision_config: { ...vision, model_type: 'clip_vision_model' }, text_config: {} };
+  },
   rules: (c) => clipRules(c, true),
 };

@@ -17,13 +17,10 @@
  */
 import type { ViTConfig } from '../../config.js';
 import { VitkitError } from '../../../errors.js';
-import { type HfLayout, type Rule, hfAct, imgHW, mlpHidden, numPatches, linearRules, rename } from '../hf.js';
-import { clipEncoderRules } from '../clip/layout.js';
+import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, rename } from '../hf.js';
+import { clipEncoderRules, visionConfigOf } from '../clip/layout.js';
 
-export const SiglipVisionModel: HfLayout = {
-  architecture: 'SiglipVisionModel', modelType: 'siglip_vision_model', hasClassifier: false,
-  describe: 'transformers SiglipVisionModel (vision_model.*, MAP head)',
-  configFromHf(cfg) {
+function siglipConfig(cfg: HfConfig): Record<string, unknown> {
     const D = cfg.int('hidden_size');
     if (!cfg.bool('vision_use_head', true)) throw new VitkitError(`${cfg.file}: vision_use_head false (no MAP head) is not supported`);
     return {
@@ -32,7 +29,12 @@ export const SiglipVisionModel: HfLayout = {
       ...cfg.intermediate(D), qkv_bias: true, class_token: false, global_pool: 'map', fc_norm: null, pos_embed: 'learn',
       layer_norm_eps: cfg.num('layer_norm_eps', 1e-6), act: cfg.act('gelu_pytorch_tanh'),
     };
-  },
+}
+
+export const SiglipVisionModel: HfLayout = {
+  architecture: 'SiglipVisionModel', modelType: 'siglip_vision_model', hasClassifier: false,
+  describe: 'transformers SiglipVisionModel (vision_model.*, MAP head)',
+  configFromHf: siglipConfig,
   hfConfigFrom(c: ViTConfig) {
     const [h, w] = imgHW(c);
     return {
@@ -60,4 +62,17 @@ export const SiglipVisionModel: HfLayout = {
       ...linearRules(`${p}head.mlp.fc2`, 'attn_pool.mlp.fc2', D, H),
     ];
   },
+};
+
+/** the image tower of a full `SiglipModel` (vision_model.*; the text tower, logit_scale and logit_bias are dropped) */
+export const SiglipModel: HfLayout = {
+  architecture: 'SiglipModel', modelType: 'siglip', hasClassifier: false,
+  describe: 'transformers SiglipModel, image tower only (vision_model.*; text_model.*, logit_scale, logit_bias dropped)',
+  ignore: /^(text_model\.|logit_scale$|logit_bias$)/,
+  configFromHf: (cfg) => siglipConfig(visionConfigOf(cfg)),
+  hfConfigFrom(c) {
+    const { architectures: _a, model_type: _m, ...vision } = SiglipVisionModel.hfConfigFrom(c);
+    return { architectures: ['SiglipModel'], model_type: 'siglip', vision_config: { ...vision, model_type: 'siglip_vision_model' }, text_config: {} };
+  },
+  rules: (c) => SiglipVisionModel.rules(c),
 };
