@@ -129,6 +129,18 @@ function readWeights(file: string, opts: { dropBuffers?: boolean } = {}): Raw {
   return raw;
 }
 
+/** image processors whose integer `size` means the shortest edge (transformers' get_size_dict(size, default_to_square=False)) */
+const SHORTEST_EDGE_PROCESSORS = new Set(['CLIPImageProcessor', 'CLIPFeatureExtractor', 'BitImageProcessor', 'ChineseCLIPImageProcessor']);
+
+/** A preprocessor_config.json in the explicit form preprocessFromHf reads: CLIP's and DINOv2's `size: 224` is {shortest_edge: 224}. */
+export function normalizeHfProcessor(pp: Record<string, unknown>): Record<string, unknown> {
+  const type = pp['image_processor_type'] ?? pp['feature_extractor_type'];
+  if (typeof type === 'string' && SHORTEST_EDGE_PROCESSORS.has(type) && typeof pp['size'] === 'number') {
+    return { ...pp, size: { shortest_edge: pp['size'] } };
+  }
+  return pp;
+}
+
 /** A fresh, head-reset config for fine-tuning. */
 function applyOverrides(c: ViTConfig, opts: LoadOptions): ViTConfig {
   const over: Partial<ViTConfig> = {};
@@ -162,7 +174,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
     loadStateDict(model, raw, weights, { skipHead: resetHead });
     if (resetHead) initHead(model);
     const ppFile = path.join(dir, 'preprocessor_config.json');
-    const pp = existsSync(ppFile) ? readJson(ppFile) : undefined;
+    const pp = existsSync(ppFile) ? normalizeHfProcessor(readJson(ppFile)) : undefined;
     return {
       model, preprocess: preprocessFromHf(pp, imgHW(config)[0], config.in_chans),
       labels: labelsFor(config.num_classes, resetHead ? null : names),

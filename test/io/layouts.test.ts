@@ -359,3 +359,16 @@ test('fine-tuning a DeiT checkpoint at another class count replaces both heads (
   assert.ok([...lm.model.params.get('head_dist.bias')].every((v) => v === 0));
   assert.deepEqual([...lm.model.params.get('dist_token')], [...sd.get('dist_token')!.data]);
 });
+
+test('CLIPImageProcessor / BitImageProcessor: an integer size is the shortest edge, as transformers reads it', async () => {
+  const { normalizeHfProcessor } = await import('../../src/io/checkpoint.js');
+  const { preprocessFromHf } = await import('../../src/io/preprocess.js');
+  // openai/clip-vit-base-patch32's preprocessor_config.json spells size and crop_size as integers
+  const clip = { image_processor_type: 'CLIPImageProcessor', size: 224, crop_size: 224, do_center_crop: true, resample: 3,
+    image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] };
+  const p = preprocessFromHf(normalizeHfProcessor(clip), 224, 3);
+  assert.equal(p.resizeMode, 'shortest_edge');
+  assert.deepEqual([p.height, p.width], [224, 224]);
+  const vit = { image_processor_type: 'ViTImageProcessor', size: 64 };
+  assert.equal(preprocessFromHf(normalizeHfProcessor(vit), 64, 3).resizeMode, 'exact'); // ViT's is square
+});
