@@ -13,7 +13,7 @@ export {
   type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer, type TokenLayout,
   DEFAULT_CONFIG, resolveConfig, dims, imgHW, tokenLayout,
 } from './models/config.js';
-export { PRESETS, getPreset, type Preset, type PretrainedCfg } from './models/presets.js';
+export { PRESETS, getPreset, presetConfig, archDefaults, type Preset, type PretrainedCfg } from './models/presets.js';
 export {
   VisionTransformer, vitParamSpecs, vitMacs, emptyCache,
   type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
@@ -27,9 +27,10 @@ export { softmax, topK, argmaxRows } from './nn/functional.js';
 
 // Checkpoints and files
 export {
-  loadModel, presetModel, saveCheckpoint, loadStateDict, initWeights, configFromTimm, configFromHf, timmConfigJson,
+  loadModel, presetModel, saveCheckpoint, saveHfCheckpoint, loadStateDict, initWeights, configFromTimm, configFromHf, timmConfigJson,
   type LoadedModel, type LoadOptions,
 } from './io/checkpoint.js';
+export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
 export {
   readSafetensors, parseSafetensors, serializeSafetensors, writeSafetensors, SafetensorsFile,
   type DType, type StEntry, type StTensorIn,

@@ -1,25 +1,30 @@
 import { Command } from 'commander';
 import { loadModel } from '../io/checkpoint.js';
 import { existsSync } from 'node:fs';
-import { dims, imgHW, resolveConfig, DEFAULT_CONFIG, type ViTConfig } from '../models/config.js';
+import { dims, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { vitMacs, vitParamSpecs } from '../models/vit.js';
-import { PRESETS, getPreset } from '../models/presets.js';
+import { PRESETS, getPreset, presetConfig } from '../models/presets.js';
 import { preprocessFromTimm } from '../io/preprocess.js';
 
 /** Configuration, parameter count and GMACs per image, and how the cost grows with image size. */
 export function describeModel(source: string): Record<string, unknown> {
   // a preset needs no weights to be described: build its config only (vit_large would allocate 1.2 GB)
+  // (timm.create_model(name): the registration's kwargs plus the default tag's num_classes and input size)
   const isPreset = !existsSync(source) && source in PRESETS;
   const lm = isPreset
-    ? { name: source, format: 'preset', config: resolveConfig({ ...DEFAULT_CONFIG, ...getPreset(source).args }, source), params: 0, preprocess: preprocessFromTimm({ ...getPreset(source).pretrained_cfg }, getPreset(source).pretrained_cfg.input_size[2], 3) }
+    ? (() => {
+      const config = presetConfig(source);
+      return { name: source, format: 'preset', config, params: 0, preprocess: preprocessFromTimm({ ...getPreset(source).pretrained_cfg }, imgHW(config), config.in_chans) };
+    })()
     : (() => { const m = loadModel(source); return { name: m.name, format: m.format, config: m.model.config, params: m.model.numParams, preprocess: m.preprocess }; })();
   const c = lm.config, d = dims(c);
   const params = vitParamSpecs(c).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
-  const side = imgHW(c)[0];
-  const scaling = [side, ...[224, 384, 448, 512].filter((s) => s !== side && s % c.patch_size === 0)]
+  const [h, w] = imgHW(c);
+  const sizes = h === w ? [h, ...[224, 384, 448, 512].filter((s) => s !== h && s % c.patch_size === 0)] : [h];
+  const scaling = sizes
     .sort((a, b) => a - b)
     .map((s) => {
-      const cs: ViTConfig = resolveConfig({ ...c, img_size: s });
+      const cs: ViTConfig = resolveConfig({ ...c, img_size: h === w ? s : [h, w] });
       return { img_size: s, tokens: dims(cs).N, gmacs: vitMacs(cs) / 1e9 };
     });
   return {
@@ -41,8 +46,8 @@ export function infoCommand(): Command {
       }
       const c = info['config'] as ViTConfig;
       console.log(`${info['name']} (${info['format']})`);
-      for (const [k, v] of Object.entries(c)) console.log(`  ${k.padEnd(15)} ${v}`);
-      console.log(`  ${'tokens'.padEnd(15)} ${info['tokens']}`);
+      for (const [k, v] of Object.entries(c)) console.log(`  ${k.padEnd(19)} ${Array.isArray(v) ? `[${v.join(', ')}]` : v}`);
+      console.log(`  ${'tokens'.padEnd(19)} ${info['tokens']}`);
       console.log(`params: ${((info['params'] as number) / 1e6).toFixed(2)}M (${(info['params'] as number).toLocaleString('en-US')})`);
       console.log(`GMACs per image: ${(info['gmacs'] as number).toFixed(2)}`);
       console.log('cost by image size (attention grows with the square of the token count):');

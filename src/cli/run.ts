@@ -6,7 +6,7 @@ import { VitkitError, shapeStr } from '../errors.js';
 import { checkOutput } from './common.js';
 import { attentionRollout } from '../explain/rollout.js';
 
-export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout'] as const;
+export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
 export type RunOutput = (typeof RUN_OUTPUTS)[number];
 
 export function parseOutputs(s: string): RunOutput[] {
@@ -20,7 +20,16 @@ export function parseOutputs(s: string): RunOutput[] {
   return names as RunOutput[];
 }
 
-/** Run a model on `pixel_values` from a safetensors file and return the named outputs. */
+/** The heads' outputs as the model computes them (DeiT: both heads before averaging too). */
+interface Heads { preLogits: Tensor; logits: Tensor | null; clsLogits?: Tensor; distLogits?: Tensor }
+type WithHeads = { forwardHeads?: (features: Tensor) => Heads };
+
+/**
+ * Run a model on `pixel_values` from a safetensors file and return the named outputs:
+ * logits (timm's eval output: DeiT's mean of both heads; pre_logits when the model has no head, as timm's
+ * Identity head), pre_logits (the head input), features (B, N, D) after the final norm, hidden_states.{0..L}
+ * (0 = block 0 input), attentions.{0..L-1} (B, NH, N, N), rollout, and for DeiT cls_logits / dist_logits.
+ */
 export function runModel(modelSource: string, input: string, outputs: RunOutput[]): Record<string, StTensorIn> {
   const { model } = loadModel(modelSource);
   const st = readSafetensors(input);
@@ -34,11 +43,20 @@ export function runModel(modelSource: string, input: string, outputs: RunOutput[
   const f = model.forwardFeatures(x, { hiddenStates: outputs.includes('hidden_states'), attentions: wantAttn });
   const res: Record<string, StTensorIn> = {};
   const put = (name: string, t: Tensor) => { res[name] = { shape: t.shape, data: t.data }; };
+  const wantDist = outputs.includes('cls_logits') || outputs.includes('dist_logits');
+  if (wantDist && (!model.config.distilled || model.config.num_classes === 0)) {
+    throw new VitkitError(`--outputs cls_logits/dist_logits need a distilled model with a head (DeiT); ${modelSource} has distilled ${model.config.distilled}, num_classes ${model.config.num_classes}`);
+  }
   if (outputs.includes('logits')) {
-    if (model.config.num_classes === 0) throw new VitkitError('logits requested but the model has no classifier head (num_classes 0)');
-    put('logits', model.forwardHead(f.features));
+    put('logits', model.config.num_classes === 0 ? model.forwardHead(f.features, { preLogits: true }) : model.forwardHead(f.features));
   }
   if (outputs.includes('pre_logits')) put('pre_logits', model.forwardHead(f.features, { preLogits: true }));
+  if (wantDist) {
+    const heads = (model as unknown as WithHeads).forwardHeads?.(f.features);
+    if (!heads?.clsLogits || !heads.distLogits) throw new VitkitError('This build of the model does not expose the two DeiT heads (forwardHeads)');
+    if (outputs.includes('cls_logits')) put('cls_logits', heads.clsLogits);
+    if (outputs.includes('dist_logits')) put('dist_logits', heads.distLogits);
+  }
   if (outputs.includes('features')) put('features', f.features);
   if (f.hiddenStates) f.hiddenStates.forEach((t, i) => put(`hidden_states.${i}`, t));
   if (outputs.includes('attentions')) f.attentions!.forEach((t, i) => put(`attentions.${i}`, t));

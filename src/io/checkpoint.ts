@@ -1,14 +1,15 @@
 /**
  * Checkpoints: timm's hub layout (config.json + model.safetensors with timm key names) and
- * Hugging Face's (ViTConfig config.json + model.safetensors with HF names + preprocessor_config.json).
- * Foreign layouts are adapted in one filter step (`hfToTimm`), as timm's checkpoint_filter_fn does.
+ * Hugging Face's (config.json + model.safetensors with HF names + preprocessor_config.json) for ViT, DeiT,
+ * DINOv2, CLIP and SigLIP image towers. Foreign layouts are adapted in one filter step (`hfToTimm`, by each
+ * family's key map in src/models/families/<family>/layout.ts), as timm's checkpoint_filter_fn does.
  */
 import { existsSync, statSync, mkdirSync } from 'node:fs';
 import { readRegularFile, writeFileAtomic } from './files.js';
 import path from 'node:path';
-import { VitkitError, describe, shapeStr } from '../errors.js';
-import { type ViTConfig, resolveConfig, dims, imgHW, DEFAULT_CONFIG } from '../models/config.js';
-import { PRESETS, getPreset, type PretrainedCfg } from '../models/presets.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { type ViTConfig, resolveConfig, dims, imgHW } from '../models/config.js';
+import { PRESETS, getPreset, presetConfig, type PretrainedCfg } from '../models/presets.js';
 import { vitParamSpecs } from '../models/vit.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
@@ -16,6 +17,9 @@ import { initWeights, initHead } from '../models/init.js';
 import { ParamTable } from '../nn/params.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from './safetensors.js';
+import { HF_LAYOUTS, hfLayoutFor, isHfConfig } from '../models/families/index.js';
+import { HfConfig, hfLabels, hfToTimm as layoutHfToTimm, timmToHf, type HfLayout, type StateDict } from '../models/families/hf.js';
+import { configFromTimmJson, timmConfigJson as timmConfigJsonImpl, timmLabelNames } from '../models/families/timm.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from './preprocess.js';
 import { labelsFor } from './labels.js';
 import { checkCheckpointConfig, checkFinite } from './validate.js';
@@ -29,7 +33,7 @@ export interface LoadedModel {
   labels: string[];
   /** 'timm' | 'hf' checkpoint directory, or a 'preset' with random weights */
   format: 'timm' | 'hf' | 'preset';
-  /** architecture name (timm) or model_type (hf) */
+  /** architecture name (timm) or the HF architecture class (e.g. Dinov2Model) */
   name: string;
   /** timm pretrained_cfg to write back when saving */
   pretrainedCfg: Record<string, unknown>;
@@ -42,9 +46,6 @@ export interface LoadOptions {
   numClasses?: number;
   backend?: Backend;
 }
-
-/** Options timm accepts that only matter for training regularization: accepted and ignored at inference. */
-const TRAINING_ONLY_ARGS = new Set(['drop_rate', 'drop_path_rate', 'pos_drop_rate', 'attn_drop_rate', 'proj_drop_rate', 'patch_drop_rate', 'weight_init']);
 
 function readJson(file: string): Record<string, unknown> {
   let text: string;
@@ -62,116 +63,38 @@ function readJson(file: string): Record<string, unknown> {
   }
 }
 
-/** timm config.json -> ViTConfig (architecture preset, then top-level num_classes/global_pool, then model_args) */
+/** timm config.json -> ViTConfig (architecture registration, then the pretrained cfg's defaults, then model_args) */
 export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json'): ViTConfig {
-  const arch = cfg['architecture'];
-  if (typeof arch !== 'string') throw new VitkitError(`${file} has no "architecture" string (expected e.g. "vit_base_patch16_224")`);
-  const modelArgs = (cfg['model_args'] ?? {}) as Record<string, unknown>;
-  if (typeof modelArgs !== 'object' || modelArgs === null || Array.isArray(modelArgs)) throw new VitkitError(`Expected an object for model_args in ${file} but received ${describe(modelArgs)}`);
-  let base: Partial<ViTConfig>;
-  if (PRESETS[arch]) base = { ...getPreset(arch).args };
-  else if (cfg['model_args']) base = {};
-  else throw new VitkitError(`Unknown architecture ${JSON.stringify(arch)} in ${file} and no model_args; known: ${Object.keys(PRESETS).join(', ')}`);
-  const over: Record<string, unknown> = { ...base };
-  if (typeof cfg['num_classes'] === 'number') over['num_classes'] = cfg['num_classes'];
-  if (typeof cfg['global_pool'] === 'string') over['global_pool'] = cfg['global_pool'];
-  const pcfg = cfg['pretrained_cfg'] as Record<string, unknown> | undefined;
-  const inputSize = pcfg?.['input_size'];
-  if (Array.isArray(inputSize) && !('img_size' in modelArgs) && !('img_size' in base)) over['img_size'] = inputSize[1] === inputSize[2] ? inputSize[2] : [inputSize[1], inputSize[2]];
-  for (const [k, v] of Object.entries(modelArgs)) {
-    if (TRAINING_ONLY_ARGS.has(k)) continue;
-    if (k === 'act_layer') {
-      over['act'] = v === 'gelu_tanh' ? 'gelu_tanh' : v === 'gelu' ? 'gelu' : v;
-      continue;
-    }
-    if (k === 'img_size' && Array.isArray(v)) {
-      over[k] = v[0] === v[1] ? v[0] : v;
-      continue;
-    }
-    over[k] = v;
-  }
-  return resolveConfig(over, `${file} (model_args)`);
+  return configFromTimmJson(cfg, file);
 }
 
-/** HF ViTConfig -> ViTConfig */
+/** HF config.json (any supported architecture) -> ViTConfig */
 export function configFromHf(cfg: Record<string, unknown>, file = 'config.json'): ViTConfig {
-  const num = (k: string, dflt?: number): number => {
-    const v = cfg[k] ?? dflt;
-    if (typeof v !== 'number') throw new VitkitError(`${file} has no numeric "${k}"`);
-    return v;
-  };
-  const hidden = num('hidden_size');
-  const act = cfg['hidden_act'] ?? 'gelu';
-  const actMap: Record<string, ViTConfig['act']> = { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_fast: 'gelu_tanh' };
-  if (typeof act !== 'string' || !actMap[act]) throw new VitkitError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (expected gelu, gelu_new or gelu_pytorch_tanh)`);
-  const id2label = cfg['id2label'] as Record<string, string> | undefined;
-  const numLabels = id2label ? Object.keys(id2label).length : num('num_labels', 2);
-  return resolveConfig({
-    img_size: num('image_size', 224), patch_size: num('patch_size', 16), in_chans: num('num_channels', 3),
-    num_classes: numLabels, embed_dim: hidden, depth: num('num_hidden_layers'), num_heads: num('num_attention_heads'),
-    mlp_ratio: num('intermediate_size') / hidden, qkv_bias: cfg['qkv_bias'] === undefined ? true : Boolean(cfg['qkv_bias']),
-    class_token: true, global_pool: 'token', fc_norm: false, pos_embed: 'learn',
-    layer_norm_eps: num('layer_norm_eps', 1e-12), act: actMap[act]!,
-  }, file);
+  const layout = hfLayoutFor(cfg, file);
+  return resolveConfig(layout.configFromHf(new HfConfig(cfg, file)), file);
 }
 
 type Raw = Map<string, { shape: number[]; data: Float32Array }>;
 
-/** HF ViTForImageClassification keys -> timm keys (query/key/value fused into qkv). */
-export function hfToTimm(raw: Raw, depth: number): Raw {
-  const out: Raw = new Map();
-  const take = (k: string) => {
-    const v = raw.get(k);
-    raw.delete(k);
-    return v;
-  };
-  const map: [string, string][] = [
-    ['vit.embeddings.cls_token', 'cls_token'],
-    ['vit.embeddings.position_embeddings', 'pos_embed'],
-    ['vit.embeddings.patch_embeddings.projection.weight', 'patch_embed.proj.weight'],
-    ['vit.embeddings.patch_embeddings.projection.bias', 'patch_embed.proj.bias'],
-    ['vit.layernorm.weight', 'norm.weight'], ['vit.layernorm.bias', 'norm.bias'],
-    ['classifier.weight', 'head.weight'], ['classifier.bias', 'head.bias'],
-  ];
-  for (let i = 0; i < depth; i++) {
-    const h = `vit.encoder.layer.${i}.`, t = `blocks.${i}.`;
-    map.push([h + 'layernorm_before.weight', t + 'norm1.weight'], [h + 'layernorm_before.bias', t + 'norm1.bias'],
-      [h + 'attention.output.dense.weight', t + 'attn.proj.weight'], [h + 'attention.output.dense.bias', t + 'attn.proj.bias'],
-      [h + 'layernorm_after.weight', t + 'norm2.weight'], [h + 'layernorm_after.bias', t + 'norm2.bias'],
-      [h + 'intermediate.dense.weight', t + 'mlp.fc1.weight'], [h + 'intermediate.dense.bias', t + 'mlp.fc1.bias'],
-      [h + 'output.dense.weight', t + 'mlp.fc2.weight'], [h + 'output.dense.bias', t + 'mlp.fc2.bias']);
-    for (const kind of ['weight', 'bias']) {
-      const parts = ['query', 'key', 'value'].map((n) => take(`${h}attention.attention.${n}.${kind}`));
-      if (parts.every((p) => p)) {
-        const [q, k, v] = parts as { shape: number[]; data: Float32Array }[];
-        const data = new Float32Array(q!.data.length * 3);
-        data.set(q!.data, 0); data.set(k!.data, q!.data.length); data.set(v!.data, 2 * q!.data.length);
-        out.set(`${t}attn.qkv.${kind}`, { shape: [q!.shape[0]! * 3, ...q!.shape.slice(1)], data });
-      } else if (parts.some((p) => p)) {
-        throw new VitkitError(`Checkpoint layer ${i} has only some of attention.attention.{query,key,value}.${kind}`);
-      }
-    }
-  }
-  for (const [from, to] of map) {
-    const v = take(from);
-    if (v) out.set(to, v);
-  }
-  // ViTModel's pooler is not part of ViTForImageClassification: drop it; anything else stays and is reported
-  for (const k of [...raw.keys()]) if (k.startsWith('vit.pooler.')) raw.delete(k);
-  for (const [k, v] of raw) out.set(k, v);
-  return out;
+/** HF keys -> timm keys by the layout's key map (ViTForImageClassification when not given); shapes checked per tensor. */
+export function hfToTimm(raw: Raw, config: ViTConfig, layout: HfLayout = HF_LAYOUTS['ViTForImageClassification']!, where = 'model.safetensors'): Raw {
+  return layoutHfToTimm(layout, config, raw, where);
 }
+
+/** the classifier's parameters (DeiT's distillation head too): replaced when the class count changes */
+const HEAD_PARAM = /^head(_dist)?\./;
 
 /** Copy a state dict into a model, with pos_embed resampling and a precise report of mismatches. */
 export function loadStateDict(model: Model, raw: Raw, where: string, opts: { skipHead?: boolean } = {}): void {
   const c = model.config, d = dims(c);
   const expectedNames = new Set(model.params.names());
-  const missing = [...expectedNames].filter((k) => !raw.has(k) && !(opts.skipHead && k.startsWith('head.')));
-  const extra = [...raw.keys()].filter((k) => !expectedNames.has(k) && !(opts.skipHead && k.startsWith('head.')));
+  const isHead = (k: string) => opts.skipHead === true && HEAD_PARAM.test(k);
+  const missing = [...expectedNames].filter((k) => !raw.has(k) && !isHead(k));
+  const extra = [...raw.keys()].filter((k) => !expectedNames.has(k) && !isHead(k));
   if (missing.length) throw new VitkitError(`Missing tensor${missing.length > 1 ? 's' : ''} in ${where}: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, ... (${missing.length} in all)` : ''}`);
   if (extra.length) throw new VitkitError(`Unexpected tensor${extra.length > 1 ? 's' : ''} in ${where}: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? `, ... (${extra.length} in all)` : ''}`);
   for (const name of model.params.names()) {
-    if (opts.skipHead && name.startsWith('head.')) continue;
+    if (isHead(name)) continue;
     let t = raw.get(name)!;
     if (name === 'pos_embed') {
       const want = model.params.shape(name);
@@ -179,7 +102,7 @@ export function loadStateDict(model: Model, raw: Raw, where: string, opts: { ski
         const posPrefix = c.no_embed_class ? 0 : d.numPrefix; // timm: no prefix rows with no_embed_class
         const oldN = t.shape[1]! - posPrefix;
         const oldGrid = Math.round(Math.sqrt(oldN));
-        if (oldGrid * oldGrid !== oldN) {
+        if (oldN <= 0 || oldGrid * oldGrid !== oldN) {
           throw new VitkitError(`Cannot resample pos_embed in ${where}: ${shapeStr(t.shape)} has ${oldN} patch positions, not a square grid`);
         }
         const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.gridH, d.gridW], posPrefix);
@@ -190,11 +113,31 @@ export function loadStateDict(model: Model, raw: Raw, where: string, opts: { ski
   }
 }
 
-function readWeights(file: string): Raw {
+/** HF buffers that are not parameters (integer position ids) */
+const HF_BUFFERS = /(^|\.)position_ids$/;
+
+function readWeights(file: string, opts: { dropBuffers?: boolean } = {}): Raw {
   const st = readSafetensors(file);
   const raw: Raw = new Map();
-  for (const k of st.keys()) { const t = st.f32(k); checkFinite(t.data, t.shape, k, file); raw.set(k, t); }
+  for (const k of st.keys()) {
+    if (opts.dropBuffers && HF_BUFFERS.test(k)) continue;
+    const t = st.f32(k);
+    checkFinite(t.data, t.shape, k, file);
+    raw.set(k, t);
+  }
   return raw;
+}
+
+/** image processors whose integer `size` means the shortest edge (transformers' get_size_dict(size, default_to_square=False)) */
+const SHORTEST_EDGE_PROCESSORS = new Set(['CLIPImageProcessor', 'CLIPFeatureExtractor', 'BitImageProcessor', 'ChineseCLIPImageProcessor']);
+
+/** A preprocessor_config.json in the explicit form preprocessFromHf reads: CLIP's and DINOv2's `size: 224` is {shortest_edge: 224}. */
+export function normalizeHfProcessor(pp: Record<string, unknown>): Record<string, unknown> {
+  const type = pp['image_processor_type'] ?? pp['feature_extractor_type'];
+  if (typeof type === 'string' && SHORTEST_EDGE_PROCESSORS.has(type) && typeof pp['size'] === 'number') {
+    return { ...pp, size: { shortest_edge: pp['size'] } };
+  }
+  return pp;
 }
 
 /** A fresh, head-reset config for fine-tuning. */
@@ -218,23 +161,24 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   if (!existsSync(cfgFile)) throw new VitkitError(`No config.json in ${dir}: a checkpoint directory holds config.json and model.safetensors`);
   if (!existsSync(weights)) throw new VitkitError(`No model.safetensors in ${dir}: a checkpoint directory holds config.json and model.safetensors`);
   const cfg = readJson(cfgFile);
-  const isHf = cfg['model_type'] === 'vit' || Array.isArray(cfg['architectures']);
-  if (isHf) {
-    const base = configFromHf(cfg, cfgFile);
+  if (isHfConfig(cfg)) {
+    const layout = hfLayoutFor(cfg, cfgFile);
+    const hfCfg = new HfConfig(cfg, cfgFile);
+    const base = resolveConfig(layout.configFromHf(hfCfg), cfgFile);
+    const names = layout.hasClassifier ? hfLabels(hfCfg, base.num_classes) : null;
     const config = applyOverrides(base, opts);
+    const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
+    const raw = layoutHfToTimm(layout, base, readWeights(weights, { dropBuffers: true }), weights);
     checkCheckpointConfig(base, config, weights, cfgFile, opts);
     const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
-    const raw = hfToTimm(readWeights(weights), base.depth);
-    loadStateDict(model, raw, weights, { skipHead: opts.numClasses !== undefined && opts.numClasses !== base.num_classes });
-    if (opts.numClasses !== undefined && opts.numClasses !== base.num_classes) initHead(model);
+    loadStateDict(model, raw, weights, { skipHead: resetHead });
+    if (resetHead) initHead(model);
     const ppFile = path.join(dir, 'preprocessor_config.json');
-    const pp = existsSync(ppFile) ? readJson(ppFile) : undefined;
-    const id2label = cfg['id2label'] as Record<string, string> | undefined;
-    const names = id2label ? Array.from({ length: base.num_classes }, (_, i) => id2label[String(i)] ?? `class_${i}`) : null;
+    const pp = existsSync(ppFile) ? normalizeHfProcessor(readJson(ppFile)) : undefined;
     return {
       model, preprocess: preprocessFromHf(pp, imgHW(config)[0], config.in_chans),
-      labels: labelsFor(config.num_classes, config.num_classes === base.num_classes ? names : null),
-      format: 'hf', name: String(cfg['model_type'] ?? 'vit'), pretrainedCfg: {},
+      labels: labelsFor(config.num_classes, resetHead ? null : names),
+      format: 'hf', name: layout.architecture, pretrainedCfg: {},
     };
   }
   const base = configFromTimm(cfg, cfgFile);
@@ -242,12 +186,13 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   checkCheckpointConfig(base, config, weights, cfgFile, opts);
   const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
   const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
-  loadStateDict(model, readWeights(weights), weights, { skipHead: resetHead });
+  const raw = readWeights(weights);
+  loadStateDict(model, raw, weights, { skipHead: resetHead });
   if (resetHead) initHead(model);
   const pcfg = { ...((cfg['pretrained_cfg'] ?? {}) as Record<string, unknown>) };
-  const names = (cfg['label_names'] ?? pcfg['label_names']) as string[] | undefined;
+  const names = timmLabelNames(cfg, cfgFile);
   return {
-    model, preprocess: preprocessFromTimm(pcfg, config.img_size, config.in_chans),
+    model, preprocess: preprocessFromTimm(pcfg, imgHW(config), config.in_chans),
     labels: labelsFor(config.num_classes, resetHead ? null : names), format: 'timm',
     name: String(cfg['architecture']), pretrainedCfg: pcfg,
   };
@@ -256,31 +201,22 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
 /** A preset with timm-style random initialization (trunc-normal std .02 weights, zero biases, unit norms). */
 export function presetModel(name: string, opts: LoadOptions = {}, seed = 0): LoadedModel {
   const preset = getPreset(name);
-  const config = applyOverrides(resolveConfig({ ...DEFAULT_CONFIG, ...preset.args }, name), opts);
+  const config = applyOverrides(presetConfig(name), opts);
   const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
   initWeights(model, seed);
-  const pcfg: Record<string, unknown> = { ...preset.pretrained_cfg, input_size: [config.in_chans, ...imgHW(config)] };
+  const [h, w] = imgHW(config);
+  const pcfg: Record<string, unknown> = { ...preset.pretrained_cfg, input_size: [config.in_chans, h, w], num_classes: config.num_classes };
   return {
-    model, preprocess: preprocessFromTimm(pcfg, config.img_size, config.in_chans),
+    model, preprocess: preprocessFromTimm(pcfg, [h, w], config.in_chans),
     labels: labelsFor(config.num_classes), format: 'preset', name, pretrainedCfg: pcfg,
   };
 }
 
 export { mulberry32, initWeights } from '../models/init.js';
 
-/** The config.json timm's save_for_hf writes, with model_args carrying the full configuration. */
+/** The config.json timm's save_for_hf writes: a real timm architecture and only model_args timm accepts (see families/timm.ts). */
 export function timmConfigJson(name: string, config: ViTConfig, pretrainedCfg: Record<string, unknown>, labels?: readonly string[]): Record<string, unknown> {
-  const { num_classes, global_pool, ...args } = config;
-  const model_args: Record<string, unknown> = { ...args };
-  if (model_args['act'] !== undefined) { model_args['act_layer'] = model_args['act']; delete model_args['act']; }
-  const out: Record<string, unknown> = {
-    architecture: PRESETS[name] ? name : 'vit_custom',
-    num_classes, num_features: config.embed_dim, global_pool,
-    model_args,
-    pretrained_cfg: { ...pretrainedCfg, input_size: [config.in_chans, ...imgHW(config)], num_classes },
-  };
-  if (labels) out['label_names'] = [...labels];
-  return out;
+  return timmConfigJsonImpl(name, config, pretrainedCfg, labels);
 }
 
 /** Write a checkpoint directory in timm's layout, each file atomically (temporary file, then rename). */
@@ -292,6 +228,24 @@ export function saveCheckpoint(dir: string, model: Pick<Model, 'params' | 'confi
   const cfgPath = path.join(dir, 'config.json');
   if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
   writeFileAtomic(cfgPath, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
+}
+
+/**
+ * Write a timm state dict as a Hugging Face checkpoint directory of the given architecture
+ * (config.json + model.safetensors), converted by the layout's key map (the inverse of loading).
+ * Used to check every HF layout against the timm references; atomic per file, never overwriting.
+ */
+export function saveHfCheckpoint(dir: string, architecture: string, config: ViTConfig, state: StateDict, opts: { labels?: readonly string[]; overwrite?: boolean } = {}): void {
+  const layout = HF_LAYOUTS[architecture];
+  if (!layout) throw new VitkitError(`Unknown Hugging Face architecture ${architecture}; known: ${Object.keys(HF_LAYOUTS).join(', ')}`);
+  const hf = timmToHf(layout, config, state);
+  mkdirSync(dir, { recursive: true });
+  const cfgPath = path.join(dir, 'config.json');
+  if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
+  const tensors: Record<string, StTensorIn> = {};
+  for (const [k, t] of hf) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
+  writeFileAtomic(cfgPath, JSON.stringify(layout.hfConfigFrom(config, opts.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
 }
 
 export { vitParamSpecs, ParamTable };

@@ -57,13 +57,17 @@ export interface ViTConfig {
   distilled: boolean;
   /** MLP kind of every block */
   mlp_layer: MlpLayer;
+  /** explicit MLP hidden width (fc1 rows), e.g. Hugging Face's intermediate_size; null = floor(embed_dim * mlp_ratio) */
+  mlp_hidden: number | null;
+  /** antialias when pos_embed is resampled for another grid: timm true; Hugging Face Dinov2Model (no registers) false */
+  pos_embed_antialias: boolean;
 }
 
 export const DEFAULT_CONFIG: ViTConfig = {
   img_size: 224, patch_size: 16, in_chans: 3, num_classes: 1000, embed_dim: 768, depth: 12, num_heads: 12,
   mlp_ratio: 4, qkv_bias: true, class_token: true, global_pool: 'token', fc_norm: null, pos_embed: 'learn',
   layer_norm_eps: 1e-6, act: 'gelu', init_values: null, reg_tokens: 0, no_embed_class: false, dynamic_img_size: false,
-  pre_norm: false, distilled: false, mlp_layer: 'mlp',
+  pre_norm: false, distilled: false, mlp_layer: 'mlp', mlp_hidden: null, pos_embed_antialias: true,
 };
 
 const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof ViTConfig)[];
@@ -114,6 +118,14 @@ export function resolveConfig(overrides: Partial<Record<string, unknown>>, where
   oneOf('pos_embed', ['learn', 'sincos', 'none'] as PosEmbedKind[]);
   oneOf('act', ACTS);
   oneOf('mlp_layer', MLPS);
+  bool('pos_embed_antialias');
+  if (c.mlp_hidden !== null) {
+    posInt('mlp_hidden');
+    if (c.mlp_layer === 'swiglu_packed' && c.mlp_hidden % 2 !== 0) throw expected('an even integer (fc1 packs [x, gate])', `${where}.mlp_hidden`, c.mlp_hidden);
+  }
+  if (c.distilled && (!c.class_token || c.global_pool !== 'token')) {
+    throw new VitkitError(`${where}.distilled needs class_token true and global_pool 'token' (timm's VisionTransformerDistilled)`);
+  }
   const [H, W] = imgHW(c);
   if (H % c.patch_size !== 0 || W % c.patch_size !== 0) {
     throw new VitkitError(`${where}.img_size (${describe(c.img_size)}) must be a multiple of patch_size (${c.patch_size}) on both sides`);
@@ -166,7 +178,7 @@ export function tokenLayout(c: ViTConfig, gridH?: number, gridW?: number): Token
 export function dims(c: ViTConfig, gridH?: number, gridW?: number) {
   const t = tokenLayout(c, gridH, gridW);
   const [imgH, imgW] = [t.gridH * c.patch_size, t.gridW * c.patch_size];
-  const H = Math.floor(c.embed_dim * c.mlp_ratio);
+  const H = c.mlp_hidden ?? Math.floor(c.embed_dim * c.mlp_ratio);
   const cfgLayout = tokenLayout(c);
   return {
     ...t,

@@ -141,7 +141,7 @@ test('from scratch on an image folder with architecture flags and --val-split; -
     assert.match(r2.out, /Resuming .*run at epoch 2 of 2, step 2 of \d+$/m);
     assert.match(r2.out, /epoch 2\/2  train_loss \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d+\.\d\d%  top5 100\.00%/);
     const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as { architecture: string; num_classes: number; model_args: Record<string, unknown>; label_names: string[] };
-    assert.equal(cfg.architecture, 'vit_custom');
+    assert.equal(cfg.architecture, 'vit_tiny_patch16_224'); // a real timm architecture, the flags in model_args (issue 9: no "vit_custom")
     assert.equal(cfg.num_classes, 2);
     assert.deepEqual(cfg.label_names, ['circle', 'square']);
     assert.deepEqual([cfg.model_args['img_size'], cfg.model_args['patch_size'], cfg.model_args['embed_dim'], cfg.model_args['depth']], [16, 8, 16, 1]);
