@@ -1,11 +1,11 @@
-/** Loads the native addon (build/Release/vitkit.node), built by `npm install` through node-gyp. */
+/** Loads the native addon: a source build (build/Release/vitkit.node) or the package's prebuilt binary (addon_path.ts). */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Backend } from './backend.js';
 import { VitkitError } from '../errors.js';
+import { addonPath } from './addon_path.js';
 
 export interface NativeAddon extends Omit<Backend, 'name'> {
   gemmIsa(): string;
@@ -19,13 +19,7 @@ let cached: NativeAddon | undefined;
 
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const candidates = ['build/Release/vitkit.node', 'build/Debug/vitkit.node'].map((p) => path.join(packageRoot, p));
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new VitkitError(
-      `The native addon is not built (looked for ${candidates[0]}). Run \`npm install\` (or \`npm run build:native\`) ` +
-      'in the vitkit package; it needs python3, make and a C++17 compiler (g++ or clang++).');
-  }
+  const found = addonPath(packageRoot);
   try {
     const addon = createRequire(import.meta.url)(found) as NativeAddon;
     const env = process.env['VITKIT_THREADS'];

@@ -10,10 +10,12 @@ import { demoCommand } from './demo.js';
 import { explainCommand } from './explain.js';
 import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
+import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
     .description('Vision Transformers for TypeScript: inference, training and explanation with timm / Hugging Face parity')
+    .version(packageVersion(), '-V, --version', 'print the vitkit version')
     .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)')
     .hook('preAction', (cmd) => {
       const t = cmd.opts()['threads'] as string | undefined;
