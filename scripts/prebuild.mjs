@@ -28,6 +28,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkKernels } from './check-kernels.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ELF_MACHINE = { x64: 62, arm64: 183 };
@@ -51,11 +52,11 @@ export function prebuildFile(t) {
   return path.join(ROOT, 'prebuilds', `linux-${t.arch}`, `vitkit.napi.${t.libc}.node`);
 }
 
-function envName(t) {
+export function envName(t) {
   return `VITKIT_CXX_${t.id.toUpperCase().replace(/-/g, '_')}`;
 }
 
-function which(cmd) {
+export function which(cmd) {
   if (cmd.includes('/')) return existsSync(cmd) ? cmd : null;
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     const p = path.join(dir, cmd);
@@ -91,10 +92,14 @@ function elfMachine(file) {
   return b.readUInt16LE(18);
 }
 
+/** the target's C++ compiler: VITKIT_CXX_<TARGET>, else the default name on PATH; null if missing */
+export function compilerFor(t) {
+  return which(process.env[envName(t)] ?? t.cxx);
+}
+
 function build(t) {
-  const cxx = process.env[envName(t)] ?? t.cxx;
-  const cxxPath = which(cxx);
-  if (!cxxPath) return { ok: false, why: `${cxx} not found (set ${envName(t)} to a C++17 compiler for ${t.id})` };
+  const cxxPath = compilerFor(t);
+  if (!cxxPath) return { ok: false, why: `${process.env[envName(t)] ?? t.cxx} not found (set ${envName(t)} to a C++17 compiler for ${t.id})` };
   const cc = process.env[envName(t)] ? cxxPath : (which(t.cc) ?? cxxPath);
   const stage = mkdtempSync(path.join(tmpdir(), `vitkit-prebuild-${t.id}-`));
   try {
@@ -148,13 +153,25 @@ function main() {
     process.exit(strict ? 1 : 0);
   }
   const targets = wanted.length ? TARGETS.filter((t) => wanted.includes(t.id)) : TARGETS;
-  rmSync(path.join(ROOT, 'prebuilds'), { recursive: true, force: true });
+  // all targets: start from an empty prebuilds/ so that the package carries exactly what this run built
+  if (!wanted.length) rmSync(path.join(ROOT, 'prebuilds'), { recursive: true, force: true });
+  const check = !argv.includes('--no-check') && process.env.VITKIT_PREBUILD_CHECK !== '0';
   let failed = 0;
   for (const t of targets) {
     const t0 = Date.now();
-    const r = build(t);
+    rmSync(prebuildFile(t), { force: true });
+    let r = build(t);
+    if (r.ok && check) {
+      // the kernels, built by the same compiler, run on the target (qemu for a cross build)
+      const c = checkKernels(t);
+      if (!c.ok) {
+        rmSync(r.out, { force: true });
+        r = { ok: false, why: `kernel check: ${c.why}` };
+      } else r.checked = c.summary;
+    }
     if (r.ok) {
-      console.error(`prebuild ${t.id}: ${path.relative(ROOT, r.out)} (${(r.size / 1024).toFixed(0)} KiB, ${r.compiler}, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      console.error(`prebuild ${t.id}: ${path.relative(ROOT, r.out)} (${(r.size / 1024).toFixed(0)} KiB, ${r.compiler}, ` +
+        `${((Date.now() - t0) / 1000).toFixed(0)} s${r.checked ? `; kernel check ${r.checked}` : ''})`);
     } else {
       failed++;
       console.error(`prebuild ${t.id}: ${strict ? 'error' : 'skipped'}: ${r.why}`);
