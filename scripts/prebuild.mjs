@@ -23,7 +23,8 @@
  *
  * A target whose compiler is missing is skipped with a warning, except under `npm publish`
  * (npm_command=publish) or with --strict, where every target must build: a published package
- * must not lack a platform silently. Sources are staged into a temporary directory per target, so
+ * must not lack a platform silently. To publish without some, name the others explicitly:
+ * `VITKIT_PREBUILD_TARGETS=linux-x64-glibc,linux-arm64-glibc npm publish`. Sources are staged into a temporary directory per target, so
  * the repository's own build/ (the developer's source build) is left alone.
  */
 import { spawnSync } from 'node:child_process';
