@@ -5,6 +5,7 @@
  *   node dist/bench/bench.js [--json] [--reps N] [--quick]
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadModel } from '../src/io/checkpoint.js';
 import { loadAddon, packageRoot } from '../src/backend/native.js';
@@ -55,11 +56,13 @@ async function modelBench(): Promise<void> {
     log(`skipping the model benchmark: ${MODEL_DIR} or ${ONNX} is missing (../shared/refs beside the checkout)`);
     return;
   }
-  let ort: typeof import('onnxruntime-node') | undefined;
+  // onnxruntime-node is the benchmark's own dependency (bench/package.json, installed by `npm run bench`);
+  // its API is onnxruntime-common's (a devDependency, for the types)
+  let ort: typeof import('onnxruntime-common') | undefined;
   try {
-    ort = await import('onnxruntime-node');
+    ort = createRequire(path.join(packageRoot, 'bench', 'package.json'))('onnxruntime-node') as typeof import('onnxruntime-common');
   } catch (e) {
-    log(`onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); run npm install with dev dependencies`);
+    log(`onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); run npm run bench (node scripts/bench-deps.mjs)`);
   }
   const { model } = loadModel(MODEL_DIR);
   log(`ViT-Ti/16 (vit_tiny_patch16_224, 5.72M params, 1.26 GMACs/img) — median of ${REPS} runs, images/s`);

@@ -1,5 +1,5 @@
 /**
- * Loads the native addon (build/Release/vitkit.node), built by `npm install` through node-gyp.
+ * Loads the native addon: a source build (build/Release/vitkit.node) or the package's prebuilt binary (addon_path.ts).
  *
  * The addon validates every argument itself (integers are safe, non-negative and never truncated;
  * size products are overflow-checked; every buffer covers what its dimensions address) and throws;
@@ -7,13 +7,13 @@
  * caller as a one-line VitkitError naming the op, the argument, what was expected and received.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Backend } from './backend.js';
 import { VitkitError, describe } from '../errors.js';
 import { hostOps } from './host.js';
+import { addonPath } from './addon_path.js';
 
 export interface NativeAddon extends Omit<Backend, 'name' | keyof ReturnType<typeof hostOps>> {
   gemmIsa(): string;
@@ -84,13 +84,7 @@ function wrap(raw: Record<string, unknown>): NativeAddon {
 
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const candidates = ['build/Release/vitkit.node', 'build/Debug/vitkit.node'].map((p) => path.join(packageRoot, p));
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new VitkitError(
-      `The native addon is not built (looked for ${candidates[0]}). Run \`npm install\` (or \`npm run build:native\`) ` +
-      'in the vitkit package; it needs python3, make and a C++17 compiler (g++ or clang++).');
-  }
+  const found = addonPath(packageRoot);
   let addon: NativeAddon;
   try {
     addon = wrap(createRequire(import.meta.url)(found) as Record<string, unknown>);

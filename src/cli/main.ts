@@ -15,10 +15,12 @@ import { fewshotCommand } from './fewshot.js';
 import { downloadCommand } from './download.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import { tokenizeCommand } from './tokenize.js';
+import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
     .description('Vision Transformers for TypeScript: inference, training and explanation with timm / Hugging Face parity')
+    .version(packageVersion(), '-V, --version', 'print the vitkit version')
     .option('-t, --threads <n>', 'native threads (default: all cores; or VITKIT_THREADS)', parseIntOpt('--threads'))
     .hook('preAction', (cmd) => {
       const t = cmd.opts()['threads'] as number | undefined;

