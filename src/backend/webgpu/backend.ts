@@ -588,6 +588,12 @@ export class WebGpuBackend implements DeviceBackend {
       n, { C, H, W, P });
   }
 
+  /** out (n) = erf(inp (n)) with the GELU kernels' erf (not part of the op list; for its accuracy test) */
+  erf(out: DeviceTensor, inp: DeviceTensor, n: number): void {
+    this.dims('erf', { n });
+    this.elementwise(K.ERF, [{ t: this.arg('erf', 'out', out, n, 'n'), used: n }, { t: this.arg('erf', 'inp', inp, n, 'n'), used: n }], n);
+  }
+
   add(out: DeviceTensor, a: DeviceTensor, b: DeviceTensor, n: number): void {
     const op = 'add';
     this.dims(op, { n });

@@ -65,6 +65,10 @@ export function buildShader(k: KernelDef, slot: readonly number[]): string {
 
 /** helpers shared by every kernel */
 const COMMON = /* wgsl */ `
+const SQRT1_2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const TANH_C: f32 = 0.044715;
 var<private> NAN_BITS: u32 = 0x7fc00000u;
 var<private> NEG_INF_BITS: u32 = 0xff800000u;
 fn nan_f32() -> f32 { return bitcast<f32>(NAN_BITS); }
@@ -80,23 +84,55 @@ fn wg_index(wid: vec3u, nwg: vec3u) -> u32 { return wid.y * nwg.x + wid.x; }
 fn bad_max(m: f32) -> bool { return (bitcast<u32>(m) & 0x7fffffffu) >= 0x7f800000u; }
 
 /**
- * erfc(z) for z >= 0 with relative error < 1.2e-7 (Numerical Recipes' Chebyshev fit); exp
- * underflows to 0 past z ~ 10, as erfc does in float32.
+ * exp(a) to about 1 ulp (a plain exp may be 3-4 ulp; WGSL allows more): exp(a) = 2^n exp(r) with
+ * r = a - n ln 2 (ln 2 in two parts, Cody-Waite), |r| <= 0.35, and exp(r) by its Taylor series to
+ * r^8 (truncation < 3e-10). Used where GELU's tail needs relative accuracy.
  */
-fn erfc_pos(z: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.5 * z);
-  return t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+fn exp_acc(a: f32) -> f32 {
+  if (a < -104.0) { return 0.0; }
+  let n = round(a * 1.4426950408889634);
+  let r = (a - n * 0.693145751953125) - n * 1.428606765330187e-6;
+  let e = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 +
+    r * (1.0 / 5040.0 + r * (1.0 / 40320.0))))))));
+  return ldexp(e, i32(n));
+}
+/**
+ * erfc(z) for z >= 0 with relative error < 1.2e-7 (Numerical Recipes' Chebyshev fit), given
+ * z^2 = hi + lo with hi exact (so that exp(-z^2) is not spoiled by the rounding of z^2: the
+ * relative error of erfc is about 2 z^2 times that of its argument).
+ */
+fn erfc_parts(z: f32, hi: f32, lo: f32) -> f32 {
+  let d = 1.0 + 0.5 * z;
+  var t = 1.0 / d;
+  t = t * (2.0 - d * t); // one Newton step: a correctly rounded reciprocal is not guaranteed
+  return t * exp_acc(-hi) * exp_acc(-lo - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
     t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
     t * (-0.82215223 + t * 0.17087277)))))))));
 }
+/** u^2 = hi + lo, hi = uh^2 exact for uh = u with its low 12 mantissa bits cleared */
+fn square_split(u: f32) -> vec2f {
+  let uh = bitcast<f32>(bitcast<u32>(u) & 0xfffff000u);
+  return vec2f(uh * uh, (uh + u) * (u - uh));
+}
+fn erfc_pos(z: f32) -> f32 {
+  if (z > 10.0) { return 0.0; } // erfc(10) = 2e-45: float32 zero (and no inf - inf below)
+  let s = square_split(z);
+  return erfc_parts(z, s.x, s.y);
+}
+/** Phi(x) = erfc(-x / sqrt 2) / 2 for x < 0, with (x / sqrt 2)^2 = x^2 / 2 split from x itself */
+fn phi_neg(x: f32) -> f32 {
+  if (x < -14.5) { return 0.0; } // Phi(-14.5) = 6e-48
+  let s = square_split(-x) * 0.5;
+  return 0.5 * erfc_parts(-x * SQRT1_2, s.x, s.y);
+}
 /**
- * erf(x): the Maclaurin series for |x| < 1 (13 terms, relative error < 1e-9 before rounding), so
- * small arguments keep their relative accuracy; 1 - erfc(|x|) above (erfc < 0.16 there).
+ * erf(x): the Maclaurin series for |x| < 0.75 (13 terms, truncation < 1e-11), so small arguments
+ * keep their relative accuracy; 1 - erfc(|x|) above (erfc < 0.29 there, so its error shrinks).
  */
 fn erf_f32(x: f32) -> f32 {
   if (is_nan(x)) { return x; }
   let z = abs(x);
-  if (z < 1.0) {
+  if (z < 0.75) {
     let x2 = x * x;
     // 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1)), n = 0..12, Horner in x^2
     var s = 1.0 / 11975040000.0;
@@ -123,14 +159,10 @@ fn tanh_safe(x: f32) -> f32 {
   let r = (1.0 - t) / (1.0 + t);
   return select(r, -r, x < 0.0);
 }
-const SQRT1_2: f32 = 0.7071067811865476;
-const INV_SQRT_2PI: f32 = 0.3989422804014327;
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const TANH_C: f32 = 0.044715;
 fn gelu(x: f32, approx: i32) -> f32 {
   if (approx == 0) {
-    // for x < -sqrt(2), 1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2), computed directly (no cancellation)
-    if (x < -1.4142135623730951) { return 0.5 * x * erfc_pos(-x * SQRT1_2); }
+    // for x < 0, 1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2), computed directly (no cancellation)
+    if (x < 0.0) { return x * phi_neg(x); }
     return 0.5 * x * (1.0 + erf_f32(x * SQRT1_2));
   }
   return 0.5 * x * (1.0 + tanh_safe(SQRT_2_OVER_PI * (x + TANH_C * x * x * x)));
@@ -138,7 +170,7 @@ fn gelu(x: f32, approx: i32) -> f32 {
 fn gelu_grad(x: f32, approx: i32) -> f32 {
   if (approx == 0) {
     var cdf: f32;
-    if (x < -1.4142135623730951) { cdf = 0.5 * erfc_pos(-x * SQRT1_2); } else { cdf = 0.5 * (1.0 + erf_f32(x * SQRT1_2)); }
+    if (x < 0.0) { cdf = phi_neg(x); } else { cdf = 0.5 * (1.0 + erf_f32(x * SQRT1_2)); }
     return cdf + x * exp(-0.5 * x * x) * INV_SQRT_2PI;
   }
   let t = tanh_safe(SQRT_2_OVER_PI * (x + TANH_C * x * x * x));
@@ -390,6 +422,14 @@ export const GELU_BWD: KernelDef = {
   args: [{ name: 'DINP', write: true }, { name: 'INP' }, { name: 'DOUT' }],
   params: ['n: u32', 'approx: i32'],
   code: ELEMENTWISE_HEAD + '  DINP[p.o_DINP + i] = DOUT[p.o_DOUT + i] * gelu_grad(INP[p.o_INP + i], p.approx);\n}\n',
+};
+
+/** erf itself (the GELU kernels' building block), exposed for its accuracy test */
+export const ERF: KernelDef = {
+  name: 'erf',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32'],
+  code: ELEMENTWISE_HEAD + '  OUT[p.o_OUT + i] = erf_f32(INP[p.o_INP + i]);\n}\n',
 };
 
 export const ADD: KernelDef = {
@@ -860,7 +900,7 @@ export const CLIP_SCALE: KernelDef = {
 };
 
 export const ALL_KERNELS: readonly KernelDef[] = [
-  GEMM, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, FILL, BIAS_ADD, IM2COL, COL2IM,
+  GEMM, ERF, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, FILL, BIAS_ADD, IM2COL, COL2IM,
   SOFTMAX_FWD, SOFTMAX_BWD, ATTN_PROBS, ATTN_FLASH, ATTN_BWD_Q, ATTN_BWD_KV, CE_FWD, CE_BWD, ADAMW, SUMSQ_PARTIAL,
   NORM_FINAL, CLIP_SCALE,
 ];
