@@ -77,7 +77,7 @@ export class WebGpuBackend implements DeviceBackend {
   readonly capabilities: DeviceCapabilities;
   readonly info: WebGpuInfo;
   private device: GPUDevice | null;
-  /** keeps the GPU entry object (Dawn's `create()` result) alive exactly as long as the backend */
+  /** the GPU entry point the device came from (Dawn's instance lives for the whole process: index.ts) */
   private gpu: unknown;
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly live = new Set<Allocation>();
