@@ -157,10 +157,19 @@ test('webgpu copy and fill: views, i32 copies, fill of a view only', { skip }, a
     const want = i >= 10 && i < 40 ? s[i + 40]! : i >= 60 && i < 65 ? -2.5 : 0;
     assert.equal(got[i], want, `element ${i}`);
   }
+  // within one buffer (copyBufferToBuffer refuses that: a kernel copies)
+  const one = upload(s);
+  dev!.copy(dev!.view(one, 60, [25]), dev!.view(one, 3, [25]), 25);
+  const o = await dev!.read(one);
+  for (let i = 0; i < 100; i++) assert.equal(o[i], i >= 60 && i < 85 ? s[i - 57]! : s[i]!, `in-buffer copy, element ${i}`);
+  assert.throws(() => dev!.copy(dev!.view(one, 10, [25]), dev!.view(one, 20, [25]), 25), /overlap/);
   const labels = upload(new Int32Array([5, -1, 7, 2 ** 30]));
   const l2 = dev!.alloc([4], 'i32');
   dev!.copy(l2, labels, 4);
   assert.deepEqual(await dev!.readInt(l2), new Int32Array([5, -1, 7, 2 ** 30]));
+  const li = upload(new Int32Array([1, 2, 3, 4, 5, 6]));
+  dev!.copy(dev!.view(li, 4, [2]), dev!.view(li, 0, [2]), 2);
+  assert.deepEqual(await dev!.readInt(li), new Int32Array([1, 2, 3, 4, 1, 2]));
 });
 
 // ---- training ops ------------------------------------------------------------------------------

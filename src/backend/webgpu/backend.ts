@@ -629,6 +629,11 @@ export class WebGpuBackend implements DeviceBackend {
     if (d.alloc === s.alloc && d.offset < s.offset + n && s.offset < d.offset + n) {
       throw new VitkitError('webgpu copy: dst and src overlap');
     }
+    if (d.alloc === s.alloc) {
+      // copyBufferToBuffer rejects a buffer copied onto itself: a kernel does it
+      this.elementwise(d.dtype === 'i32' ? K.COPY_I32 : K.COPY, [{ t: d, used: n }, { t: s, used: n }], n);
+      return;
+    }
     // a buffer-to-buffer copy needs no pipeline and keeps bit patterns (i32 too)
     this.endPass();
     this.encoderOpen().copyBufferToBuffer(s.alloc.buffer, s.offset * 4, d.alloc.buffer, d.offset * 4, n * 4);

@@ -446,6 +446,8 @@ export const COPY: KernelDef = {
   code: ELEMENTWISE_HEAD + '  DST[p.o_DST + i] = SRC[p.o_SRC + i];\n}\n',
 };
 
+export const COPY_I32: KernelDef = { ...COPY, name: 'copy_i32', args: [{ name: 'DST', write: true, int: true }, { name: 'SRC', int: true }] };
+
 export const FILL: KernelDef = {
   name: 'fill',
   args: [{ name: 'DST', write: true }],
@@ -900,7 +902,7 @@ export const CLIP_SCALE: KernelDef = {
 };
 
 export const ALL_KERNELS: readonly KernelDef[] = [
-  GEMM, ERF, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, FILL, BIAS_ADD, IM2COL, COL2IM,
+  GEMM, ERF, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, COPY_I32, FILL, BIAS_ADD, IM2COL, COL2IM,
   SOFTMAX_FWD, SOFTMAX_BWD, ATTN_PROBS, ATTN_FLASH, ATTN_BWD_Q, ATTN_BWD_KV, CE_FWD, CE_BWD, ADAMW, SUMSQ_PARTIAL,
   NORM_FINAL, CLIP_SCALE,
 ];
