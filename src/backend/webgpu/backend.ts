@@ -98,7 +98,12 @@ export class WebGpuBackend implements DeviceBackend {
   /** dispatches so far */
   dispatches = 0;
 
-  constructor(device: GPUDevice, gpu: unknown, info: WebGpuInfo) {
+  /**
+   * Use createWebGpuBackend (index.ts). `device` is a GPUDevice; it is typed unknown so that the
+   * published declarations need no WebGPU types.
+   */
+  constructor(gpuDevice: unknown, gpu: unknown, info: WebGpuInfo) {
+    const device = gpuDevice as GPUDevice;
     this.device = device;
     this.gpu = gpu;
     this.info = info;

@@ -29,7 +29,7 @@ interface DawnModule {
 let dawn: GPU | undefined;
 
 /** The GPU entry point: navigator.gpu where present, else the process's Dawn instance from the `webgpu` package. */
-export async function getGpu(): Promise<GPU> {
+async function getGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   if (dawn) return dawn;
@@ -47,9 +47,9 @@ export async function getGpu(): Promise<GPU> {
 }
 
 export interface WebGpuOptions {
-  powerPreference?: GPUPowerPreference;
-  /** a GPU entry point to use instead of navigator.gpu / the `webgpu` package (tests) */
-  gpu?: GPU;
+  powerPreference?: 'low-power' | 'high-performance';
+  /** a GPU entry point (a `GPU` object) to use instead of navigator.gpu / the `webgpu` package */
+  gpu?: unknown;
 }
 
 /**
@@ -57,7 +57,7 @@ export interface WebGpuOptions {
  * bindings and workgroup memory). Throws a VitkitError when no adapter can be had.
  */
 export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
-  const gpu = opts.gpu ?? (await getGpu());
+  const gpu = (opts.gpu as GPU | undefined) ?? (await getGpu());
   const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
   if (!adapter) {
     throw new VitkitError('--device webgpu: no WebGPU adapter was found (no GPU driver; on Linux without a GPU, install chromium and libvulkan1 '
@@ -101,8 +101,8 @@ function backendOf(info: GPUAdapterInfo): string {
  * preference and the fallback adapter, deduplicated. An empty list when WebGPU is there but has
  * no adapter; a VitkitError when the `webgpu` package is missing in Node.
  */
-export async function listAdapters(opts: { gpu?: GPU } = {}): Promise<AdapterListing[]> {
-  const gpu = opts.gpu ?? (await getGpu());
+export async function listAdapters(opts: { gpu?: unknown } = {}): Promise<AdapterListing[]> {
+  const gpu = (opts.gpu as GPU | undefined) ?? (await getGpu());
   const out: AdapterListing[] = [];
   const seen = new Set<string>();
   const asks: GPURequestAdapterOptions[] = [{ powerPreference: 'high-performance' }, { powerPreference: 'low-power' }, { forceFallbackAdapter: true }];
