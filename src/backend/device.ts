@@ -67,7 +67,11 @@ export interface DeviceBackend {
   view(t: DeviceTensor, offset: number, shape: readonly number[]): DeviceTensor;
   /** copies host data into `t` (length must equal t.size), ordered after every op enqueued before it */
   write(t: DeviceTensor, data: Float32Array | Int32Array): void;
-  /** resolves to a copy of `t` once every op enqueued before the call has run */
+  /**
+   * resolves to the data of `t` once every op enqueued before the call has run: a copy on WebGPU;
+   * a backend whose memory is host memory (the native CPU backend) may resolve to a view of it,
+   * without copying, valid until the next op that writes `t`
+   */
   read(t: DeviceTensor): Promise<Float32Array>;
   /** reads an i32 tensor */
   readInt(t: DeviceTensor): Promise<Int32Array>;
