@@ -83,3 +83,7 @@ export {
 
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';
+
+// WebGPU (Dawn through the optional `webgpu` package in Node, navigator.gpu in browsers): device buffers and every op
+export { createWebGpuBackend, listAdapters, WebGpuBackend, type WebGpuOptions, type AdapterListing } from './backend/webgpu/index.js';
+export type { DeviceBackend, DeviceTensor, DeviceDType } from './backend/device.js';

@@ -1,0 +1,133 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Getting a WebGPU device: `navigator.gpu` in a browser (or any runtime that has it), else Node's
+ * optional peer package `webgpu` (Dawn), imported only when a WebGPU backend is asked for, so CPU
+ * users never load (or install) it.
+ *
+ * Process hygiene: one Dawn instance per process (see `dawn` below); `dispose()` destroys a
+ * backend's device and buffers, and a process exits by itself when its work is done, with or
+ * without `dispose()` (test/webgpu/process.test.ts checks both, and measures the CPU use of an
+ * idle process holding a device).
+ */
+import { VitkitError } from '../../errors.js';
+import { WebGpuBackend } from './backend.js';
+
+export { WebGpuBackend } from './backend.js';
+
+export const WEBGPU_MISSING = '--device webgpu needs the optional package `webgpu` (npm install webgpu)';
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+}
+
+/**
+ * The process's one Dawn instance. It is never dropped: when Dawn's instance is collected while
+ * its devices are (measured with webgpu 0.6.2: dropping it with its device, destroyed or not,
+ * made the process abort, segfault or hang at exit in 9 runs out of 9), so it lives as long as
+ * the process, and holding it does not keep the process alive.
+ */
+let dawn: GPU | undefined;
+
+/** The GPU entry point: navigator.gpu where present, else the process's Dawn instance from the `webgpu` package. */
+async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (dawn) return dawn;
+  let mod: DawnModule;
+  try {
+    const name = 'webgpu'; // a variable, so that bundlers and tsc do not resolve the optional package
+    mod = (await import(name)) as DawnModule;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new VitkitError(WEBGPU_MISSING);
+    throw new VitkitError(`The optional package \`webgpu\` is installed but could not be loaded (${(e as Error).message.split('\n')[0]})`);
+  }
+  dawn ??= mod.create([]);
+  return dawn;
+}
+
+export interface WebGpuOptions {
+  powerPreference?: 'low-power' | 'high-performance';
+  /** a GPU entry point (a `GPU` object) to use instead of navigator.gpu / the `webgpu` package */
+  gpu?: unknown;
+}
+
+/**
+ * A WebGPU backend on the adapter the platform picks (highest limits it offers for storage
+ * bindings and workgroup memory). Throws a VitkitError when no adapter can be had.
+ */
+export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
+  const gpu = (opts.gpu as GPU | undefined) ?? (await getGpu());
+  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+  if (!adapter) {
+    throw new VitkitError('--device webgpu: no WebGPU adapter was found (no GPU driver; on Linux without a GPU, install chromium and libvulkan1 '
+      + 'and set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)');
+  }
+  const lim = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+      maxBufferSize: lim.maxBufferSize,
+      maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,
+    },
+  });
+  const i = adapter.info;
+  return new WebGpuBackend(device, gpu, { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description });
+}
+
+export interface AdapterListing {
+  /** the adapter's description (or vendor and architecture where there is none) */
+  name: string;
+  vendor: string;
+  architecture: string;
+  /** the driver backend, where the implementation says (Dawn: from its description), else 'webgpu' */
+  backend: string;
+  /** a software (fallback) adapter such as SwiftShader */
+  fallback: boolean;
+  /** `shader-f16` is available */
+  f16: boolean;
+  limits: Record<string, number>;
+}
+
+function backendOf(info: GPUAdapterInfo): string {
+  const text = `${info.description} ${info.architecture} ${info.device}`.toLowerCase();
+  for (const b of ['vulkan', 'metal', 'd3d12', 'd3d11', 'opengl']) if (text.includes(b)) return b;
+  if (text.includes('swiftshader')) return 'vulkan (swiftshader)';
+  return 'webgpu';
+}
+
+/**
+ * The adapters this platform offers (for `vitkit info --devices`): at most one per power
+ * preference and the fallback adapter, deduplicated. An empty list when WebGPU is there but has
+ * no adapter; a VitkitError when the `webgpu` package is missing in Node.
+ */
+export async function listAdapters(opts: { gpu?: unknown } = {}): Promise<AdapterListing[]> {
+  const gpu = (opts.gpu as GPU | undefined) ?? (await getGpu());
+  const out: AdapterListing[] = [];
+  const seen = new Set<string>();
+  const asks: GPURequestAdapterOptions[] = [{ powerPreference: 'high-performance' }, { powerPreference: 'low-power' }, { forceFallbackAdapter: true }];
+  for (const ask of asks) {
+    const a = await gpu.requestAdapter(ask);
+    if (!a) continue;
+    const i = a.info;
+    const limits: Record<string, number> = {};
+    for (const k in a.limits) {
+      const v = (a.limits as unknown as Record<string, unknown>)[k];
+      if (typeof v === 'number') limits[k] = v;
+    }
+    const listing: AdapterListing = {
+      name: i.description || `${i.vendor} ${i.architecture}`.trim() || 'unknown adapter',
+      vendor: i.vendor,
+      architecture: i.architecture,
+      backend: backendOf(i),
+      fallback: Boolean((i as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      f16: a.features.has('shader-f16'),
+      limits,
+    };
+    const key = JSON.stringify([listing.name, listing.vendor, listing.architecture, i.device, listing.fallback]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(listing);
+  }
+  return out;
+}
