@@ -55,5 +55,17 @@ export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
+// Text (CLIP's tokenizer)
+export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
+export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
+export { fixText, htmlUnescape, cleanLower } from './text/clean.js';
+export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
+
+// Async inference off the main thread (a worker per model) and the classify one-liner
+export {
+  InferenceSession, classify, embedImages, session as inferenceSession, closeSessions, setModelResolver, localModelResolver,
+  type ImageInput, type Classification, type ClassifyOptions, type SessionOptions, type ModelResolver, type ModelInfo,
+} from './node/inference.js';
+
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';

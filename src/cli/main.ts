@@ -10,6 +10,7 @@ import { demoCommand } from './demo.js';
 import { explainCommand } from './explain.js';
 import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
+import { tokenizeCommand } from './tokenize.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(explainCommand());
   program.addCommand(embedCommand());
   program.addCommand(fewshotCommand());
+  program.addCommand(tokenizeCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;

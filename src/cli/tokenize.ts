@@ -1,0 +1,58 @@
+/** `vitkit tokenize`: CLIP token ids of texts, each row padded to the context length. */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { VitkitError } from '../errors.js';
+import { loadTokenizer } from '../node/text.js';
+import { parseIntOpt } from './common.js';
+
+interface TokenizeOpts {
+  model?: string;
+  json?: boolean;
+  file?: string;
+  contextLength?: number;
+}
+
+function readTexts(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new VitkitError(`${file} is not valid JSON (${(e as Error).message}); expected a JSON array of strings`);
+  }
+  if (!Array.isArray(v)) throw new VitkitError(`Expected a JSON array of strings in ${file} but received ${v === null ? 'null' : typeof v}`);
+  v.forEach((s, i) => {
+    if (typeof s !== 'string') throw new VitkitError(`Expected a string for item ${i} of ${file} but received ${JSON.stringify(s)}`);
+  });
+  return v as string[];
+}
+
+export function tokenizeCommand(): Command {
+  const cmd = new Command('tokenize')
+    .description("CLIP token ids (open_clip's tokenizer; Hugging Face tokenizer files when the model has them), one row per text padded to the context length")
+    .option('-m, --model <dir>', 'model directory with tokenizer.json, vocab.json + merges.txt or open_clip_config.json (default: the shipped OpenAI vocabulary, context 77)')
+    .option('-f, --file <texts.json>', 'read the texts from a JSON array of strings (after any given as arguments)')
+    .option('--context-length <n>', 'override the context length', parseIntOpt('--context-length', 2))
+    .option('--json', 'print {"context_length", "pad_id", "input_ids": [[...], ...]} instead of one line of ids per text')
+    .argument('[texts...]', 'texts to tokenize')
+    .action((texts: string[], o: TokenizeOpts) => {
+      const all = [...texts, ...(o.file !== undefined ? readTexts(o.file) : [])];
+      if (texts.length === 0 && o.file === undefined) cmd.error('error: give texts to tokenize or --file texts.json', { exitCode: 2 });
+      const tok = loadTokenizer(o.model, o.contextLength !== undefined ? { contextLength: o.contextLength } : {});
+      const { ids, shape } = tok.tokenize(all);
+      const [B, L] = shape;
+      const rows: number[][] = [];
+      for (let b = 0; b < B; b++) rows.push(Array.from(ids.subarray(b * L, (b + 1) * L)));
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ context_length: L, pad_id: tok.padId, input_ids: rows }) + '\n');
+      } else {
+        process.stdout.write(rows.map((r) => r.join(' ')).join('\n') + (rows.length ? '\n' : ''));
+      }
+    });
+  return cmd;
+}
