@@ -66,6 +66,11 @@ export {
   InferenceSession, classify, embedImages, session as inferenceSession, closeSessions, setModelResolver, localModelResolver,
   type ImageInput, type Classification, type ClassifyOptions, type SessionOptions, type ModelResolver, type ModelInfo,
 } from './node/inference.js';
+// The Hugging Face Hub (downloads into the cache shared with Python)
+export {
+  resolveModelDir, downloadModel, parseHubSpec, hubCacheDir, hubEndpoint,
+  type HubOptions, type HubSpec, type HubLayout, type DownloadedModel,
+} from './hub/index.js';
 
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';

@@ -11,6 +11,8 @@ import { explainCommand } from './explain.js';
 import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
 import { tokenizeCommand } from './tokenize.js';
+import { downloadCommand } from './download.js';
+import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -23,6 +25,13 @@ export function buildProgram(): Command {
         if (!Number.isInteger(n) || n < 1) throw new VitkitError(`Expected an integer >= 1 for --threads but received ${JSON.stringify(t)}`);
         process.env['VITKIT_THREADS'] = String(n);
       }
+    })
+    // --model org/name[@rev] or hf-hub:org/name (or info's <model>): fetched into the Hugging Face cache, replaced by its directory
+    .hook('preAction', async (_p, cmd) => {
+      const m = cmd.getOptionValue('model') as unknown;
+      if (typeof m === 'string') cmd.setOptionValue('model', await resolveModelDir(m));
+      const i = cmd.registeredArguments.findIndex((a) => a.name() === 'model');
+      if (i >= 0 && typeof cmd.processedArgs[i] === 'string') cmd.processedArgs[i] = await resolveModelDir(cmd.processedArgs[i] as string);
     });
   program.addCommand(predictCommand());
   program.addCommand(runCommand());
@@ -34,6 +43,7 @@ export function buildProgram(): Command {
   program.addCommand(embedCommand());
   program.addCommand(fewshotCommand());
   program.addCommand(tokenizeCommand());
+  program.addCommand(downloadCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;
