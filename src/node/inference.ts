@@ -47,7 +47,7 @@ export interface ModelInfo {
   labels: string[];
   numClasses: number;
   embedDim: number;
-  imgSize: number;
+  imgSize: number | [number, number];
   inChans: number;
   name: string;
   format: string;

@@ -8,6 +8,7 @@ import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { getBackend, type BackendName } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
+import { imgHW } from '../models/config.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import type { WorkerInit, WorkerRequest, WorkerReply, WorkerInput } from './inference.js';
 
@@ -34,21 +35,22 @@ try {
   process.exit(0);
 }
 
-/** inputs -> pixel_values (B, C, S, S) */
+/** inputs -> pixel_values (B, C, H, W) */
 async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
-  const { in_chans: C, img_size: S } = loaded.model.config;
-  const per = C * S * S;
+  const C = loaded.model.config.in_chans;
+  const [H, W] = imgHW(loaded.model.config);
+  const per = C * H * W;
   let B = 0;
   for (const inp of inputs) B += inp.kind === 'pixels' ? (inp.shape.length === 4 ? inp.shape[0]! : 1) : 1;
-  const out = new Float32Array(B * per); // (B, C, S, S)
+  const out = new Float32Array(B * per); // (B, C, H, W)
   let b = 0;
   for (const inp of inputs) {
     if (inp.kind === 'pixels') {
       const shape = inp.shape;
       const n = shape.length === 4 ? shape[0]! : 1;
       const chw = shape.slice(-3);
-      if (chw[0] !== C || chw[1] !== S || chw[2] !== S) {
-        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${S}, ${S}) or (${C}, ${S}, ${S}) for this model but received ${shapeStr(shape)}`);
+      if (chw[0] !== C || chw[1] !== H || chw[2] !== W) {
+        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${H}, ${W}) or (${C}, ${H}, ${W}) for this model but received ${shapeStr(shape)}`);
       }
       out.set(inp.data, b * per);
       b += n;
@@ -58,7 +60,7 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
       b += 1;
     }
   }
-  return new Tensor([B, C, S, S], out);
+  return new Tensor([B, C, H, W], out);
 }
 
 async function serve(req: WorkerRequest): Promise<void> {
