@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { CLIP_DIR, skipClip } from './common.js';
 import path from 'node:path';
 import { REFS, maxAbsDiff, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
@@ -17,10 +18,6 @@ import { getBackend } from '../../src/backend/index.js';
 import { Tensor } from '../../src/tensor.js';
 import { preprocessImage } from '../../src/io/preprocess.js';
 
-export const CLIP_DIR = path.join(REFS, 'openclip_clip');
-const have = existsSync(path.join(CLIP_DIR, 'ref.safetensors'));
-/** with CI=true a missing reference fails instead of skipping */
-export const skipClip: string | false = have || process.env['CI'] === 'true' ? false : 'needs ../shared/refs/openclip_clip';
 const PROMPTS = ['a photo of a cat', 'a photo of an astronaut', 'a cup of coffee', 'a diagram'];
 
 function refs() {
