@@ -9,12 +9,18 @@ export { VitkitError } from './errors.js';
 export { getBackend, setThreads, type Backend, type BackendName } from './backend/index.js';
 
 // The model
-export { type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, DEFAULT_CONFIG, resolveConfig, dims } from './models/config.js';
+export {
+  type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer, type TokenLayout,
+  DEFAULT_CONFIG, resolveConfig, dims, imgHW, tokenLayout,
+} from './models/config.js';
 export { PRESETS, getPreset, type Preset, type PretrainedCfg } from './models/presets.js';
 export {
-  VisionTransformer, vitParamSpecs, vitMacs,
-  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache,
+  VisionTransformer, vitParamSpecs, vitMacs, emptyCache,
+  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
 } from './models/vit.js';
+export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
+export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
+export { initHead, mulberry32 } from './models/init.js';
 export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
 export { ParamTable, type ParamSpec } from './nn/params.js';
 export { softmax, topK, argmaxRows } from './nn/functional.js';

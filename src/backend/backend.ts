@@ -83,11 +83,13 @@ export interface Backend {
   crossAttentionBackward(dq: Float32Array, dkv: Float32Array, dout: Float32Array, q: Float32Array, kv: Float32Array,
     probs: Float32Array, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
   /**
-   * Cross entropy against target distributions: losses (B) = -sum_k target * log_softmax(logits),
-   * dlogits (B, K) = (softmax * sum_k target - target) * gradScale. logits, target (B, K).
+   * Cross entropy with label smoothing ε against hard labels (B) or soft targets (B, K) (exactly
+   * one of them non-null); per row the target is q = (1-ε) onehot(y) + ε/K or (1-ε) t + ε/K (in double):
+   * losses (B) = -sum_k q log_softmax(logits), dlogits (B, K) = (softmax * sum_k q - q) * gradScale.
+   * Labels must be in [0, K). Returns the sum of the row losses, accumulated in double.
    */
-  crossEntropyForward(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, target: Float32Array,
-    B: number, K: number, gradScale: number): void;
+  crossEntropyForward(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, labels: Int32Array | null,
+    soft: Float32Array | null, B: number, K: number, smoothing: number, gradScale: number): number;
   /**
    * One torch.optim.AdamW step (t = step, 1-based) on n elements: p (n), m (n), v (n) updated in
    * place from g (n): p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2 v + (1-b2) g^2;

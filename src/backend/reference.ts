@@ -384,8 +384,8 @@ export const reference: Backend = {
     }
   },
 
-  crossEntropyForward(losses, dlogits, logits, target, B, K, gradScale) {
-    crossEntropyRows(losses, dlogits, logits, target, B, K, gradScale);
+  crossEntropyForward(losses, dlogits, logits, labels, soft, B, K, smoothing, gradScale) {
+    return crossEntropyRows(losses, dlogits, logits, labels, soft, B, K, smoothing, gradScale);
   },
 
   adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step) {
@@ -413,11 +413,18 @@ export const reference: Backend = {
 };
 
 /** Cross entropy rows in double (shared by the reference and the native backend's host ops). */
-export function crossEntropyRows(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, target: Float32Array,
-  B: number, K: number, gradScale: number): void {
-  const logp = new Float64Array(K), p = new Float64Array(K); // (K)
+export function crossEntropyRows(losses: Float32Array, dlogits: Float32Array, logits: Float32Array, labels: Int32Array | null,
+  soft: Float32Array | null, B: number, K: number, eps: number, gradScale: number): number {
+  let total = 0;
+  const logp = new Float64Array(K), p = new Float64Array(K), q = new Float64Array(K); // (K)
   for (let b = 0; b < B; b++) {
     const off = b * K;
+    if (labels) {
+      q.fill(eps / K);
+      q[labels[b]!] = q[labels[b]!]! + (1 - eps);
+    } else {
+      for (let k = 0; k < K; k++) q[k] = (1 - eps) * soft![off + k]! + eps / K;
+    }
     let m = -Infinity;
     for (let k = 0; k < K; k++) m = Math.max(m, logits[off + k]!);
     let s = 0;
@@ -429,13 +436,14 @@ export function crossEntropyRows(losses: Float32Array, dlogits: Float32Array, lo
     }
     let row = 0, qs = 0;
     for (let k = 0; k < K; k++) {
-      const q = target[off + k]!;
-      if (q !== 0) row -= q * logp[k]!;
-      qs += q;
+      if (q[k] !== 0) row -= q[k]! * logp[k]!;
+      qs += q[k]!;
     }
     losses[b] = row;
-    for (let k = 0; k < K; k++) dlogits[off + k] = (p[k]! * qs - target[off + k]!) * gradScale;
+    total += row;
+    for (let k = 0; k < K; k++) dlogits[off + k] = (p[k]! * qs - q[k]!) * gradScale;
   }
+  return total;
 }
 
 /** torch.optim.AdamW's single-tensor step on n elements (float32 state, as torch keeps it). */

@@ -10,6 +10,7 @@ interface TokenizeOpts {
   json?: boolean;
   file?: string;
   contextLength?: number;
+  layout?: string;
 }
 
 function readTexts(file: string): string[] {
@@ -38,12 +39,19 @@ export function tokenizeCommand(): Command {
     .option('-m, --model <dir>', 'model directory with tokenizer.json, vocab.json + merges.txt or open_clip_config.json (default: the shipped OpenAI vocabulary, context 77)')
     .option('-f, --file <texts.json>', 'read the texts from a JSON array of strings (after any given as arguments)')
     .option('--context-length <n>', 'override the context length', parseIntOpt('--context-length', 2))
+    .option('--layout <open_clip|hf>', "whose semantics when the directory has both: open_clip (zero padding; the default with open_clip_config.json) or hf (transformers' pad token)")
     .option('--json', 'print {"context_length", "pad_id", "input_ids": [[...], ...]} instead of one line of ids per text')
     .argument('[texts...]', 'texts to tokenize')
     .action((texts: string[], o: TokenizeOpts) => {
       const all = [...texts, ...(o.file !== undefined ? readTexts(o.file) : [])];
       if (texts.length === 0 && o.file === undefined) cmd.error('error: give texts to tokenize or --file texts.json', { exitCode: 2 });
-      const tok = loadTokenizer(o.model, o.contextLength !== undefined ? { contextLength: o.contextLength } : {});
+      if (o.layout !== undefined && o.layout !== 'open_clip' && o.layout !== 'hf') {
+        cmd.error(`error: Expected open_clip or hf for --layout but received ${JSON.stringify(o.layout)}`, { exitCode: 2 });
+      }
+      const tok = loadTokenizer(o.model, {
+        ...(o.contextLength !== undefined ? { contextLength: o.contextLength } : {}),
+        ...(o.layout !== undefined ? { layout: o.layout as 'open_clip' | 'hf' } : {}),
+      });
       const { ids, shape } = tok.tokenize(all);
       const [B, L] = shape;
       const rows: number[][] = [];

@@ -12,6 +12,7 @@ import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
 import { VisionTransformer } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
 import { openData, type DataSource } from '../data/open.js';
@@ -37,7 +38,7 @@ export interface ArchOverrides {
 }
 
 export interface PreparedModel {
-  model: VisionTransformer;
+  model: Model;
   meta: ModelMeta;
   preprocess: PreprocessConfig;
   /** 'scratch' (random init) or 'checkpoint' (fine-tuning) */
@@ -150,7 +151,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
 }
 
 /** How the data is fed to this model; checks shapes, channels and labels. */
-export function preparePipeline(model: VisionTransformer, preprocess: PreprocessConfig, sets: (Dataset | null)[], onBadImage: 'skip' | 'error'): Pipeline {
+export function preparePipeline(model: Model, preprocess: PreprocessConfig, sets: (Dataset | null)[], onBadImage: 'skip' | 'error'): Pipeline {
   const c = model.config;
   if (c.in_chans !== 1 && c.in_chans !== 3) {
     for (const ds of sets) {

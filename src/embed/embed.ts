@@ -9,7 +9,7 @@ import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { LoadedModel } from '../io/checkpoint.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { l2normalize } from './prototypes.js';
@@ -50,7 +50,7 @@ export function collectImages(inputs: string[]): string[] {
 }
 
 /** Pre-logits features (B, D) of pixel_values (B, C, H, W), optionally L2-normalized. */
-export function embedPixels(model: VisionTransformer, x: Tensor, normalize = false): Float32Array {
+export function embedPixels(model: Model, x: Tensor, normalize = false): Float32Array {
   const f = model.forwardFeatures(x);
   const pre = model.forwardHead(f.features, { preLogits: true });
   const [B, D] = pre.shape as [number, number];

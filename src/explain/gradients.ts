@@ -12,8 +12,8 @@
 import { Tensor } from '../tensor.js';
 import { VitkitError } from '../errors.js';
 import { dims } from '../models/config.js';
-import { type VisionTransformer, emptyCache } from '../models/vit.js';
-import { vitBackward } from '../train/backward.js';
+import { emptyCache } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 
 export interface AttentionGradients {
   logits: Tensor;
@@ -25,7 +25,7 @@ export interface AttentionGradients {
 
 
 /** Gradients of logit `classIndex` w.r.t. each block's attention probabilities, for x (B, C, H, W). */
-export function attentionGradients(model: VisionTransformer, x: Tensor, classIndex: number): AttentionGradients {
+export function attentionGradients(model: Model, x: Tensor, classIndex: number): AttentionGradients {
   const c = model.config, d = dims(c), be = model.backend;
   const { D, NH, HD } = d;
   const K = c.num_classes;
@@ -57,6 +57,6 @@ export function attentionGradients(model: VisionTransformer, x: Tensor, classInd
     attentions[i] = new Tensor([B, NH, N, N], bc.probs);
   };
   // the parameter gradients land in a scratch table; only the attention hook's results are kept
-  vitBackward(model, cache, dlogits, model.params.like(), { onAttnOutputGrad });
+  model.backward(cache, dlogits, model.params.like(), { onAttnOutputGrad });
   return { logits, attentions, grads };
 }

@@ -8,7 +8,10 @@ import path from 'node:path';
 import { VitkitError, shapeStr } from '../errors.js';
 import { type ViTConfig, resolveConfig, dims, imgHW, DEFAULT_CONFIG } from '../models/config.js';
 import { PRESETS, getPreset, type PretrainedCfg } from '../models/presets.js';
-import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
+import { vitParamSpecs } from '../models/vit.js';
+import type { Model } from '../models/model.js';
+import { createModel } from '../models/registry.js';
+import { initWeights, initHead } from '../models/init.js';
 import { ParamTable } from '../nn/params.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from './safetensors.js';
@@ -17,7 +20,7 @@ import { labelsFor } from './labels.js';
 import type { Backend } from '../backend/backend.js';
 
 export interface LoadedModel {
-  model: VisionTransformer;
+  model: Model;
   /** how images are turned into pixel_values for this checkpoint */
   preprocess: PreprocessConfig;
   /** one name per class */
@@ -71,7 +74,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
   if (typeof cfg['global_pool'] === 'string') over['global_pool'] = cfg['global_pool'];
   const pcfg = cfg['pretrained_cfg'] as Record<string, unknown> | undefined;
   const inputSize = pcfg?.['input_size'];
-  if (Array.isArray(inputSize) && !('img_size' in modelArgs) && !('img_size' in base)) over['img_size'] = inputSize[2];
+  if (Array.isArray(inputSize) && !('img_size' in modelArgs) && !('img_size' in base)) over['img_size'] = inputSize[1] === inputSize[2] ? inputSize[2] : [inputSize[1], inputSize[2]];
   for (const [k, v] of Object.entries(modelArgs)) {
     if (TRAINING_ONLY_ARGS.has(k)) continue;
     if (k === 'act_layer') {
@@ -79,8 +82,7 @@ export function configFromTimm(cfg: Record<string, unknown>, file = 'config.json
       continue;
     }
     if (k === 'img_size' && Array.isArray(v)) {
-      if (v[0] !== v[1]) throw new VitkitError(`${file}: model_args.img_size ${JSON.stringify(v)} is not square; vitkit supports square images`);
-      over[k] = v[0];
+      over[k] = v[0] === v[1] ? v[0] : v;
       continue;
     }
     over[k] = v;
@@ -158,7 +160,7 @@ export function hfToTimm(raw: Raw, depth: number): Raw {
 }
 
 /** Copy a state dict into a model, with pos_embed resampling and a precise report of mismatches. */
-export function loadStateDict(model: VisionTransformer, raw: Raw, where: string, opts: { skipHead?: boolean } = {}): void {
+export function loadStateDict(model: Model, raw: Raw, where: string, opts: { skipHead?: boolean } = {}): void {
   const c = model.config, d = dims(c);
   const expectedNames = new Set(model.params.names());
   const missing = [...expectedNames].filter((k) => !raw.has(k) && !(opts.skipHead && k.startsWith('head.')));
@@ -171,13 +173,14 @@ export function loadStateDict(model: VisionTransformer, raw: Raw, where: string,
     if (name === 'pos_embed') {
       const want = model.params.shape(name);
       if (t.shape.length === 3 && t.shape[2] === want[2] && t.shape[1] !== want[1]) {
-        const oldN = t.shape[1]! - d.numPrefix;
+        const posPrefix = c.no_embed_class ? 0 : d.numPrefix; // timm: no prefix rows with no_embed_class
+        const oldN = t.shape[1]! - posPrefix;
         const oldGrid = Math.round(Math.sqrt(oldN));
         if (oldGrid * oldGrid !== oldN) {
           throw new VitkitError(`Cannot resample pos_embed in ${where}: ${shapeStr(t.shape)} has ${oldN} patch positions, not a square grid`);
         }
-        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.grid, d.grid], d.numPrefix);
-        t = { shape: [1, d.N, d.D], data };
+        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.gridH, d.gridW], posPrefix);
+        t = { shape: [1, d.posLen, d.D], data };
       }
     }
     model.params.set(name, t.shape, t.data, where);
@@ -216,7 +219,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   if (isHf) {
     const base = configFromHf(cfg, cfgFile);
     const config = applyOverrides(base, opts);
-    const model = new VisionTransformer(config, undefined, opts.backend);
+    const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
     const raw = hfToTimm(readWeights(weights), base.depth);
     loadStateDict(model, raw, weights, { skipHead: opts.numClasses !== undefined && opts.numClasses !== base.num_classes });
     if (opts.numClasses !== undefined && opts.numClasses !== base.num_classes) initHead(model);
@@ -232,7 +235,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   }
   const base = configFromTimm(cfg, cfgFile);
   const config = applyOverrides(base, opts);
-  const model = new VisionTransformer(config, undefined, opts.backend);
+  const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
   const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
   loadStateDict(model, readWeights(weights), weights, { skipHead: resetHead });
   if (resetHead) initHead(model);
@@ -249,7 +252,7 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
 export function presetModel(name: string, opts: LoadOptions = {}, seed = 0): LoadedModel {
   const preset = getPreset(name);
   const config = applyOverrides(resolveConfig({ ...DEFAULT_CONFIG, ...preset.args }, name), opts);
-  const model = new VisionTransformer(config, undefined, opts.backend);
+  const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
   initWeights(model, seed);
   const pcfg: Record<string, unknown> = { ...preset.pretrained_cfg, input_size: [config.in_chans, ...imgHW(config)] };
   return {
@@ -258,50 +261,7 @@ export function presetModel(name: string, opts: LoadOptions = {}, seed = 0): Loa
   };
 }
 
-/** mulberry32: a small seeded PRNG for reproducible initialization */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function truncNormal(rand: () => number, std: number): number {
-  // Box-Muller, redrawn outside +-2 std (timm's trunc_normal_ with a=-2std, b=2std)
-  for (;;) {
-    const u = 1 - rand(), v = rand();
-    const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-    if (Math.abs(z) <= 2) return z * std;
-  }
-}
-
-/** timm's default init: Linear trunc_normal(.02) with zero bias, LayerNorm (1, 0), pos_embed trunc_normal(.02), cls_token normal(1e-6), patch conv lecun-normal-ish. */
-export function initWeights(model: VisionTransformer, seed = 0): void {
-  const rand = mulberry32(seed);
-  for (const spec of model.params.specs) {
-    const v = model.params.get(spec.name);
-    const n = spec.name;
-    if (n.endsWith('.bias')) v.fill(0);
-    else if (/norm\d?\.weight$|norm\.weight$/.test(n)) v.fill(1);
-    else if (n === 'cls_token') for (let i = 0; i < v.length; i++) v[i] = truncNormal(rand, 1e-6);
-    else if (n === 'patch_embed.proj.weight') {
-      const fanIn = spec.shape.slice(1).reduce((a, b) => a * b, 1);
-      for (let i = 0; i < v.length; i++) v[i] = truncNormal(rand, Math.sqrt(1 / fanIn));
-    } else for (let i = 0; i < v.length; i++) v[i] = truncNormal(rand, 0.02);
-  }
-}
-
-function initHead(model: VisionTransformer, seed = 1): void {
-  const rand = mulberry32(seed);
-  if (!model.params.has('head.weight')) return;
-  const w = model.params.get('head.weight');
-  for (let i = 0; i < w.length; i++) w[i] = truncNormal(rand, 0.02);
-  model.params.get('head.bias').fill(0);
-}
+export { mulberry32, initWeights } from '../models/init.js';
 
 /** The config.json timm's save_for_hf writes, with model_args carrying the full configuration. */
 export function timmConfigJson(name: string, config: ViTConfig, pretrainedCfg: Record<string, unknown>, labels?: readonly string[]): Record<string, unknown> {
@@ -319,7 +279,7 @@ export function timmConfigJson(name: string, config: ViTConfig, pretrainedCfg: R
 }
 
 /** Write a checkpoint directory in timm's layout, each file atomically (temporary file, then rename). */
-export function saveCheckpoint(dir: string, model: VisionTransformer, meta: { name: string; pretrainedCfg: Record<string, unknown>; labels?: readonly string[] }, opts: { overwrite?: boolean } = {}): void {
+export function saveCheckpoint(dir: string, model: Pick<Model, 'params' | 'config'>, meta: { name: string; pretrainedCfg: Record<string, unknown>; labels?: readonly string[] }, opts: { overwrite?: boolean } = {}): void {
   mkdirSync(dir, { recursive: true });
   const tensors: Record<string, StTensorIn> = {};
   for (const spec of model.params.specs) tensors[spec.name] = { dtype: 'F32', shape: spec.shape, data: model.params.get(spec.name) };

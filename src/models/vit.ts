@@ -16,6 +16,7 @@ import { ParamTable, type ParamSpec } from '../nn/params.js';
 import { type Arena, allocFrom } from '../nn/arena.js';
 import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
+import type { Model } from './model.js';
 import {
   type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
   allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
@@ -164,7 +165,8 @@ export function vitMacs(c: ViTConfig): number {
   return macs;
 }
 
-export class VisionTransformer {
+export class VisionTransformer implements Model {
+  readonly family = 'vit';
   readonly config: ViTConfig;
   readonly params: ParamTable;
   backend: Backend;

@@ -14,6 +14,7 @@
  * The worker is unref'd whenever it has no request in flight, so a program exits by itself; `close()`
  * terminates it.
  */
+import { resolveModelDir } from '../hub/resolve.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -73,11 +74,14 @@ export const localModelResolver: ModelResolver = (spec) => {
   throw new VitkitError(`Model ${spec} not found: expected a checkpoint directory (config.json + model.safetensors) or a preset name`);
 };
 
-let resolver: ModelResolver = localModelResolver;
+/** The default: local directories and presets as they are, anything shaped like `org/name[@rev]` or `hf-hub:…` from the Hub cache. */
+export const hubModelResolver: ModelResolver = async (spec) => localModelResolver(await resolveModelDir(spec));
+
+let resolver: ModelResolver = hubModelResolver;
 
 /** Plug in a resolver for specs that are not local paths (the Hub helper's `resolveModelDir(spec)`). */
 export function setModelResolver(r: ModelResolver | null): void {
-  resolver = r ?? localModelResolver;
+  resolver = r ?? hubModelResolver;
 }
 
 // ---- the session ----

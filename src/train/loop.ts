@@ -23,7 +23,7 @@ import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Trainer, type TrainerState } from './trainer.js';
@@ -129,7 +129,7 @@ export interface ProgressSink {
 }
 
 export interface RunOptions {
-  model: VisionTransformer;
+  model: Model;
   meta: ModelMeta;
   train: Dataset;
   val: Dataset | null;
@@ -192,7 +192,7 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
   renameSync(tmp, file);
 }
 
-function writeRunState(dir: string, model: VisionTransformer, trainer: Trainer, run: RunState): void {
+function writeRunState(dir: string, model: Model, trainer: Trainer, run: RunState): void {
   const s = trainer.state();
   const n = model.params.count;
   const tensors: Record<string, StTensorIn> = {
@@ -241,7 +241,7 @@ export interface EvalReport {
 }
 
 /** Evaluate a model over the loader's validation set. */
-export async function evaluateModel(model: VisionTransformer, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
+export async function evaluateModel(model: Model, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
   const K = model.config.num_classes;
   const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
   let lossSum = 0, count = 0, top1 = 0, top5 = 0;

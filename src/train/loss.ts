@@ -12,6 +12,8 @@
  */
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
+import type { Backend } from '../backend/backend.js';
+import { reference } from '../backend/reference.js';
 
 export interface LossResult {
   /** mean over the batch */
@@ -20,25 +22,14 @@ export interface LossResult {
   dlogits: Float32Array;
 }
 
-/** log-softmax of one row in double: returns [logp (K), p (K)] */
-function logSoftmaxRow(logits: Float32Array, off: number, K: number, logp: Float64Array, p: Float64Array): void {
-  let m = -Infinity;
-  for (let k = 0; k < K; k++) m = Math.max(m, logits[off + k]!);
-  let s = 0;
-  for (let k = 0; k < K; k++) s += Math.exp(logits[off + k]! - m);
-  const lse = m + Math.log(s);
-  for (let k = 0; k < K; k++) {
-    logp[k] = logits[off + k]! - lse;
-    p[k] = Math.exp(logp[k]!);
-  }
-}
-
 /**
  * Cross entropy of logits (B, K) against hard labels (Int32Array (B)) or soft targets
  * (Float32Array (B*K)), mean over the batch, with optional label smoothing.
  * K comes from a Tensor's shape, from `K`, or (hard labels only) from logits.length / B.
+ * The rows are the backend's `crossEntropyForward` op (default: the reference backend, double).
  */
-export function crossEntropy(logitsIn: Float32Array | Tensor, target: Int32Array | Float32Array, labelSmoothing = 0, K?: number): LossResult {
+export function crossEntropy(logitsIn: Float32Array | Tensor, target: Int32Array | Float32Array, labelSmoothing = 0, K?: number,
+  backend: Backend = reference): LossResult {
   let logits: Float32Array;
   if (logitsIn instanceof Tensor) {
     if (logitsIn.shape.length !== 2) throw new VitkitError(`Expected logits of shape (B, K) but received (${logitsIn.shape.join(', ')})`);
@@ -64,30 +55,18 @@ export function crossEntropy(logitsIn: Float32Array | Tensor, target: Int32Array
   if (!Number.isInteger(K) || K < 1 || logits.length !== B * K) {
     throw new VitkitError(`Expected logits of (${B}, ${K}) for ${B} targets but received ${logits.length} values`);
   }
-  const dlogits = new Float32Array(B * K); // (B, K)
-  const logp = new Float64Array(K), p = new Float64Array(K), q = new Float64Array(K); // (K)
-  let total = 0;
-  for (let b = 0; b < B; b++) {
-    // q: the target distribution of this row (may not sum to 1 for unnormalized soft targets)
-    if (target instanceof Int32Array) {
+  if (target instanceof Int32Array) {
+    for (let b = 0; b < B; b++) {
       const y = target[b]!;
       if (!(y >= 0 && y < K)) {
         throw new VitkitError(`Target ${y} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
       }
-      q.fill(eps / K);
-      q[y] = q[y]! + (1 - eps);
-    } else {
-      for (let k = 0; k < K; k++) q[k] = (1 - eps) * target[b * K + k]! + eps / K;
     }
-    logSoftmaxRow(logits, b * K, K, logp, p);
-    let row = 0, qs = 0;
-    for (let k = 0; k < K; k++) {
-      if (q[k] !== 0) row -= q[k]! * logp[k]!;
-      qs += q[k]!;
-    }
-    total += row;
-    for (let k = 0; k < K; k++) dlogits[b * K + k] = (p[k]! * qs - q[k]!) / B;
   }
+  const dlogits = new Float32Array(B * K); // (B, K)
+  const losses = new Float32Array(B); // (B)
+  const total = backend.crossEntropyForward(losses, dlogits, logits, target instanceof Int32Array ? target : null,
+    target instanceof Int32Array ? null : target, B, K, eps, 1 / B);
   return { loss: total / B, dlogits };
 }
 

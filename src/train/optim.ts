@@ -8,6 +8,8 @@
  */
 import { VitkitError } from '../errors.js';
 import type { ParamTable } from '../nn/params.js';
+import type { Backend } from '../backend/backend.js';
+import { reference } from '../backend/reference.js';
 
 /** timm's VisionTransformer.no_weight_decay() */
 export const DEFAULT_NO_WEIGHT_DECAY: readonly string[] = ['pos_embed', 'cls_token', 'dist_token'];
@@ -85,6 +87,8 @@ export interface AdamWOptions extends ParamGroupOptions {
   betas?: [number, number];
   /** added to sqrt(v_hat); default 1e-8 */
   eps?: number;
+  /** where the update runs (the adamwStep op); default the reference backend */
+  backend?: Backend;
 }
 
 /** What `AdamW.state()` returns: everything needed to resume bit-exactly. */
@@ -114,6 +118,7 @@ export class AdamW {
   private expAvg: Float32Array;
   private expAvgSq: Float32Array;
   private t = 0;
+  private readonly be: Backend;
 
   constructor(params: ParamTable, opts: AdamWOptions) {
     const [b1, b2] = opts.betas ?? [0.9, 0.999];
@@ -123,6 +128,7 @@ export class AdamW {
     if (!(eps >= 0)) throw new VitkitError(`Expected eps >= 0 but received ${eps}`);
     if (!(opts.weightDecay >= 0)) throw new VitkitError(`Expected weightDecay >= 0 but received ${opts.weightDecay}`);
     this.params = params;
+    this.be = opts.backend ?? reference;
     this.lr = opts.lr;
     this.beta1 = b1;
     this.beta2 = b2;
@@ -143,24 +149,10 @@ export class AdamW {
     const p = this.params.buffer, m = this.expAvg, v = this.expAvgSq;
     if (g.length !== p.length) throw new VitkitError(`Gradient buffer has ${g.length} values but there are ${p.length} parameters`);
     this.t++;
-    const t = this.t, b1 = this.beta1, b2 = this.beta2, eps = this.eps;
-    const bc1 = 1 - b1 ** t;
-    const bc2sqrt = Math.sqrt(1 - b2 ** t);
     for (const s of this.segments) {
-      const lrs = lr * s.lrScale;
-      const decay = 1 - lrs * s.weightDecay;
-      const stepSize = lrs / bc1;
-      const end = s.offset + s.length;
-      for (let i = s.offset; i < end; i++) {
-        const gi = g[i]!;
-        let pi = p[i]!;
-        if (s.weightDecay !== 0) pi = Math.fround(pi * decay);
-        const mi = Math.fround(m[i]! + (1 - b1) * (gi - m[i]!));
-        const vi = Math.fround(b2 * v[i]! + (1 - b2) * gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi - stepSize * mi / (Math.sqrt(vi) / bc2sqrt + eps);
-      }
+      const a = s.offset, e = s.offset + s.length;
+      this.be.adamwStep(p.subarray(a, e), g.subarray(a, e), m.subarray(a, e), v.subarray(a, e), s.length,
+        lr * s.lrScale, this.beta1, this.beta2, this.eps, s.weightDecay, this.t);
     }
   }
 
@@ -185,23 +177,18 @@ export class AdamW {
  * exceeds maxNorm, every gradient is scaled by maxNorm / (norm + 1e-6). Returns the norm before
  * clipping (NaN / Infinity propagate, as torch's default error_if_nonfinite=False).
  */
-export function clipGradNorm(grads: ParamTable | Float32Array, maxNorm: number): number {
+export function clipGradNorm(grads: ParamTable | Float32Array, maxNorm: number, be: Backend = reference): number {
   const g = grads instanceof Float32Array ? grads : grads.buffer;
-  const norm = gradNorm(g);
+  const norm = gradNorm(g, be);
   const coef = maxNorm / (norm + 1e-6);
-  if (!(coef >= 1)) {
-    const c = Math.fround(coef);
-    for (let i = 0; i < g.length; i++) g[i] = g[i]! * c;
-  }
+  if (!(coef >= 1)) be.scale(g, g, Math.fround(coef), g.length);
   return norm;
 }
 
-/** Global L2 norm of a gradient buffer (double accumulation). */
-export function gradNorm(grads: ParamTable | Float32Array): number {
+/** Global L2 norm of a gradient buffer (double accumulation, the sumSquares op). */
+export function gradNorm(grads: ParamTable | Float32Array, be: Backend = reference): number {
   const g = grads instanceof Float32Array ? grads : grads.buffer;
-  let s = 0;
-  for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
-  return Math.sqrt(s);
+  return Math.sqrt(be.sumSquares(g, g.length));
 }
 
 /**
@@ -213,9 +200,12 @@ export class ModelEma {
   /** the averaged weights, same layout as the model's params */
   readonly params: ParamTable;
 
-  constructor(params: ParamTable, decay: number) {
+  private readonly be: Backend;
+
+  constructor(params: ParamTable, decay: number, be: Backend = reference) {
     if (!(decay >= 0 && decay <= 1)) throw new VitkitError(`Expected emaDecay in [0, 1] but received ${decay}`);
     this.decay = decay;
+    this.be = be;
     this.params = params.like();
     this.params.buffer.set(params.buffer);
   }
@@ -223,7 +213,7 @@ export class ModelEma {
   update(params: ParamTable): void {
     const e = this.params.buffer, p = params.buffer, d = this.decay;
     if (p.length !== e.length) throw new VitkitError(`EMA has ${e.length} values but the model has ${p.length} parameters`);
-    for (let i = 0; i < e.length; i++) e[i] = e[i]! * d + (1 - d) * p[i]!;
+    this.be.emaUpdate(e, p, d, e.length);
   }
 
   state(): Float32Array {

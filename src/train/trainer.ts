@@ -13,10 +13,12 @@
  */
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { VisionTransformer, emptyCache } from '../models/vit.js';
+import { emptyCache } from '../models/vit.js';
+import type { Model } from '../models/model.js';
+import { createModel } from '../models/registry.js';
 import { ParamTable } from '../nn/params.js';
+import { argmaxRows } from '../nn/functional.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { vitBackward } from './backward.js';
 import { Arena } from '../nn/arena.js';
 import { crossEntropy, countCorrect } from './loss.js';
 import { AdamW, ModelEma, clipGradNorm, gradNorm, type AdamWState } from './optim.js';
@@ -49,11 +51,20 @@ export interface TrainerOptions {
   emaDecay?: number;
   /** parameter names excluded from weight decay besides 1-D tensors; default pos_embed, cls_token, dist_token */
   noWeightDecay?: string[];
+  /**
+   * DeiT hard distillation (the student must be `distilled`): loss = (CE(class head, y) +
+   * CE(distillation head, argmax teacher(x))) / 2, label smoothing on the first term only (DeiT's
+   * DistillationLoss, distillation_type 'hard', alpha 0.5). The teacher runs in inference mode.
+   */
+  teacher?: Model;
 }
 
 export interface StepResult {
   /** mean loss of the batch before the update */
   loss: number;
+  /** with a teacher: the two terms of the distillation loss (class head vs labels, distillation head vs the teacher) */
+  clsLoss?: number;
+  distLoss?: number;
   /** learning rate used by this step (before any layer-decay scale) */
   lr: number;
   /** global L2 norm of the gradients before clipping */
@@ -82,7 +93,7 @@ export interface TrainerState {
 
 
 export class Trainer {
-  readonly model: VisionTransformer;
+  readonly model: Model;
   /** dL/dparams of the last step (before clipping is applied in place), model.params layout */
   readonly grads: ParamTable;
   readonly optimizer: AdamW;
@@ -90,12 +101,18 @@ export class Trainer {
   readonly ema: ModelEma | null;
   readonly options: Readonly<TrainerOptions>;
   private iteration = 0;
-  private emaView: VisionTransformer | null = null;
+  private emaView: Model | null = null;
   /** the step's activation and gradient buffers, reused across steps */
   private readonly arena = new Arena();
 
-  constructor(model: VisionTransformer, opts: TrainerOptions) {
+  constructor(model: Model, opts: TrainerOptions) {
     if (model.config.num_classes < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
+    if (opts.teacher) {
+      if (!model.config.distilled) throw new VitkitError('A teacher needs a distilled student (config.distilled true: a dist_token and head_dist)');
+      if (opts.teacher.config.num_classes !== model.config.num_classes) {
+        throw new VitkitError(`The teacher has ${opts.teacher.config.num_classes} classes but the student has ${model.config.num_classes}`);
+      }
+    }
     const ls = opts.labelSmoothing ?? 0;
     if (!(ls >= 0 && ls < 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1) but received ${ls}`);
     if (opts.clipGrad !== undefined && !(opts.clipGrad > 0)) throw new VitkitError(`Expected clipGrad > 0 but received ${opts.clipGrad}`);
@@ -108,12 +125,13 @@ export class Trainer {
       ...(opts.eps !== undefined ? { eps: opts.eps } : {}),
       ...(opts.layerDecay !== undefined ? { layerDecay: opts.layerDecay } : {}),
       ...(opts.noWeightDecay ? { noWeightDecay: opts.noWeightDecay } : {}),
+      backend: model.backend,
     });
     this.schedule = new LrSchedule({
       kind: opts.schedule ?? (opts.totalSteps !== undefined ? 'cosine' : 'constant'), lr: opts.lr,
       warmupSteps: opts.warmupSteps ?? 0, totalSteps: opts.totalSteps ?? 0, minLr: opts.minLr ?? 0,
     });
-    this.ema = opts.emaDecay !== undefined ? new ModelEma(model.params, opts.emaDecay) : null;
+    this.ema = opts.emaDecay !== undefined ? new ModelEma(model.params, opts.emaDecay, model.backend) : null;
   }
 
   /** iterations done so far */
@@ -140,24 +158,43 @@ export class Trainer {
     }
     // activations and gradients reuse the previous step's buffers (they are dead by now)
     this.arena.reset();
-    const cache = emptyCache();
-    cache.arena = this.arena;
-    const logits = m.forward(x, { cache });
-    const { loss, dlogits } = crossEntropy(logits, target, this.options.labelSmoothing ?? 0, K);
+    const be = m.backend;
+    const cache = emptyCache(this.arena);
+    const ls = this.options.labelSmoothing ?? 0;
     this.grads.buffer.fill(0);
-    vitBackward(m, cache, dlogits, this.grads);
-    const norm = this.options.clipGrad !== undefined ? clipGradNorm(this.grads, this.options.clipGrad) : gradNorm(this.grads);
+    let loss: number;
+    const extra: Partial<StepResult> = {};
+    const teacher = this.options.teacher;
+    if (teacher) {
+      // DeiT hard distillation: the distillation head learns the teacher's argmax
+      const yt = argmaxRows(teacher.forward(x).data, B, K);
+      const f = m.forwardFeatures(x, { cache });
+      const h = m.forwardHeads(f.features, { cache });
+      const a = crossEntropy(h.clsLogits!, target, ls, K, be), b = crossEntropy(h.distLogits!, yt, 0, K, be);
+      be.scale(a.dlogits, a.dlogits, 0.5, B * K);
+      be.scale(b.dlogits, b.dlogits, 0.5, B * K);
+      m.backward(cache, a.dlogits, this.grads, { dDistLogits: b.dlogits });
+      loss = (a.loss + b.loss) / 2;
+      extra.clsLoss = a.loss;
+      extra.distLoss = b.loss;
+    } else {
+      const logits = m.forward(x, { cache });
+      const r = crossEntropy(logits, target, ls, K, be);
+      m.backward(cache, r.dlogits, this.grads);
+      loss = r.loss;
+    }
+    const norm = this.options.clipGrad !== undefined ? clipGradNorm(this.grads, this.options.clipGrad, be) : gradNorm(this.grads, be);
     const lr = this.schedule.at(this.iteration);
     this.optimizer.step(this.grads, lr);
     this.ema?.update(m.params);
     this.iteration++;
-    return { loss, lr, gradNorm: norm };
+    return { loss, lr, gradNorm: norm, ...extra };
   }
 
   /** A model sharing the EMA weights (null without EMA); its weights follow every step. */
-  emaModel(): VisionTransformer | null {
+  emaModel(): Model | null {
     if (!this.ema) return null;
-    this.emaView ??= new VisionTransformer(this.model.config, this.ema.params, this.model.backend);
+    this.emaView ??= createModel(this.model.config, { family: this.model.family, params: this.ema.params, backend: this.model.backend });
     this.emaView.backend = this.model.backend;
     return this.emaView;
   }
@@ -169,7 +206,7 @@ export class Trainer {
     const B = x.shape[0] ?? 0, K = model.config.num_classes;
     if (y.length !== B) throw new VitkitError(`Batch has ${B} images but ${y.length} labels`);
     const logits = model.forward(x);
-    const { loss } = crossEntropy(logits, y, 0, K);
+    const { loss } = crossEntropy(logits, y, 0, K, model.backend);
     return { loss, correct: countCorrect(logits.data, y, K), count: B, logits };
   }
 

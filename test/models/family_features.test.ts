@@ -126,3 +126,17 @@ test('rollout over a model with 5 prefix tokens (class + 4 registers) keeps rows
     assert.ok(Math.abs(s - 1) < 1e-5, `row ${i} sums to ${s}`);
   }
 });
+
+test('a no_embed_class checkpoint loaded at a non-square size equals dynamic-size resampling on the fly', async (t) => {
+  const dir = path.join(REFS, 'timm_dinov2_reg');
+  if (!needRefs(t, path.join(dir, 'model.safetensors'))) return;
+  const { loadStateDict } = await import('../../src/io/checkpoint.js');
+  const dyn = loadByName(resolveConfig(FAMILY_CONFIGS['timm_dinov2_reg']!), path.join(dir, 'model.safetensors'));
+  const fixed = new VisionTransformer(resolveConfig({ ...FAMILY_CONFIGS['timm_dinov2_reg'], dynamic_img_size: false, img_size: [42, 70] }));
+  const st = readSafetensors(path.join(dir, 'model.safetensors'));
+  loadStateDict(fixed, new Map(st.keys().map((k) => [k, st.f32(k)])), 'model.safetensors');
+  assert.deepEqual(fixed.params.shape('pos_embed'), [1, 15, 192]);
+  const x = new Tensor([1, 3, 42, 70], Float32Array.from({ length: 3 * 42 * 70 }, (_, i) => Math.sin(i * 0.37)));
+  const a = dyn.forwardFeatures(x).features.data, b = fixed.forwardFeatures(x).features.data;
+  assert.ok(maxAbsDiff(a, b) < 1e-5, `max diff ${maxAbsDiff(a, b)}`);
+});

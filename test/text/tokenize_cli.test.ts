@@ -45,6 +45,9 @@ test('vitkit tokenize: malformed command lines exit 2, bad inputs exit 1 with on
   assert.match(none.err, /give texts to tokenize or --file/);
   const unknown = vitkit('tokenize', '--bogus', 'x');
   assert.equal(unknown.code, 2);
+  const layout = vitkit('tokenize', '--layout', 'timm', 'x');
+  assert.equal(layout.code, 2);
+  assert.match(layout.err, /Expected open_clip or hf for --layout but received "timm"/);
   const dir = tmp();
   assertUserError(vitkit('tokenize', '--file', path.join(dir, 'missing.json')), /Cannot read .*missing\.json: ENOENT/);
   const notArray = path.join(dir, 'obj.json');
