@@ -12,6 +12,7 @@ import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
 import { tokenizeCommand } from './tokenize.js';
 import { downloadCommand } from './download.js';
+import { zeroshotCommand } from './zeroshot.js';
 import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   program.addCommand(fewshotCommand());
   program.addCommand(tokenizeCommand());
   program.addCommand(downloadCommand());
+  program.addCommand(zeroshotCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;
