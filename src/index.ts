@@ -67,6 +67,7 @@ export { type ClipConfig, configFromOpenClip, configFromHfClip, LOGIT_SCALE_MAX 
 export { loadClip, saveClip, clipLayoutOf, type LoadedClip, type ClipLayout } from './models/clip/load.js';
 export { hfKeyMap, openAiToHf, hfToOpenAi, type HfEntry } from './models/clip/names.js';
 export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAULT_TEMPLATES, type ZeroShotPrediction } from './models/clip/zeroshot.js';
+export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './models/clip/image_index.js';
 export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
 export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
 // Text (CLIP's tokenizer)

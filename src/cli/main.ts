@@ -13,6 +13,8 @@ import { fewshotCommand } from './fewshot.js';
 import { tokenizeCommand } from './tokenize.js';
 import { downloadCommand } from './download.js';
 import { zeroshotCommand } from './zeroshot.js';
+import { indexCommand } from './index_cmd.js';
+import { searchCommand } from './search.js';
 import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   program.addCommand(tokenizeCommand());
   program.addCommand(downloadCommand());
   program.addCommand(zeroshotCommand());
+  program.addCommand(indexCommand());
+  program.addCommand(searchCommand());
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
   return program;

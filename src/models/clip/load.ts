@@ -52,7 +52,9 @@ function readJson(file: string): Record<string, unknown> {
 /** Which CLIP layout a directory holds, or null when it is not a CLIP checkpoint. */
 export function clipLayoutOf(dir: string): ClipLayout | null {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return null;
-  if (existsSync(path.join(dir, 'open_clip_config.json'))) return 'open_clip';
+  const oc = existsSync(path.join(dir, 'open_clip_config.json'));
+  // a Hub repo may hold both layouts: open_clip's when its weights are here, else HF's
+  if (oc && existsSync(path.join(dir, 'open_clip_model.safetensors'))) return 'open_clip';
   const cfg = path.join(dir, 'config.json');
   if (existsSync(cfg)) {
     try {
@@ -61,7 +63,7 @@ export function clipLayoutOf(dir: string): ClipLayout | null {
       if (j['model_type'] === 'clip' || arch.includes('CLIPModel')) return 'hf';
     } catch { /* not JSON: not a CLIP dir */ }
   }
-  return null;
+  return oc ? 'open_clip' : null;
 }
 
 /** open_clip's eval transform from preprocess_cfg: resize (shortest side, or squash), center crop, mean/std */
