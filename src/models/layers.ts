@@ -125,18 +125,21 @@ export function tokensForward(ctx: LayerCtx, c: ViTConfig, tokens: Float32Array,
   if (pos && !posOnPatches) be.biasAdd(tokens, pos, B, N * D);
 }
 
-/** dtokens (B*N, D) -> prefix and pos_embed grads (learned pos only), returns dpatches (B*NP, D) */
-export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, learnedPos: boolean, posOnPatches: boolean,
+/**
+ * dtokens (B*N, D) -> prefix grads and, into `dpos` (the position table used, learned pos only),
+ * its gradient; returns dpatches (B*NP, D)
+ */
+export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, dpos: Float32Array | null, posOnPatches: boolean,
   B: number, NP: number, numPrefix: number, D: number): Float32Array {
   const be = ctx.be, N = NP + numPrefix;
-  if (learnedPos && !posOnPatches) be.biasBackward(ctx.grads.get('pos_embed'), dtokens, B, N * D);
+  if (dpos && !posOnPatches) be.biasBackward(dpos, dtokens, B, N * D);
   let dpatches = dtokens;
   if (numPrefix > 0) {
     for (const p of prefixParts(c)) be.copyRows(ctx.grads.get(p.name), dtokens, B, 0, 0, N, p.off, p.count, D, true);
     dpatches = allocFrom(ctx.arena, B * NP * D, false); // (B*NP, D): every row copied
     be.copyRows(dpatches, dtokens, B, NP, 0, N, numPrefix, NP, D, false);
   }
-  if (learnedPos && posOnPatches) be.biasBackward(ctx.grads.get('pos_embed'), dpatches, B, NP * D);
+  if (dpos && posOnPatches) be.biasBackward(dpos, dpatches, B, NP * D);
   return dpatches;
 }
 
@@ -411,7 +414,7 @@ export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, feat
   const G = (n: string) => ctx.grads.get(n);
   const dfeat = allocFrom(arena, B * N * D); // (B*N, D), zeroed: pooling writes some rows
   if (c.distilled) {
-    const dpooled = allocFrom(arena, B * D, false), dpooledDist = allocFrom(arena, B * D, false); // (B, D)
+    const dpooled = allocFrom(arena, B * D), dpooledDist = allocFrom(arena, B * D); // (B, D), zeroed: accumulated into
     if (K > 0) {
       let dc = dlogits, dd = dDist; // (B, K)
       if (!dd) {
@@ -421,8 +424,8 @@ export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, feat
       }
       linearParamGrads(be, G('head.weight'), G('head.bias'), dc, s.pooled, B, K, D);
       linearParamGrads(be, G('head_dist.weight'), G('head_dist.bias'), dd, s.pooledDist, B, K, D);
-      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled.fill(0));
-      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist.fill(0));
+      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled);
+      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist);
     } else {
       be.scale(dpooled, dlogits, 0.5, B * D);
       be.scale(dpooledDist, dlogits, 0.5, B * D);

@@ -253,6 +253,24 @@ export class VisionTransformer implements Model {
     return { pos, onPatches, resampled: true };
   }
 
+  private readonly resampleMats = new Map<string, Float32Array>();
+  /**
+   * The matrix M (m, n) of pos_embed resampling from the configured grid (n positions) to t's grid
+   * (m positions): the resampler applied to the identity (n channels), once per grid.
+   */
+  private resampleMatrix(t: TokenLayout): Float32Array {
+    const d = dims(this.config), key = `${t.gridH}x${t.gridW}`;
+    let M = this.resampleMats.get(key);
+    if (!M) {
+      const n = d.posGridH * d.posGridW;
+      const eye = new Float32Array(n * n); // (n, n)
+      for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0); // (m, n)
+      this.resampleMats.set(key, M);
+    }
+    return M;
+  }
+
   /** Embeddings: patch embedding, prefix tokens, position embedding, norm_pre. Returns (B*N, D). */
   embed(x: Tensor, t: TokenLayout, cache?: ForwardCache): Float32Array {
     const c = this.config, be = this.backend, D = c.embed_dim;
@@ -394,9 +412,6 @@ export class VisionTransformer implements Model {
       if (!c.distilled || K === 0) throw new VitkitError('dDistLogits needs a distilled model with a head (config.distilled, num_classes > 0)');
       if (options.dDistLogits.length !== B * K) throw new VitkitError(`Expected dDistLogits of (${B}, ${K}) (${B * K} values) but received ${options.dDistLogits.length} values`);
     }
-    if (cache.posResampled && c.pos_embed === 'learn') {
-      throw new VitkitError(`Training at a ${t.gridH}x${t.gridW} grid needs the pos_embed resampling backward, which vitkit does not implement; train at the configured img_size (${imgHW(c).join('x')})`);
-    }
     const arena = options.arena ?? cache.arena;
     const ctx: GradCtx = { be, params: this.params, grads, arena };
     const pool = cache.pool;
@@ -417,7 +432,19 @@ export class VisionTransformer implements Model {
         e.preMean, e.preRstd, B * N, D);
       dx = dtok;
     }
-    const dpatches = tokensBackward(ctx, c, dx, c.pos_embed === 'learn', c.pos_embed !== 'learn' || c.no_embed_class, B, t.numPatches, t.numPrefix, D);
+    const learned = c.pos_embed === 'learn', onPatches = c.pos_embed !== 'learn' || c.no_embed_class;
+    // the gradient of the position table used: pos_embed itself, or its resampled copy (folded back below)
+    const posPrefix = onPatches ? 0 : t.numPrefix;
+    const dposUsed = !learned ? null : cache.posResampled ? allocFrom(arena, (posPrefix + t.numPatches) * D) : grads.get('pos_embed');
+    const dpatches = tokensBackward(ctx, c, dx, dposUsed, onPatches, B, t.numPatches, t.numPrefix, D);
+    if (learned && cache.posResampled) {
+      // resampling is linear, pos' = M pos on the grid rows (prefix rows copied): dpos += M^T dpos'
+      const dpos = grads.get('pos_embed');
+      if (posPrefix > 0) be.add(dpos.subarray(0, posPrefix * D), dpos.subarray(0, posPrefix * D), dposUsed!.subarray(0, posPrefix * D), posPrefix * D);
+      const n = d.posGridH * d.posGridW, m = t.numPatches;
+      const M = this.resampleMatrix(t); // (m, n)
+      be.gemm(true, false, n, D, m, 1, M, n, dposUsed!.subarray(posPrefix * D), D, 1, dpos.subarray(posPrefix * D), D);
+    }
     const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
     if (options.dinput) {
       const want = B * c.in_chans * H * W;

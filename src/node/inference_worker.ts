@@ -35,22 +35,22 @@ try {
   process.exit(0);
 }
 
-/** inputs -> pixel_values (B, C, H, W) */
+/** inputs -> pixel_values (B, C, S, S) */
 async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
-  const C = loaded.model.config.in_chans;
-  const [H, W] = imgHW(loaded.model.config);
-  const per = C * H * W;
+  const { in_chans: C } = loaded.model.config;
+  const [SH, SW] = imgHW(loaded.model.config);
+  const per = C * SH * SW;
   let B = 0;
   for (const inp of inputs) B += inp.kind === 'pixels' ? (inp.shape.length === 4 ? inp.shape[0]! : 1) : 1;
-  const out = new Float32Array(B * per); // (B, C, H, W)
+  const out = new Float32Array(B * per); // (B, C, S, S)
   let b = 0;
   for (const inp of inputs) {
     if (inp.kind === 'pixels') {
       const shape = inp.shape;
       const n = shape.length === 4 ? shape[0]! : 1;
       const chw = shape.slice(-3);
-      if (chw[0] !== C || chw[1] !== H || chw[2] !== W) {
-        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${H}, ${W}) or (${C}, ${H}, ${W}) for this model but received ${shapeStr(shape)}`);
+      if (chw[0] !== C || chw[1] !== SH || chw[2] !== SW) {
+        throw new VitkitError(`Expected pixel_values of shape (B, ${C}, ${SH}, ${SW}) or (${C}, ${SH}, ${SW}) for this model but received ${shapeStr(shape)}`);
       }
       out.set(inp.data, b * per);
       b += n;
@@ -60,7 +60,7 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
       b += 1;
     }
   }
-  return new Tensor([B, C, H, W], out);
+  return new Tensor([B, C, SH, SW], out);
 }
 
 async function serve(req: WorkerRequest): Promise<void> {
