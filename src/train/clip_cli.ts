@@ -120,6 +120,7 @@ export interface ClipTrainCliOptions {
   minLr: number;
   weightDecay: number;
   warmupEpochs: number;
+  schedule?: 'cosine' | 'constant';
   clipGrad?: number;
   seed: number;
   shuffle: boolean;
@@ -189,7 +190,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   const perEpoch = Math.floor(n / o.batchSize);
   const totalSteps = perEpoch * o.epochs;
   const trainer = new ClipTrainer(model, {
-    lr, weightDecay: wd, minLr: o.minLr, warmupSteps: Math.round(o.warmupEpochs * perEpoch), totalSteps, schedule: 'cosine',
+    lr, weightDecay: wd, minLr: o.minLr, warmupSteps: Math.round(o.warmupEpochs * perEpoch), totalSteps, schedule: o.schedule ?? 'cosine',
     ...(o.clipGrad !== undefined ? { clipGrad: o.clipGrad } : {}), ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}),
     ...(o.lockImage ? { lockImage: true } : {}), ...(o.lockText ? { lockText: true } : {}),
   });
@@ -201,7 +202,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
     epoch = state.run.epoch; batch = state.run.batch;
   }
   const settings: Record<string, unknown> = {
-    data: o.data, valData: o.valData, epochs: o.epochs, batchSize: o.batchSize, lr, minLr: o.minLr, weightDecay: wd, warmupEpochs: o.warmupEpochs,
+    data: o.data, valData: o.valData, epochs: o.epochs, batchSize: o.batchSize, lr, minLr: o.minLr, weightDecay: wd, warmupEpochs: o.warmupEpochs, schedule: o.schedule,
     clipGrad: o.clipGrad, seed: o.seed, shuffle: o.shuffle, out: o.out, lockImage: o.lockImage, lockText: o.lockText, betas: o.betas, eps: o.eps,
   };
   const L = model.config.text.context_length;

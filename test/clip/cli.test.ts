@@ -71,3 +71,16 @@ test('vitkit train --task clip on a Hugging Face CLIPModel with a captions.jsonl
   assertUserError(vitkit('train', '--task', 'clip', '--model', hf, '--data', path.join(dir, 'nope.tsv'), '--out', path.join(tmp(), 'o')), /does not exist/);
   assertUserError(vitkit('train', '--task', 'nope', '--model', hf), /--task classification or clip/);
 });
+
+test('vitkit train --task clip on train_ref.safetensors (x + input_ids) reproduces open_clip after 3 AdamW steps', { skip: skipClip }, () => {
+  const out = path.join(tmp(), 'ref3');
+  const r = vitkit('train', '--task', 'clip', '--model', CLIP_DIR, '--data', path.join(CLIP_DIR, 'train_ref.safetensors'), '--epochs', '3', '--batch-size', '4',
+    '--lr', '1e-3', '--weight-decay', '0.2', '--schedule', 'constant', '--no-shuffle', '--out', out);
+  assert.equal(r.code, 0, r.err);
+  const ref = readSafetensors(path.join(CLIP_DIR, 'train_ref.safetensors'));
+  const got = readSafetensors(path.join(out, 'open_clip_model.safetensors'));
+  for (const k of ['text_projection', 'visual.proj', 'ln_final.weight', 'logit_scale', 'visual.ln_post.bias', 'transformer.resblocks.2.mlp.c_fc.weight']) {
+    const d = maxAbsDiff(got.f32(k).data, ref.f32(`after3.${k}`).data);
+    assert.ok(d < 1e-5, `${k}: ${d}`);
+  }
+});
