@@ -20,6 +20,12 @@ export interface ClipVisionConfig {
   /** width / heads */
   head_width: number;
   mlp_ratio: number;
+  /**
+   * Any engine ViT as the image tower instead of OpenAI's (open_clip's TimmModel trunk, e.g. a
+   * vitkit-trained ViT for LiT): its tensors are named `visual.trunk.<timm name>`, its pooled
+   * pre-logits feed `visual.proj`. Not part of open_clip's or HF's config files.
+   */
+  vit?: ViTConfig;
 }
 
 export interface ClipTextConfig {
@@ -184,6 +190,11 @@ export function openClipModelCfg(c: ClipConfig): Record<string, unknown> {
 /** The engine ViTConfig of the image tower: OpenAI's VisionTransformer is timm's with pre_norm (ln_pre),
  * class-token pooling, the final norm as ln_post, no classifier (the projection is CLIP's own). */
 export function visionViTConfig(c: ClipConfig): ViTConfig {
+  if (c.vision.vit) {
+    const v = resolveConfig({ ...c.vision.vit, num_classes: 0 }, 'CLIP vision tower (trunk)');
+    if (v.embed_dim !== c.vision.width) throw new VitkitError(`CLIP vision trunk embed_dim (${v.embed_dim}) must equal vision width (${c.vision.width})`);
+    return v;
+  }
   return resolveConfig({
     ...DEFAULT_CONFIG,
     img_size: c.vision.image_size, patch_size: c.vision.patch_size, in_chans: 3, num_classes: 0,

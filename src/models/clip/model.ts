@@ -44,7 +44,8 @@ export function clipParamLayout(c: ClipConfig): { specs: ParamSpec[]; vision: Pa
   const text = textParamSpecs(c);
   const specs: ParamSpec[] = [];
   const ocShape = (name: string, shape: number[]) => (name === 'visual.class_embedding' ? [shape[2]!] : name === 'visual.positional_embedding' ? shape.slice(1) : shape);
-  for (const s of vision) { const n = visionToOpenAi(s.name); specs.push({ name: n, shape: ocShape(n, s.shape) }); }
+  const trunk = c.vision.vit !== undefined;
+  for (const s of vision) { const n = visionToOpenAi(s.name, trunk); specs.push({ name: n, shape: trunk ? s.shape : ocShape(n, s.shape) }); }
   specs.push({ name: 'visual.proj', shape: [c.vision.width, c.embed_dim] });
   for (const s of text) specs.push({ name: textToOpenAi(s.name), shape: s.shape });
   specs.push({ name: 'logit_scale', shape: [] });

@@ -19,7 +19,8 @@ export const BLOCK_OC: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** engine name of the image tower's ViT (timm's) -> OpenAI name */
-export function visionToOpenAi(name: string): string {
+export function visionToOpenAi(name: string, trunk = false): string {
+  if (trunk) return 'visual.trunk.' + name;
   const fixed: Record<string, string> = {
     cls_token: 'visual.class_embedding', pos_embed: 'visual.positional_embedding', 'patch_embed.proj.weight': 'visual.conv1.weight',
     'norm_pre.weight': 'visual.ln_pre.weight', 'norm_pre.bias': 'visual.ln_pre.bias', 'norm.weight': 'visual.ln_post.weight', 'norm.bias': 'visual.ln_post.bias',
