@@ -5,6 +5,11 @@
  * templates never seen in training.
  *
  *   node dist/bench/clip_lit.js <mnist-vit-dir> [epochs=5] [seed=0]
+ *
+ * Measured (2 shared cores, `vitkit demo --out /tmp/clip-mnist-vit` = 96.01 % supervised test
+ * accuracy; then `node dist/bench/clip_lit.js /tmp/clip-mnist-vit 5 0`, 228 s): zero-shot test
+ * accuracy 95.61 % of 2,004 with the unseen templates (95.61 % with the training ones). The loss
+ * floors near 2.71: a batch of 128 holds ~13 pairs per digit whose captions match each other.
  */
 import { loadModel, mulberry32 } from '../src/io/checkpoint.js';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from '../src/data/mnist.js';
