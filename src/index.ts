@@ -6,7 +6,7 @@
 // Core
 export { Tensor, numel } from './tensor.js';
 export { VitkitError } from './errors.js';
-export { getBackend, setThreads, type Backend, type BackendName } from './backend/index.js';
+export { getBackend, setThreads, registerBackend, hasBackend, type Backend, type BackendName, type BackendFactory } from './backend/index.js';
 
 // The model
 export {
@@ -48,7 +48,8 @@ export {
 } from './io/preprocess.js';
 
 // Training
-export { Trainer, saveTrainerState, loadTrainerState, type TrainerOptions, type StepResult, type TrainerState } from './train/trainer.js';
+export { Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState } from './train/trainer.js';
+export { saveTrainerState, loadTrainerState } from './train/trainer_file.js';
 export { vitBackward, type BackwardOptions } from './train/backward.js';
 export { crossEntropy } from './train/loss.js';
 export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';

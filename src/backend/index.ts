@@ -1,20 +1,11 @@
-/** The one backend switch: 'native' (default) or 'reference' (plain TypeScript, for tests). */
-import type { Backend } from './backend.js';
+/**
+ * The one backend switch, Node side: 'native' (default) or 'reference' (plain TypeScript, for tests).
+ * Importing this module registers the native backend with the core's registry (select.ts); the
+ * addon itself loads on the first getBackend() that returns it, not on import.
+ */
 import { nativeBackend } from './native.js';
-import { reference } from './reference.js';
+import { registerBackend } from './select.js';
 
-export type { Backend } from './backend.js';
-export type BackendName = 'native' | 'reference';
+export { getBackend, setThreads, registerBackend, hasBackend, type Backend, type BackendName, type BackendFactory } from './select.js';
 
-let current: Backend | undefined;
-
-export function getBackend(name?: BackendName): Backend {
-  if (name === 'reference') return reference;
-  if (name === 'native') return nativeBackend();
-  current ??= nativeBackend();
-  return current;
-}
-
-export function setThreads(n: number): void {
-  getBackend().setThreads(n);
-}
+registerBackend('native', nativeBackend);

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, VitkitError } from '../errors.js';
 import { parseIntOpt } from './common.js';
 import { setNativeThreads } from '../backend/native.js';
+import '../backend/index.js'; // registers the native backend as the default
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
 import { infoCommand } from './info.js';

@@ -13,6 +13,7 @@ import { PRESETS, getPreset, presetConfig, type PretrainedCfg } from '../models/
 import { vitParamSpecs } from '../models/vit.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
+import '../backend/index.js'; // Node: registers the native backend (loaded on first use) as the default
 import { initWeights, initHead } from '../models/init.js';
 import { ParamTable } from '../nn/params.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';

@@ -18,7 +18,7 @@
  * Coefficient tables are computed once per axis and reused for every row / column.
  */
 import { expected } from '../errors.js';
-import type { RawImage } from './image.js';
+import type { RawImage } from './pixels.js';
 
 export type Filter = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos' | 'box' | 'hamming';
 

@@ -9,7 +9,7 @@
  * backward and their saved-activation tables live in ./layers.ts.
  */
 import type { Backend } from '../backend/backend.js';
-import { getBackend } from '../backend/index.js';
+import { getBackend } from '../backend/select.js';
 import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import { ParamTable, type ParamSpec } from '../nn/params.js';

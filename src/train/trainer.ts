@@ -9,7 +9,7 @@
  *     schedule: 'cosine', warmupSteps: 63, totalSteps: 1890 });
  *   for (...) { const { loss, lr, gradNorm } = trainer.step(x, y); }
  *   const { loss, correct, count } = trainer.evaluate(xTest, yTest);
- *   saveTrainerState(file, trainer.state()); ... trainer.loadState(loadTrainerState(file));
+ *   saveTrainerState(file, trainer.state()); ... trainer.loadState(loadTrainerState(file));  (trainer_file.ts, Node)
  */
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -18,7 +18,7 @@ import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
 import { ParamTable } from '../nn/params.js';
 import { argmaxRows } from '../nn/functional.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { SafetensorsFile, StTensorIn } from '../io/safetensors_bytes.js';
 import { Arena } from '../nn/arena.js';
 import { crossEntropy, countCorrect } from './loss.js';
 import { AdamW, ModelEma, clipGradNorm, gradNorm, type AdamWState } from './optim.js';
@@ -228,20 +228,19 @@ export class Trainer {
   }
 }
 
-/** Write a TrainerState as safetensors (optimizer.exp_avg, optimizer.exp_avg_sq, ema; steps in the metadata). */
-export function saveTrainerState(file: string, s: TrainerState, opts: { overwrite?: boolean } = {}): void {
+/** A TrainerState as safetensors tensors (optimizer.exp_avg, optimizer.exp_avg_sq, ema) and metadata (the steps). */
+export function trainerStateTensors(s: TrainerState): { tensors: Record<string, StTensorIn>; metadata: Record<string, string> } {
   const n = s.optimizer.expAvg.length;
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {
-    'optimizer.exp_avg': { dtype: 'F32', shape: [n], data: s.optimizer.expAvg },
-    'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq },
+    'optimizer.exp_avg': { dtype: 'F32', shape: [n], data: s.optimizer.expAvg }, // (P)
+    'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq }, // (P)
   };
-  if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
-  writeSafetensors(file, tensors, { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step) },
-    { overwrite: opts.overwrite ?? true });
+  if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema }; // (P)
+  return { tensors, metadata: { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step) } };
 }
 
-export function loadTrainerState(file: string): TrainerState {
-  const st = readSafetensors(file);
+/** The TrainerState stored in a parsed safetensors file (`file` names it in errors). */
+export function trainerStateFrom(st: SafetensorsFile, file: string): TrainerState {
   const step = Number(st.metadata['step']), ostep = Number(st.metadata['optimizer_step']);
   if (!Number.isInteger(step) || !Number.isInteger(ostep)) throw new VitkitError(`${file} is not a vitkit trainer state (no step metadata)`);
   const s: TrainerState = {

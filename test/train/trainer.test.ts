@@ -10,7 +10,8 @@ import { VisionTransformer } from '../../src/models/vit.js';
 import { getBackend } from '../../src/backend/index.js';
 import { initWeights } from '../../src/io/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
-import { Trainer, saveTrainerState, loadTrainerState, type TrainerOptions } from '../../src/train/trainer.js';
+import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
+import { saveTrainerState, loadTrainerState } from '../../src/train/trainer_file.js';
 import { VitkitError } from '../../src/errors.js';
 
 const config = resolveConfig({ img_size: 16, patch_size: 4, in_chans: 1, embed_dim: 24, num_heads: 3, depth: 2, mlp_ratio: 2, num_classes: 4 });

@@ -1,0 +1,52 @@
+/**
+ * Backend selection for the core (no Node-only import): a registry of backend factories.
+ * The reference backend (plain TypeScript) is always there; the Node entry registers the native
+ * one (backend/index.ts), whose addon then loads on the first getBackend() that needs it. Without
+ * a registered native backend (a browser bundle of the core), getBackend() is the reference.
+ */
+import type { Backend } from './backend.js';
+import { VitkitError } from '../errors.js';
+import { reference } from './reference.js';
+
+export type { Backend } from './backend.js';
+export type BackendName = 'native' | 'reference';
+/** Builds the backend on first use (the native one loads its addon here). */
+export type BackendFactory = () => Backend;
+
+const factories = new Map<BackendName, BackendFactory>();
+let current: Backend | undefined;
+
+/** Makes `name` available to getBackend(); the factory runs on the first getBackend() that needs it. */
+export function registerBackend(name: BackendName, factory: BackendFactory): void {
+  if (name === 'reference') throw new VitkitError("Expected a backend name other than 'reference' (built in) but received 'reference'");
+  if (typeof factory !== 'function') throw new VitkitError(`Expected a function for the ${name} backend factory but received ${typeof factory}`);
+  factories.set(name, factory);
+  if (current?.name === name) current = undefined;
+}
+
+/** Whether getBackend(name) can return that backend here (the reference one always). */
+export function hasBackend(name: BackendName): boolean {
+  return name === 'reference' || factories.has(name);
+}
+
+/**
+ * 'reference' is the plain-TypeScript backend; 'native' the registered native one (an error where
+ * none is registered); no name: the native backend when registered, else the reference one.
+ */
+export function getBackend(name?: BackendName): Backend {
+  if (name === 'reference') return reference;
+  if (name === 'native') {
+    const f = factories.get('native');
+    if (!f) throw new VitkitError("The native backend is not available here (only vitkit's Node entry registers it); use getBackend('reference')");
+    return f();
+  }
+  if (current) return current;
+  const f = factories.get('native');
+  if (!f) return reference; // not cached: a native backend registered later becomes the default
+  current = f();
+  return current;
+}
+
+export function setThreads(n: number): void {
+  getBackend().setThreads(n);
+}

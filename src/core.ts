@@ -1,0 +1,70 @@
+/**
+ * vitkit's core: the part that runs wherever JavaScript does (a browser bundle, a worker, Node),
+ * with no Node-only import (node:*, fs, sharp, commander, worker_threads, cli-progress) and no
+ * native addon loader. Models, layers, training, rollout, embeddings' prototypes, the tokenizer,
+ * safetensors from bytes and preprocessing of decoded pixels; the backends are the reference one
+ * (plain TypeScript, the default here) and WebGPU (navigator.gpu in browsers). The Node entry
+ * (index.ts) re-exports all of this and adds files, images, the native addon, the Hub and the CLI;
+ * it registers the native backend, which getBackend() then returns by default.
+ * test/core/core_imports.test.ts walks this file's import graph to keep it so.
+ */
+
+// Tensors, errors, backends
+export { Tensor, numel } from './tensor.js';
+export { VitkitError } from './errors.js';
+export {
+  getBackend, setThreads, registerBackend, hasBackend, type Backend, type BackendName, type BackendFactory,
+} from './backend/select.js';
+export { reference as referenceBackend } from './backend/reference.js';
+export { createWebGpuBackend, listAdapters, WebGpuBackend, type WebGpuOptions, type AdapterListing } from './backend/webgpu/index.js';
+export type { DeviceBackend, DeviceTensor, DeviceDType } from './backend/device.js';
+
+// The model
+export {
+  type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer, type TokenLayout,
+  DEFAULT_CONFIG, resolveConfig, dims, imgHW, tokenLayout,
+} from './models/config.js';
+export { PRESETS, getPreset, presetConfig, archDefaults, type Preset, type PretrainedCfg } from './models/presets.js';
+export {
+  VisionTransformer, vitParamSpecs, vitMacs, emptyCache,
+  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
+} from './models/vit.js';
+export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
+export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
+export { initHead, initWeights, mulberry32 } from './models/init.js';
+export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
+export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
+export { ParamTable, type ParamSpec } from './nn/params.js';
+export { softmax, topK, argmaxRows } from './nn/functional.js';
+
+// safetensors from bytes (reading and writing files is in the Node entry)
+export {
+  parseSafetensors, parseSafetensorsHeader, serializeSafetensors, SafetensorsFile,
+  type DType, type StEntry, type StTensorIn,
+} from './io/safetensors_bytes.js';
+
+// Preprocessing of decoded 8-bit pixels (decoding files with sharp is in the Node entry)
+export { convertPixels, cropImage, type RawImage } from './io/pixels.js';
+export { resizePil, interpolate, type Filter } from './io/resample.js';
+export {
+  preprocessFromTimm, preprocessFromHf, geometry, toPixelValues, checkPreprocessForModel, type PreprocessConfig,
+} from './io/preprocess_pixels.js';
+
+// Training
+export {
+  Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState,
+} from './train/trainer.js';
+export { vitBackward, type BackwardOptions } from './train/backward.js';
+export { crossEntropy } from './train/loss.js';
+export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';
+export { LrSchedule, type ScheduleOptions } from './train/schedule.js';
+
+// Explanation and embeddings
+export { attentionRollout, gradientRollout, fuseHeads, type HeadFusion, type RolloutOptions } from './explain/rollout.js';
+export { attentionGradients } from './explain/gradients.js';
+export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
+
+// Text (CLIP's tokenizer, from the vocabulary's text; reading its files is in the Node entry)
+export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
+export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
+export { fixText, htmlUnescape, cleanLower } from './text/clean.js';
