@@ -17,6 +17,7 @@ import { type Arena, allocFrom } from '../nn/arena.js';
 import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
 import type { Model } from './model.js';
+import { checkFeatureShape } from '../io/validate.js';
 import {
   type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
   allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
@@ -346,9 +347,7 @@ export class VisionTransformer implements Model {
 
   private runHead(features: Tensor, wantLogits: boolean, cache?: ForwardCache, probsOut?: Float32Array | null): ReturnType<typeof headForward> & { R: number } {
     const c = this.config, d = dims(c);
-    if (features.shape.length !== 3 || features.shape[2] !== d.D) {
-      throw new VitkitError(`Expected features of shape (B, N, ${d.D}) but received ${shapeStr(features.shape)}`);
-    }
+    checkFeatureShape(features.shape, d.D, 'forwardHead', d.numPrefix + 1);
     const [B, N] = features.shape as [number, number, number];
     const numPrefix = d.numPrefix;
     const arena = cache?.arena;
