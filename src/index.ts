@@ -64,11 +64,15 @@ export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
-// The Hugging Face Hub (downloads into the cache shared with Python)
-export {
-  resolveModelDir, downloadModel, parseHubSpec, hubCacheDir, hubEndpoint,
-  type HubOptions, type HubSpec, type HubLayout, type DownloadedModel,
-} from './hub/index.js';
+// CLIP: both towers, the open_clip and Hugging Face layouts, zero-shot classification, contrastive training
+export { ClipModel, normalizeRows, similarityLogits, softmaxRows, type ClipOutput, type ClipCache } from './models/clip/model.js';
+export { type ClipConfig, configFromOpenClip, configFromHfClip, LOGIT_SCALE_MAX } from './models/clip/config.js';
+export { loadClip, saveClip, clipLayoutOf, type LoadedClip, type ClipLayout } from './models/clip/load.js';
+export { hfKeyMap, openAiToHf, hfToOpenAi, type HfEntry } from './models/clip/names.js';
+export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAULT_TEMPLATES, type ZeroShotPrediction } from './models/clip/zeroshot.js';
+export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './models/clip/image_index.js';
+export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
+export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
 // Text (CLIP's tokenizer)
 export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
 export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
@@ -80,6 +84,11 @@ export {
   InferenceSession, classify, embedImages, session as inferenceSession, closeSessions, setModelResolver, localModelResolver,
   type ImageInput, type Classification, type ClassifyOptions, type SessionOptions, type ModelResolver, type ModelInfo,
 } from './node/inference.js';
+// The Hugging Face Hub (downloads into the cache shared with Python)
+export {
+  resolveModelDir, downloadModel, parseHubSpec, hubCacheDir, hubEndpoint,
+  type HubOptions, type HubSpec, type HubLayout, type DownloadedModel,
+} from './hub/index.js';
 
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';

@@ -12,10 +12,13 @@ import { demoCommand } from './demo.js';
 import { explainCommand } from './explain.js';
 import { embedCommand } from './embed.js';
 import { fewshotCommand } from './fewshot.js';
-import { downloadCommand } from './download.js';
-import { resolveModelDir } from '../hub/resolve.js';
 import { tokenizeCommand } from './tokenize.js';
 import { packageVersion } from './version.js';
+import { downloadCommand } from './download.js';
+import { zeroshotCommand } from './zeroshot.js';
+import { indexCommand } from './index_cmd.js';
+import { searchCommand } from './search.js';
+import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
   const program = new Command('vitkit')
@@ -45,8 +48,11 @@ export function buildProgram(): Command {
   program.addCommand(explainCommand());
   program.addCommand(embedCommand());
   program.addCommand(fewshotCommand());
-  program.addCommand(downloadCommand());
   program.addCommand(tokenizeCommand());
+  program.addCommand(downloadCommand());
+  program.addCommand(zeroshotCommand());
+  program.addCommand(indexCommand());
+  program.addCommand(searchCommand());
   // commander's own usage errors go through console.error like ours (one line on stderr, exit 2)
   const output = { outputError: (str: string) => console.error(str.trimEnd()) };
   program.exitOverride().configureOutput(output);

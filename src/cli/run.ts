@@ -5,6 +5,8 @@ import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import { checkOutput } from './common.js';
 import { attentionRollout } from '../explain/rollout.js';
+import { CLIP_RUN_OUTPUTS, runClip } from '../models/clip/run.js';
+import { clipLayoutOf } from '../models/clip/load.js';
 
 export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
 export type RunOutput = (typeof RUN_OUTPUTS)[number];
@@ -12,8 +14,8 @@ export type RunOutput = (typeof RUN_OUTPUTS)[number];
 export function parseOutputs(s: string): RunOutput[] {
   const names = s.split(',').map((x) => x.trim()).filter(Boolean);
   for (const n of names) {
-    if (!(RUN_OUTPUTS as readonly string[]).includes(n)) {
-      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')}`);
+    if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n)) {
+      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')})`);
     }
   }
   if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
@@ -31,6 +33,9 @@ type WithHeads = { forwardHeads?: (features: Tensor) => Heads };
  * (0 = block 0 input), attentions.{0..L-1} (B, NH, N, N), rollout, and for DeiT cls_logits / dist_logits.
  */
 export function runModel(modelSource: string, input: string, outputs: RunOutput[]): Record<string, StTensorIn> {
+  if (clipLayoutOf(modelSource)) return runClip(modelSource, input, outputs);
+  const clipOnly = outputs.filter((o) => (CLIP_RUN_OUTPUTS as readonly string[]).includes(o));
+  if (clipOnly.length) throw new VitkitError(`Output ${clipOnly.join(', ')} needs a CLIP model (open_clip_config.json or a Hugging Face CLIPModel) but ${modelSource} is not one`);
   const { model } = loadModel(modelSource);
   const st = readSafetensors(input);
   if (!st.has('pixel_values')) {
@@ -68,7 +73,7 @@ export function runCommand(): Command {
   return new Command('run')
     .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
-    .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W)')
+    .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])
     .option('--overwrite', 'replace the output file if it exists')

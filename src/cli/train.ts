@@ -24,6 +24,7 @@ import {
   DEFAULT_SETTINGS, STATE_FILE, readRunState, trainRun, type EpochMetrics, type ModelMeta, type ProgressSink, type RunResult, type TrainSettings,
 } from '../train/loop.js';
 import { parseFloatOpt, parseIntOpt } from './common.js';
+import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
 
 // ---------------------------------------------------------------------------------------------
 // model + data setup (shared with eval and demo)
@@ -382,8 +383,12 @@ export function trainCommand(): Command {
     const num = k === 'mlpRatio' ? f(flag, 0) : parseIntOpt(flag, k === 'depth' || k === 'numClasses' ? 0 : 1);
     cmd.option(`${flag} <n>`, `architecture: ${flag.slice(2).replace(/-/g, ' ')}${k === 'imgSize' ? ' (with a checkpoint: resamples pos_embed)' : k === 'numClasses' ? ' (with a checkpoint: a new head)' : ''}`, num);
   }
+  addClipTrainOptions(cmd, parseFloatOpt);
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
+    const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');
+    if (task !== 'classification' && task !== 'clip') throw new VitkitError(`Expected --task classification or clip but received ${JSON.stringify(task)}`);
+    if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);
     if (r.result.signal) process.exit(130);

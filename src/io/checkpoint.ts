@@ -168,8 +168,8 @@ export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
     const names = layout.hasClassifier ? hfLabels(hfCfg, base.num_classes) : null;
     const config = applyOverrides(base, opts);
     const resetHead = opts.numClasses !== undefined && opts.numClasses !== base.num_classes;
-    const raw = layoutHfToTimm(layout, base, readWeights(weights, { dropBuffers: true }), weights);
     checkCheckpointConfig(base, config, weights, cfgFile, opts);
+    const raw = layoutHfToTimm(layout, base, readWeights(weights, { dropBuffers: true }), weights);
     const model = createModel(config, opts.backend ? { backend: opts.backend } : {});
     loadStateDict(model, raw, weights, { skipHead: resetHead });
     if (resetHead) initHead(model);

@@ -193,7 +193,9 @@ test('interrupted download resumes with a Range request in the same call', async
   assert.equal(cdn.length, 2);
   assert.equal(cdn[0]!.range, undefined);
   const resumedAt = Number(/^bytes=(\d+)-$/.exec(cdn[1]!.range ?? '')?.[1]);
-  assert.ok(resumedAt >= 1_000_000 && resumedAt < WEIGHTS.length, `resumed at ${cdn[1]!.range}`);
+  // the server sent 1,000,000 bytes before dropping; on a loaded machine some of them may still be in flight
+  // when the socket dies, so the client resumes at what it actually received: more than 0, at most 1,000,000
+  assert.ok(resumedAt > 0 && resumedAt <= 1_000_000, `resumed at ${cdn[1]!.range}`);
   assert.ok(readFileSync(path.join(m.dir, 'model.safetensors')).equals(WEIGHTS));
 });
 

@@ -65,7 +65,7 @@ test('embed_dim, patch_size and num_classes must match the weights', () => {
   editConfig(d2, (a, c) => { a['patch_size'] = 4; a['img_size'] = 16; c['num_classes'] = 5; });
   rejects(() => loadModel(d2), /Expected patch_size 8/, /received 4/);
   const d3 = checkpoint();
-  editConfig(d3, (_a, c) => { c['num_classes'] = 1000000; });
+  editConfig(d3, (a, c) => { a['num_classes'] = 1000000; c['num_classes'] = 1000000; }); // model_args win over the top level, as in timm's create_model
   rejects(() => loadModel(d3), /Expected num_classes 5/, /head\.weight/, /received 1000000/);
   // a new head on purpose is fine
   assert.equal(loadModel(checkpoint(), { numClasses: 7 }).model.config.num_classes, 7);

@@ -14,7 +14,9 @@ test('family fields default as timm: no LayerScale, no registers, class token wi
   assert.equal(c.pre_norm, false);
   assert.equal(c.distilled, false);
   assert.equal(c.mlp_layer, 'mlp');
-  assert.deepEqual(Object.keys(DEFAULT_CONFIG).length, 22);
+  assert.equal(c.mlp_hidden, null);
+  assert.equal(c.pos_embed_antialias, true);
+  assert.deepEqual(Object.keys(DEFAULT_CONFIG).length, 24);
 });
 
 test('bad family values are one-line errors naming the field, expected and received', () => {

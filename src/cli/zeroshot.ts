@@ -1,0 +1,56 @@
+/** `vitkit zeroshot`: classify images against label names with a CLIP checkpoint, no training. */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { VitkitError } from '../errors.js';
+import { loadClip } from '../models/clip/load.js';
+import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
+import { parseIntOpt } from './common.js';
+
+interface ZeroshotOpts {
+  model: string;
+  labels?: string;
+  labelsFile?: string;
+  template: string[];
+  topK: number;
+  json?: boolean;
+}
+
+/** labels from --labels "a,b,c" or --labels-file (one a line; blank lines and # comments skipped) */
+export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): string[] {
+  if ((o.labels === undefined) === (o.labelsFile === undefined)) throw new VitkitError('Expected exactly one of --labels "a,b,c" or --labels-file <file>');
+  let labels: string[];
+  if (o.labels !== undefined) labels = o.labels.split(',').map((s) => s.trim()).filter(Boolean);
+  else {
+    let text: string;
+    try { text = readFileSync(o.labelsFile!, 'utf8'); } catch (e) { throw new VitkitError(`Cannot read --labels-file ${o.labelsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    labels = text.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
+  }
+  if (labels.length < 1) throw new VitkitError(`No labels in ${o.labels !== undefined ? '--labels' : o.labelsFile}`);
+  return labels;
+}
+
+export function zeroshotCommand(): Command {
+  return new Command('zeroshot')
+    .description("zero-shot classification with a CLIP checkpoint: probabilities of each label for each image (CLIP's prompt ensemble over --template)")
+    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
+    .option('-l, --labels <a,b,c>', 'comma-separated label names')
+    .option('--labels-file <file>', 'label names, one a line')
+    .option('--template <text>', `prompt template with {} for the label; repeat for an ensemble (default "${DEFAULT_TEMPLATES[0]}")`, (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('-k, --top-k <k>', 'labels to show per image', parseIntOpt('--top-k'), 5)
+    .option('--json', 'print [{"image", "top": [{"label", "index", "prob"}]}]')
+    .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
+    .action(async (images: string[], o: ZeroshotOpts) => {
+      const labels = readLabels(o);
+      const clip = loadClip(o.model);
+      const zs = zeroShotClassifier(clip, labels, o.template.length ? o.template : DEFAULT_TEMPLATES);
+      const res = await zs.classify(images, o.topK);
+      if (o.json) {
+        console.log(JSON.stringify(images.map((image, i) => ({ image, top: res[i]!.map((p) => ({ label: p.label, index: p.index, prob: p.probability })) }))));
+        return;
+      }
+      images.forEach((image, i) => {
+        console.log(image);
+        for (const p of res[i]!) console.log(`  ${(100 * p.probability).toFixed(2).padStart(6)}%  ${p.label}`);
+      });
+    });
+}
