@@ -235,7 +235,8 @@ export class VisionTransformer implements Model {
   /**
    * The position embedding for a grid and where it is added: to the patches (no_embed_class, and
    * the fixed sin-cos table) or to every token. At another grid than the configured one (only with
-   * dynamic_img_size) the learned table is resampled as timm's _pos_embed does (bicubic, antialias).
+   * dynamic_img_size) the learned table is resampled as timm's _pos_embed does (bicubic, antialias unless
+   * pos_embed_antialias is false, as in HF Dinov2Model).
    */
   posEmbedFor(t: TokenLayout): { pos: Float32Array | null; onPatches: boolean; resampled: boolean } {
     const c = this.config, d = dims(c);
@@ -250,7 +251,7 @@ export class VisionTransformer implements Model {
     const onPatches = c.no_embed_class;
     if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: p, onPatches, resampled: false };
     const prefix = onPatches ? 0 : t.numPrefix;
-    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix);
+    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, c.pos_embed_antialias);
     return { pos, onPatches, resampled: true };
   }
 
@@ -266,7 +267,7 @@ export class VisionTransformer implements Model {
       const n = d.posGridH * d.posGridW;
       const eye = new Float32Array(n * n); // (n, n)
       for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0); // (m, n)
+      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0, this.config.pos_embed_antialias); // (m, n)
       this.resampleMats.set(key, M);
     }
     return M;
