@@ -314,9 +314,12 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
     log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
+    // the run state does not record the teacher: pass --teacher again to keep distilling
+    const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, model) : undefined;
     const result = await trainRun({
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
+      ...(teacher ? { teacher } : {}),
       ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
       data: { source: dataSrc, ...dataRec },
     });
