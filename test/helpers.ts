@@ -9,11 +9,40 @@ import path from 'node:path';
 
 /** repo root: compiled tests live at dist/test/... */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const SHARED = path.resolve(ROOT, '..', 'shared');
+/** ../shared beside the checkout; VITKIT_SHARED overrides it (e.g. VITKIT_SHARED=/nonexistent to check that parity tests fail in CI) */
+export const SHARED = process.env['VITKIT_SHARED'] ? path.resolve(process.env['VITKIT_SHARED']) : path.resolve(ROOT, '..', 'shared');
 export const REFS = path.join(SHARED, 'refs');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 export const hasRefs = existsSync(REFS);
-export const NO_REFS = 'needs ../shared/refs beside the checkout (not present)';
+export const NO_REFS = `needs ${REFS} beside the checkout (not present)`;
+/** under CI=true a parity test whose reference is missing fails instead of skipping */
+export const IN_CI = process.env['CI'] === 'true';
+
+/**
+ * The one gate for every test that reads reference data (../shared/refs): true when every file
+ * exists; otherwise the test skips with the reason, except under CI=true where it fails naming
+ * the missing files. Call first in the test body: `if (!needRefs(t, file)) return;`.
+ */
+export function needRefs(t: { skip: (m: string) => void }, ...files: string[]): boolean {
+  const want = files.length > 0 ? files : [REFS];
+  const missing = want.filter((f) => !existsSync(f));
+  if (missing.length === 0) return true;
+  if (IN_CI) assert.fail(`reference data missing (CI=true: a parity test must not skip): ${missing.join(', ')}`);
+  t.skip(`needs ${missing.join(', ')} (not present)`);
+  return false;
+}
+
+/**
+ * For a `{ skip }` option at declaration time (a describe or a shared before hook): the reason
+ * to skip, or false when the references are present or under CI=true (where the test body must
+ * then call needRefs and fail).
+ */
+export function refsSkip(...files: string[]): string | false {
+  const want = files.length > 0 ? files : [REFS];
+  const missing = want.filter((f) => !existsSync(f));
+  if (missing.length === 0 || IN_CI) return false;
+  return `needs ${missing.join(', ')} (not present)`;
+}
 
 /** the same seeded PRNG the library uses for initialization */
 export const rng = mulberry32;

@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
-import { VitkitError } from '../errors.js';
+import { UsageError, VitkitError } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
@@ -244,6 +244,24 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   onBadImage: 'skip' | 'error';
   stopAfterSteps?: number;
   maxClasses: number;
+  teacher?: string;
+}
+
+/** --teacher: a classifier checkpoint for DeiT hard distillation; the student must be distilled and see the same pixels. */
+export function prepareTeacher(dir: string, student: Model): Model {
+  const s = student.config;
+  if (!s.distilled) {
+    throw new UsageError(`--teacher needs a distilled student (a DeiT *_distilled_* model with dist_token and head_dist) but --model is not distilled`);
+  }
+  const teacher = loadModel(dir).model;
+  const t = teacher.config;
+  if (t.num_classes !== s.num_classes) throw new VitkitError(`Expected the teacher ${dir} to have the student's ${s.num_classes} classes but it has ${t.num_classes}`);
+  if (t.in_chans !== s.in_chans) throw new VitkitError(`Expected the teacher ${dir} to take the student's ${s.in_chans} input channels but it takes ${t.in_chans}`);
+  const [sh, sw] = imgHW(s), [th, tw] = imgHW(t);
+  if ((sh !== th || sw !== tw) && !(t.dynamic_img_size && sh % t.patch_size === 0 && sw % t.patch_size === 0)) {
+    throw new VitkitError(`Expected the teacher ${dir} to take the student's ${sh}x${sw} images (it sees the same pixel batch) but it takes ${th}x${tw} and has no dynamic_img_size`);
+  }
+  return teacher;
 }
 
 /** Every file a run writes into --out (ema/ is a folder of its own checkpoint): all covered by --overwrite. */
@@ -296,9 +314,12 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
     log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
+    // the run state does not record the teacher: pass --teacher again to keep distilling
+    const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, model) : undefined;
     const result = await trainRun({
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
+      ...(teacher ? { teacher } : {}),
       ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
       data: { source: dataSrc, ...dataRec },
     });
@@ -309,6 +330,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
   checkOutDir(o.out, o.overwrite);
   const data = openData(o.data, { purpose: 'train', seed: o.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) });
   const pm = prepareModel(o.model, o, data, o.seed);
+  const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, pm.model) : undefined;
   const pipeline = preparePipeline(pm.model, pm.preprocess, [data.train, data.val], o.onBadImage);
   const settings: TrainSettings = {
     ...DEFAULT_SETTINGS,
@@ -325,6 +347,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     model: pm.model, meta: pm.meta, train: data.train!, val: data.val, pipeline, settings, out: o.out,
     workers: o.workers ?? defaultWorkers(data), progress,
     ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
+    ...(teacher ? { teacher } : {}),
     data: { source: o.data, ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) },
   });
   return { result, out: o.out };
@@ -376,6 +399,7 @@ export function trainCommand(): Command {
     .option('--resume [dir]', 'continue the run in <dir> (default: --out) exactly where it stopped')
     .option('--overwrite', 'replace a checkpoint already in --out')
     .option('--workers <n>', 'data worker threads (0: on the main thread; default 1, 2 for image folders)', parseIntOpt('--workers', 0))
+    .option('--teacher <dir>', 'DeiT hard distillation: a classifier checkpoint whose argmax the distillation head learns (distilled --model only)')
     .option('--max-classes <n>', 'most classes the labels of a tensor file may imply (max label + 1)', parseIntOpt('--max-classes'), DEFAULT_MAX_CLASSES)
     .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
     .addOption(new Option('--stop-after-steps <n>', 'stop as Ctrl-C does after n steps (testing)').argParser(parseIntOpt('--stop-after-steps')).hideHelp());

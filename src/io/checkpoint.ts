@@ -106,7 +106,7 @@ export function loadStateDict(model: Model, raw: Raw, where: string, opts: { ski
         if (oldN <= 0 || oldGrid * oldGrid !== oldN) {
           throw new VitkitError(`Cannot resample pos_embed in ${where}: ${shapeStr(t.shape)} has ${oldN} patch positions, not a square grid`);
         }
-        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.gridH, d.gridW], posPrefix);
+        const data = resampleAbsPosEmbed(t.data, d.D, [oldGrid, oldGrid], [d.gridH, d.gridW], posPrefix, c.pos_embed_antialias);
         t = { shape: [1, d.posLen, d.D], data };
       }
     }

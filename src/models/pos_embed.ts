@@ -17,6 +17,10 @@ function gridOk(g: unknown, what: string): [number, number] {
  * posEmbed (1, numPrefix + oldH*oldW, D) -> (1, numPrefix + newH*newW, D). Prefix rows (class /
  * register tokens) are copied; the grid, as (D, oldH, oldW) planes, goes through
  * `F.interpolate(mode='bicubic', antialias=True, align_corners=False)` in float32.
+ * antialias=false (config pos_embed_antialias false) is transformers' Dinov2Embeddings.interpolate_pos_encoding
+ * (4.44+: `F.interpolate(patch_pos_embed.float(), size=(new_height, new_width), mode='bicubic',
+ * align_corners=False, antialias=False)`; older releases passed scale_factor with a +0.1 offset, which
+ * gives the same output grid): the classic 4-tap cubic convolution, a = -0.75, indices clamped.
  */
 export function resampleAbsPosEmbed(
   posEmbed: Float32Array,
@@ -24,6 +28,7 @@ export function resampleAbsPosEmbed(
   oldGrid: [number, number],
   newGrid: [number, number],
   numPrefix: number,
+  antialias = true,
 ): Float32Array {
   if (!Number.isInteger(D) || D < 1) throw expected('a positive integer', 'the embedding dim of pos_embed', D);
   const [oh, ow] = gridOk(oldGrid, 'the old pos_embed grid');
@@ -48,7 +53,7 @@ export function resampleAbsPosEmbed(
   const planes = new Float32Array(D * n);
   const base = numPrefix * D;
   for (let t = 0; t < n; t++) for (let d = 0; d < D; d++) planes[d * n + t] = posEmbed[base + t * D + d];
-  const res = interpolate(planes, D, oh, ow, nh, nw, 'bicubic', true);
+  const res = interpolate(planes, D, oh, ow, nh, nw, 'bicubic', antialias);
   const m = nh * nw;
   for (let t = 0; t < m; t++) for (let d = 0; d < D; d++) out[base + t * D + d] = res[d * m + t];
   return out;

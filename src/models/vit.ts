@@ -17,6 +17,7 @@ import { type Arena, allocFrom } from '../nn/arena.js';
 import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
 import type { Model } from './model.js';
+import { checkFeatureShape } from '../io/validate.js';
 import {
   type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
   allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
@@ -234,7 +235,8 @@ export class VisionTransformer implements Model {
   /**
    * The position embedding for a grid and where it is added: to the patches (no_embed_class, and
    * the fixed sin-cos table) or to every token. At another grid than the configured one (only with
-   * dynamic_img_size) the learned table is resampled as timm's _pos_embed does (bicubic, antialias).
+   * dynamic_img_size) the learned table is resampled as timm's _pos_embed does (bicubic, antialias unless
+   * pos_embed_antialias is false, as in HF Dinov2Model).
    */
   posEmbedFor(t: TokenLayout): { pos: Float32Array | null; onPatches: boolean; resampled: boolean } {
     const c = this.config, d = dims(c);
@@ -249,7 +251,7 @@ export class VisionTransformer implements Model {
     const onPatches = c.no_embed_class;
     if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: p, onPatches, resampled: false };
     const prefix = onPatches ? 0 : t.numPrefix;
-    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix);
+    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, c.pos_embed_antialias);
     return { pos, onPatches, resampled: true };
   }
 
@@ -265,7 +267,7 @@ export class VisionTransformer implements Model {
       const n = d.posGridH * d.posGridW;
       const eye = new Float32Array(n * n); // (n, n)
       for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0); // (m, n)
+      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0, this.config.pos_embed_antialias); // (m, n)
       this.resampleMats.set(key, M);
     }
     return M;
@@ -346,9 +348,7 @@ export class VisionTransformer implements Model {
 
   private runHead(features: Tensor, wantLogits: boolean, cache?: ForwardCache, probsOut?: Float32Array | null): ReturnType<typeof headForward> & { R: number } {
     const c = this.config, d = dims(c);
-    if (features.shape.length !== 3 || features.shape[2] !== d.D) {
-      throw new VitkitError(`Expected features of shape (B, N, ${d.D}) but received ${shapeStr(features.shape)}`);
-    }
+    checkFeatureShape(features.shape, d.D, 'forwardHead', d.numPrefix + 1);
     const [B, N] = features.shape as [number, number, number];
     const numPrefix = d.numPrefix;
     const arena = cache?.arena;

@@ -150,6 +150,8 @@ export interface RunOptions {
   handleSigint?: boolean;
   /** recorded in the run state */
   data?: DataRecord;
+  /** DeiT hard distillation: the distillation head learns this model's argmax (Trainer's teacher) */
+  teacher?: Model;
 }
 
 export interface RunResult {
@@ -302,7 +304,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const K = model.config.num_classes;
   const stepsPerEpoch = Math.ceil(train.n / s.batchSize);
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
-  const trainer = new Trainer(model, trainerOptions(s, stepsPerEpoch));
+  const trainer = new Trainer(model, { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) });
   const meta = opts.meta;
   let run: RunState;
   if (opts.resume) {

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { InferenceSession, classify, embedImages, closeSessions, setModelResolver } from '../../src/node/inference.js';
@@ -15,24 +15,17 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { predictImages } from '../../src/cli/predict.js';
 import { Tensor } from '../../src/tensor.js';
 import { VitkitError } from '../../src/errors.js';
-import { REFS, ROOT, NO_REFS, FIXTURES, maxAbsDiff, tmp } from '../helpers.js';
+import { REFS, ROOT, FIXTURES, maxAbsDiff, tmp, needRefs } from '../helpers.js';
 
 const TIMM_DIR = path.join(REFS, 'timm_vit_tiny');
 const TIMM_REF = path.join(REFS, 'timm_vit_tiny_ref.safetensors');
 const ASTRONAUT = path.join(REFS, 'images', 'astronaut.png');
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
 
-function needs(t: { skip: (m: string) => void }, file: string): boolean {
-  if (existsSync(file)) return true;
-  if (process.env['CI'] === 'true') assert.fail(`reference ${file} is missing (CI=true)`);
-  t.skip(NO_REFS);
-  return false;
-}
-
 after(() => closeSessions());
 
 test('forward in a worker: timm logits within 1e-4, bit-identical to the synchronous forward, caller tensor intact', async (t) => {
-  if (!needs(t, TIMM_REF)) return;
+  if (!needRefs(t, TIMM_REF)) return;
   const ref = readSafetensors(TIMM_REF);
   const pv = ref.f32('pixel_values');
   const x = new Tensor(pv.shape, pv.data);
@@ -58,7 +51,7 @@ test('forward in a worker: timm logits within 1e-4, bit-identical to the synchro
 });
 
 test('the event loop keeps ticking while a forward runs', async (t) => {
-  if (!needs(t, TIMM_REF)) return;
+  if (!needRefs(t, TIMM_REF)) return;
   const pv = readSafetensors(TIMM_REF).f32('pixel_values');
   const B = 2;
   const x = new Tensor(pv.shape, pv.data);
@@ -93,7 +86,7 @@ test('the event loop keeps ticking while a forward runs', async (t) => {
 });
 
 test('classify(path, { model, topK }) equals the synchronous predict path', async (t) => {
-  if (!needs(t, TIMM_REF) || !needs(t, ASTRONAUT)) return;
+  if (!needRefs(t, TIMM_REF) || !needRefs(t, ASTRONAUT)) return;
   const res = await classify(ASTRONAUT, { model: TIMM_DIR, topK: 3 });
   assert.equal(res.length, 3);
   const [sync] = await predictImages(TIMM_DIR, [ASTRONAUT], 3);

@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, existsSync, copyFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, copyFileSync, readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, REFS, NO_REFS, maxAbsDiff, vitkit, assertUserError, tmp } from '../helpers.js';
+import { FIXTURES, REFS, maxAbsDiff, vitkit, assertUserError, tmp, needRefs } from '../helpers.js';
 import { readSafetensors, writeSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
@@ -45,7 +45,7 @@ test('run writes logits, hidden states and attentions that match transformers', 
 });
 
 test('predict --json gives top-k with labels and probabilities', (t) => {
-  if (!existsSync(IMAGES)) return t.skip(NO_REFS);
+  if (!needRefs(t, IMAGES)) return;
   const r = vitkit('predict', '--model', HF_DIR, '--top-k', '3', '--json', path.join(IMAGES, 'astronaut.png'), path.join(IMAGES, 'chelsea.png'));
   assert.equal(r.code, 0, r.err);
   const preds = JSON.parse(r.out) as { image: string; top: { index: number; label: string; prob: number }[] }[];

@@ -8,7 +8,7 @@ import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { FIXTURES, REFS, hasRefs, NO_REFS, vitkit, assertUserError } from '../helpers.js';
+import { FIXTURES, REFS, vitkit, assertUserError, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
@@ -91,7 +91,8 @@ test('grad-rollout explains a chosen class by index or label', () => {
   assert.notDeepEqual(other[0].rollout, e!.rollout);
 });
 
-test('explain --json on the reference model finds the reference rollout\'s hottest patches', { skip: !hasRefs && NO_REFS }, () => {
+test('explain --json on the reference model finds the reference rollout\'s hottest patches', (t) => {
+  if (!needRefs(t)) return;
   const ref = readSafetensors(path.join(REFS, 'timm_vit_tiny_ref.safetensors')).f32('rollout');
   const r = vitkit('explain', '-m', path.join(REFS, 'timm_vit_tiny'), path.join(REFS, 'images', 'astronaut.png'), path.join(REFS, 'images', 'chelsea.png'), '--json');
   assert.equal(r.code, 0, r.err);

@@ -10,9 +10,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { REFS, FIXTURES, NO_REFS, assertUserError, maxAbsDiff, tmp, vitkit } from '../helpers.js';
+import { REFS, FIXTURES, assertUserError, maxAbsDiff, tmp, vitkit, needRefs } from '../helpers.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 
 /** the model has the family features (forwardHeads comes with them) */
@@ -66,10 +65,7 @@ const FAMILIES = ['timm_deit_distilled', 'timm_dinov2_reg', 'timm_clip_vit', 'ti
 for (const fam of FAMILIES) {
   test(`run --outputs features,pre_logits,logits,hidden_states,attentions on ${fam}${fam.includes('deit') ? ' (+ cls_logits, dist_logits)' : ''}`, TODO, (t) => {
     const dir = path.join(REFS, fam);
-    if (!existsSync(dir)) {
-      if (process.env['CI'] === 'true') assert.fail(`${dir} is missing (CI=true: a missing reference fails)`);
-      return t.skip(NO_REFS);
-    }
+    if (!needRefs(t, dir)) return;
     const ref = readSafetensors(path.join(dir, 'ref.safetensors'));
     const work = tmp();
     const input = path.join(work, 'in.safetensors');

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { REFS, hasRefs, NO_REFS } from '../helpers.js';
+import { REFS, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { preprocessFromTimm, preprocessFromHf } from '../../src/io/preprocess.js';
@@ -81,7 +81,8 @@ async function rgb(file: string): Promise<{ data: Uint8Array; width: number; hei
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
 }
 
-test('the hottest patch of the rollout overlay PNG is the reference rollout\'s hottest patch', { skip: !hasRefs && NO_REFS }, async () => {
+test('the hottest patch of the rollout overlay PNG is the reference rollout\'s hottest patch', async (t) => {
+  if (!needRefs(t)) return;
   const ref = readSafetensors(path.join(REFS, 'timm_vit_tiny_ref.safetensors')).f32('rollout');
   const N = 197, G = 14;
   const loaded = loadModel(path.join(REFS, 'timm_vit_tiny'));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { REFS, FIXTURES, hasRefs, NO_REFS, maxAbsDiff } from '../helpers.js';
+import { REFS, FIXTURES, maxAbsDiff, needRefs } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { runModel } from '../../src/cli/run.js';
@@ -22,7 +22,8 @@ function assertClose(got: ArrayLike<number>, want: number[], tol = 1e-6, msg = '
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `${msg} [${i}]: got ${got[i]}, want ${want[i]}`);
 }
 
-test('run --outputs rollout matches timm_vit_tiny_ref rollout within 1e-5', { skip: !hasRefs && NO_REFS }, () => {
+test('run --outputs rollout matches timm_vit_tiny_ref rollout within 1e-5', (t) => {
+  if (!needRefs(t)) return;
   const res = runModel(path.join(REFS, 'timm_vit_tiny'), path.join(REFS, 'timm_vit_tiny_ref.safetensors'), ['rollout']);
   const ref = readSafetensors(path.join(REFS, 'timm_vit_tiny_ref.safetensors')).f32('rollout');
   assert.deepEqual([...res['rollout']!.shape], ref.shape);

@@ -2,17 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { loadModel, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage } from '../../src/io/image.js';
 import { Tensor } from '../../src/tensor.js';
-import { REFS, FIXTURES, NO_REFS, maxAbsDiff, tmp } from '../helpers.js';
+import { REFS, FIXTURES, maxAbsDiff, tmp, needRefs } from '../helpers.js';
 
 test('a timm checkpoint loaded at img_size 160 carries the pos_embed timm resamples to 10x10', (t) => {
   const ref = path.join(REFS, 'timm_vit_tiny_posembed_10.safetensors');
-  if (!existsSync(ref)) return t.skip(NO_REFS);
+  if (!needRefs(t, ref)) return;
   const { model } = loadModel(path.join(REFS, 'timm_vit_tiny'), { imgSize: 160 });
   assert.deepEqual(model.params.shape('pos_embed'), [1, 101, 192]);
   const err = maxAbsDiff(model.params.get('pos_embed'), readSafetensors(ref).f32('resampled').data);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { configFromTimm, configFromHf, loadModel, saveCheckpoint, saveHfCheckpoint, timmConfigJson } from '../../src/io/checkpoint.js';
 import { presetConfig, PRESETS } from '../../src/models/presets.js';
 import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
@@ -15,18 +15,12 @@ import { HF_LAYOUTS } from '../../src/models/families/index.js';
 import { hfToTimm, timmToHf, type StateDict, type Named } from '../../src/models/families/hf.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
-import { FIXTURES, REFS, NO_REFS, randn, tmp } from '../helpers.js';
+import { FIXTURES, REFS, randn, tmp, needRefs } from '../helpers.js';
 
 const FAM = path.join(FIXTURES, 'families');
 const json = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
 const TIMM = json(path.join(FIXTURES, 'timm', 'vision_transformer_v1.0.20.json')) as {
   vision_transformer_init_kwargs: string[]; registered_architectures: string[];
-};
-const needRefs = (t: { skip: (m: string) => void }, p: string): boolean => {
-  if (existsSync(p)) return true;
-  if (process.env['CI'] === 'true') assert.fail(`${p} is missing (CI=true: a missing reference fails)`);
-  t.skip(NO_REFS);
-  return false;
 };
 
 // ---------------------------------------------------------------------------------------------

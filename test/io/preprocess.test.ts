@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { REFS as REFS_DIR, needRefs } from '../helpers.js';
 import sharp from 'sharp';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage } from '../../src/io/image.js';
@@ -17,10 +18,8 @@ import {
 } from '../../src/io/preprocess.js';
 
 const ROOT = new URL('../../../', import.meta.url);
-const REFS = fileURLToPath(new URL('../shared/refs/', ROOT));
+const REFS = REFS_DIR + '/';
 const FIX = fileURLToPath(new URL('test/fixtures/preprocess/', ROOT));
-const hasRefs = existsSync(REFS);
-const NO_REFS = 'needs ../shared/refs beside the checkout (not present)';
 
 function stats(a: Float32Array, b: Float32Array): { mean: number; max: number } {
   assert.equal(a.length, b.length);
@@ -102,7 +101,8 @@ test('geometry helpers: Python rounding and torchvision shorter-side sizes', () 
 // ---------------------------------------------------------------------------------------------
 // parity with the PyTorch references
 
-test('timm eval transform parity on astronaut + chelsea (timm_vit_tiny_ref pixel_values)', { skip: !hasRefs && NO_REFS }, async (t) => {
+test('timm eval transform parity on astronaut + chelsea (timm_vit_tiny_ref pixel_values)', async (t) => {
+  if (!needRefs(t)) return;
   const cfg = preprocessFromTimm(json(REFS + 'timm_vit_tiny/config.json')['pretrained_cfg'] as Record<string, unknown>, 224, 3);
   const px = await preprocessBatch([REFS + 'images/astronaut.png', REFS + 'images/chelsea.png'], cfg);
   const ref = readSafetensors(REFS + 'timm_vit_tiny_ref.safetensors').f32('pixel_values');
@@ -113,7 +113,8 @@ test('timm eval transform parity on astronaut + chelsea (timm_vit_tiny_ref pixel
   assert.ok(s.max <= 1e-6, `expected exact PIL parity, got ${JSON.stringify(s)}`);
 });
 
-test('HF ViTImageProcessor parity on astronaut + chelsea (hf_vit_small/ref pixel_values)', { skip: !hasRefs && NO_REFS }, async (t) => {
+test('HF ViTImageProcessor parity on astronaut + chelsea (hf_vit_small/ref pixel_values)', async (t) => {
+  if (!needRefs(t)) return;
   const cfg = preprocessFromHf(json(REFS + 'hf_vit_small/preprocessor_config.json'), 64, 3);
   const ref = readSafetensors(REFS + 'hf_vit_small/ref.safetensors').f32('pixel_values');
   assert.deepEqual(ref.shape, [2, 3, 64, 64]);

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { VitkitError } from '../../src/errors.js';
+import { REFS, needRefs } from '../helpers.js';
 import {
   f32ToBf16Bits,
   f32ToF16Bits,
@@ -16,7 +16,6 @@ import {
 } from '../../src/io/safetensors.js';
 
 /** dist/test/io/safetensors.test.js -> repo root. */
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'vitkit-st-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -195,11 +194,8 @@ describe('dtype conversions', () => {
 
 describe('reference file', () => {
   test('timm vit_tiny model.safetensors', (t) => {
-    const p = join(repoRoot, '..', 'shared', 'refs', 'timm_vit_tiny', 'model.safetensors');
-    if (!existsSync(p)) {
-      t.skip(`reference file ${p} is absent`);
-      return;
-    }
+    const p = join(REFS, 'timm_vit_tiny', 'model.safetensors');
+    if (!needRefs(t, p)) return;
     const st = readSafetensors(p);
     assert.equal(st.keys().length, 152);
     assert.deepEqual(st.entry('pos_embed').shape, [1, 197, 192]);

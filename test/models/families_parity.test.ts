@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { configFromTimm, loadModel, saveHfCheckpoint, type LoadedModel } from '../../src/io/checkpoint.js';
 import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { preprocessFromTimm, preprocessBatch } from '../../src/io/preprocess.js';
@@ -22,7 +22,7 @@ import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import type { StateDict } from '../../src/models/families/hf.js';
 import { Tensor } from '../../src/tensor.js';
-import { REFS, FIXTURES, NO_REFS, maxAbsDiff, tmp } from '../helpers.js';
+import { REFS, FIXTURES, maxAbsDiff, tmp, needRefs } from '../helpers.js';
 
 /** the model computes the family features (forwardHeads comes with them) */
 const HAS_FAMILIES = typeof (VisionTransformer.prototype as unknown as { forwardHeads?: unknown }).forwardHeads === 'function';
@@ -30,13 +30,6 @@ const TODO = HAS_FAMILIES ? {} : { todo: 'needs the family compute from the mode
 
 const FAM = path.join(FIXTURES, 'families');
 const json = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
-
-function haveRef(t: { skip: (m: string) => void }, p: string): boolean {
-  if (existsSync(p)) return true;
-  if (process.env['CI'] === 'true') assert.fail(`${p} is missing (CI=true: a missing reference fails)`);
-  t.skip(NO_REFS);
-  return false;
-}
 
 type Heads = { preLogits: Tensor; logits: Tensor | null; clsLogits?: Tensor; distLogits?: Tensor };
 
@@ -85,7 +78,7 @@ const FAMILIES = [
 for (const { ref } of FAMILIES) {
   test(`${ref} (timm hub layout): features, every block, attention first/last, pre_logits, logits`, TODO, (t) => {
     const dir = path.join(REFS, ref);
-    if (!haveRef(t, dir)) return;
+    if (!needRefs(t, dir)) return;
     const r = readSafetensors(path.join(dir, 'ref.safetensors'));
     const lm = loadModel(dir);
     assert.equal(lm.format, 'timm');
@@ -98,7 +91,7 @@ for (const { ref } of FAMILIES) {
 
 test('DeiT through HF DeiTForImageClassificationWithTeacher converted from the timm reference weights', TODO, (t) => {
   const dir = path.join(REFS, 'timm_deit_distilled');
-  if (!haveRef(t, dir)) return;
+  if (!needRefs(t, dir)) return;
   const c = configFromTimm(json(path.join(dir, 'config.json')));
   const out = path.join(tmp(), 'hf');
   saveHfCheckpoint(out, 'DeiTForImageClassificationWithTeacher', c, timmState(dir));
@@ -111,7 +104,7 @@ test('DeiT through HF DeiTForImageClassificationWithTeacher converted from the t
 
 test('DINOv2 with registers through HF Dinov2WithRegistersModel converted from the timm reference weights (native and 70x84)', TODO, (t) => {
   const dir = path.join(REFS, 'timm_dinov2_reg');
-  if (!haveRef(t, dir)) return;
+  if (!needRefs(t, dir)) return;
   const c = configFromTimm(json(path.join(dir, 'config.json')));
   const out = path.join(tmp(), 'hf');
   saveHfCheckpoint(out, 'Dinov2WithRegistersModel', c, timmState(dir));
@@ -129,7 +122,7 @@ test('DINOv2 without registers through HF Dinov2Model converted from timm-layout
   // no timm reference exists for a register-free DINOv2 here: the reg4 reference weights without registers and with a
   // class position row make one, loaded once in timm's layout and once through the converted HF file
   const dir = path.join(REFS, 'timm_dinov2_reg');
-  if (!haveRef(t, dir)) return;
+  if (!needRefs(t, dir)) return;
   const base = configFromTimm(json(path.join(dir, 'config.json')));
   const c: ViTConfig = resolveConfig({ ...base, reg_tokens: 0, no_embed_class: false });
   const sd = timmState(dir);
@@ -153,7 +146,7 @@ test('DINOv2 without registers through HF Dinov2Model converted from timm-layout
 
 test('CLIP through HF CLIPVisionModel and CLIPVisionModelWithProjection converted from the timm reference weights', TODO, (t) => {
   const dir = path.join(REFS, 'timm_clip_vit');
-  if (!haveRef(t, dir)) return;
+  if (!needRefs(t, dir)) return;
   const c = configFromTimm(json(path.join(dir, 'config.json')));
   const r = readSafetensors(path.join(dir, 'ref.safetensors'));
   const report: string[] = [];
@@ -176,7 +169,7 @@ test('CLIP through HF CLIPVisionModel and CLIPVisionModelWithProjection converte
 
 test('SigLIP through HF SiglipVisionModel converted from the timm reference weights (MAP head = pooler_output)', TODO, (t) => {
   const dir = path.join(REFS, 'timm_siglip');
-  if (!haveRef(t, dir)) return;
+  if (!needRefs(t, dir)) return;
   const c = configFromTimm(json(path.join(dir, 'config.json')));
   const sd = timmState(dir);
   sd.delete('head.weight'); sd.delete('head.bias');
@@ -192,7 +185,7 @@ test('SigLIP through HF SiglipVisionModel converted from the timm reference weig
 test('headless HF ViTModel converted from timm vit_tiny weights: features, blocks, attention, pre_logits', (t) => {
   const dir = path.join(REFS, 'timm_vit_tiny');
   const refFile = path.join(REFS, 'timm_vit_tiny_ref.safetensors');
-  if (!haveRef(t, refFile)) return;
+  if (!needRefs(t, refFile)) return;
   const c = resolveConfig({ ...configFromTimm(json(path.join(dir, 'config.json'))), num_classes: 0 });
   const sd = timmState(dir);
   sd.delete('head.weight'); sd.delete('head.bias');

@@ -6,26 +6,18 @@
  * the configs are the timm model_args written out (the presets and layouts are tested elsewhere).
  * Tolerances from ../shared/refs/README.md: tokens and logits 1e-4, attention probabilities 1e-5.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { getBackend } from '../../src/backend/index.js';
-import { REFS, maxAbsDiff } from '../helpers.js';
+import { REFS, maxAbsDiff, needRefs } from '../helpers.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
 import { attentionRollout } from '../../src/explain/rollout.js';
 
-/** skip without ../shared/refs, but fail in CI (CI=true) */
-export function needRefs(t: TestContext, ...files: string[]): boolean {
-  const missing = files.filter((f) => !existsSync(f));
-  if (missing.length === 0) return true;
-  if (process.env['CI'] === 'true') assert.fail(`reference data missing in CI: ${missing.join(', ')}`);
-  t.skip(`needs ${missing.join(', ')}`);
-  return false;
-}
+export { needRefs };
 
 /** a model with every parameter loaded by name from a timm model.safetensors (no key left over) */
 export function loadByName(c: ViTConfig, file: string, backend = getBackend()): VisionTransformer {

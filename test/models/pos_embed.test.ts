@@ -1,15 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { REFS as REFS_DIR, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from '../../src/models/pos_embed.js';
 
 const ROOT = new URL('../../../', import.meta.url);
-const REFS = fileURLToPath(new URL('../shared/refs/', ROOT));
+const REFS = REFS_DIR + '/';
 const FIX = fileURLToPath(new URL('test/fixtures/pos_embed/', ROOT));
-const hasRefs = existsSync(REFS);
-const NO_REFS = 'needs ../shared/refs beside the checkout (not present)';
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -19,7 +17,8 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 }
 
 for (const n of [10, 20]) {
-  test(`resampleAbsPosEmbed 14x14 -> ${n}x${n} matches timm (full 192-dim reference)`, { skip: !hasRefs && NO_REFS }, (t) => {
+  test(`resampleAbsPosEmbed 14x14 -> ${n}x${n} matches timm (full 192-dim reference)`, (t) => {
+    if (!needRefs(t)) return;
     const st = readSafetensors(REFS + `timm_vit_tiny_posembed_${n}.safetensors`);
     const pe = st.f32('pos_embed');
     const ref = st.f32('resampled');
@@ -64,8 +63,7 @@ test('sincos2dPosEmbed: MAE layout (first half encodes the column, second the ro
   const D = 8;
   const e = sincos2dPosEmbed(3, 5, D);
   assert.equal(e.length, 15 * D);
-  const q = D / 4;
-  const omega = [1, 1 / 10000 ** 0.5];
+  const omega = [1, 1 / 10000 ** 0.5]; // D / 4 = 2 bands: 10000^(-0/2), 10000^(-1/2)
   for (let y = 0; y < 3; y++) {
     for (let x = 0; x < 5; x++) {
       const row = e.subarray((y * 5 + x) * D, (y * 5 + x + 1) * D);
@@ -76,11 +74,18 @@ test('sincos2dPosEmbed: MAE layout (first half encodes the column, second the ro
         ...omega.map((w) => Math.cos(y * w)),
       ];
       for (let i = 0; i < D; i++) assert.ok(Math.abs(row[i] - want[i]) < 1e-7, `(${y},${x})[${i}]`);
-      assert.equal(q, 2);
     }
   }
   // token 0 is (sin 0, cos 0) = (0, 1) blocks
   assert.deepEqual([...e.subarray(0, D)], [0, 0, 1, 1, 0, 0, 1, 1]);
+  // D = 16: 4 bands per block, omega_k = 10000^(-k/4) = 1, 1/10, 1/100, 1/1000 (hand-computed), at (y, x) = (2, 3)
+  const e16 = sincos2dPosEmbed(3, 5, 16);
+  const at = e16.subarray((2 * 5 + 3) * 16, (2 * 5 + 4) * 16);
+  const want16 = [
+    ...[1, 0.1, 0.01, 0.001].map((w) => Math.sin(3 * w)), ...[1, 0.1, 0.01, 0.001].map((w) => Math.cos(3 * w)),
+    ...[1, 0.1, 0.01, 0.001].map((w) => Math.sin(2 * w)), ...[1, 0.1, 0.01, 0.001].map((w) => Math.cos(2 * w)),
+  ];
+  for (let i = 0; i < 16; i++) assert.ok(Math.abs(at[i] - want16[i]) < 1e-7, `D=16 (2,3)[${i}]: ${at[i]} vs ${want16[i]}`);
   // a different temperature changes only the higher bands
   const t2 = sincos2dPosEmbed(3, 5, D, 100);
   assert.ok(Math.abs(t2[1 * D + 1] - Math.sin(1 / 10)) < 1e-7);

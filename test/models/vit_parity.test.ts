@@ -6,12 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { getBackend } from '../../src/backend/index.js';
-import { REFS, FIXTURES, NO_REFS, maxAbsDiff, randn, rng } from '../helpers.js';
+import { REFS, FIXTURES, maxAbsDiff, randn, rng, needRefs } from '../helpers.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { resolveConfig } from '../../src/models/config.js';
 
@@ -29,7 +28,7 @@ function checker(ref: SafetensorsFile, report: string[]) {
 }
 
 test('timm vit_tiny_patch16_224: logits, features, every block, attention', (t) => {
-  if (!existsSync(TIMM_REF)) return t.skip(NO_REFS);
+  if (!needRefs(t, TIMM_REF)) return;
   const ref = readSafetensors(TIMM_REF);
   const { model, labels } = loadModel(TIMM_DIR);
   assert.equal(labels.length, 1000);
@@ -79,10 +78,33 @@ test('native and reference backends agree on the non-default branches (avg pool,
   const la = a.forward(x), lb = b.forward(x);
   const err = maxAbsDiff(la.data, lb.data);
   assert.ok(err < 1e-4, `native vs reference ${err}`);
-  // pooling really is the mean of patch tokens: shuffle-invariant check through forwardHead
-  const f = a.forwardFeatures(x).features;
-  const pooled = a.forwardHead(f, { preLogits: true });
-  assert.deepEqual(pooled.shape, [2, 36]);
+  // pooling really is the mean of patch tokens: shuffling the tokens of each image leaves pre_logits unchanged
+  const f = a.forwardFeatures(x).features; // (2, 25, 36)
+  assert.deepEqual(f.shape, [2, 25, 36]);
+  const [B, N, D] = f.shape as [number, number, number];
+  const pooled = a.forwardHead(f, { preLogits: true }).data; // (2, 36)
+  const perm = [...Array(N).keys()].sort((p, q) => ((p * 7 + 3) % N) - ((q * 7 + 3) % N)); // a fixed permutation of the 25 tokens
+  assert.notDeepEqual(perm, [...Array(N).keys()]);
+  const shuffled = new Float32Array(B * N * D); // (2, 25, 36)
+  for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) shuffled.set(f.data.subarray((b * N + perm[n]!) * D, (b * N + perm[n]! + 1) * D), (b * N + n) * D);
+  const pooledShuffled = a.forwardHead(new Tensor([B, N, D], shuffled), { preLogits: true }).data;
+  assert.ok(maxAbsDiff(pooled, pooledShuffled) < 1e-5, `token order changed pre_logits by ${maxAbsDiff(pooled, pooledShuffled)}`);
+  // and it is fc_norm(mean over tokens), computed here in float64
+  const w = a.params.get('fc_norm.weight'), bias = a.params.get('fc_norm.bias');
+  for (let b = 0; b < B; b++) {
+    const mean = new Float64Array(D);
+    for (let n = 0; n < N; n++) for (let d = 0; d < D; d++) mean[d]! += f.data[(b * N + n) * D + d]! / N;
+    const mu = mean.reduce((s2, v) => s2 + v, 0) / D;
+    const v = mean.reduce((s2, m) => s2 + (m - mu) ** 2, 0) / D;
+    for (let d = 0; d < D; d++) {
+      const want = ((mean[d]! - mu) / Math.sqrt(v + c.layer_norm_eps)) * w[d]! + bias[d]!;
+      assert.ok(Math.abs(pooled[b * D + d]! - want) < 1e-4, `pre_logits[${b},${d}] ${pooled[b * D + d]} vs fc_norm(mean) ${want}`);
+    }
+  }
+  // and a token that is not the mean moves it: changing one token changes pre_logits
+  const bumped = Float32Array.from(f.data);
+  for (let d = 0; d < D; d++) bumped[d]! += 1 + d;
+  assert.ok(maxAbsDiff(a.forwardHead(new Tensor([B, N, D], bumped), { preLogits: true }).data.subarray(0, D), pooled.subarray(0, D)) > 1e-3);
 });
 
 test('input errors name the expected and received shape', () => {

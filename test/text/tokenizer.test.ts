@@ -6,24 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { clipTokenizer, openAiVocabText } from '../../src/node/text.js';
 import { openAiTokenizer } from '../../src/text/vocab.js';
 import { bytesToUnicode, toInt64 } from '../../src/text/bpe.js';
 import { VitkitError } from '../../src/errors.js';
-import { FIXTURES, REFS, NO_REFS } from '../helpers.js';
+import { FIXTURES, REFS, needRefs } from '../helpers.js';
 
 const TOK_REF = path.join(FIXTURES, 'clip', 'clip_tokenizer.safetensors');
 const CLIP_REF = path.join(REFS, 'openclip_clip', 'ref.safetensors');
-
-/** skip when a reference is absent, except under CI=true where that is a failure */
-function needs(t: { skip: (m: string) => void }, file: string): boolean {
-  if (existsSync(file)) return true;
-  if (process.env['CI'] === 'true') assert.fail(`reference ${file} is missing (CI=true)`);
-  t.skip(NO_REFS);
-  return false;
-}
 
 function rows(ids: BigInt64Array, L: number): number[][] {
   const out: number[][] = [];
@@ -32,7 +24,7 @@ function rows(ids: BigInt64Array, L: number): number[][] {
 }
 
 test('open_clip parity: 24 awkward strings (unicode, emoji, punctuation, <start_of_text>, over-long), every id', (t) => {
-  if (!needs(t, TOK_REF)) return;
+  if (!needRefs(t, TOK_REF)) return;
   const ref = readSafetensors(TOK_REF);
   const texts = JSON.parse(ref.metadata['texts']!) as string[];
   const want = ref.i64('input_ids');
@@ -50,7 +42,7 @@ test('open_clip parity: 24 awkward strings (unicode, emoji, punctuation, <start_
 });
 
 test('open_clip parity: the four CLIP prompts of openclip_clip/ref.safetensors', (t) => {
-  if (!needs(t, CLIP_REF)) return;
+  if (!needRefs(t, CLIP_REF)) return;
   const want = readSafetensors(CLIP_REF).i64('input_ids');
   assert.deepEqual(want.shape, [4, 77]);
   const { ids } = clipTokenizer().tokenize(['a photo of a cat', 'a photo of an astronaut', 'a cup of coffee', 'a diagram']);

@@ -107,7 +107,7 @@ test('the output directory: timm checkpoint, metrics.jsonl, curves.png, train_st
     for (const [i, l] of lines.entries()) {
       assert.deepEqual(Object.keys(l).sort(), ['epoch', 'img_s', 'lr', 'seconds', 'train_loss', 'val_acc', 'val_loss', 'val_top5']);
       assert.equal(l['epoch'], i + 1);
-      assert.equal(l['val_top5'], 100); // 3 classes: top-5 is everything
+      assert.equal(l['val_top5'], 100); // 3 classes: top-5 is everything (top-5 itself is checked with K = 10 below)
     }
     const meta = await sharp(path.join(out, 'curves.png')).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 900, 360]);
@@ -145,9 +145,37 @@ test('evaluateModel: accuracy, top-5, per-class accuracy and confusion from the 
     assert.deepEqual(r.confusion, conf);
     assert.equal(r.count, 11);
     assert.ok(Math.abs(r.acc - (100 * correct) / 11) < 1e-9);
-    assert.equal(r.top5, 100);
+    assert.equal(r.top5, 100); // K = 3: trivially; the K = 10 test below checks top-5 itself
     assert.ok(top2 >= correct);
     assert.deepEqual(r.perClass.map((a) => a === null ? null : Math.round(a * 1e6)), conf.map((row, k) => Math.round((1e8 * row[k]!) / row.reduce((s, v) => s + v, 0))));
+  } finally {
+    await loader.close();
+  }
+});
+
+test('evaluateModel: top-5 over K = 10 classes is the share of rows whose label ranks in the 5 largest logits (ties: lower index first)', async () => {
+  // with 3 classes top-5 is always 100 %; here K = 10, so top-5 can miss
+  const K = 10, n = 20;
+  const m = new VisionTransformer(resolveConfig({ ...CONFIG, num_classes: K }));
+  initWeights(m, 11);
+  const val = data(n);
+  for (let i = 0; i < n; i++) val.labels[i] = (i * 7) % K;
+  const loader = new BatchLoader({ train: null, val, pipeline, workers: 1 });
+  try {
+    const r = await evaluateModel(m, loader, 6);
+    const x = new Float32Array(n * 64); // (n, 1, 8, 8)
+    for (let i = 0; i < n * 64; i++) x[i] = Math.fround(Math.fround(Math.fround(val.pixels[i]! / 255) - Math.fround(0.1307)) / Math.fround(0.3081));
+    const logits = m.forward(new Tensor([n, 1, 8, 8], x)).data; // (n, K)
+    let top1 = 0, top5 = 0;
+    for (let i = 0; i < n; i++) {
+      const row = [...logits.subarray(i * K, (i + 1) * K)];
+      const order = [...row.keys()].sort((p, q) => row[q]! - row[p]! || p - q);
+      if (order[0] === val.labels[i]) top1++;
+      if (order.slice(0, 5).includes(val.labels[i]!)) top5++;
+    }
+    assert.ok(top5 > 0 && top5 < n, `the case must discriminate (top-5 hits ${top5} of ${n})`);
+    assert.ok(Math.abs(r.top5 - (100 * top5) / n) < 1e-9, `top5 ${r.top5} vs ${(100 * top5) / n}`);
+    assert.ok(Math.abs(r.acc - (100 * top1) / n) < 1e-9);
   } finally {
     await loader.close();
   }

@@ -8,17 +8,16 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { REFS, hasRefs, NO_REFS, maxAbsDiff } from '../helpers.js';
+import { REFS, needRefs, refsSkip, maxAbsDiff } from '../helpers.js';
 import { getTestDevice } from './setup.js';
 import { hfWeights, timmWeights, vitForward } from './vit.js';
 
 const { dev, reason } = await getTestDevice();
 after(() => dev?.dispose());
-const ci = process.env['CI'] === 'true';
-const skip = !dev ? reason : !hasRefs && !ci ? NO_REFS : false;
+const skip = !dev ? reason : refsSkip();
 
 test('webgpu hf_vit_small: logits, every hidden state and every attention map = transformers', { skip }, async (t) => {
-  assert.ok(hasRefs, NO_REFS);
+  if (!needRefs(t)) return;
   const dir = path.join(REFS, 'hf_vit_small');
   const st = readSafetensors(path.join(dir, 'model.safetensors'));
   const ref = readSafetensors(path.join(dir, 'ref.safetensors'));
@@ -48,7 +47,7 @@ test('webgpu hf_vit_small: logits, every hidden state and every attention map = 
 
 const full = process.env['VITKIT_WEBGPU_FULL'] === '1';
 test('webgpu timm_vit_tiny: logits, features and attention maps = timm', { skip: skip || (full ? false : 'set VITKIT_WEBGPU_FULL=1 (about 2.5 GMAC: a minute or more on SwiftShader)') }, async (t) => {
-  assert.ok(hasRefs, NO_REFS);
+  if (!needRefs(t)) return;
   const st = readSafetensors(path.join(REFS, 'timm_vit_tiny', 'model.safetensors'));
   const ref = readSafetensors(path.join(REFS, 'timm_vit_tiny_ref.safetensors'));
   const d = { C: 3, img: 224, P: 16, D: 192, NH: 3, depth: 12, hidden: 768, K: 1000, eps: 1e-6 };
