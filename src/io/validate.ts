@@ -179,19 +179,7 @@ function unravel(i: number, shape: readonly number[]): string {
   return `[${idx.join(', ')}]`;
 }
 
-/**
- * For the model's forwardHead: features must be (B, N, D) with the model's width D; anything else
- * would be read as garbage. Throws naming the expected and received shapes.
- */
-export function checkFeatureShape(shape: readonly number[], D: number, where = 'forwardHead', minTokens = 1): void {
-  if (shape.length !== 3 || shape[2] !== D || !(shape[1]! >= 1)) {
-    throw new VitkitError(`Expected features of shape (B, N, ${D}) for ${where} but received ${shapeStr(shape)}`);
-  }
-  if (!(shape[0]! >= 1)) throw new VitkitError(`Expected at least one row (B >= 1) in the features for ${where} but received ${shapeStr(shape)}`);
-  if (shape[1]! < minTokens) {
-    throw new VitkitError(`Expected features of shape (B, N, ${D}) with N >= ${minTokens} (the model's prefix tokens and at least one patch) for ${where} but received ${shapeStr(shape)}`);
-  }
-}
+export { checkFeatureShape } from '../models/checks.js';
 
 /**
  * The load-path check (io/checkpoint.ts calls it before building the model): `base` is the config

@@ -17,7 +17,7 @@ import { type Arena, allocFrom } from '../nn/arena.js';
 import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
 import type { Model } from './model.js';
-import { checkFeatureShape } from '../io/validate.js';
+import { checkFeatureShape } from './checks.js';
 import {
   type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
   allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
