@@ -92,16 +92,8 @@ export function hostOps(gelu: Pick<Backend, 'geluForward' | 'geluBackward'>): Ho
     crossAttentionBackward: reference.crossAttentionBackward,
     crossEntropyForward: reference.crossEntropyForward,
     adamwStep: reference.adamwStep,
-    sumSquares(x, n) {
-      let s = 0;
-      for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
-      return s;
-    },
-    scale(out, inp, alpha, n) {
-      for (let i = 0; i < n; i++) out[i] = inp[i]! * alpha;
-    },
-    emaUpdate(ema, p, decay, n) {
-      for (let i = 0; i < n; i++) ema[i] = ema[i]! * decay + (1 - decay) * p[i]!;
-    },
+    sumSquares: reference.sumSquares,
+    scale: reference.scale,
+    emaUpdate: reference.emaUpdate,
   };
 }

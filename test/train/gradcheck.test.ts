@@ -19,6 +19,7 @@ import { Tensor } from '../../src/tensor.js';
 import { crossEntropy } from '../../src/train/loss.js';
 import { vitBackward } from '../../src/train/backward.js';
 import type { ParamTable } from '../../src/nn/params.js';
+import { argmaxAbs, numeric, pick } from './fd.js';
 
 const reference = getBackend('reference');
 
@@ -85,29 +86,6 @@ function analytic(p: Problem, dinput?: Float32Array): ParamTable {
   return grads;
 }
 
-/** Richardson-extrapolated central difference of f with respect to v[i] */
-function numeric(v: Float32Array, i: number, f: () => number, h: number): number {
-  const p0 = v[i]!;
-  const central = (step: number) => {
-    v[i] = p0 + step; const up = v[i]!; const lp = f();
-    v[i] = p0 - step; const dn = v[i]!; const lm = f();
-    v[i] = p0;
-    return (lp - lm) / (up - dn);
-  };
-  return (4 * central(h / 2) - central(h)) / 3;
-}
-
-function pick(n: number, count: number, r: () => number, always: number): number[] {
-  const s = new Set<number>([always]);
-  while (s.size < Math.min(n, count + 1)) s.add(Math.floor(r() * n));
-  return [...s];
-}
-
-function argmaxAbs(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (Math.abs(v[i]!) > Math.abs(v[best]!)) best = i;
-  return best;
-}
 
 const H = 1e-2;
 

@@ -15,6 +15,7 @@ import { getBackend } from '../../src/backend/index.js';
 import { Tensor } from '../../src/tensor.js';
 import { crossEntropy } from '../../src/train/loss.js';
 import type { ParamTable } from '../../src/nn/params.js';
+import { argmaxAbs, numeric, pick } from './fd.js';
 
 const reference = getBackend('reference');
 const TINY = { img_size: 8, patch_size: 4, in_chans: 3, num_classes: 5, embed_dim: 12, depth: 2, num_heads: 3, mlp_ratio: 2 };
@@ -95,28 +96,6 @@ function setup(gc: GcCase, seed: number) {
   return { model, x, loss, analytic };
 }
 
-function numeric(v: Float32Array, i: number, f: () => number, h: number): number {
-  const p0 = v[i]!;
-  const central = (step: number) => {
-    v[i] = p0 + step; const up = v[i]!; const lp = f();
-    v[i] = p0 - step; const dn = v[i]!; const lm = f();
-    v[i] = p0;
-    return (lp - lm) / (up - dn);
-  };
-  return (4 * central(h / 2) - central(h)) / 3;
-}
-
-function pick(n: number, count: number, r: () => number, always: number): number[] {
-  const s = new Set<number>([always]);
-  while (s.size < Math.min(n, count + 1)) s.add(Math.floor(r() * n));
-  return [...s];
-}
-
-function argmaxAbs(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (Math.abs(v[i]!) > Math.abs(v[best]!)) best = i;
-  return best;
-}
 
 const H = 1e-2, RTOL = 3e-3, ATOL = 5e-5;
 
