@@ -15,7 +15,9 @@ import { VitkitError, describe } from '../errors.js';
 import { hostOps } from './host.js';
 import { addonPath } from './addon_path.js';
 
-export interface NativeAddon extends Omit<Backend, 'name' | keyof ReturnType<typeof hostOps>> {
+export interface NativeAddon extends Omit<Backend, 'name' | 'threads' | keyof ReturnType<typeof hostOps>> {
+  setThreads(n: number): void;
+  getThreads(): number;
   gemmIsa(): string;
   fmaPeak?(threads: number, seconds: number): number;
 }
@@ -99,5 +101,6 @@ export function loadAddon(): NativeAddon {
 
 export function nativeBackend(): Backend {
   const addon = loadAddon();
-  return Object.assign(Object.create(null), addon, hostOps(addon), { name: 'native' as const }) as Backend;
+  const threads = { setThreads: (n: number) => addon.setThreads(n), getThreads: () => addon.getThreads() };
+  return Object.assign(Object.create(null), addon, hostOps(addon), { name: 'native', threads }) as Backend;
 }

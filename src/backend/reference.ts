@@ -408,10 +408,6 @@ export const reference: Backend = {
     for (let i = 0; i < n; i++) ema[i] = ema[i]! * decay + (1 - decay) * p[i]!;
   },
 
-  setThreads() {},
-  getThreads() {
-    return 1;
-  },
 };
 
 /** Cross entropy rows in double (shared by the reference and the native backend's host ops). */

@@ -9,7 +9,8 @@ import { VitkitError } from '../errors.js';
 import { reference } from './reference.js';
 
 export type { Backend } from './backend.js';
-export type BackendName = 'native' | 'reference';
+/** an open name: 'native' and 'reference' are vitkit's, any other one a backend registered by the application */
+export type BackendName = string;
 /** Builds the backend on first use (the native one loads its addon here). */
 export type BackendFactory = () => Backend;
 
@@ -35,9 +36,12 @@ export function hasBackend(name: BackendName): boolean {
  */
 export function getBackend(name?: BackendName): Backend {
   if (name === 'reference') return reference;
-  if (name === 'native') {
-    const f = factories.get('native');
-    if (!f) throw new VitkitError("The native backend is not available here (only vitkit's Node entry registers it); use getBackend('reference')");
+  if (name === 'native' && !factories.has('native')) {
+    throw new VitkitError("The native backend is not available here (only vitkit's Node entry registers it); use getBackend('reference')");
+  }
+  if (name !== undefined) {
+    const f = factories.get(name);
+    if (!f) throw new VitkitError(`Unknown backend ${JSON.stringify(name)}; available here: ${['reference', ...factories.keys()].join(', ')}`);
     return f();
   }
   if (current) return current;
@@ -47,6 +51,7 @@ export function getBackend(name?: BackendName): Backend {
   return current;
 }
 
+/** Sets the thread count of the default backend where it has threads (the native one); a no-op on the reference. */
 export function setThreads(n: number): void {
-  getBackend().setThreads(n);
+  getBackend().threads?.setThreads(n);
 }

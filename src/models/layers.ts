@@ -8,9 +8,8 @@
  * Conventions: row-major float32; a (R, C) comment on every buffer; outputs first.
  * Gradients of parameters accumulate (+=) into the gradient table.
  */
-import type { Backend } from '../backend/backend.js';
-import type { ParamTable } from '../nn/params.js';
-import { type Arena, allocFrom } from '../nn/arena.js';
+import type { Ops } from '../backend/ops.js';
+import type { Mem, Params } from '../nn/mem.js';
 import type { Activation, ViTConfig } from './config.js';
 
 /** activation kind code of the backend ops (actForward / gluForward / linearForward's fused act) */
@@ -18,56 +17,58 @@ export function actKind(a: Activation): number {
   return a === 'gelu' ? 0 : a === 'gelu_tanh' ? 1 : a === 'quick_gelu' ? 2 : 3;
 }
 
-/** Everything a layer needs: the backend, parameters (and their gradients in backward), an arena. */
-export interface LayerCtx {
-  be: Backend;
-  params: ParamTable;
-  /** training buffers come from here when set */
-  arena?: Arena | undefined;
+/**
+ * Everything a layer needs: the backend's ops, the parameters (and their gradients in backward)
+ * and where buffers come from, all over the backend's buffer type T.
+ */
+export interface LayerCtx<T> {
+  be: Ops<T>;
+  params: Params<T>;
+  mem: Mem<T>;
 }
 
-export interface GradCtx extends LayerCtx {
-  grads: ParamTable;
+export interface GradCtx<T> extends LayerCtx<T> {
+  grads: Params<T>;
 }
 
 /** A table of saved activations: name -> number of floats. */
 export type SaveTable<K extends string> = Record<K, number>;
 /** The buffers of a table. */
-export type Saved<K extends string> = Record<K, Float32Array>;
+export type Saved<K extends string, T = Float32Array> = Record<K, T>;
 
 /** allocate one buffer per row of a save table (rows of size 0 get an empty buffer) */
-export function allocSaved<K extends string>(table: SaveTable<K>, arena?: Arena): Saved<K> {
-  const out = {} as Saved<K>;
-  for (const k of Object.keys(table) as K[]) out[k] = allocFrom(arena, table[k], false);
+export function allocSaved<K extends string, T>(table: SaveTable<K>, mem: Mem<T>): Saved<K, T> {
+  const out = {} as Saved<K, T>;
+  for (const k of Object.keys(table) as K[]) out[k] = mem.take(table[k], false);
   return out;
 }
 
 // ---------------------------------------------------------------- linear (nn.Linear)
 
 /** out (M, N) = inp (M, K) @ W (N, K)^T + b; accumulate adds into out; act -1 none, 0/1 GELU fused */
-export function linear(be: Backend, out: Float32Array, inp: Float32Array, W: Float32Array, b: Float32Array | null,
+export function linear<T>(be: Ops<T>, out: T, inp: T, W: T, b: T | null,
   M: number, N: number, K: number, accumulate = false, act = -1): void {
   be.linearForward(out, inp, W, b, M, N, K, accumulate, act);
 }
 
 /** dW (N, K) += dout (M, N)^T @ inp (M, K); db (N) += column sums of dout */
-export function linearParamGrads(be: Backend, dW: Float32Array, db: Float32Array | null, dout: Float32Array, inp: Float32Array,
+export function linearParamGrads<T>(be: Ops<T>, dW: T, db: T | null, dout: T, inp: T,
   M: number, N: number, K: number): void {
   be.gemm(true, false, N, K, M, 1, dout, N, inp, K, 1, dW, K);
   if (db) be.biasBackward(db, dout, M, N);
 }
 
 /** dinp (M, K) = dout (M, N) @ W (N, K), or += with `into` */
-export function linearInputGrad(be: Backend, dout: Float32Array, W: Float32Array, M: number, N: number, K: number,
-  arena?: Arena, into?: Float32Array): Float32Array {
-  const dinp = into ?? allocFrom(arena, M * K, false); // (M, K)
+export function linearInputGrad<T>(be: Ops<T>, dout: T, W: T, M: number, N: number, K: number,
+  mem: Mem<T>, into?: T): T {
+  const dinp = into ?? mem.take(M * K, false); // (M, K)
   be.gemm(false, false, M, K, N, 1, dout, N, W, K, into ? 1 : 0, dinp, K);
   return dinp;
 }
 
 /** a fresh copy of x (n) through the backend */
-export function copyOf(be: Backend, x: Float32Array, n: number, arena?: Arena): Float32Array {
-  const y = allocFrom(arena, n, false); // (n)
+export function copyOf<T>(be: Ops<T>, x: T, n: number, mem: Mem<T>): T {
+  const y = mem.take(n, false); // (n)
   be.copyRows(y, x, 1, 0, 0, 0, 0, 1, n, false);
   return y;
 }
@@ -75,7 +76,7 @@ export function copyOf(be: Backend, x: Float32Array, n: number, arena?: Arena): 
 // ---------------------------------------------------------------- patch embedding
 
 /** im2col + linear: x (B, C, H, W) -> patches (B*NP, D); saves cols (B*NP, KP) */
-export function patchEmbedForward(ctx: LayerCtx, cols: Float32Array, patches: Float32Array, x: Float32Array,
+export function patchEmbedForward<T>(ctx: LayerCtx<T>, cols: T, patches: T, x: T,
   B: number, C: number, H: number, W: number, P: number, D: number): void {
   const NP = (H / P) * (W / P), KP = C * P * P;
   ctx.be.im2colPatches(cols, x, B, C, H, W, P);
@@ -84,13 +85,13 @@ export function patchEmbedForward(ctx: LayerCtx, cols: Float32Array, patches: Fl
 }
 
 /** dpatches (B*NP, D) -> weight / bias grads, and dinput (B, C, H, W) += when given */
-export function patchEmbedBackward(ctx: GradCtx, dpatches: Float32Array, cols: Float32Array, dinput: Float32Array | undefined,
+export function patchEmbedBackward<T>(ctx: GradCtx<T>, dpatches: T, cols: T, dinput: T | undefined,
   B: number, C: number, H: number, W: number, P: number, D: number): void {
   const NP = (H / P) * (W / P), KP = C * P * P;
   const dbias = ctx.grads.has('patch_embed.proj.bias') ? ctx.grads.get('patch_embed.proj.bias') : null;
   linearParamGrads(ctx.be, ctx.grads.get('patch_embed.proj.weight'), dbias, dpatches, cols, B * NP, D, KP);
   if (dinput) {
-    const dcols = linearInputGrad(ctx.be, dpatches, ctx.params.get('patch_embed.proj.weight'), B * NP, D, KP, ctx.arena); // (B*NP, KP)
+    const dcols = linearInputGrad(ctx.be, dpatches, ctx.params.get('patch_embed.proj.weight'), B * NP, D, KP, ctx.mem); // (B*NP, KP)
     ctx.be.col2imPatches(dinput, dcols, B, C, H, W, P);
   }
 }
@@ -112,7 +113,7 @@ export function prefixParts(c: ViTConfig): { name: string; off: number; count: n
  * embedding `pos` is added to the patches only (posOnPatches: no_embed_class or sin-cos) or to
  * every token (pos (N, D)). `patches` is modified when posOnPatches.
  */
-export function tokensForward(ctx: LayerCtx, c: ViTConfig, tokens: Float32Array, patches: Float32Array, pos: Float32Array | null,
+export function tokensForward<T>(ctx: LayerCtx<T>, c: ViTConfig, tokens: T, patches: T, pos: T | null,
   posOnPatches: boolean, B: number, NP: number, numPrefix: number, D: number): void {
   const be = ctx.be, N = NP + numPrefix;
   if (pos && posOnPatches) be.biasAdd(patches, pos, B, NP * D);
@@ -129,14 +130,14 @@ export function tokensForward(ctx: LayerCtx, c: ViTConfig, tokens: Float32Array,
  * dtokens (B*N, D) -> prefix grads and, into `dpos` (the position table used, learned pos only),
  * its gradient; returns dpatches (B*NP, D)
  */
-export function tokensBackward(ctx: GradCtx, c: ViTConfig, dtokens: Float32Array, dpos: Float32Array | null, posOnPatches: boolean,
-  B: number, NP: number, numPrefix: number, D: number): Float32Array {
+export function tokensBackward<T>(ctx: GradCtx<T>, c: ViTConfig, dtokens: T, dpos: T | null, posOnPatches: boolean,
+  B: number, NP: number, numPrefix: number, D: number): T {
   const be = ctx.be, N = NP + numPrefix;
   if (dpos && !posOnPatches) be.biasBackward(dpos, dtokens, B, N * D);
   let dpatches = dtokens;
   if (numPrefix > 0) {
     for (const p of prefixParts(c)) be.copyRows(ctx.grads.get(p.name), dtokens, B, 0, 0, N, p.off, p.count, D, true);
-    dpatches = allocFrom(ctx.arena, B * NP * D, false); // (B*NP, D): every row copied
+    dpatches = ctx.mem.take(B * NP * D, false); // (B*NP, D): every row copied
     be.copyRows(dpatches, dtokens, B, NP, 0, N, numPrefix, NP, D, false);
   }
   if (dpos && posOnPatches) be.biasBackward(dpos, dpatches, B, NP * D);
@@ -166,18 +167,18 @@ export function blockSaves(c: ViTConfig, B: number, N: number) {
 }
 export type BlockKey = keyof ReturnType<typeof blockSaves>;
 /** a block's saved buffers, plus `x`: its input (the previous block's `out`, not a buffer of its own) */
-export type BlockCache = Saved<BlockKey> & { x: Float32Array };
+export type BlockCache<T = Float32Array> = Saved<BlockKey, T> & { x: T };
 
 /** Inference scratch: buffers reused across blocks and calls. */
-export type Scratch = (name: string, n: number) => Float32Array;
+export type Scratch<T> = (name: string, n: number) => T;
 
 /**
  * One pre-norm block: x + ls1(attn(norm1(x))), then + ls2(mlp(norm2(.))).
  * With `saved` (training), every intermediate goes to its saved buffer and `saved.out` is
  * returned; without, x is updated in place through scratch buffers and returned.
  */
-export function blockForward(ctx: LayerCtx, c: ViTConfig, i: number, x: Float32Array, B: number, N: number,
-  probsOut: Float32Array | null, saved: BlockCache | null, scratch: Scratch): Float32Array {
+export function blockForward<T>(ctx: LayerCtx<T>, c: ViTConfig, i: number, x: T, B: number, N: number,
+  probsOut: T | null, saved: BlockCache<T> | null, scratch: Scratch<T>): T {
   const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
   const BN = B * N, eps = c.layer_norm_eps, kind = actKind(c.act);
   const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
@@ -227,10 +228,10 @@ export function blockForward(ctx: LayerCtx, c: ViTConfig, i: number, x: Float32A
 }
 
 /** Backward of block i: dout (B*N, D) = dL/d(block output) -> dL/d(block input) (B*N, D). */
-export function blockBackward(ctx: GradCtx, c: ViTConfig, i: number, s: BlockCache, dout: Float32Array, B: number, N: number,
-  onAttnOutputGrad?: (block: number, dattn: Float32Array) => void): Float32Array {
+export function blockBackward<T>(ctx: GradCtx<T>, c: ViTConfig, i: number, s: BlockCache<T>, dout: T, B: number, N: number,
+  onAttnOutputGrad?: (block: number, dattn: T) => void): T {
   const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
-  const BN = B * N, kind = actKind(c.act), arena = ctx.arena;
+  const BN = B * N, kind = actKind(c.act), mem = ctx.mem;
   const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
   const ls = c.init_values !== null;
   const pre = `blocks.${i}.`;
@@ -239,31 +240,31 @@ export function blockBackward(ctx: GradCtx, c: ViTConfig, i: number, s: BlockCac
   // out = x2 + ls2(fc2(act)): the residual passes dout to x2 unchanged
   let dfc2 = dout; // (BN, D)
   if (ls) {
-    dfc2 = allocFrom(arena, BN * D, false);
+    dfc2 = mem.take(BN * D, false);
     be.mulColumnsBackward(dfc2, G('ls2.gamma'), dout, s.fc2, P('ls2.gamma'), BN, D);
   }
   linearParamGrads(be, G('mlp.fc2.weight'), G('mlp.fc2.bias'), dfc2, s.act, BN, D, Hact);
-  const dact = linearInputGrad(be, dfc2, P('mlp.fc2.weight'), BN, D, Hact, arena); // (BN, Hact)
-  const dfc1 = allocFrom(arena, BN * H, false); // (BN, H), overwritten
+  const dact = linearInputGrad(be, dfc2, P('mlp.fc2.weight'), BN, D, Hact, mem); // (BN, Hact)
+  const dfc1 = mem.take(BN * H, false); // (BN, H), overwritten
   if (glu) be.gluBackward(dfc1, s.fc1, dact, BN, Hact, kind);
   else be.actBackward(dfc1, s.fc1, dact, BN * H, kind);
   linearParamGrads(be, G('mlp.fc1.weight'), G('mlp.fc1.bias'), dfc1, s.ln2, BN, H, D);
-  const dln2 = linearInputGrad(be, dfc1, P('mlp.fc1.weight'), BN, H, D, arena); // (BN, D)
-  const dx2 = copyOf(be, dout, BN * D, arena); // (BN, D): residual + norm2 backward
+  const dln2 = linearInputGrad(be, dfc1, P('mlp.fc1.weight'), BN, H, D, mem); // (BN, D)
+  const dx2 = copyOf(be, dout, BN * D, mem); // (BN, D): residual + norm2 backward
   be.layernormBackward(dx2, G('norm2.weight'), G('norm2.bias'), dln2, s.x2, P('norm2.weight'), s.ln2Mean, s.ln2Rstd, BN, D);
   // x2 = x + ls1(proj(attn))
   let dproj = dx2; // (BN, D)
   if (ls) {
-    dproj = allocFrom(arena, BN * D, false);
+    dproj = mem.take(BN * D, false);
     be.mulColumnsBackward(dproj, G('ls1.gamma'), dx2, s.proj, P('ls1.gamma'), BN, D);
   }
   linearParamGrads(be, G('attn.proj.weight'), G('attn.proj.bias'), dproj, s.attn, BN, D, D);
-  const dattn = linearInputGrad(be, dproj, P('attn.proj.weight'), BN, D, D, arena); // (BN, D)
+  const dattn = linearInputGrad(be, dproj, P('attn.proj.weight'), BN, D, D, mem); // (BN, D)
   onAttnOutputGrad?.(i, dattn);
-  const dqkv = allocFrom(arena, BN * 3 * D, false); // (BN, 3D), overwritten
+  const dqkv = mem.take(BN * 3 * D, false); // (BN, 3D), overwritten
   be.attentionBackward(dqkv, dattn, s.qkv, s.probs, B, N, NH, HD, 1 / Math.sqrt(HD));
   linearParamGrads(be, G('attn.qkv.weight'), c.qkv_bias ? G('attn.qkv.bias') : null, dqkv, s.ln1, BN, 3 * D, D);
-  const dln1 = linearInputGrad(be, dqkv, P('attn.qkv.weight'), BN, 3 * D, D, arena); // (BN, D)
+  const dln1 = linearInputGrad(be, dqkv, P('attn.qkv.weight'), BN, 3 * D, D, mem); // (BN, D)
   const dx = dx2; // (BN, D): accumulated in place, dx2 is dead
   be.layernormBackward(dx, G('norm1.weight'), G('norm1.bias'), dln1, s.x, P('norm1.weight'), s.ln1Mean, s.ln1Rstd, BN, D);
   return dx;
@@ -290,8 +291,8 @@ export function poolSaves(c: ViTConfig, B: number, N: number) {
 export type PoolKey = keyof ReturnType<typeof poolSaves>;
 
 /** x (B*N, D) -> pooled (B, D) = s.z */
-export function attnPoolForward(ctx: LayerCtx, c: ViTConfig, s: Saved<PoolKey>, x: Float32Array, B: number, N: number,
-  probsOut: Float32Array | null): Float32Array {
+export function attnPoolForward<T>(ctx: LayerCtx<T>, c: ViTConfig, s: Saved<PoolKey, T>, x: T, B: number, N: number,
+  probsOut: T | null): T {
   const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio);
   const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
   linear(be, s.q1, P('latent'), P('q.weight'), c.qkv_bias ? P('q.bias') : null, 1, D, D);
@@ -309,30 +310,30 @@ export function attnPoolForward(ctx: LayerCtx, c: ViTConfig, s: Saved<PoolKey>, 
 }
 
 /** dz (B, D) -> parameter grads; dx (B*N, D) += the token gradient */
-export function attnPoolBackward(ctx: GradCtx, c: ViTConfig, s: Saved<PoolKey>, x: Float32Array, dz: Float32Array, dx: Float32Array,
+export function attnPoolBackward<T>(ctx: GradCtx<T>, c: ViTConfig, s: Saved<PoolKey, T>, x: T, dz: T, dx: T,
   B: number, N: number): void {
-  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio), arena = ctx.arena;
+  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio), mem = ctx.mem;
   const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
   const G = (n: string) => ctx.grads.get(`attn_pool.${n}`);
   linearParamGrads(be, G('mlp.fc2.weight'), G('mlp.fc2.bias'), dz, s.a, B, D, Hm);
-  const da = linearInputGrad(be, dz, P('mlp.fc2.weight'), B, D, Hm, arena); // (B, Hm)
-  const dh1 = allocFrom(arena, B * Hm, false); // (B, Hm)
+  const da = linearInputGrad(be, dz, P('mlp.fc2.weight'), B, D, Hm, mem); // (B, Hm)
+  const dh1 = mem.take(B * Hm, false); // (B, Hm)
   be.actBackward(dh1, s.h1, da, B * Hm, actKind(c.act));
   linearParamGrads(be, G('mlp.fc1.weight'), G('mlp.fc1.bias'), dh1, s.ln, B, Hm, D);
-  const dln = linearInputGrad(be, dh1, P('mlp.fc1.weight'), B, Hm, D, arena); // (B, D)
-  const dy = copyOf(be, dz, B * D, arena); // (B, D): residual + norm backward
+  const dln = linearInputGrad(be, dh1, P('mlp.fc1.weight'), B, Hm, D, mem); // (B, D)
+  const dy = copyOf(be, dz, B * D, mem); // (B, D): residual + norm backward
   be.layernormBackward(dy, G('norm.weight'), G('norm.bias'), dln, s.y, P('norm.weight'), s.lnMean, s.lnRstd, B, D);
   linearParamGrads(be, G('proj.weight'), G('proj.bias'), dy, s.o, B, D, D);
-  const dO = linearInputGrad(be, dy, P('proj.weight'), B, D, D, arena); // (B, D)
-  const dq = allocFrom(arena, B * D, false); // (B, D)
-  const dkv = allocFrom(arena, B * N * 2 * D, false); // (B*N, 2D)
+  const dO = linearInputGrad(be, dy, P('proj.weight'), B, D, D, mem); // (B, D)
+  const dq = mem.take(B * D, false); // (B, D)
+  const dkv = mem.take(B * N * 2 * D, false); // (B*N, 2D)
   be.crossAttentionBackward(dq, dkv, dO, s.q, s.kv, s.probs, B, 1, N, NH, HD, 1 / Math.sqrt(HD));
   linearParamGrads(be, G('kv.weight'), c.qkv_bias ? G('kv.bias') : null, dkv, x, B * N, 2 * D, D);
-  linearInputGrad(be, dkv, P('kv.weight'), B * N, 2 * D, D, arena, dx);
-  const dq1 = allocFrom(arena, D); // (1, D), zeroed: summed over the batch
+  linearInputGrad(be, dkv, P('kv.weight'), B * N, 2 * D, D, mem, dx);
+  const dq1 = mem.take(D); // (1, D), zeroed: summed over the batch
   be.copyRows(dq1, dq, B, 0, 0, 1, 0, 1, D, true);
   linearParamGrads(be, G('q.weight'), c.qkv_bias ? G('q.bias') : null, dq1, P('latent'), 1, D, D);
-  linearInputGrad(be, dq1, P('q.weight'), 1, D, D, arena, G('latent'));
+  linearInputGrad(be, dq1, P('q.weight'), 1, D, D, mem, G('latent'));
 }
 
 // ---------------------------------------------------------------- head: pooling, fc_norm, classifier(s)
@@ -358,25 +359,25 @@ export function headSaves(c: ViTConfig, B: number, N: number, useFcNorm: boolean
 }
 export type HeadKey = keyof ReturnType<typeof headSaves>;
 
-export interface HeadOut {
+export interface HeadOut<T> {
   /** head input (R, D): fc_norm(pooled), or DeiT's (cls + dist) / 2 */
-  pre: Float32Array;
+  pre: T;
   /** (R, K), or null without a head */
-  logits: Float32Array | null;
+  logits: T | null;
   /** DeiT: the two heads before averaging, (B, K) each */
-  cls?: Float32Array;
-  dist?: Float32Array;
+  cls?: T;
+  dist?: T;
 }
 
 /**
  * features (B*N, D) -> pooled -> fc_norm -> head. `pool` pools the MAP head (it owns its buffers).
  * With `wantLogits` false only the head input is computed.
  */
-export function headForward(ctx: LayerCtx, c: ViTConfig, s: Saved<HeadKey>, features: Float32Array, B: number, N: number,
-  numPrefix: number, useFcNorm: boolean, wantLogits: boolean, pool: (() => Float32Array) | null): HeadOut {
+export function headForward<T>(ctx: LayerCtx<T>, c: ViTConfig, s: Saved<HeadKey, T>, features: T, B: number, N: number,
+  numPrefix: number, useFcNorm: boolean, wantLogits: boolean, pool: (() => T) | null): HeadOut<T> {
   const be = ctx.be, D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N);
   const P = (n: string) => ctx.params.get(n);
-  let pooled: Float32Array; // (R, D)
+  let pooled: T; // (R, D)
   if (c.global_pool === 'token') { pooled = s.pooled; be.copyRows(pooled, features, B, 1, 0, N, 0, 1, D, false); }
   else if (c.global_pool === 'avg') { pooled = s.pooled; be.meanRows(pooled, features, B, N, numPrefix, N - numPrefix, D); }
   else if (c.global_pool === 'map') { pooled = pool!(); be.copyRows(s.pooled, pooled, 1, 0, 0, 0, 0, 1, B * D, false); pooled = s.pooled; }
@@ -406,26 +407,26 @@ export function headForward(ctx: LayerCtx, c: ViTConfig, s: Saved<HeadKey>, feat
  * distillation head's (hard-distillation training); without it dlogits is the gradient of their mean.
  * `poolBack` pools the MAP head backward: (dpooled, dfeatures) -> void.
  */
-export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, features: Float32Array, dlogits: Float32Array,
-  dDist: Float32Array | undefined, B: number, N: number, numPrefix: number, useFcNorm: boolean,
-  poolBack: ((dpooled: Float32Array, dfeat: Float32Array) => void) | null): Float32Array {
-  const be = ctx.be, D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N), arena = ctx.arena;
+export function headBackward<T>(ctx: GradCtx<T>, c: ViTConfig, s: Saved<HeadKey, T>, features: T, dlogits: T,
+  dDist: T | undefined, B: number, N: number, numPrefix: number, useFcNorm: boolean,
+  poolBack: ((dpooled: T, dfeat: T) => void) | null): T {
+  const be = ctx.be, D = c.embed_dim, K = c.num_classes, R = headRows(c, B, N), mem = ctx.mem;
   const P = (n: string) => ctx.params.get(n);
   const G = (n: string) => ctx.grads.get(n);
-  const dfeat = allocFrom(arena, B * N * D); // (B*N, D), zeroed: pooling writes some rows
+  const dfeat = mem.take(B * N * D); // (B*N, D), zeroed: pooling writes some rows
   if (c.distilled) {
-    const dpooled = allocFrom(arena, B * D), dpooledDist = allocFrom(arena, B * D); // (B, D), zeroed: accumulated into
+    const dpooled = mem.take(B * D), dpooledDist = mem.take(B * D); // (B, D), zeroed: accumulated into
     if (K > 0) {
       let dc = dlogits, dd = dDist; // (B, K)
       if (!dd) {
-        dc = allocFrom(arena, B * K, false);
+        dc = mem.take(B * K, false);
         be.scale(dc, dlogits, 0.5, B * K);
         dd = dc;
       }
       linearParamGrads(be, G('head.weight'), G('head.bias'), dc, s.pooled, B, K, D);
       linearParamGrads(be, G('head_dist.weight'), G('head_dist.bias'), dd, s.pooledDist, B, K, D);
-      linearInputGrad(be, dc, P('head.weight'), B, K, D, arena, dpooled);
-      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, arena, dpooledDist);
+      linearInputGrad(be, dc, P('head.weight'), B, K, D, mem, dpooled);
+      linearInputGrad(be, dd, P('head_dist.weight'), B, K, D, mem, dpooledDist);
     } else {
       be.scale(dpooled, dlogits, 0.5, B * D);
       be.scale(dpooledDist, dlogits, 0.5, B * D);
@@ -438,11 +439,11 @@ export function headBackward(ctx: GradCtx, c: ViTConfig, s: Saved<HeadKey>, feat
   if (K > 0) {
     const pre = useFcNorm ? s.pre : c.global_pool === '' ? features : s.pooled;
     linearParamGrads(be, G('head.weight'), G('head.bias'), dlogits, pre, R, K, D);
-    dpre = linearInputGrad(be, dlogits, P('head.weight'), R, K, D, arena);
+    dpre = linearInputGrad(be, dlogits, P('head.weight'), R, K, D, mem);
   }
   let dpooled = dpre; // (R, D)
   if (useFcNorm) {
-    dpooled = allocFrom(arena, R * D); // zeroed: layernormBackward accumulates
+    dpooled = mem.take(R * D); // zeroed: layernormBackward accumulates
     const pooled = c.global_pool === '' ? features : s.pooled;
     be.layernormBackward(dpooled, G('fc_norm.weight'), G('fc_norm.bias'), dpre, pooled, P('fc_norm.weight'), s.fcMean, s.fcRstd, R, D);
   }

@@ -9,17 +9,19 @@
  * backward and their saved-activation tables live in ./layers.ts.
  */
 import type { Backend } from '../backend/backend.js';
+import type { Ops } from '../backend/ops.js';
 import { getBackend } from '../backend/select.js';
 import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import { ParamTable, type ParamSpec } from '../nn/params.js';
-import { type Arena, allocFrom } from '../nn/arena.js';
+import type { Arena } from '../nn/arena.js';
+import { type Mem, type Params, hostMem } from '../nn/mem.js';
 import { type ViTConfig, type TokenLayout, dims, imgHW, tokenLayout } from './config.js';
 import { resampleAbsPosEmbed, sincos2dPosEmbed } from './pos_embed.js';
 import type { Model } from './model.js';
 import { checkFeatureShape } from './checks.js';
 import {
-  type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx,
+  type BlockCache, type Saved, type HeadKey, type PoolKey, type GradCtx, type LayerCtx, type Scratch, type HeadOut,
   allocSaved, blockSaves, blockForward, blockBackward, headSaves, headForward, headBackward, headRows,
   poolSaves, attnPoolForward, attnPoolBackward, patchEmbedForward, patchEmbedBackward, tokensForward, tokensBackward, copyOf,
 } from './layers.js';
@@ -46,26 +48,31 @@ export function normSaves(c: ViTConfig, B: number, N: number, useFcNorm: boolean
 }
 export type NormKey = keyof ReturnType<typeof normSaves>;
 
-/** Everything backward needs from a training forward (filled by forward(x, { cache })). */
-export interface ForwardCache {
+/**
+ * Everything backward needs from a training forward (filled by forward(x, { cache })), in the
+ * backend's buffer type T (Float32Array on the host, DeviceTensor on a device).
+ */
+export interface ForwardCache<T = Float32Array> {
   B: number;
   /** token layout of this forward (the grid follows the input with dynamic_img_size) */
   layout: TokenLayout;
   /** true when pos_embed was resampled for this input size */
   posResampled: boolean;
-  embed: Saved<EmbedKey>;
-  blocks: BlockCache[];
+  embed: Saved<EmbedKey, T>;
+  blocks: BlockCache<T>[];
   /** output of the last block (B*N, D) */
-  xL: Float32Array;
-  norm: Saved<NormKey>;
+  xL: T;
+  norm: Saved<NormKey, T>;
   /** after the final norm (B*N, D) */
-  features: Float32Array;
-  head: Saved<HeadKey>;
-  pool?: Saved<PoolKey>;
+  features: T;
+  head: Saved<HeadKey, T>;
+  pool?: Saved<PoolKey, T>;
   /** head input (R, D) */
-  preLogits: Float32Array;
-  /** when set, every buffer above comes from it (valid until its next reset) */
+  preLogits: T;
+  /** host: when set, every buffer above comes from it (valid until its next reset) */
   arena?: Arena;
+  /** where the cache's buffers come from (set by emptyCache; a device cache always has one) */
+  mem?: Mem<T>;
 }
 
 export interface ForwardOptions {
@@ -166,17 +173,233 @@ export function vitMacs(c: ViTConfig): number {
   return macs;
 }
 
+/**
+ * Where the ViT code runs: the backend's ops, the parameters on that backend, inference scratch,
+ * and the host-made tables (sin-cos position embedding, resampling matrices) placed on it.
+ */
+export interface VitRuntime<T> {
+  readonly be: Ops<T>;
+  readonly params: Params<T>;
+  /** inference scratch: buffers reused across blocks and calls */
+  readonly scratch: Scratch<T>;
+  /** a table made on the host, placed on this backend once per key */
+  constant(key: string, make: () => Float32Array): T;
+  /**
+   * the learned pos_embed resampled to grid t (prefix rows first when they carry a position):
+   * host: the exact resampler on the current weights; a device: M @ pos_embed with the matrix below
+   */
+  resampledPos(t: TokenLayout, prefix: number, mem: Mem<T>): T;
+}
+
+/** Backward's extra inputs and hooks in the buffer type of the backend. */
+export interface CoreBackwardOptions<T> {
+  dinput?: T | undefined;
+  onAttnOutputGrad?: ((block: number, dattn: T) => void) | undefined;
+  dDistLogits?: T | undefined;
+}
+
+/**
+ * The ViT computation over any backend: embedding, blocks, final norm, head and backward,
+ * written once against Ops<T> (through the layers of ./layers.ts). The host model
+ * (VisionTransformer) and the device model (DeviceViT, models/device.ts) are this code over
+ * Float32Array and over DeviceTensor. Inputs are validated by those wrappers.
+ */
+export class VitCore<T> {
+  constructor(readonly config: ViTConfig, readonly rt: VitRuntime<T>) {}
+
+  private ctx(mem: Mem<T>): LayerCtx<T> {
+    return { be: this.rt.be, params: this.rt.params, mem };
+  }
+
+  /**
+   * The matrix M (m, n) of pos_embed resampling from the configured grid (n positions) to t's grid
+   * (m positions): the resampler applied to the identity (n channels), once per grid.
+   */
+  resampleMatrix(t: TokenLayout): Float32Array {
+    const d = dims(this.config), n = d.posGridH * d.posGridW;
+    const eye = new Float32Array(n * n); // (n, n)
+    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+    return resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0, this.config.pos_embed_antialias); // (m, n)
+  }
+
+  /** The position table for grid t and where it is added (see VisionTransformer.posEmbedFor). */
+  posEmbed(t: TokenLayout, mem: Mem<T>): { pos: T | null; onPatches: boolean; resampled: boolean } {
+    const c = this.config, d = dims(c);
+    if (c.pos_embed === 'none') return { pos: null, onPatches: true, resampled: false };
+    if (c.pos_embed === 'sincos') {
+      return { pos: this.rt.constant(`sincos:${t.gridH}x${t.gridW}`, () => sincos2dPosEmbed(t.gridH, t.gridW, d.D)), onPatches: true, resampled: false };
+    }
+    const onPatches = c.no_embed_class;
+    if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: this.rt.params.get('pos_embed'), onPatches, resampled: false };
+    return { pos: this.rt.resampledPos(t, onPatches ? 0 : t.numPrefix, mem), onPatches, resampled: true };
+  }
+
+  /** Embeddings of x (B, C, H, W): patch embedding, prefix tokens, position embedding, norm_pre -> (B*N, D). */
+  embed(x: T, B: number, t: TokenLayout, mem: Mem<T>, cache?: ForwardCache<T>): T {
+    const c = this.config, be = this.rt.be, D = c.embed_dim;
+    const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
+    const { N, numPatches: NP, numPrefix } = t;
+    const s = cache ? allocSaved(embedSaves(c, B, t.gridH, t.gridW), mem) : null;
+    const KP = c.in_chans * c.patch_size * c.patch_size;
+    const cols = s ? s.cols : this.rt.scratch('cols', B * NP * KP); // (B*NP, KP)
+    // without prefix tokens the patches are the tokens: a fresh buffer (blocks update it in place)
+    const patches = s ? s.patches : numPrefix > 0 ? this.rt.scratch('patches', B * NP * D) : mem.take(B * NP * D, false); // (B*NP, D)
+    patchEmbedForward(this.ctx(mem), cols, patches, x, B, c.in_chans, H, W, c.patch_size, D);
+    const { pos, onPatches, resampled } = this.posEmbed(t, mem);
+    const tokens = numPrefix === 0 ? patches : s ? s.tokens : mem.take(B * N * D, false); // (B*N, D)
+    tokensForward(this.ctx(mem), c, tokens, patches, pos, onPatches, B, NP, numPrefix, D);
+    let out = tokens; // (B*N, D)
+    if (c.pre_norm) {
+      out = s ? s.normPre : mem.take(B * N * D, false);
+      be.layernormForward(out, s ? s.preMean : null, s ? s.preRstd : null, tokens, this.rt.params.get('norm_pre.weight'),
+        this.rt.params.get('norm_pre.bias'), B * N, D, c.layer_norm_eps);
+    }
+    if (cache && s) { cache.embed = s; cache.posResampled = resampled; }
+    return out;
+  }
+
+  /**
+   * forward_features of x (B, C, H, W) -> features (B*N, D) after the final norm; hidden states
+   * (each (B, N, D)) and attention maps (each (B, NH, N, N)) on request; `cache` for backward.
+   */
+  features(x: T, B: number, t: TokenLayout, mem: Mem<T>, opts: { hiddenStates?: boolean; attentions?: boolean; cache?: ForwardCache<T> } = {}):
+    { features: T; hidden?: T[]; attentions?: T[] } {
+    const c = this.config, d = dims(c), be = this.rt.be;
+    const { N } = t;
+    const { D, NH } = d;
+    const BN = B * N;
+    const cache = opts.cache;
+    if (cache) { cache.B = B; cache.layout = t; cache.blocks = []; }
+    let h = this.embed(x, B, t, mem, cache);
+    // blocks update h in place at inference: hidden states are copies
+    const hidden: T[] | undefined = opts.hiddenStates ? [copyOf(be, h, BN * D, mem)] : undefined;
+    const attns: T[] | undefined = opts.attentions ? [] : undefined;
+    for (let i = 0; i < c.depth; i++) {
+      const probs = attns ? mem.take(B * NH * N * N, false) : null; // (B, NH, N, N)
+      let saved: BlockCache<T> | null = null;
+      if (cache) saved = { ...allocSaved(blockSaves(c, B, N), mem), x: h };
+      h = blockForward(this.ctx(mem), c, i, h, B, N, probs, saved, this.rt.scratch);
+      if (cache) cache.blocks.push(saved!);
+      if (attns) attns.push(probs!);
+      if (hidden) hidden.push(cache ? h : copyOf(be, h, BN * D, mem));
+    }
+    let features = h;
+    if (!d.useFcNorm) {
+      const s = cache ? allocSaved(normSaves(c, B, N, false), mem) : null;
+      features = s ? s.features : mem.take(BN * D, false);
+      be.layernormForward(features, s ? s.normMean : null, s ? s.normRstd : null, h, this.rt.params.get('norm.weight'),
+        this.rt.params.get('norm.bias'), BN, D, c.layer_norm_eps);
+      if (cache) cache.norm = s!;
+    } else if (cache) {
+      cache.norm = allocSaved(normSaves(c, B, N, true), mem);
+    }
+    if (cache) { cache.xL = h; cache.features = features; }
+    const out: { features: T; hidden?: T[]; attentions?: T[] } = { features };
+    if (hidden) out.hidden = hidden;
+    if (attns) out.attentions = attns;
+    return out;
+  }
+
+  /** features (B*N, D) -> pooled -> fc_norm -> head(s); `poolProbs` (B, NH, 1, N) receives the MAP pool's attention */
+  head(features: T, B: number, N: number, wantLogits: boolean, mem: Mem<T>, cache?: ForwardCache<T>, poolProbs?: T | null): HeadOut<T> & { R: number } {
+    const c = this.config, d = dims(c);
+    const hs = allocSaved(headSaves(c, B, N, d.useFcNorm), mem);
+    let pool: (() => T) | null = null;
+    if (c.global_pool === 'map') {
+      const ps = allocSaved(poolSaves(c, B, N), mem);
+      if (cache) cache.pool = ps;
+      pool = () => attnPoolForward(this.ctx(mem), c, ps, features, B, N, poolProbs ?? null);
+    }
+    const out = headForward(this.ctx(mem), c, hs, features, B, N, d.numPrefix, d.useFcNorm, wantLogits, pool);
+    if (cache) { cache.head = hs; cache.preLogits = out.pre; }
+    return { ...out, R: headRows(c, B, N) };
+  }
+
+  /** Accumulates dL/dparams into `grads` from the cache of a training forward and dlogits (R, K) (or d pre-logits (R, D)). */
+  backward(cache: ForwardCache<T>, dlogits: T, grads: Params<T>, mem: Mem<T>, options: CoreBackwardOptions<T> = {}): void {
+    const c = this.config, d = dims(c), be = this.rt.be, params = this.rt.params;
+    const B = cache.B, t = cache.layout, N = t.N, D = d.D;
+    const ctx: GradCtx<T> = { be, params, grads, mem };
+    const pool = cache.pool;
+    const poolBack = pool ? (dz: T, dfeat: T) => attnPoolBackward(ctx, c, pool, cache.features, dz, dfeat, B, N) : null;
+    const dfeat = headBackward(ctx, c, cache.head, cache.features, dlogits, options.dDistLogits, B, N, t.numPrefix, d.useFcNorm, poolBack);
+    let dx = dfeat; // (B*N, D)
+    if (!d.useFcNorm) {
+      dx = mem.take(B * N * D); // zeroed: layernormBackward accumulates
+      be.layernormBackward(dx, grads.get('norm.weight'), grads.get('norm.bias'), dfeat, cache.xL, params.get('norm.weight'),
+        cache.norm.normMean, cache.norm.normRstd, B * N, D);
+    }
+    for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(ctx, c, i, cache.blocks[i]!, dx, B, N, options.onAttnOutputGrad);
+    const e = cache.embed;
+    if (c.pre_norm) {
+      const dtok = mem.take(B * N * D); // zeroed
+      const tokens = t.numPrefix > 0 ? e.tokens : e.patches;
+      be.layernormBackward(dtok, grads.get('norm_pre.weight'), grads.get('norm_pre.bias'), dx, tokens, params.get('norm_pre.weight'),
+        e.preMean, e.preRstd, B * N, D);
+      dx = dtok;
+    }
+    const learned = c.pos_embed === 'learn', onPatches = c.pos_embed !== 'learn' || c.no_embed_class;
+    // the gradient of the position table used: pos_embed itself, or its resampled copy (folded back below)
+    const posPrefix = onPatches ? 0 : t.numPrefix;
+    const dposUsed = !learned ? null : cache.posResampled ? mem.take((posPrefix + t.numPatches) * D) : grads.get('pos_embed');
+    const dpatches = tokensBackward(ctx, c, dx, dposUsed, onPatches, B, t.numPatches, t.numPrefix, D);
+    if (learned && cache.posResampled) {
+      // resampling is linear, pos' = M pos on the grid rows (prefix rows copied): dpos += M^T dpos'
+      const dpos = grads.get('pos_embed');
+      const n = d.posGridH * d.posGridW, m = t.numPatches;
+      if (posPrefix > 0) {
+        const head = mem.sub(dpos, 0, posPrefix * D);
+        be.add(head, head, mem.sub(dposUsed!, 0, posPrefix * D), posPrefix * D);
+      }
+      const M = this.rt.constant(`resample:${t.gridH}x${t.gridW}`, () => this.resampleMatrix(t)); // (m, n)
+      be.gemm(true, false, n, D, m, 1, M, n, mem.sub(dposUsed!, posPrefix * D, m * D), D, 1, mem.sub(dpos, posPrefix * D, n * D), D);
+    }
+    const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
+    patchEmbedBackward(ctx, dpatches, e.cols, options.dinput, B, c.in_chans, H, W, c.patch_size, D);
+  }
+}
+
+/** A scratch allocator over named host buffers, grown on demand. */
+function hostScratch(): Scratch<Float32Array> {
+  const workspace = new Map<string, Float32Array>();
+  return (name: string, n: number): Float32Array => {
+    let b = workspace.get(name);
+    if (!b || b.length < n) {
+      b = new Float32Array(n);
+      workspace.set(name, b);
+    }
+    return b.length === n ? b : b.subarray(0, n);
+  };
+}
+
 export class VisionTransformer implements Model {
   readonly family = 'vit';
   readonly config: ViTConfig;
   readonly params: ParamTable;
   backend: Backend;
-  private readonly sincos = new Map<string, Float32Array>();
+  /** the computation, over this model's host backend (read at every op, so `backend` may be swapped) */
+  readonly core: VitCore<Float32Array>;
 
   constructor(config: ViTConfig, params?: ParamTable, backend?: Backend) {
     this.config = config;
     this.params = params ?? new ParamTable(vitParamSpecs(config));
     this.backend = backend ?? getBackend();
+    const model = this;
+    const constants = new Map<string, Float32Array>();
+    this.core = new VitCore<Float32Array>(config, {
+      get be() { return model.backend; },
+      params: this.params,
+      scratch: hostScratch(),
+      constant(key, make) {
+        let v = constants.get(key);
+        if (!v) { v = make(); constants.set(key, v); }
+        return v;
+      },
+      resampledPos(t, prefix) {
+        const d = dims(config);
+        return resampleAbsPosEmbed(model.params.get('pos_embed'), d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, config.pos_embed_antialias);
+      },
+    });
   }
 
   get numParams(): number {
@@ -194,42 +417,9 @@ export class VisionTransformer implements Model {
     return tokenLayout(this.config, (H ?? h) / this.config.patch_size, (W ?? w) / this.config.patch_size);
   }
 
-  private ctx(arena?: Arena): LayerCtx {
-    return { be: this.backend, params: this.params, arena };
-  }
-
-  /** Inference scratch buffers, reused across blocks and calls (training uses the saved tables). */
-  private workspace = new Map<string, Float32Array>();
-  private scratch = (name: string, n: number): Float32Array => {
-    let b = this.workspace.get(name);
-    if (!b || b.length < n) {
-      b = new Float32Array(n);
-      this.workspace.set(name, b);
-    }
-    return b.length === n ? b : b.subarray(0, n);
-  };
-
   /** Validate pixel_values (B, C, H, W) and return the token layout of that size. */
   checkInput(x: Tensor): TokenLayout {
-    const c = this.config;
-    const [h, w] = imgHW(c);
-    if (x.shape.length !== 4) {
-      throw new VitkitError(`Expected pixel_values of shape (B, ${c.in_chans}, ${h}, ${w}) but received ${shapeStr(x.shape)}`);
-    }
-    const [B, C, H, W] = x.shape as [number, number, number, number];
-    if (C !== c.in_chans) {
-      throw new VitkitError(`Input has ${C} channels but the model expects in_chans ${c.in_chans} (pixel_values ${shapeStr(x.shape)})`);
-    }
-    if (!(B >= 1)) throw new VitkitError(`Expected at least one image in pixel_values but received ${shapeStr(x.shape)}`);
-    if (c.dynamic_img_size) {
-      if (H % c.patch_size !== 0 || W % c.patch_size !== 0 || H < c.patch_size || W < c.patch_size) {
-        throw new VitkitError(`Input size ${H}x${W} (pixel_values ${shapeStr(x.shape)}) must be a positive multiple of patch_size ${c.patch_size} on both sides`);
-      }
-    } else {
-      if (H !== h) throw new VitkitError(`Input height (${H}) doesn't match model (${h}).`);
-      if (W !== w) throw new VitkitError(`Input width (${W}) doesn't match model (${w}).`);
-    }
-    return this.layout(H, W);
+    return checkPixelShape(this.config, x.shape);
   }
 
   /**
@@ -239,101 +429,28 @@ export class VisionTransformer implements Model {
    * pos_embed_antialias is false, as in HF Dinov2Model).
    */
   posEmbedFor(t: TokenLayout): { pos: Float32Array | null; onPatches: boolean; resampled: boolean } {
-    const c = this.config, d = dims(c);
-    if (c.pos_embed === 'none') return { pos: null, onPatches: true, resampled: false };
-    if (c.pos_embed === 'sincos') {
-      const key = `${t.gridH}x${t.gridW}`;
-      let tab = this.sincos.get(key);
-      if (!tab) { tab = sincos2dPosEmbed(t.gridH, t.gridW, d.D); this.sincos.set(key, tab); }
-      return { pos: tab, onPatches: true, resampled: false };
-    }
-    const p = this.params.get('pos_embed');
-    const onPatches = c.no_embed_class;
-    if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: p, onPatches, resampled: false };
-    const prefix = onPatches ? 0 : t.numPrefix;
-    const pos = resampleAbsPosEmbed(p, d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, c.pos_embed_antialias);
-    return { pos, onPatches, resampled: true };
+    return this.core.posEmbed(t, hostMem());
   }
 
-  private readonly resampleMats = new Map<string, Float32Array>();
-  /**
-   * The matrix M (m, n) of pos_embed resampling from the configured grid (n positions) to t's grid
-   * (m positions): the resampler applied to the identity (n channels), once per grid.
-   */
-  private resampleMatrix(t: TokenLayout): Float32Array {
-    const d = dims(this.config), key = `${t.gridH}x${t.gridW}`;
-    let M = this.resampleMats.get(key);
-    if (!M) {
-      const n = d.posGridH * d.posGridW;
-      const eye = new Float32Array(n * n); // (n, n)
-      for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-      M = resampleAbsPosEmbed(eye, n, [d.posGridH, d.posGridW], [t.gridH, t.gridW], 0, this.config.pos_embed_antialias); // (m, n)
-      this.resampleMats.set(key, M);
-    }
-    return M;
+  private memOf(cache?: ForwardCache): Mem<Float32Array> {
+    if (!cache) return hostMem();
+    cache.mem ??= hostMem(cache.arena);
+    return cache.mem;
   }
 
   /** Embeddings: patch embedding, prefix tokens, position embedding, norm_pre. Returns (B*N, D). */
   embed(x: Tensor, t: TokenLayout, cache?: ForwardCache): Float32Array {
-    const c = this.config, be = this.backend, D = c.embed_dim;
-    const B = x.shape[0]!, H = x.shape[2]!, W = x.shape[3]!;
-    const { N, numPatches: NP, numPrefix } = t;
-    const s = cache ? allocSaved(embedSaves(c, B, t.gridH, t.gridW), cache.arena) : null;
-    const KP = c.in_chans * c.patch_size * c.patch_size;
-    const cols = s ? s.cols : this.scratch('cols', B * NP * KP); // (B*NP, KP)
-    // without prefix tokens the patches are the tokens: a fresh buffer (blocks update it in place)
-    const patches = s ? s.patches : numPrefix > 0 ? this.scratch('patches', B * NP * D) : new Float32Array(B * NP * D); // (B*NP, D)
-    patchEmbedForward(this.ctx(), cols, patches, x.data, B, c.in_chans, H, W, c.patch_size, D);
-    const { pos, onPatches, resampled } = this.posEmbedFor(t);
-    const tokens = numPrefix === 0 ? patches : s ? s.tokens : new Float32Array(B * N * D); // (B*N, D)
-    tokensForward(this.ctx(), c, tokens, patches, pos, onPatches, B, NP, numPrefix, D);
-    let out = tokens; // (B*N, D)
-    if (c.pre_norm) {
-      out = s ? s.normPre : new Float32Array(B * N * D);
-      be.layernormForward(out, s ? s.preMean : null, s ? s.preRstd : null, tokens, this.params.get('norm_pre.weight'),
-        this.params.get('norm_pre.bias'), B * N, D, c.layer_norm_eps);
-    }
-    if (cache && s) { cache.embed = s; cache.posResampled = resampled; }
-    return out;
+    return this.core.embed(x.data, x.shape[0]!, t, this.memOf(cache), cache);
   }
 
   /** forward_features: (B, C, H, W) -> (B, N, D) after the final norm */
   forwardFeatures(x: Tensor, opts: ForwardOptions = {}): FeaturesOutput {
     const t = this.checkInput(x);
-    const c = this.config, d = dims(c), be = this.backend;
-    const B = x.shape[0]!;
-    const { N } = t;
-    const { D, NH } = d;
-    const BN = B * N;
-    const cache = opts.cache;
-    if (cache) { cache.B = B; cache.layout = t; cache.blocks = []; }
-    let h = this.embed(x, t, cache);
-    // blocks update h in place at inference: hidden states are copies
-    const hidden: Tensor[] | undefined = opts.hiddenStates ? [new Tensor([B, N, D], h.slice())] : undefined;
-    const attns: Tensor[] | undefined = opts.attentions ? [] : undefined;
-    for (let i = 0; i < c.depth; i++) {
-      const probs = attns ? new Float32Array(B * NH * N * N) : null; // (B, NH, N, N)
-      let saved: BlockCache | null = null;
-      if (cache) saved = { ...allocSaved(blockSaves(c, B, N), cache.arena), x: h };
-      h = blockForward(this.ctx(), c, i, h, B, N, probs, saved, this.scratch);
-      if (cache) cache.blocks.push(saved!);
-      if (attns) attns.push(new Tensor([B, NH, N, N], probs!));
-      if (hidden) hidden.push(new Tensor([B, N, D], cache ? h : h.slice()));
-    }
-    let features = h;
-    if (!d.useFcNorm) {
-      const s = cache ? allocSaved(normSaves(c, B, N, false), cache.arena) : null;
-      features = s ? s.features : new Float32Array(BN * D);
-      be.layernormForward(features, s ? s.normMean : null, s ? s.normRstd : null, h, this.params.get('norm.weight'),
-        this.params.get('norm.bias'), BN, D, c.layer_norm_eps);
-      if (cache) cache.norm = s!;
-    } else if (cache) {
-      cache.norm = allocSaved(normSaves(c, B, N, true), cache.arena);
-    }
-    if (cache) { cache.xL = h; cache.features = features; }
-    const out: FeaturesOutput = { features: new Tensor([B, N, D], features) };
-    if (hidden) out.hiddenStates = hidden;
-    if (attns) out.attentions = attns;
+    const B = x.shape[0]!, D = this.config.embed_dim, NH = this.config.num_heads, N = t.N;
+    const f = this.core.features(x.data, B, t, this.memOf(opts.cache), opts);
+    const out: FeaturesOutput = { features: new Tensor([B, N, D], f.features) };
+    if (f.hidden) out.hiddenStates = f.hidden.map((h) => new Tensor([B, N, D], h));
+    if (f.attentions) out.attentions = f.attentions.map((a) => new Tensor([B, NH, N, N], a));
     return out;
   }
 
@@ -346,24 +463,6 @@ export class VisionTransformer implements Model {
     return { features: f.features, intermediates: idx.map((i) => f.hiddenStates![i + 1]!) };
   }
 
-  private runHead(features: Tensor, wantLogits: boolean, cache?: ForwardCache, probsOut?: Float32Array | null): ReturnType<typeof headForward> & { R: number } {
-    const c = this.config, d = dims(c);
-    checkFeatureShape(features.shape, d.D, 'forwardHead', d.numPrefix + 1);
-    const [B, N] = features.shape as [number, number, number];
-    const numPrefix = d.numPrefix;
-    const arena = cache?.arena;
-    const hs = allocSaved(headSaves(c, B, N, d.useFcNorm), arena);
-    let pool: (() => Float32Array) | null = null;
-    if (c.global_pool === 'map') {
-      const ps = allocSaved(poolSaves(c, B, N), arena);
-      if (cache) cache.pool = ps;
-      pool = () => attnPoolForward(this.ctx(arena), c, ps, features.data, B, N, probsOut ?? null);
-    }
-    const out = headForward(this.ctx(arena), c, hs, features.data, B, N, numPrefix, d.useFcNorm, wantLogits, pool);
-    if (cache) { cache.head = hs; cache.preLogits = out.pre; }
-    return { ...out, R: headRows(c, B, N) };
-  }
-
   /** forward_head: pool, fc_norm, head. preLogits returns the head input (B, D). */
   forwardHead(features: Tensor, opts: { preLogits?: boolean; cache?: ForwardCache } = {}): Tensor {
     const h = this.forwardHeads(features, opts);
@@ -373,9 +472,10 @@ export class VisionTransformer implements Model {
 
   /** The head's outputs: pre-logits, logits and (DeiT) both heads' logits. */
   forwardHeads(features: Tensor, opts: { preLogits?: boolean; cache?: ForwardCache; poolAttention?: Float32Array } = {}): HeadsOutput {
-    const c = this.config, D = c.embed_dim, K = c.num_classes;
+    const c = this.config, d = dims(c), D = c.embed_dim, K = c.num_classes;
+    checkFeatureShape(features.shape, d.D, 'forwardHead', d.numPrefix + 1);
     const [B, N] = features.shape as [number, number, number];
-    const r = this.runHead(features, !opts.preLogits, opts.cache, opts.poolAttention ?? null);
+    const r = this.core.head(features.data, B, N, !opts.preLogits, this.memOf(opts.cache), opts.cache, opts.poolAttention ?? null);
     const rowShape = (w: number) => (c.global_pool === '' ? [B, N, w] : [B, w]);
     const out: HeadsOutput = { preLogits: new Tensor(rowShape(D), r.pre), logits: r.logits ? new Tensor(rowShape(K), r.logits) : null };
     if (r.cls) out.clsLogits = new Tensor([B, K], r.cls);
@@ -394,7 +494,7 @@ export class VisionTransformer implements Model {
    * (B, K) (dL/d pre-logits (B, D) without a head) and the cache of the forward that produced them.
    */
   backward(cache: ForwardCache, dlogits: Float32Array, grads: ParamTable, options: BackwardOptions = {}): void {
-    const c = this.config, d = dims(c), be = this.backend;
+    const c = this.config, d = dims(c);
     if (!cache || !cache.blocks || cache.blocks.length !== c.depth || !cache.preLogits || !cache.layout) {
       throw new VitkitError('backward needs the cache of a full training forward: model.forward(x, { cache })');
     }
@@ -412,52 +512,42 @@ export class VisionTransformer implements Model {
       if (!c.distilled || K === 0) throw new VitkitError('dDistLogits needs a distilled model with a head (config.distilled, num_classes > 0)');
       if (options.dDistLogits.length !== B * K) throw new VitkitError(`Expected dDistLogits of (${B}, ${K}) (${B * K} values) but received ${options.dDistLogits.length} values`);
     }
-    const arena = options.arena ?? cache.arena;
-    const ctx: GradCtx = { be, params: this.params, grads, arena };
-    const pool = cache.pool;
-    const poolBack = pool ? (dz: Float32Array, dfeat: Float32Array) => attnPoolBackward(ctx, c, pool, cache.features, dz, dfeat, B, N) : null;
-    const dfeat = headBackward(ctx, c, cache.head, cache.features, dlogits, options.dDistLogits, B, N, t.numPrefix, d.useFcNorm, poolBack);
-    let dx = dfeat; // (B*N, D)
-    if (!d.useFcNorm) {
-      dx = allocFrom(arena, B * N * D); // zeroed: layernormBackward accumulates
-      be.layernormBackward(dx, grads.get('norm.weight'), grads.get('norm.bias'), dfeat, cache.xL, this.params.get('norm.weight'),
-        cache.norm.normMean, cache.norm.normRstd, B * N, D);
-    }
-    for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(ctx, c, i, cache.blocks[i]!, dx, B, N, options.onAttnOutputGrad);
-    const e = cache.embed;
-    if (c.pre_norm) {
-      const dtok = allocFrom(arena, B * N * D); // zeroed
-      const tokens = t.numPrefix > 0 ? e.tokens : e.patches;
-      be.layernormBackward(dtok, grads.get('norm_pre.weight'), grads.get('norm_pre.bias'), dx, tokens, this.params.get('norm_pre.weight'),
-        e.preMean, e.preRstd, B * N, D);
-      dx = dtok;
-    }
-    const learned = c.pos_embed === 'learn', onPatches = c.pos_embed !== 'learn' || c.no_embed_class;
-    // the gradient of the position table used: pos_embed itself, or its resampled copy (folded back below)
-    const posPrefix = onPatches ? 0 : t.numPrefix;
-    const dposUsed = !learned ? null : cache.posResampled ? allocFrom(arena, (posPrefix + t.numPatches) * D) : grads.get('pos_embed');
-    const dpatches = tokensBackward(ctx, c, dx, dposUsed, onPatches, B, t.numPatches, t.numPrefix, D);
-    if (learned && cache.posResampled) {
-      // resampling is linear, pos' = M pos on the grid rows (prefix rows copied): dpos += M^T dpos'
-      const dpos = grads.get('pos_embed');
-      if (posPrefix > 0) be.add(dpos.subarray(0, posPrefix * D), dpos.subarray(0, posPrefix * D), dposUsed!.subarray(0, posPrefix * D), posPrefix * D);
-      const n = d.posGridH * d.posGridW, m = t.numPatches;
-      const M = this.resampleMatrix(t); // (m, n)
-      be.gemm(true, false, n, D, m, 1, M, n, dposUsed!.subarray(posPrefix * D), D, 1, dpos.subarray(posPrefix * D), D);
-    }
-    const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
     if (options.dinput) {
-      const want = B * c.in_chans * H * W;
+      const want = B * c.in_chans * t.gridH * c.patch_size * t.gridW * c.patch_size;
       if (options.dinput.length !== want) throw new VitkitError(`dinput has ${options.dinput.length} values, expected ${want} (B, C, H, W)`);
     }
-    patchEmbedBackward(ctx, dpatches, e.cols, options.dinput, B, c.in_chans, H, W, c.patch_size, D);
+    const mem = options.arena ? hostMem(options.arena) : this.memOf(cache);
+    this.core.backward(cache, dlogits, grads, mem, options);
   }
+}
+
+/** Validate a pixel_values shape (B, C, H, W) against a config and return the token layout of that size. */
+export function checkPixelShape(c: ViTConfig, shape: readonly number[]): TokenLayout {
+  const [h, w] = imgHW(c);
+  if (shape.length !== 4) {
+    throw new VitkitError(`Expected pixel_values of shape (B, ${c.in_chans}, ${h}, ${w}) but received ${shapeStr(shape)}`);
+  }
+  const [B, C, H, W] = shape as [number, number, number, number];
+  if (C !== c.in_chans) {
+    throw new VitkitError(`Input has ${C} channels but the model expects in_chans ${c.in_chans} (pixel_values ${shapeStr(shape)})`);
+  }
+  if (!(B >= 1)) throw new VitkitError(`Expected at least one image in pixel_values but received ${shapeStr(shape)}`);
+  if (c.dynamic_img_size) {
+    if (H % c.patch_size !== 0 || W % c.patch_size !== 0 || H < c.patch_size || W < c.patch_size) {
+      throw new VitkitError(`Input size ${H}x${W} (pixel_values ${shapeStr(shape)}) must be a positive multiple of patch_size ${c.patch_size} on both sides`);
+    }
+  } else {
+    if (H !== h) throw new VitkitError(`Input height (${H}) doesn't match model (${h}).`);
+    if (W !== w) throw new VitkitError(`Input width (${W}) doesn't match model (${w}).`);
+  }
+  return tokenLayout(c, H / c.patch_size, W / c.patch_size);
 }
 
 /** An empty cache to pass to forward(x, { cache }) (the forward fills every field). */
 export function emptyCache(arena?: Arena): ForwardCache {
   const cache = { B: 0, blocks: [] } as unknown as ForwardCache;
   if (arena) cache.arena = arena;
+  cache.mem = hostMem(arena);
   return cache;
 }
 

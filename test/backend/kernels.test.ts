@@ -345,15 +345,15 @@ test('thread pool survives shrinking and growing between calls', () => {
   const n = 1 << 16;
   const a = randn(n, 21), b = randn(n, 22), want = new Float32Array(n), out = new Float32Array(n);
   reference.add(want, a, b, n);
-  const before = native.getThreads();
+  const before = native.threads!.getThreads();
   try {
     for (const t of [2, 1, 2, 3, 1, 2]) {
-      native.setThreads(t);
+      native.threads!.setThreads(t);
       out.fill(0);
       native.add(out, a, b, n);
       assert.equal(maxAbsDiff(out, want), 0, `threads ${t}`);
     }
   } finally {
-    native.setThreads(before);
+    native.threads!.setThreads(before);
   }
 });

@@ -29,7 +29,7 @@ if (process.env[CHILD]) {
   const outs = Array.from({ length: BURST }, () => new Float32Array(MAXN + 1));
   const ns = new Int32Array(BURST), rs = new Int32Array(BURST), cs = new Int32Array(BURST);
   // layernormBackward cases and their 1-thread results
-  be.setThreads(1);
+  be.threads!.setThreads(1);
   const lnb = [[17, 64 * 8], [33, 64 * 5], [40, 64 * 3 + 7], [20, 64 * 8 - 1]].flatMap((rc) => [rc, rc]).map(([R, C]) => {
     const x = randn(R! * C!, 6, 2), w = randn(C!, 7), g = randn(R! * C!, 8), bb = randn(C!, 9);
     const mean = new Float32Array(R!), rstd = new Float32Array(R!), y = new Float32Array(R! * C!);
@@ -39,8 +39,8 @@ if (process.env[CHILD]) {
     return { R: R!, C: C!, x, w, g, mean, rstd, dx1, dw1, db1, dx: new Float32Array(R! * C!), dw: new Float32Array(C!), db: new Float32Array(C!) };
   });
   for (const T of [3, 4, 8]) {
-    be.setThreads(T);
-    if (be.getThreads() !== T) throw new Error(`setThreads(${T}) -> ${be.getThreads()}`);
+    be.threads!.setThreads(T);
+    if (be.threads!.getThreads() !== T) throw new Error(`setThreads(${T}) -> ${be.threads!.getThreads()}`);
     for (let it = 0; it < CALLS; it += BURST) {
       const kind = rnd(3);
       if (kind === 2) {
@@ -98,17 +98,17 @@ if (process.env[CHILD]) {
     const { getBackend } = await import('../../src/backend/index.js');
     const { runCli } = await import('../../src/index.js');
     const be = getBackend('native'); // loaded before the CLI runs
-    const before = be.getThreads();
+    const before = be.threads!.getThreads();
     const log = console.log;
     try {
-      be.setThreads(3);
-      assert.equal(be.getThreads(), 3);
+      be.threads!.setThreads(3);
+      assert.equal(be.threads!.getThreads(), 3);
       console.log = () => {};
       for (const t of [1, 2]) {
         const code = await runCli(['node', 'vitkit', '--threads', String(t), 'info', 'vit_tiny_patch16_224', '--json']);
         assert.equal(code, 0);
-        assert.equal(be.getThreads(), t, `after --threads ${t}`);
-        assert.equal(getBackend().getThreads(), t);
+        assert.equal(be.threads!.getThreads(), t, `after --threads ${t}`);
+        assert.equal(getBackend().threads!.getThreads(), t);
       }
       // a malformed value changes nothing
       const err = console.error;
@@ -118,10 +118,10 @@ if (process.env[CHILD]) {
       } finally {
         console.error = err;
       }
-      assert.equal(be.getThreads(), 2);
+      assert.equal(be.threads!.getThreads(), 2);
     } finally {
       console.log = log;
-      be.setThreads(before);
+      be.threads!.setThreads(before);
     }
   });
 
@@ -129,15 +129,15 @@ if (process.env[CHILD]) {
     const { getBackend } = await import('../../src/backend/index.js');
     const { VitkitError } = await import('../../src/errors.js');
     const be = getBackend('native');
-    const before = be.getThreads();
+    const before = be.threads!.getThreads();
     try {
-      be.setThreads(3);
+      be.threads!.setThreads(3);
       const n = 4096, a = randn(n, 4), b = randn(n, 5), out = new Float32Array(n);
       assert.throws(() => be.add(out, a, b, n + 1), VitkitError);
       be.add(out, a, b, n);
       for (let i = 0; i < n; i++) assert.equal(out[i], Math.fround(a[i]! + b[i]!));
     } finally {
-      be.setThreads(before);
+      be.threads!.setThreads(before);
     }
   });
 }

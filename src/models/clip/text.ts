@@ -9,6 +9,7 @@
  * Causal attention: `causalBackend` wraps a backend so that the blocks' attention forward and
  * backward pass the kernels' causal flag (j > i gets probability exactly 0, as PyTorch's -inf mask).
  */
+import { hostMem } from '../../nn/mem.js';
 import type { Backend } from '../../backend/backend.js';
 import { VitkitError, shapeStr } from '../../errors.js';
 import type { ParamSpec, ParamTable } from '../../nn/params.js';
@@ -134,10 +135,10 @@ export class TextTower {
         for (let d = 0; d < W; d++) x[o + d] = tok[e + d]! + pos[p + d]!;
       }
     }
-    const ctx: LayerCtx = { be: this.causal, params: this.params };
+    const ctx: LayerCtx<Float32Array> = { be: this.causal, params: this.params, mem: hostMem() };
     const blocks: BlockCache[] = [];
     for (let i = 0; i < c.text.layers; i++) {
-      const saved: BlockCache | null = cache ? { ...allocSaved(blockSaves(this.blockCfg, B, L)), x } : null;
+      const saved: BlockCache | null = cache ? { ...allocSaved(blockSaves(this.blockCfg, B, L), ctx.mem), x } : null;
       x = blockForward(ctx, this.blockCfg, i, x, B, L, null, saved, this.scratch);
       if (saved) blocks.push(saved);
     }
@@ -164,7 +165,7 @@ export class TextTower {
     be.layernormBackward(dpooled, G('ln_final.weight'), G('ln_final.bias'), dln, cache.pooled, P('ln_final.weight'), cache.lnMean, cache.lnRstd, B, W);
     let dx: Float32Array = new Float32Array(B * L * W); // (B*L, W)
     for (let b = 0; b < B; b++) dx.set(dpooled.subarray(b * W, (b + 1) * W), (b * L + cache.eos[b]!) * W);
-    const ctx: GradCtx = { be: this.causal, params: this.params, grads };
+    const ctx: GradCtx<Float32Array> = { be: this.causal, params: this.params, grads, mem: hostMem() };
     for (let i = c.text.layers - 1; i >= 0; i--) dx = blockBackward(ctx, this.blockCfg, i, cache.blocks[i]!, dx, B, L);
     be.biasBackward(G('positional_embedding'), dx, B, L * W);
     const dtok = G('token_embedding.weight');
