@@ -102,3 +102,12 @@ export interface ThreadControl {
   setThreads(n: number): void;
   getThreads(): number;
 }
+
+/** Every op of Ops<T>, by name (a backend must implement each: test/backend checks it). */
+export const OP_NAMES = [
+  'gemm', 'linearForward', 'layernormForward', 'layernormBackward', 'geluForward', 'geluBackward', 'softmaxForward', 'softmaxBackward', 'attentionForward', 'attentionBackward', 'im2colPatches', 'col2imPatches', 'add', 'biasAdd', 'biasBackward', 'copyRows', 'meanRows', 'meanRowsBackward', 'mulColumnsAdd', 'mulColumnsBackward', 'actForward', 'actBackward', 'gluForward', 'gluBackward', 'axpby', 'crossAttentionForward', 'crossAttentionBackward', 'scale', 'emaUpdate',
+] as const satisfies readonly (keyof Ops<unknown>)[];
+
+/** compile-time check that OP_NAMES lists every op */
+type Missing = Exclude<keyof Ops<unknown>, (typeof OP_NAMES)[number]>;
+export const OP_NAMES_COMPLETE: Missing extends never ? true : Missing = true;
