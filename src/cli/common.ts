@@ -1,6 +1,7 @@
 /** Shared CLI helpers: option parsing with clear errors, output-file safety, loading a model for inference. */
 import { existsSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEVICE_NAMES, type DeviceName } from '../models/runner.js';
 import { VitkitError, expected } from '../errors.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../io/checkpoint.js';
 import { PRESETS } from '../models/presets.js';
@@ -36,6 +37,12 @@ export function parseChoice<T extends string>(name: string, values: readonly T[]
     if (!(values as readonly string[]).includes(v)) throw invalid(`one of ${values.join(', ')}`, name, v);
     return v as T;
   };
+}
+
+/** The --device option of every command that runs a model: cpu (native kernels) or webgpu. */
+export function deviceOption(cmd: Command): Command {
+  return cmd.option('--device <name>', `where the model runs: ${DEVICE_NAMES.join(' | ')} (webgpu needs the optional package \`webgpu\` and an adapter)`,
+    parseChoice('--device', DEVICE_NAMES), 'cpu' as DeviceName);
 }
 
 /** Refuse to replace a user's file unless --overwrite was given. */

@@ -2,10 +2,11 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
-import { checkOutput, loadForInference, parseIntOpt } from './common.js';
+import { checkOutput, deviceOption, loadForInference, parseIntOpt } from './common.js';
+import type { DeviceName } from '../models/runner.js';
 
 export function embedCommand(): Command {
-  return new Command('embed')
+  return deviceOption(new Command('embed'))
     .description('pre-logits embeddings of images (files and/or folders, searched recursively) to a .safetensors or .jsonl file')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
     .requiredOption('-o, --out <file>', 'output: .safetensors (tensor "embeddings" (n, D), file names in the metadata "names") or .jsonl ({"name", "embedding"} per line)')
@@ -14,13 +15,13 @@ export function embedCommand(): Command {
     .option('--overwrite', 'replace the output file if it exists')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<images...>', 'image files or folders')
-    .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean; randomWeights?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; out: string; normalize?: boolean; batchSize: number; overwrite?: boolean; randomWeights?: boolean; device: DeviceName }) => {
       embedFormat(o.out);
       checkOutput(o.out, o.overwrite);
       cleanStaleTemps(path.dirname(path.resolve(o.out)));
       const files = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
-      const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize });
+      const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize, device: o.device });
       writeEmbeddings(o.out, files, data, dim, { model: o.model, normalized: o.normalize ?? false }, o.overwrite ?? false);
       console.log(`wrote ${files.length} embeddings of ${dim} values${o.normalize ? ' (L2-normalized)' : ''} to ${o.out}`);
     });

@@ -3,6 +3,7 @@
  * per-class accuracy and the confusion matrix on the data's evaluation set (MNIST's test split,
  * CIFAR-10's test_batch, an image folder's val/, a tensor file).
  */
+import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command, Option } from 'commander';
 import { VitkitError } from '../errors.js';
 import { loadModel } from '../io/checkpoint.js';
@@ -11,7 +12,7 @@ import { sharedI32, type Dataset } from '../data/dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { evaluateModel, type EvalReport } from '../train/loop.js';
 import { preparePipeline } from './train.js';
-import { parseIntOpt } from './common.js';
+import { deviceOption, parseIntOpt } from './common.js';
 
 export interface EvalOutput extends EvalReport {
   model: string;
@@ -31,7 +32,7 @@ function remapLabels(ds: Dataset, dataNames: string[] | null, modelLabels: strin
   return { ...ds, labels };
 }
 
-export async function evaluateCli(o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error' }, warn: (s: string) => void = (s) => console.error(s)): Promise<EvalOutput> {
+export async function evaluateCli(o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; device?: DeviceName }, warn: (s: string) => void = (s) => console.error(s)): Promise<EvalOutput> {
   const lm = loadModel(o.model);
   const data = openData(o.data, { purpose: 'eval' });
   if (!data.val || data.val.n === 0) throw new VitkitError(`Expected images to evaluate in ${o.data} but received none`);
@@ -39,7 +40,9 @@ export async function evaluateCli(o: { model: string; data: string; batchSize: n
   const pipeline = preparePipeline(lm.model, lm.preprocess, [val], o.onBadImage);
   const loader = new BatchLoader({ train: null, val, pipeline, workers: o.workers ?? (data.kind === 'folder' ? 2 : 1), onSkip: (f) => warn(`warning: skipped unreadable image ${f}`) });
   try {
-    const r = await evaluateModel(lm.model, loader, o.batchSize);
+    const runner = await runnerFor(lm.model, o.device ?? 'cpu');
+    const r = await evaluateModel(lm.model, loader, o.batchSize, (x) => runner.forward(x));
+    runner.release();
     return { model: o.model, data: o.data, labels: lm.labels, ...r };
   } finally {
     await loader.close();
@@ -74,7 +77,7 @@ export function formatEval(r: EvalOutput): string[] {
 }
 
 export function evalCommand(): Command {
-  return new Command('eval')
+  return deviceOption(new Command('eval'))
     .description('evaluate a checkpoint on a dataset: accuracy, top-5, per-class accuracy and the confusion matrix')
     .requiredOption('-m, --model <dir>', 'checkpoint directory (timm or Hugging Face layout)')
     .requiredOption('-d, --data <source>', 'mnist (test split) | image folder (val/ or <class>/) | CIFAR-10 folder (test_batch) | .safetensors with x and y')
@@ -82,7 +85,7 @@ export function evalCommand(): Command {
     .option('--workers <n>', 'data worker threads (0: main thread)', parseIntOpt('--workers', 0))
     .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
     .option('--json', 'print {"acc", "top5", "loss", "count", "per_class", "confusion", "labels"} as JSON')
-    .action(async (o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; json?: boolean }) => {
+    .action(async (o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; json?: boolean; device: DeviceName }) => {
       const r = await evaluateCli(o);
       if (o.json) {
         console.log(JSON.stringify({ model: r.model, data: r.data, count: r.count, acc: r.acc, top5: r.top5, loss: r.loss, per_class: r.perClass, confusion: r.confusion, labels: r.labels }));

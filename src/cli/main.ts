@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, VitkitError } from '../errors.js';
 import { parseIntOpt } from './common.js';
 import { setNativeThreads } from '../backend/native.js';
+import { closeDevices } from '../models/runner.js';
 import '../backend/index.js'; // registers the native backend as the default
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
@@ -81,5 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`error: ${err.message ?? String(e)}`);
     if (process.env['VITKIT_DEBUG']) console.error(err.stack);
     return 1;
+  } finally {
+    await closeDevices(); // a process that used the GPU exits by itself
   }
 }

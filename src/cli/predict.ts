@@ -5,7 +5,8 @@ import { collectImages } from '../embed/embed.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { Tensor } from '../tensor.js';
 import { softmax, topK } from '../nn/functional.js';
-import { loadForInference, parseIntOpt } from './common.js';
+import { deviceOption, loadForInference, parseIntOpt } from './common.js';
+import { runnerFor, type DeviceName } from '../models/runner.js';
 import { imgHW } from '../models/config.js';
 
 export interface Prediction {
@@ -14,15 +15,16 @@ export interface Prediction {
 }
 
 /** Classify image files: the top-k classes with probabilities, per image. */
-export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8, opts: { randomWeights?: boolean } = {}): Promise<Prediction[]> {
+export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8, opts: { randomWeights?: boolean; device?: DeviceName } = {}): Promise<Prediction[]> {
   const { model, preprocess, labels } = loadForInference(modelSource, { randomWeights: opts.randomWeights ?? false, command: 'predict' });
+  const runner = await runnerFor(model, opts.device ?? 'cpu');
   const K = model.config.num_classes;
   const out: Prediction[] = [];
   const { in_chans: C } = model.config;
   for (let i = 0; i < images.length; i += batchSize) {
     const batch = images.slice(i, i + batchSize);
     const pixels = await preprocessBatch(batch, preprocess);
-    const logits = model.forward(new Tensor([batch.length, C, ...imgHW(model.config)], pixels));
+    const logits = await runner.forward(new Tensor([batch.length, C, ...imgHW(model.config)], pixels));
     const probs = softmax(logits.data, batch.length, K);
     for (let b = 0; b < batch.length; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);
@@ -31,11 +33,12 @@ export async function predictImages(modelSource: string, images: string[], k = 5
       out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, prob: row[j]! })) });
     }
   }
+  runner.release();
   return out;
 }
 
 export function predictCommand(): Command {
-  return new Command('predict')
+  return deviceOption(new Command('predict'))
     .description('classify images with a checkpoint directory or preset: top-k labels with probabilities')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name')
     .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)
@@ -43,9 +46,9 @@ export function predictCommand(): Command {
     .option('--json', 'print [{"image", "top": [{"index", "label", "prob"}]}]')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')})`)
-    .action(async (inputs: string[], o: { model: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean; device: DeviceName }) => {
       const images = collectImages(inputs);
-      const preds = await predictImages(o.model, images, o.topK, o.batchSize, { randomWeights: o.randomWeights ?? false });
+      const preds = await predictImages(o.model, images, o.topK, o.batchSize, { randomWeights: o.randomWeights ?? false, device: o.device });
       if (o.json) {
         console.log(JSON.stringify(preds));
         return;

@@ -3,7 +3,9 @@ import { loadModel } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
-import { checkOutput } from './common.js';
+import { checkOutput, deviceOption } from './common.js';
+import { runnerFor, type DeviceName } from '../models/runner.js';
+import { checkPixelShape } from '../models/vit.js';
 import { attentionRollout } from '../explain/rollout.js';
 import { CLIP_RUN_OUTPUTS, runClip } from '../models/clip/run.js';
 import { clipLayoutOf } from '../models/clip/load.js';
@@ -22,9 +24,6 @@ export function parseOutputs(s: string): RunOutput[] {
   return names as RunOutput[];
 }
 
-/** The heads' outputs as the model computes them (DeiT: both heads before averaging too). */
-interface Heads { preLogits: Tensor; logits: Tensor | null; clsLogits?: Tensor; distLogits?: Tensor }
-type WithHeads = { forwardHeads?: (features: Tensor) => Heads };
 
 /**
  * Run a model on `pixel_values` from a safetensors file and return the named outputs:
@@ -32,8 +31,11 @@ type WithHeads = { forwardHeads?: (features: Tensor) => Heads };
  * Identity head), pre_logits (the head input), features (B, N, D) after the final norm, hidden_states.{0..L}
  * (0 = block 0 input), attentions.{0..L-1} (B, NH, N, N), rollout, and for DeiT cls_logits / dist_logits.
  */
-export function runModel(modelSource: string, input: string, outputs: RunOutput[]): Record<string, StTensorIn> {
-  if (clipLayoutOf(modelSource)) return runClip(modelSource, input, outputs);
+export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu'): Promise<Record<string, StTensorIn>> {
+  if (clipLayoutOf(modelSource)) {
+    if (device !== 'cpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);
+    return runClip(modelSource, input, outputs);
+  }
   const clipOnly = outputs.filter((o) => (CLIP_RUN_OUTPUTS as readonly string[]).includes(o));
   if (clipOnly.length) throw new VitkitError(`Output ${clipOnly.join(', ')} needs a CLIP model (open_clip_config.json or a Hugging Face CLIPModel) but ${modelSource} is not one`);
   const { model } = loadModel(modelSource);
@@ -45,20 +47,20 @@ export function runModel(modelSource: string, input: string, outputs: RunOutput[
   if (pv.shape.length !== 4) throw new VitkitError(`pixel_values in ${input} must be (B, C, H, W) but has shape ${shapeStr(pv.shape)}`);
   const x = new Tensor(pv.shape, pv.data);
   const wantAttn = outputs.includes('attentions') || outputs.includes('rollout');
-  const f = model.forwardFeatures(x, { hiddenStates: outputs.includes('hidden_states'), attentions: wantAttn });
-  const res: Record<string, StTensorIn> = {};
-  const put = (name: string, t: Tensor) => { res[name] = { shape: t.shape, data: t.data }; };
   const wantDist = outputs.includes('cls_logits') || outputs.includes('dist_logits');
   if (wantDist && (!model.config.distilled || model.config.num_classes === 0)) {
     throw new VitkitError(`--outputs cls_logits/dist_logits need a distilled model with a head (DeiT); ${modelSource} has distilled ${model.config.distilled}, num_classes ${model.config.num_classes}`);
   }
-  if (outputs.includes('logits')) {
-    put('logits', model.config.num_classes === 0 ? model.forwardHead(f.features, { preLogits: true }) : model.forwardHead(f.features));
-  }
-  if (outputs.includes('pre_logits')) put('pre_logits', model.forwardHead(f.features, { preLogits: true }));
+  checkPixelShape(model.config, x.shape);
+  const runner = await runnerFor(model, device);
+  const { features: f, heads } = await runner.forwardAll(x, { hiddenStates: outputs.includes('hidden_states'), attentions: wantAttn });
+  runner.release();
+  const res: Record<string, StTensorIn> = {};
+  const put = (name: string, t: Tensor) => { res[name] = { shape: t.shape, data: t.data }; };
+  if (outputs.includes('logits')) put('logits', heads.logits ?? heads.preLogits);
+  if (outputs.includes('pre_logits')) put('pre_logits', heads.preLogits);
   if (wantDist) {
-    const heads = (model as unknown as WithHeads).forwardHeads?.(f.features);
-    if (!heads?.clsLogits || !heads.distLogits) throw new VitkitError('This build of the model does not expose the two DeiT heads (forwardHeads)');
+    if (!heads.clsLogits || !heads.distLogits) throw new VitkitError('This build of the model does not expose the two DeiT heads (forwardHeads)');
     if (outputs.includes('cls_logits')) put('cls_logits', heads.clsLogits);
     if (outputs.includes('dist_logits')) put('dist_logits', heads.distLogits);
   }
@@ -70,16 +72,16 @@ export function runModel(modelSource: string, input: string, outputs: RunOutput[
 }
 
 export function runCommand(): Command {
-  return new Command('run')
+  return deviceOption(new Command('run'))
     .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
     .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])
     .option('--overwrite', 'replace the output file if it exists')
-    .action((o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean }) => {
+    .action(async (o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean; device: DeviceName }) => {
       checkOutput(o.output, o.overwrite);
-      const res = runModel(o.model, o.input, o.outputs);
+      const res = await runModel(o.model, o.input, o.outputs, o.device);
       writeSafetensors(o.output, res, { producer: 'vitkit' }, { overwrite: o.overwrite ?? false });
       console.log(`wrote ${Object.keys(res).length} tensors to ${o.output}: ${Object.entries(res).map(([k, v]) => `${k} ${shapeStr(v.shape)}`).join(', ')}`);
     });

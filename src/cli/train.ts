@@ -3,6 +3,7 @@
  * checkpoint directory (fine-tuning), on any data `--data` names (see data/open.ts), with a
  * progress bar, validation after every epoch, resumable checkpoints and Ctrl-C handling.
  */
+import type { DeviceName } from '../models/runner.js';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -23,7 +24,7 @@ import type { Pipeline } from '../data/batch.js';
 import {
   DEFAULT_SETTINGS, STATE_FILE, readRunState, trainRun, type EpochMetrics, type ModelMeta, type ProgressSink, type RunResult, type TrainSettings,
 } from '../train/loop.js';
-import { parseFloatOpt, parseIntOpt } from './common.js';
+import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -245,6 +246,8 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   stopAfterSteps?: number;
   maxClasses: number;
   teacher?: string;
+  /** where the steps run */
+  device?: DeviceName;
 }
 
 /** --teacher: a classifier checkpoint for DeiT hard distillation; the student must be distilled and see the same pixels. */
@@ -320,6 +323,8 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
       ...(teacher ? { teacher } : {}),
+    ...(o.device ? { device: o.device } : {}),
+      ...(o.device ? { device: o.device } : {}),
       ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
       data: { source: dataSrc, ...dataRec },
     });
@@ -373,7 +378,7 @@ export function summaryLines(r: TrainCliResult): string[] {
 
 export function trainCommand(): Command {
   const f = (name: string, min = -Infinity, max = Infinity) => parseFloatOpt(name, min, max);
-  const cmd = new Command('train')
+  const cmd = deviceOption(new Command('train'))
     .description('train a ViT from a preset / config (from scratch) or a checkpoint directory (fine-tuning); checkpoints, metrics.jsonl and curves.png go to --out')
     .option('-m, --model <preset|dir|config.json>', 'preset name (from scratch), checkpoint directory (fine-tune) or JSON config')
     .option('-d, --data <source>', 'mnist | image folder (<class>/*.jpg, or train/ + val/) | CIFAR-10 binary folder | .safetensors with x (B,C,H,W) and y (B)')
@@ -412,6 +417,7 @@ export function trainCommand(): Command {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
     const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');
     if (task !== 'classification' && task !== 'clip') throw new VitkitError(`Expected --task classification or clip but received ${JSON.stringify(task)}`);
+    if (task === 'clip' && o.device && o.device !== 'cpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);

@@ -3,6 +3,7 @@
  * patch tokens after fc_norm) of each image, optionally L2-normalized, written as safetensors
  * (`embeddings` (n, D) F32, the file names in the metadata) or JSON lines.
  */
+import { runnerFor, type DeviceName } from '../models/runner.js';
 import { existsSync, readdirSync, statSync, writeFileSync, renameSync, unlinkSync, linkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -58,16 +59,24 @@ export function embedPixels(model: Model, x: Tensor, normalize = false): Float32
 }
 
 /** Embeddings (n, D) of image files. */
-export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number } = {}): Promise<{ data: Float32Array; dim: number }> {
+export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number; device?: DeviceName } = {}): Promise<{ data: Float32Array; dim: number }> {
   const { model, preprocess } = loaded;
+  const runner = opts.device && opts.device !== 'cpu' ? await runnerFor(model, opts.device) : null;
   const { in_chans: C, embed_dim: D } = model.config;
   const bs = opts.batchSize ?? 8;
   const out = new Float32Array(files.length * D);
   for (let i = 0; i < files.length; i += bs) {
     const batch = files.slice(i, i + bs);
     const px = await preprocessBatch(batch, preprocess);
-    out.set(embedPixels(model, new Tensor([batch.length, C, ...imgHW(model.config)], px), opts.normalize ?? false), i * D);
+    const x = new Tensor([batch.length, C, ...imgHW(model.config)], px);
+    if (runner) {
+      const pre = (await runner.embed(x)).data; // (B, D)
+      out.set(opts.normalize ? l2normalize(pre, batch.length, D) : pre, i * D);
+    } else {
+      out.set(embedPixels(model, x, opts.normalize ?? false), i * D);
+    }
   }
+  runner?.release();
   return { data: out, dim: D };
 }
 

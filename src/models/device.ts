@@ -11,7 +11,7 @@
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { DeviceBackend, DeviceTensor } from '../backend/device.js';
-import type { Ops } from '../backend/ops.js';
+import { OP_NAMES, type Ops } from '../backend/ops.js';
 import type { Mem, Params } from '../nn/mem.js';
 import type { ParamSpec } from '../nn/params.js';
 import type { ParamTable } from '../nn/params.js';
@@ -135,6 +135,8 @@ export class DeviceViT {
   /** Uploads `model`'s weights to `dev` (a snapshot: later host changes need `upload()`). */
   constructor(readonly model: VisionTransformer, readonly dev: ComputeDevice) {
     if (model.family !== 'vit') throw new VitkitError(`A device model needs the vit family; received ${model.family}`);
+    const missing = OP_NAMES.filter((op) => typeof (dev as unknown as Record<string, unknown>)[op] !== 'function');
+    if (missing.length) throw new VitkitError(`The ${dev.name} device lacks ops the model needs: ${missing.join(', ')}`);
     this.config = model.config;
     this.params = DeviceParamTable.upload(dev, model.params);
     this.arena = new DeviceArena(dev);
@@ -201,36 +203,39 @@ export class DeviceViT {
     return (await this.dev.read(t)).slice(); // a copy: the arena reuses the buffer at the next forward
   }
 
-  /** forward_features on the device: (B, C, H, W) -> features (B, N, D), hidden states and attentions on request. */
-  async forwardFeatures(x: Tensor, opts: { hiddenStates?: boolean; attentions?: boolean } = {}): Promise<FeaturesOutput> {
+  /**
+   * One forward on the device and one read of what was asked for: the features (B, N, D), hidden
+   * states and attention maps on request, and the head's outputs (pre-logits, logits, DeiT's two heads).
+   */
+  async forwardAll(x: Tensor, opts: { hiddenStates?: boolean; attentions?: boolean; preLogits?: boolean } = {}): Promise<{ features: FeaturesOutput; heads: HeadsOutput }> {
     this.arena.reset();
     const mem = this.arena.mem();
+    const c = this.config, K = c.num_classes, D = c.embed_dim, NH = c.num_heads;
     const inp = this.input(x, mem);
     const f = this.featuresOn(inp.x, inp.B, inp.layout, mem, opts);
-    const { B } = inp, N = inp.layout.N, D = this.config.embed_dim, NH = this.config.num_heads;
-    const out: FeaturesOutput = { features: new Tensor([B, N, D], await this.readCopy(f.features)) };
-    if (f.hidden) out.hiddenStates = await Promise.all(f.hidden.map(async (h) => new Tensor([B, N, D], await this.readCopy(h))));
-    if (f.attentions) out.attentions = await Promise.all(f.attentions.map(async (a) => new Tensor([B, NH, N, N], await this.readCopy(a))));
-    return out;
-  }
-
-  /** The whole forward on the device, one read at the end: pre-logits, logits and (DeiT) both heads. */
-  async forwardHeads(x: Tensor, opts: { preLogits?: boolean } = {}): Promise<HeadsOutput> {
-    this.arena.reset();
-    const mem = this.arena.mem();
-    const c = this.config, K = c.num_classes, D = c.embed_dim;
-    const inp = this.input(x, mem);
-    const f = this.featuresOn(inp.x, inp.B, inp.layout, mem);
     const B = inp.B, N = inp.layout.N;
     const r = this.core.head(f.features, B, N, !opts.preLogits, mem);
+    const features: FeaturesOutput = { features: new Tensor([B, N, D], await this.readCopy(f.features)) };
+    if (f.hidden) features.hiddenStates = await Promise.all(f.hidden.map(async (h) => new Tensor([B, N, D], await this.readCopy(h))));
+    if (f.attentions) features.attentions = await Promise.all(f.attentions.map(async (a) => new Tensor([B, NH, N, N], await this.readCopy(a))));
     const rowShape = (w: number) => (c.global_pool === '' ? [B, N, w] : [B, w]);
-    const out: HeadsOutput = {
+    const heads: HeadsOutput = {
       preLogits: new Tensor(rowShape(D), await this.readCopy(r.pre)),
       logits: r.logits ? new Tensor(rowShape(K), await this.readCopy(r.logits)) : null,
     };
-    if (r.cls) out.clsLogits = new Tensor([B, K], await this.readCopy(r.cls));
-    if (r.dist) out.distLogits = new Tensor([B, K], await this.readCopy(r.dist));
-    return out;
+    if (r.cls) heads.clsLogits = new Tensor([B, K], await this.readCopy(r.cls));
+    if (r.dist) heads.distLogits = new Tensor([B, K], await this.readCopy(r.dist));
+    return { features, heads };
+  }
+
+  /** forward_features on the device: (B, C, H, W) -> features (B, N, D), hidden states and attentions on request. */
+  async forwardFeatures(x: Tensor, opts: { hiddenStates?: boolean; attentions?: boolean } = {}): Promise<FeaturesOutput> {
+    return (await this.forwardAll(x, { ...opts, preLogits: true })).features;
+  }
+
+  /** The whole forward on the device: pre-logits, logits and (DeiT) both heads. */
+  async forwardHeads(x: Tensor, opts: { preLogits?: boolean } = {}): Promise<HeadsOutput> {
+    return (await this.forwardAll(x, opts)).heads;
   }
 
   /** (B, C, H, W) -> logits (B, K) (pre-logits (B, D) without a head) */

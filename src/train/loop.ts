@@ -26,7 +26,11 @@ import { Tensor } from '../tensor.js';
 import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import { Trainer, type TrainerState } from './trainer.js';
+import type { TrainerState } from './trainer.js';
+import { DeviceRunTrainer, HostRunTrainer, type RunTrainer } from './run_trainer.js';
+import { DeviceViT } from '../models/device.js';
+import { webgpuDevice, type DeviceName } from '../models/runner.js';
+import type { VisionTransformer } from '../models/vit.js';
 import { crossEntropy } from './loss.js';
 import { BatchLoader } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
@@ -152,6 +156,8 @@ export interface RunOptions {
   data?: DataRecord;
   /** DeiT hard distillation: the distillation head learns this model's argmax (Trainer's teacher) */
   teacher?: Model;
+  /** where the steps run (default cpu) */
+  device?: DeviceName;
 }
 
 export interface RunResult {
@@ -210,8 +216,7 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
   writeFileAtomic(file, data, { overwrite: true });
 }
 
-function writeRunState(dir: string, model: Model, trainer: Trainer, run: RunState): void {
-  const s = trainer.state();
+function writeRunState(dir: string, model: Model, s: TrainerState, run: RunState): void {
   const n = model.params.count;
   const tensors: Record<string, StTensorIn> = {
     model: { dtype: 'F32', shape: [n], data: model.params.buffer },
@@ -259,14 +264,15 @@ export interface EvalReport {
 }
 
 /** Evaluate a model over the loader's validation set. */
-export async function evaluateModel(model: Model, loader: BatchLoader, batchSize: number): Promise<EvalReport> {
+export async function evaluateModel(model: Model, loader: BatchLoader, batchSize: number,
+  forward: (x: Tensor) => Tensor | Promise<Tensor> = (x) => model.forward(x)): Promise<EvalReport> {
   const K = model.config.num_classes;
   const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
   let lossSum = 0, count = 0, top1 = 0, top5 = 0;
   const { in_chans: C } = model.config;
   for await (const b of loader.evalBatches(batchSize)) {
     if (b.size === 0) continue;
-    const logits = model.forward(new Tensor([b.size, C, ...imgHW(model.config)], b.x));
+    const logits = await forward(new Tensor([b.size, C, ...imgHW(model.config)], b.x));
     lossSum += crossEntropy(logits, b.y, 0, K).loss * b.size;
     for (let i = 0; i < b.size; i++) {
       const row = logits.data.subarray(i * K, (i + 1) * K);
@@ -304,7 +310,15 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const K = model.config.num_classes;
   const stepsPerEpoch = Math.ceil(train.n / s.batchSize);
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
-  const trainer = new Trainer(model, { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) });
+  const topts = { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) };
+  let trainer: RunTrainer;
+  if ((opts.device ?? 'cpu') === 'cpu') {
+    trainer = new HostRunTrainer(model, topts);
+  } else {
+    if (model.family !== 'vit') throw new VitkitError(`train --device ${opts.device} trains the ViT family; this model is ${model.family}`);
+    const dm = new DeviceViT(model as VisionTransformer, await webgpuDevice());
+    trainer = new DeviceRunTrainer(dm, topts);
+  }
   const meta = opts.meta;
   let run: RunState;
   if (opts.resume) {
@@ -350,7 +364,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const checkpoint = async (final: boolean) => {
     run.step = trainer.stepCount;
     run.rng = { seed: s.seed, epochOrderState: epochRng(s.seed, run.epoch).state };
-    writeRunState(out, model, trainer, run);
+    writeRunState(out, model, await trainer.sync(), run);
     saveCheckpoint(out, model, meta, { overwrite: true });
     const ema = trainer.emaModel();
     if (ema) saveCheckpoint(path.join(out, 'ema'), ema, meta, { overwrite: true });
@@ -373,7 +387,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       for await (const batch of loader.trainEpoch(epoch, { batchSize: s.batchSize, seed: s.seed, shuffle: s.shuffle, augment: aug, start })) {
         if (batch.size > 0) {
           const { channels: C, height: H, width: W } = opts.pipeline;
-          const r = trainer.step(new Tensor([batch.size, C, H, W], batch.x), batch.soft ?? batch.y);
+          const r = await trainer.step(new Tensor([batch.size, C, H, W], batch.x), batch.soft ?? batch.y);
           if (!Number.isFinite(r.loss)) {
             throw new VitkitError(`Training diverged: the loss is ${r.loss} at epoch ${epoch + 1}, step ${b + 1}; lower --lr or pass --clip-grad 1`);
           }
@@ -407,10 +421,9 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       }
       let vl: number | null = null, va: number | null = null, v5: number | null = null, vaEma: number | null = null;
       if (val && val.n > 0) {
-        const r = await evaluateModel(model, loader, evalBatch);
+        const r = await evaluateModel(model, loader, evalBatch, trainer.evalForward(false));
         vl = r.loss; va = r.acc; v5 = r.top5;
-        const ema = trainer.emaModel();
-        if (ema) vaEma = (await evaluateModel(ema, loader, evalBatch)).acc;
+        if (s.emaDecay !== null) vaEma = (await evaluateModel(model, loader, evalBatch, trainer.evalForward(true))).acc;
       }
       const seconds = p.seconds + (performance.now() - t0) / 1000;
       const m: EpochMetrics = {

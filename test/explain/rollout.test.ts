@@ -22,16 +22,16 @@ function assertClose(got: ArrayLike<number>, want: number[], tol = 1e-6, msg = '
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `${msg} [${i}]: got ${got[i]}, want ${want[i]}`);
 }
 
-test('run --outputs rollout matches timm_vit_tiny_ref rollout within 1e-5', (t) => {
+test('run --outputs rollout matches timm_vit_tiny_ref rollout within 1e-5', async (t) => {
   if (!needRefs(t)) return;
-  const res = runModel(path.join(REFS, 'timm_vit_tiny'), path.join(REFS, 'timm_vit_tiny_ref.safetensors'), ['rollout']);
+  const res = await runModel(path.join(REFS, 'timm_vit_tiny'), path.join(REFS, 'timm_vit_tiny_ref.safetensors'), ['rollout']);
   const ref = readSafetensors(path.join(REFS, 'timm_vit_tiny_ref.safetensors')).f32('rollout');
   assert.deepEqual([...res['rollout']!.shape], ref.shape);
   const err = maxAbsDiff(res['rollout']!.data as Float32Array, ref.data);
   assert.ok(err <= 1e-5, `max |diff| ${err}`);
 });
 
-test('rollout of the fixture model matches a plain rollout of transformers\' attentions', () => {
+test('rollout of the fixture model matches a plain rollout of transformers\' attentions', async () => {
   // the expected value is computed here, in float64, from the attentions transformers produced
   const dir = path.join(FIXTURES, 'hf_vit_small');
   const ref = readSafetensors(path.join(dir, 'ref.safetensors'));
@@ -52,7 +52,7 @@ test('rollout of the fixture model matches a plain rollout of transformers\' att
     R.forEach((row, i) => row.forEach((v, j) => (want[(b * N + i) * N + j] = v)));
   }
   const input = path.join(dir, 'ref.safetensors');
-  const got = runModel(dir, input, ['rollout'])['rollout']!;
+  const got = (await runModel(dir, input, ['rollout']))['rollout']!;
   const err = maxAbsDiff(got.data as Float32Array, want);
   assert.ok(err <= 1e-5, `max |diff| ${err}`);
 });
