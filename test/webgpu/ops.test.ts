@@ -13,6 +13,7 @@ import { reference } from '../../src/backend/reference.js';
 import { cases, compareOutputs, guardErrors, type Case } from '../backend/cases.js';
 import { getTestDevice } from './setup.js';
 import { mirror, NOT_ON_DEVICE } from './mirror.js';
+import { VitkitError } from '../../src/errors.js';
 
 const { dev, reason } = await getTestDevice();
 const skip = dev ? false : reason;
@@ -40,3 +41,19 @@ for (const c of cases) {
     || (c.big && !FULL ? 'a big shape: runs with VITKIT_WEBGPU_FULL=1' : false);
   test(`webgpu = reference: ${c.name}`, { skip: why }, async (t) => { t.diagnostic(await compare(c)); });
 }
+
+test('webgpu new ops reject bad arguments with a one-line VitkitError before encoding', { skip }, () => {
+  const d = dev!;
+  const t = d.alloc([64]), small = d.alloc([3]);
+  const one = (f: () => void, re: RegExp) => assert.throws(f, (e: Error) => e instanceof VitkitError && re.test(e.message) && !e.message.includes('\n'));
+  one(() => d.copyRows(d.view(t, 0, [32]), d.view(t, 16, [32]), 1, 0, 0, 0, 0, 1, 32, false), /copyRows: out and inp overlap/);
+  one(() => d.copyRows(t, t, 2, 4, 3, 4, 0, 2, 1, false), /copyRows: rows 3\.\.4 do not fit in outN 4/);
+  one(() => d.copyRows(small, t, 2, 4, 0, 4, 0, 2, 1, false), /copyRows: out has 3 elements, expected at least 6/);
+  one(() => d.actForward(t, t, 64, 4), /actForward: expected kind 0 .* but received 4/);
+  one(() => d.gluBackward(small, t, t, 2, 16, 3), /gluBackward: dinp has 3 elements, expected at least 64 \(R\*2Hh\)/);
+  one(() => d.meanRows(small, t, 1, 8, 4, 5, 8), /meanRows: rows 4\.\.8 do not fit in N 8/);
+  one(() => d.crossAttentionBackward(d.view(t, 0, [4]), d.view(t, 2, [32]), t, t, t, t, 1, 1, 4, 2, 2, 0.5), /crossAttentionBackward: dq and dkv overlap/);
+  one(() => d.scale(small, t, 2, 4), /scale: out has 3 elements, expected at least 4/);
+  d.release(t);
+  d.release(small);
+});
