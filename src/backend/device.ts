@@ -116,9 +116,12 @@ export interface DeviceBackend {
    */
   attentionForward(out: DeviceTensor, probs: DeviceTensor | null, qkv: DeviceTensor,
     B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
-  /** dqkv (B, N, 3D) overwritten; dout (B, N, D), qkv (B, N, 3D), probs (B, NH, N, N) (causal is implied by probs) */
+  /**
+   * dqkv (B, N, 3D) overwritten; dout (B, N, D), qkv (B, N, 3D), probs (B, NH, N, N); causal as in
+   * forward (the masked probabilities are 0, so the result is the same either way; causal skips them)
+   */
   attentionBackward(dqkv: DeviceTensor, dout: DeviceTensor, qkv: DeviceTensor, probs: DeviceTensor,
-    B: number, N: number, NH: number, HD: number, scale: number): void;
+    B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
   /** cols (B*GH*GW, C*P*P) from inp (B, C, H, W), column order (c, ky, kx) */
   im2colPatches(cols: DeviceTensor, inp: DeviceTensor, B: number, C: number, H: number, W: number, P: number): void;
   /** dinp (B, C, H, W) += col2im(dcols (B*GH*GW, C*P*P)) */
@@ -129,6 +132,47 @@ export interface DeviceBackend {
   biasAdd(out: DeviceTensor, bias: DeviceTensor, R: number, C: number): void;
   /** dbias (C) += column sums of dout (R, C) */
   biasBackward(dbias: DeviceTensor, dout: DeviceTensor, R: number, C: number): void;
+  /**
+   * Row copy between token tensors: for b < B, t < count,
+   *   out[b*outN + outOff + t] (= or +=) inp[b*inN + inOff + t]   (rows of C floats).
+   * inN 0 broadcasts the same input rows to every image; outN 0 with accumulate sums every image
+   * into the same output rows (without accumulate the last image's rows land there). out and inp
+   * may be views of one allocation that do not overlap.
+   */
+  copyRows(out: DeviceTensor, inp: DeviceTensor, B: number, outN: number, outOff: number, inN: number, inOff: number,
+    count: number, C: number, accumulate: boolean): void;
+  /** out (B, C) = mean over t < count of inp (B, N, C) rows off + t (average pooling) */
+  meanRows(out: DeviceTensor, inp: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void;
+  /** dinp (B, N, C) rows off..off+count-1 += dout (B, C) / count */
+  meanRowsBackward(dinp: DeviceTensor, dout: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void;
+  /** out (R, C) += inp (R, C) * gamma (C): a LayerScale residual */
+  mulColumnsAdd(out: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor, R: number, C: number): void;
+  /** dinp (R, C) = dout * gamma (overwritten; may be dout itself); dgamma (C) += column sums of dout * inp */
+  mulColumnsBackward(dinp: DeviceTensor, dgamma: DeviceTensor, dout: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor,
+    R: number, C: number): void;
+  /** out (n) = act(inp (n)); kind 0 GELU erf, 1 GELU tanh, 2 QuickGELU x*sigmoid(1.702x), 3 SiLU x*sigmoid(x) */
+  actForward(out: DeviceTensor, inp: DeviceTensor, n: number, kind: number): void;
+  /** dinp (n) = dout * act'(inp) (overwritten) */
+  actBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, n: number, kind: number): void;
+  /** gated unit (timm GluMlp, gate_last false): out (R, Hh) = act(inp[:, :Hh]) * inp[:, Hh:], inp (R, 2Hh) */
+  gluForward(out: DeviceTensor, inp: DeviceTensor, R: number, Hh: number, kind: number): void;
+  /** dinp (R, 2Hh) overwritten from dout (R, Hh) and inp (R, 2Hh) */
+  gluBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, R: number, Hh: number, kind: number): void;
+  /** out (n) = alpha * a (n) + beta * b (n); out may be a or b (in place) */
+  axpby(out: DeviceTensor, a: DeviceTensor, b: DeviceTensor, alpha: number, beta: number, n: number): void;
+  /**
+   * Attention of Nq queries over Nk keys (MAP pooling): q (B, Nq, D), kv (B, Nk, 2D) packed [k, v]
+   * per row as timm's kv Linear; out (B, Nq, D), probs (B, NH, Nq, Nk) | null.
+   */
+  crossAttentionForward(out: DeviceTensor, probs: DeviceTensor | null, q: DeviceTensor, kv: DeviceTensor,
+    B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
+  /** dq (B, Nq, D), dkv (B, Nk, 2D) overwritten; dout (B, Nq, D), probs (B, NH, Nq, Nk) from the forward */
+  crossAttentionBackward(dq: DeviceTensor, dkv: DeviceTensor, dout: DeviceTensor, q: DeviceTensor, kv: DeviceTensor,
+    probs: DeviceTensor, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
+  /** out (n) = inp (n) * alpha; out may be inp (in place) */
+  scale(out: DeviceTensor, inp: DeviceTensor, alpha: number, n: number): void;
+  /** ema (n) = ema * decay + (1 - decay) * p (n) */
+  emaUpdate(ema: DeviceTensor, p: DeviceTensor, decay: number, n: number): void;
 
   // ---- layout and training ops (on the host today) ------------------------------------------
   /** dst (n) = src (n) (views of one allocation must not overlap) */

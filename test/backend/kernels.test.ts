@@ -1,7 +1,8 @@
 /**
- * One table of op cases: every native kernel against the plain-TypeScript reference on awkward
- * shapes (197 tokens, 3 heads, sizes that are not multiples of 8 or 16), plus NaN / Inf inputs.
- * Each case states its tolerance (max abs error relative to the output's magnitude).
+ * The native kernels against the plain-TypeScript reference: the one op case table
+ * (test/backend/cases.ts: every op of Backend on awkward shapes, NaN / Inf, aliasing, a guard
+ * region after every output) run native vs reference, plus native-only checks (bounds, threads)
+ * and every backward kernel against finite differences.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,182 +10,38 @@ import { getBackend } from '../../src/backend/index.js';
 import { reference } from '../../src/backend/reference.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { randn, maxAbsDiff, maxAbs } from '../helpers.js';
+import { cases, compareOutputs, guardErrors, out, SENTINEL } from './cases.js';
 
 const native = getBackend('native');
 
-interface Case {
-  name: string;
-  tol: number;
-  /** runs the op on a backend and returns the outputs to compare */
-  run: (be: Backend) => Float32Array[];
-}
-
-function gemmCase(ta: boolean, tb: boolean, M: number, N: number, K: number, alpha = 1, beta = 0): Case {
-  const A = randn(M * K, 1), B = randn(K * N, 2), C0 = randn(M * N, 3);
-  return {
-    name: `gemm ta=${ta} tb=${tb} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`,
-    tol: 2e-6 * Math.sqrt(Math.max(K, 1)),
-    run: (be) => {
-      const C = C0.slice();
-      be.gemm(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
-      return [C];
-    },
-  };
-}
-
-function linearCase(M: number, N: number, K: number, accumulate: boolean, act: number, bias: boolean): Case {
-  const x = randn(M * K, 31), w = randn(N * K, 32, 0.3), b = randn(N, 33), c0 = randn(M * N, 34);
-  return {
-    name: `linear ${M}x${N}x${K} accumulate=${accumulate} act=${act} bias=${bias}`,
-    tol: 2e-6 * Math.sqrt(K),
-    run: (be) => {
-      const out = c0.slice();
-      be.linearForward(out, x, w, bias ? b : null, M, N, K, accumulate, act);
-      return [out];
-    },
-  };
-}
-
-function lnCase(R: number, C: number, eps: number): Case {
-  const x = randn(R * C, 4, 3), w = randn(C, 5), b = randn(C, 6), g = randn(R * C, 7);
-  return {
-    name: `layernorm ${R}x${C} eps=${eps}`,
-    tol: 1e-5,
-    run: (be) => {
-      const out = new Float32Array(R * C), mean = new Float32Array(R), rstd = new Float32Array(R);
-      be.layernormForward(out, mean, rstd, x, w, b, R, C, eps);
-      const dx = new Float32Array(R * C), dw = new Float32Array(C), db = new Float32Array(C);
-      be.layernormBackward(dx, dw, db, g, x, w, mean, rstd, R, C);
-      return [out, mean, rstd, dx, dw, db];
-    },
-  };
-}
-
-function geluCase(n: number, approx: number): Case {
-  const x = randn(n, 8, 6), g = randn(n, 9);
-  return {
-    name: `gelu ${approx ? 'tanh' : 'erf'} n=${n}`,
-    tol: 2e-6,
-    run: (be) => {
-      const out = new Float32Array(n), dx = new Float32Array(n);
-      be.geluForward(out, x, n, approx);
-      be.geluBackward(dx, x, g, n, approx);
-      return [out, dx];
-    },
-  };
-}
-
-function softmaxCase(R: number, C: number, special = false): Case {
-  const x = randn(R * C, 10, 8), g = randn(R * C, 35);
-  if (special) { x[3] = NaN; x[C + 1] = -Infinity; x[2 * C + 2] = Infinity; }
-  return {
-    name: `softmax ${R}x${C}${special ? ' with NaN/Inf' : ''}`,
-    tol: 1e-6,
-    run: (be) => {
-      const out = new Float32Array(R * C), dx = new Float32Array(R * C);
-      be.softmaxForward(out, x, R, C);
-      be.softmaxBackward(dx, out, g, R, C);
-      return [out, dx];
-    },
-  };
-}
-
-function attnCase(B: number, N: number, NH: number, HD: number): Case {
-  const D = NH * HD;
-  const qkv = randn(B * N * 3 * D, 11, 1.5), g = randn(B * N * D, 12);
-  return {
-    name: `attention B=${B} N=${N} NH=${NH} HD=${HD}`,
-    tol: 2e-5,
-    run: (be) => {
-      const out = new Float32Array(B * N * D), probs = new Float32Array(B * NH * N * N);
-      be.attentionForward(out, probs, qkv, B, N, NH, HD, 1 / Math.sqrt(HD));
-      const dqkv = new Float32Array(B * N * 3 * D);
-      be.attentionBackward(dqkv, g, qkv, probs, B, N, NH, HD, 1 / Math.sqrt(HD));
-      return [out, probs, dqkv];
-    },
-  };
-}
-
-function patchCase(B: number, C: number, H: number, W: number, P: number): Case {
-  const x = randn(B * C * H * W, 13);
-  const KK = C * P * P, NP = (H / P) * (W / P);
-  return {
-    name: `patches B=${B} C=${C} ${H}x${W} P=${P}`,
-    tol: 0,
-    run: (be) => {
-      const cols = new Float32Array(B * NP * KK);
-      be.im2colPatches(cols, x, B, C, H, W, P);
-      const back = new Float32Array(B * C * H * W);
-      be.col2imPatches(back, cols, B, C, H, W, P);
-      return [cols, back];
-    },
-  };
-}
-
-function elementwiseCase(R: number, C: number): Case {
-  const a = randn(R * C, 14), b = randn(R * C, 15), bias = randn(C, 16);
-  a[5] = NaN; b[7] = Infinity;
-  return {
-    name: `add / biasAdd / biasBackward ${R}x${C}`,
-    tol: 1e-5,
-    run: (be) => {
-      const out = new Float32Array(R * C);
-      be.add(out, a, b, R * C);
-      const ob = a.slice();
-      be.biasAdd(ob, bias, R, C);
-      const db = new Float32Array(C);
-      be.biasBackward(db, b.map((v) => (Number.isFinite(v) ? v : 0)), R, C);
-      return [out, ob, db];
-    },
-  };
-}
-
-const cases: Case[] = [
-  gemmCase(false, true, 197, 577, 192),
-  gemmCase(false, false, 197, 64, 197),
-  gemmCase(true, false, 61, 83, 197, 0.5, 1),
-  gemmCase(true, true, 17, 29, 33, 2, 0.25),
-  gemmCase(false, true, 1, 1000, 192),
-  gemmCase(false, false, 5, 3, 0, 1, 0.5),
-  gemmCase(false, true, 394, 768, 192),
-  linearCase(197, 577, 192, false, -1, true),
-  linearCase(394, 200, 64, false, 0, true),
-  linearCase(61, 35, 37, false, 1, false),
-  linearCase(197, 192, 768, true, -1, true),
-  linearCase(3, 3000, 13, true, -1, false),
-  lnCase(197, 192, 1e-6),
-  lnCase(13, 37, 1e-12),
-  geluCase(1001, 0),
-  geluCase(1001, 1),
-  softmaxCase(5, 197),
-  softmaxCase(4, 13, true),
-  attnCase(2, 197, 3, 64),
-  attnCase(3, 17, 4, 16),
-  attnCase(1, 5, 2, 3),
-  patchCase(2, 3, 32, 48, 16),
-  patchCase(1, 1, 28, 28, 7),
-  elementwiseCase(37, 19),
-];
+test('the case table has rows for every op of Backend', () => {
+  const ops = Object.keys(reference).filter((k) => typeof (reference as unknown as Record<string, unknown>)[k] === 'function' && k !== 'setThreads' && k !== 'getThreads');
+  const covered = new Set(cases.flatMap((c) => c.ops));
+  assert.deepEqual(ops.filter((k) => !covered.has(k as never)), []);
+  assert.ok(ops.length >= 32, `only ${ops.length} ops found`);
+});
 
 for (const c of cases) {
-  test(`native = reference: ${c.name}`, () => {
-    const want = c.run(reference);
+  test(`native = reference: ${c.name}`, (t) => {
+    const want = c.want ? c.want() : c.run(reference);
     const got = c.run(native);
-    assert.equal(got.length, want.length);
-    for (let i = 0; i < want.length; i++) {
-      const scale = Math.max(1, maxAbs(want[i]!.filter((v) => Number.isFinite(v))));
-      const err = maxAbsDiff(got[i]!, want[i]!);
-      assert.ok(err <= c.tol * scale, `output ${i}: max abs error ${err} > ${c.tol} x ${scale}`);
-      // NaN and Inf land in the same places
-      for (let j = 0; j < want[i]!.length; j++) {
-        if (!Number.isFinite(want[i]![j]!) || !Number.isFinite(got[i]![j]!)) {
-          assert.ok(Object.is(want[i]![j], got[i]![j]) || (Number.isNaN(want[i]![j]!) && Number.isNaN(got[i]![j]!)),
-            `output ${i}[${j}]: native ${got[i]![j]} vs reference ${want[i]![j]}`);
-        }
-      }
-    }
+    assert.deepEqual([...guardErrors('reference', want), ...guardErrors('native', got)], []);
+    t.diagnostic(compareOutputs(c, got, want, 'native'));
   });
 }
+
+test('the guard region catches a write past the end (negative control)', () => {
+  const broken: Backend = {
+    ...reference,
+    copyRows(o, inp, B, outN, outOff, inN, inOff, count, C, acc) {
+      reference.copyRows(new Float32Array(o.buffer, o.byteOffset), inp, B, outN, outOff, inN, inOff, count + 1, C, acc); // one row too many
+    },
+  };
+  const c = cases.find((x) => x.name.startsWith('copyRows concat'))!;
+  assert.ok(guardErrors('broken', c.run(broken)).length > 0, 'an out-of-bounds row went unnoticed');
+  const o = out(4);
+  assert.equal(new Float32Array(o.buffer)[4], SENTINEL);
+});
 
 test('gemm propagates NaN and Inf from A and B', () => {
   const M = 19, N = 23, K = 31;

@@ -552,7 +552,7 @@ export class WebGpuBackend implements DeviceBackend {
   }
 
   attentionBackward(dqkv: DeviceTensor, dout: DeviceTensor, qkv: DeviceTensor, probs: DeviceTensor,
-    B: number, N: number, NH: number, HD: number, scale: number): void {
+    B: number, N: number, NH: number, HD: number, scale: number, causal = false): void {
     const op = 'attentionBackward';
     this.attnDims(op, B, N, NH, HD, scale, 512);
     const D = NH * HD;
@@ -564,7 +564,7 @@ export class WebGpuBackend implements DeviceBackend {
     const ds = this.scratch(B * NH * N * N); // (B, NH, N, N)
     const args = [{ t: dx, used: B * N * 3 * D }, { t: ds, used: B * NH * N * N }, { t: g, used: B * N * D },
       { t: x, used: B * N * 3 * D }, { t: pr, used: B * NH * N * N }];
-    const params = { B, N, NH, HD, scale };
+    const params = { B, N, NH, HD, scale, causal: causal ? 1 : 0 };
     this.dispatch(K.ATTN_BWD_Q, args, params, B * NH * N);
     this.dispatch(K.ATTN_BWD_KV, args, params, B * NH * N);
     this.release(ds);
@@ -621,6 +621,185 @@ export class WebGpuBackend implements DeviceBackend {
     const g = this.arg(op, 'dout', dout, R * C, 'R*C');
     if (C === 0) return;
     this.dispatch(K.BIAS_BWD, [{ t: db, used: C }, { t: g, used: R * C }], { R, C }, Math.ceil(C / 16), false);
+  }
+
+  /** throws when two views of one allocation overlap in the ranges [off, off + n) an op touches */
+  private disjoint(op: string, a: GpuTensor, an: string, aLo: number, aN: number, b: GpuTensor, bn: string, bLo: number, bN: number): void {
+    if (a.alloc !== b.alloc || aN === 0 || bN === 0) return;
+    const a0 = a.offset + aLo, b0 = b.offset + bLo;
+    if (a0 < b0 + bN && b0 < a0 + aN) throw new VitkitError(`webgpu ${op}: ${an} and ${bn} overlap (views of one allocation must be disjoint here)`);
+  }
+
+  copyRows(out: DeviceTensor, inp: DeviceTensor, B: number, outN: number, outOff: number, inN: number, inOff: number,
+    count: number, C: number, accumulate: boolean): void {
+    const op = 'copyRows';
+    this.dims(op, { B, outN, outOff, inN, inOff, count, C });
+    if (outN > 0 && outOff + count > outN) {
+      throw new VitkitError(`webgpu copyRows: rows ${outOff}..${outOff + count - 1} do not fit in outN ${outN} rows per image`);
+    }
+    const rows = (N: number, off: number) => (B === 0 || count === 0 ? 0 : (N > 0 ? (B - 1) * N : 0) + off + count);
+    const needOut = rows(outN, outOff) * C, needInp = rows(inN, inOff) * C;
+    const o = this.arg(op, 'out', out, needOut, 'rows (B-1)*outN + outOff + count of C');
+    const x = this.arg(op, 'inp', inp, needInp, 'rows (B-1)*inN + inOff + count of C');
+    if (needOut === 0 || C === 0) return;
+    this.disjoint(op, o, 'out', 0, needOut, x, 'inp', 0, needInp);
+    const reduce = outN === 0 ? 1 : 0;
+    const n = (reduce ? 1 : B) * count * C;
+    this.elementwise(K.COPY_ROWS, [{ t: o, used: needOut }, { t: x, used: needInp }], n,
+      { B, outN, outOff, inN, inOff, count, C, acc: accumulate ? 1 : 0, reduce });
+  }
+
+  meanRows(out: DeviceTensor, inp: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void {
+    const op = 'meanRows';
+    this.dims(op, { B, N, off, count, C });
+    if (off + count > N) throw new VitkitError(`webgpu meanRows: rows ${off}..${off + count - 1} do not fit in N ${N}`);
+    const o = this.arg(op, 'out', out, B * C, 'B*C');
+    const x = this.arg(op, 'inp', inp, B * N * C, 'B*N*C');
+    this.elementwise(K.MEAN_ROWS, [{ t: o, used: B * C }, { t: x, used: B * N * C }], B * C, { N, off, count, C });
+  }
+
+  meanRowsBackward(dinp: DeviceTensor, dout: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void {
+    const op = 'meanRowsBackward';
+    this.dims(op, { B, N, off, count, C });
+    if (off + count > N) throw new VitkitError(`webgpu meanRowsBackward: rows ${off}..${off + count - 1} do not fit in N ${N}`);
+    const dx = this.arg(op, 'dinp', dinp, B * N * C, 'B*N*C');
+    const g = this.arg(op, 'dout', dout, B * C, 'B*C');
+    this.elementwise(K.MEAN_ROWS_BWD, [{ t: dx, used: B * N * C }, { t: g, used: B * C }], B * count * C, { N, off, count, C });
+  }
+
+  mulColumnsAdd(out: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor, R: number, C: number): void {
+    const op = 'mulColumnsAdd';
+    this.dims(op, { R, C });
+    const o = this.arg(op, 'out', out, R * C, 'R*C');
+    const x = this.arg(op, 'inp', inp, R * C, 'R*C');
+    const g = this.arg(op, 'gamma', gamma, C, 'C');
+    this.elementwise(K.MULCOL_ADD, [{ t: o, used: R * C }, { t: x, used: R * C }, { t: g, used: C }], R * C, { C });
+  }
+
+  mulColumnsBackward(dinp: DeviceTensor, dgamma: DeviceTensor, dout: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor,
+    R: number, C: number): void {
+    const op = 'mulColumnsBackward';
+    this.dims(op, { R, C });
+    const dx = this.arg(op, 'dinp', dinp, R * C, 'R*C');
+    const dg = this.arg(op, 'dgamma', dgamma, C, 'C');
+    const g = this.arg(op, 'dout', dout, R * C, 'R*C');
+    const x = this.arg(op, 'inp', inp, R * C, 'R*C');
+    const gm = this.arg(op, 'gamma', gamma, C, 'C');
+    if (R === 0 || C === 0) return;
+    // dgamma first: it reads dout, which dinp may overwrite in place
+    this.dispatch(K.MULCOL_BWD_DG, [{ t: dg, used: C }, { t: g, used: R * C }, { t: x, used: R * C }], { R, C }, Math.ceil(C / 16), false);
+    this.elementwise(K.MULCOL_BWD_DINP, [{ t: dx, used: R * C }, { t: g, used: R * C }, { t: gm, used: C }], R * C, { C });
+  }
+
+  private kind(op: string, kind: number): void {
+    if (kind !== 0 && kind !== 1 && kind !== 2 && kind !== 3) {
+      throw new VitkitError(`webgpu ${op}: expected kind 0 (GELU erf), 1 (GELU tanh), 2 (QuickGELU) or 3 (SiLU) but received ${kind}`);
+    }
+  }
+
+  actForward(out: DeviceTensor, inp: DeviceTensor, n: number, kind: number): void {
+    const op = 'actForward';
+    this.dims(op, { n });
+    this.kind(op, kind);
+    this.elementwise(K.ACT_FWD, [{ t: this.arg(op, 'out', out, n, 'n'), used: n }, { t: this.arg(op, 'inp', inp, n, 'n'), used: n }], n, { kind });
+  }
+
+  actBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, n: number, kind: number): void {
+    const op = 'actBackward';
+    this.dims(op, { n });
+    this.kind(op, kind);
+    this.elementwise(K.ACT_BWD, [{ t: this.arg(op, 'dinp', dinp, n, 'n'), used: n }, { t: this.arg(op, 'inp', inp, n, 'n'), used: n },
+      { t: this.arg(op, 'dout', dout, n, 'n'), used: n }], n, { kind });
+  }
+
+  gluForward(out: DeviceTensor, inp: DeviceTensor, R: number, Hh: number, kind: number): void {
+    const op = 'gluForward';
+    this.dims(op, { R, Hh });
+    this.kind(op, kind);
+    const o = this.arg(op, 'out', out, R * Hh, 'R*Hh');
+    const x = this.arg(op, 'inp', inp, R * 2 * Hh, 'R*2Hh');
+    this.elementwise(K.GLU_FWD, [{ t: o, used: R * Hh }, { t: x, used: R * 2 * Hh }], R * Hh, { Hh, kind });
+  }
+
+  gluBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, R: number, Hh: number, kind: number): void {
+    const op = 'gluBackward';
+    this.dims(op, { R, Hh });
+    this.kind(op, kind);
+    const dx = this.arg(op, 'dinp', dinp, R * 2 * Hh, 'R*2Hh');
+    const x = this.arg(op, 'inp', inp, R * 2 * Hh, 'R*2Hh');
+    const g = this.arg(op, 'dout', dout, R * Hh, 'R*Hh');
+    this.elementwise(K.GLU_BWD, [{ t: dx, used: R * 2 * Hh }, { t: x, used: R * 2 * Hh }, { t: g, used: R * Hh }], R * Hh, { Hh, kind });
+  }
+
+  axpby(out: DeviceTensor, a: DeviceTensor, b: DeviceTensor, alpha: number, beta: number, n: number): void {
+    const op = 'axpby';
+    this.dims(op, { n });
+    this.elementwise(K.AXPBY, [{ t: this.arg(op, 'out', out, n, 'n'), used: n }, { t: this.arg(op, 'a', a, n, 'n'), used: n },
+      { t: this.arg(op, 'b', b, n, 'n'), used: n }], n, { alpha, beta });
+  }
+
+  private crossAttnArgs(op: string, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void {
+    this.dims(op, { B, Nq, Nk, NH, HD });
+    if (HD > 512) throw new VitkitError(`webgpu ${op}: head dim ${HD} is over the supported 512`);
+    if (!Number.isFinite(scale)) throw new VitkitError(`webgpu ${op}: expected a finite scale but received ${scale}`);
+  }
+
+  crossAttentionForward(out: DeviceTensor, probs: DeviceTensor | null, q: DeviceTensor, kv: DeviceTensor,
+    B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void {
+    const op = 'crossAttentionForward';
+    this.crossAttnArgs(op, B, Nq, Nk, NH, HD, scale);
+    const D = NH * HD, np = B * NH * Nq * Nk;
+    const o = this.arg(op, 'out', out, B * Nq * D, 'B*Nq*D');
+    const pr = probs ? this.arg(op, 'probs', probs, np, 'B*NH*Nq*Nk') : null;
+    const x = this.arg(op, 'q', q, B * Nq * D, 'B*Nq*D');
+    const y = this.arg(op, 'kv', kv, B * Nk * 2 * D, 'B*Nk*2D');
+    if (B * Nq * D === 0) return;
+    const p = pr ?? this.scratch(Math.max(1, np)); // (B, NH, Nq, Nk)
+    this.dispatch(K.XATTN_FWD, [{ t: o, used: B * Nq * D }, { t: p, used: np }, { t: x, used: B * Nq * D }, { t: y, used: B * Nk * 2 * D }],
+      { B, Nq, Nk, NH, HD, scale }, B * NH * Nq);
+    if (!pr) this.release(p);
+  }
+
+  crossAttentionBackward(dq: DeviceTensor, dkv: DeviceTensor, dout: DeviceTensor, q: DeviceTensor, kv: DeviceTensor,
+    probs: DeviceTensor, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void {
+    const op = 'crossAttentionBackward';
+    this.crossAttnArgs(op, B, Nq, Nk, NH, HD, scale);
+    const D = NH * HD, np = B * NH * Nq * Nk;
+    const gq = this.arg(op, 'dq', dq, B * Nq * D, 'B*Nq*D');
+    const gkv = this.arg(op, 'dkv', dkv, B * Nk * 2 * D, 'B*Nk*2D');
+    const g = this.arg(op, 'dout', dout, B * Nq * D, 'B*Nq*D');
+    const x = this.arg(op, 'q', q, B * Nq * D, 'B*Nq*D');
+    const y = this.arg(op, 'kv', kv, B * Nk * 2 * D, 'B*Nk*2D');
+    const pr = this.arg(op, 'probs', probs, np, 'B*NH*Nq*Nk');
+    if (D === 0 || B === 0) return;
+    this.disjoint(op, gq, 'dq', 0, B * Nq * D, gkv, 'dkv', 0, B * Nk * 2 * D);
+    if (Nk === 0) { this.fillRange(gq, B * Nq * D); return; }
+    if (Nq === 0) { this.fillRange(gkv, B * Nk * 2 * D); return; }
+    const ds = this.scratch(np); // (B, NH, Nq, Nk)
+    const params = { B, Nq, Nk, NH, HD, scale };
+    this.dispatch(K.XATTN_BWD_Q, [{ t: gq, used: B * Nq * D }, { t: ds, used: np }, { t: g, used: B * Nq * D }, { t: y, used: B * Nk * 2 * D },
+      { t: pr, used: np }], params, B * NH * Nq);
+    this.dispatch(K.XATTN_BWD_KV, [{ t: gkv, used: B * Nk * 2 * D }, { t: ds, used: np }, { t: g, used: B * Nq * D }, { t: x, used: B * Nq * D },
+      { t: pr, used: np }], params, B * NH * Nk);
+    this.release(ds);
+  }
+
+  /** t[0, n) = 0 */
+  private fillRange(t: GpuTensor, n: number): void {
+    this.elementwise(K.FILL, [{ t, used: n }], n, { value: 0 });
+  }
+
+  scale(out: DeviceTensor, inp: DeviceTensor, alpha: number, n: number): void {
+    const op = 'scale';
+    this.dims(op, { n });
+    this.elementwise(K.SCALE, [{ t: this.arg(op, 'out', out, n, 'n'), used: n }, { t: this.arg(op, 'inp', inp, n, 'n'), used: n }], n, { alpha });
+  }
+
+  emaUpdate(ema: DeviceTensor, p: DeviceTensor, decay: number, n: number): void {
+    const op = 'emaUpdate';
+    this.dims(op, { n });
+    this.elementwise(K.EMA, [{ t: this.arg(op, 'ema', ema, n, 'n'), used: n }, { t: this.arg(op, 'p', p, n, 'n'), used: n }], n,
+      { decay, omd: 1 - decay });
   }
 
   copy(dst: DeviceTensor, src: DeviceTensor, n: number): void {

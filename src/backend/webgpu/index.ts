@@ -80,6 +80,10 @@ export interface AdapterListing {
   name: string;
   vendor: string;
   architecture: string;
+  /** adapter.info.device (a driver's device name or id; may be empty) */
+  device: string;
+  /** adapter.info.description (may be empty) */
+  description: string;
   /** the driver backend, where the implementation says (Dawn: from its description), else 'webgpu' */
   backend: string;
   /** a software (fallback) adapter such as SwiftShader */
@@ -119,6 +123,8 @@ export async function listAdapters(opts: { gpu?: unknown } = {}): Promise<Adapte
       name: i.description || `${i.vendor} ${i.architecture}`.trim() || 'unknown adapter',
       vendor: i.vendor,
       architecture: i.architecture,
+      device: i.device,
+      description: i.description,
       backend: backendOf(i),
       fallback: Boolean((i as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       f16: a.features.has('shader-f16'),

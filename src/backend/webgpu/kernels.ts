@@ -176,6 +176,27 @@ fn gelu_grad(x: f32, approx: i32) -> f32 {
   let t = tanh_safe(SQRT_2_OVER_PI * (x + TANH_C * x * x * x));
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_C * x * x);
 }
+/** sigmoid(a x), exp only of a non-positive argument (no overflow) */
+fn sigmoid_ax(x: f32, a: f32) -> f32 {
+  let z = a * x;
+  if (z >= 0.0) { return 1.0 / (1.0 + exp_acc(-z)); }
+  let e = exp_acc(z);
+  return e / (1.0 + e);
+}
+fn act_alpha(kind: i32) -> f32 { return select(1.0, 1.702, kind == 2); }
+/** activation kind 0 GELU erf, 1 GELU tanh, 2 QuickGELU x sigmoid(1.702 x), 3 SiLU x sigmoid(x) */
+fn act(x: f32, kind: i32) -> f32 {
+  if (kind <= 1) { return gelu(x, kind); }
+  if (is_nan(x)) { return x; }
+  return x * sigmoid_ax(x, act_alpha(kind));
+}
+fn act_grad(x: f32, kind: i32) -> f32 {
+  if (kind <= 1) { return gelu_grad(x, kind); }
+  if (is_nan(x)) { return x; }
+  let a = act_alpha(kind);
+  let s = sigmoid_ax(x, a);
+  return s + a * x * s * (1.0 - s);
+}
 `;
 
 /** workgroup reductions over 128 threads (row kernels) */
@@ -684,7 +705,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export const ATTN_BWD_Q: KernelDef = {
   name: 'attention_bwd_q',
   args: [{ name: 'DQKV', write: true }, { name: 'DS', write: true }, { name: 'DOUT' }, { name: 'QKV' }, { name: 'PROBS' }],
-  params: ['B: u32', 'N: u32', 'NH: u32', 'HD: u32', 'scale: f32'],
+  params: ['B: u32', 'N: u32', 'NH: u32', 'HD: u32', 'scale: f32', 'causal: u32'],
   code: REDUCE128 + /* wgsl */ `
 var<workgroup> go: array<f32, 512>;
 @compute @workgroup_size(128)
@@ -701,8 +722,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var d = l; d < p.HD; d = d + 128u) { go[d] = DOUT[p.o_DOUT + (b * p.N + i) * D + h * p.HD + d]; }
   workgroupBarrier();
   let prow = row * p.N;
+  // causal: keys past i have probability 0, so their DS is 0 and is neither written nor read
+  var jend = p.N;
+  if (p.causal != 0u) { jend = i + 1u; }
   var dot = 0.0;
-  for (var j = l; j < p.N; j = j + 128u) {
+  for (var j = l; j < jend; j = j + 128u) {
     let vo = p.o_QKV + base + j * D3 + 2u * D + h * p.HD;
     var a = 0.0;
     for (var d = 0u; d < p.HD; d = d + 1u) { a = a + go[d] * QKV[vo + d]; }
@@ -710,7 +734,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     dot = dot + a * PROBS[p.o_PROBS + prow + j];
   }
   dot = wg_sum(dot, l);
-  for (var j = l; j < p.N; j = j + 128u) {
+  for (var j = l; j < jend; j = j + 128u) {
     let pij = PROBS[p.o_PROBS + prow + j];
     DS[p.o_DS + prow + j] = pij * (DS[p.o_DS + prow + j] - dot);
   }
@@ -718,7 +742,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   workgroupBarrier();
   for (var d = l; d < p.HD; d = d + 128u) {
     var dq = 0.0;
-    for (var j = 0u; j < p.N; j = j + 1u) { dq = dq + DS[p.o_DS + prow + j] * QKV[p.o_QKV + base + j * D3 + D + h * p.HD + d]; }
+    for (var j = 0u; j < jend; j = j + 1u) { dq = dq + DS[p.o_DS + prow + j] * QKV[p.o_QKV + base + j * D3 + D + h * p.HD + d]; }
     DQKV[p.o_DQKV + base + i * D3 + h * p.HD + d] = dq * p.scale;
   }
 }
@@ -729,7 +753,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export const ATTN_BWD_KV: KernelDef = {
   name: 'attention_bwd_kv',
   args: [{ name: 'DQKV', write: true }, { name: 'DS' }, { name: 'DOUT' }, { name: 'QKV' }, { name: 'PROBS' }],
-  params: ['B: u32', 'N: u32', 'NH: u32', 'HD: u32', 'scale: f32'],
+  params: ['B: u32', 'N: u32', 'NH: u32', 'HD: u32', 'scale: f32', 'causal: u32'],
   code: /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -745,7 +769,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var d = lid.x; d < p.HD; d = d + 64u) {
     var dk = 0.0;
     var dv = 0.0;
-    for (var i = 0u; i < p.N; i = i + 1u) {
+    var i0 = 0u;
+    if (p.causal != 0u) { i0 = j; } // queries before j do not see key j
+    for (var i = i0; i < p.N; i = i + 1u) {
       let e = (bh + i) * p.N + j;
       dk = dk + DS[p.o_DS + e] * QKV[p.o_QKV + base + i * D3 + h * p.HD + d];
       dv = dv + PROBS[p.o_PROBS + e] * DOUT[p.o_DOUT + (b * p.N + i) * D + h * p.HD + d];
@@ -901,8 +927,315 @@ export const CLIP_SCALE: KernelDef = {
 `,
 };
 
+
+/**
+ * Row copy between token tensors (copyRows). reduce 0: one thread per copied element (output
+ * rows of different images are distinct). reduce 1 (outN 0): one thread per output element,
+ * looping over the images in order, so the batch sum (or the last image's rows) needs no atomics.
+ */
+export const COPY_ROWS: KernelDef = {
+  name: 'copy_rows',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32', 'B: u32', 'outN: u32', 'outOff: u32', 'inN: u32', 'inOff: u32', 'count: u32', 'C: u32', 'acc: u32', 'reduce: u32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let per = p.count * p.C;
+  if (p.reduce == 0u) {
+    let b = i / per;
+    let r = i % per;
+    let t = r / p.C;
+    let j = r % p.C;
+    let o = p.o_OUT + (b * p.outN + p.outOff + t) * p.C + j;
+    let x = INP[p.o_INP + (b * p.inN + p.inOff + t) * p.C + j];
+    if (p.acc != 0u) { OUT[o] = OUT[o] + x; } else { OUT[o] = x; }
+    return;
+  }
+  let t = i / p.C;
+  let j = i % p.C;
+  let o = p.o_OUT + (p.outOff + t) * p.C + j;
+  var v = 0.0;
+  if (p.acc != 0u) { v = OUT[o]; }
+  for (var b = 0u; b < p.B; b = b + 1u) {
+    let x = INP[p.o_INP + (b * p.inN + p.inOff + t) * p.C + j];
+    if (p.acc != 0u) { v = v + x; } else { v = x; }
+  }
+  OUT[o] = v;
+}
+`,
+};
+
+/** out (B, C) = mean of rows off..off+count-1 of inp (B, N, C): one thread per output element */
+export const MEAN_ROWS: KernelDef = {
+  name: 'mean_rows',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32', 'N: u32', 'off: u32', 'count: u32', 'C: u32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let b = i / p.C;
+  let j = i % p.C;
+  var s = 0.0;
+  for (var t = 0u; t < p.count; t = t + 1u) { s = s + INP[p.o_INP + (b * p.N + p.off + t) * p.C + j]; }
+  OUT[p.o_OUT + i] = s / f32(p.count);
+}
+`,
+};
+
+/** dinp (B, N, C) rows off.. += dout (B, C) / count: one thread per touched element */
+export const MEAN_ROWS_BWD: KernelDef = {
+  name: 'mean_rows_bwd',
+  args: [{ name: 'DINP', write: true }, { name: 'DOUT' }],
+  params: ['n: u32', 'N: u32', 'off: u32', 'count: u32', 'C: u32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let per = p.count * p.C;
+  let b = i / per;
+  let t = (i % per) / p.C;
+  let j = i % p.C;
+  let o = p.o_DINP + (b * p.N + p.off + t) * p.C + j;
+  DINP[o] = DINP[o] + DOUT[p.o_DOUT + b * p.C + j] / f32(p.count);
+}
+`,
+};
+
+/** out (R, C) += inp * gamma (C) */
+export const MULCOL_ADD: KernelDef = {
+  name: 'mulcol_add',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }, { name: 'G' }],
+  params: ['n: u32', 'C: u32'],
+  code: ELEMENTWISE_HEAD + '  OUT[p.o_OUT + i] = OUT[p.o_OUT + i] + INP[p.o_INP + i] * G[p.o_G + i % p.C];\n}\n',
+};
+
+/** dinp (R, C) = dout * gamma (C) */
+export const MULCOL_BWD_DINP: KernelDef = {
+  name: 'mulcol_bwd_dinp',
+  args: [{ name: 'DINP', write: true }, { name: 'DOUT' }, { name: 'G' }],
+  params: ['n: u32', 'C: u32'],
+  code: ELEMENTWISE_HEAD + '  DINP[p.o_DINP + i] = DOUT[p.o_DOUT + i] * G[p.o_G + i % p.C];\n}\n',
+};
+
+/** dgamma (C) += column sums of dout * inp (R, C) */
+export const MULCOL_BWD_DG: KernelDef = {
+  name: 'mulcol_bwd_dg',
+  args: [{ name: 'DG', write: true }, { name: 'DOUT' }, { name: 'INP' }],
+  params: ['R: u32', 'C: u32'],
+  code: COLSUM + /* wgsl */ `
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wid.x * 16u + lid.x;
+  let l = lid.y * 16u + lid.x;
+  var s = 0.0;
+  if (c < p.C) {
+    for (var r = lid.y; r < p.R; r = r + 16u) { s = s + DOUT[p.o_DOUT + r * p.C + c] * INP[p.o_INP + r * p.C + c]; }
+  }
+  cs[l] = s;
+  cs2[l] = 0.0;
+  col_reduce(l);
+  if (lid.y == 0u && c < p.C) { DG[p.o_DG + c] = DG[p.o_DG + c] + cs[lid.x]; }
+}
+`,
+};
+
+export const ACT_FWD: KernelDef = {
+  name: 'act_fwd',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32', 'kind: i32'],
+  code: ELEMENTWISE_HEAD + '  OUT[p.o_OUT + i] = act(INP[p.o_INP + i], p.kind);\n}\n',
+};
+
+export const ACT_BWD: KernelDef = {
+  name: 'act_bwd',
+  args: [{ name: 'DINP', write: true }, { name: 'INP' }, { name: 'DOUT' }],
+  params: ['n: u32', 'kind: i32'],
+  code: ELEMENTWISE_HEAD + '  DINP[p.o_DINP + i] = DOUT[p.o_DOUT + i] * act_grad(INP[p.o_INP + i], p.kind);\n}\n',
+};
+
+/** out (R, Hh) = act(inp[:, :Hh]) * inp[:, Hh:] */
+export const GLU_FWD: KernelDef = {
+  name: 'glu_fwd',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32', 'Hh: u32', 'kind: i32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let r = i / p.Hh;
+  let j = i % p.Hh;
+  let a = p.o_INP + r * 2u * p.Hh + j;
+  OUT[p.o_OUT + i] = act(INP[a], p.kind) * INP[a + p.Hh];
+}
+`,
+};
+
+/** dinp (R, 2Hh): both halves per (r, j) */
+export const GLU_BWD: KernelDef = {
+  name: 'glu_bwd',
+  args: [{ name: 'DINP', write: true }, { name: 'INP' }, { name: 'DOUT' }],
+  params: ['n: u32', 'Hh: u32', 'kind: i32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let r = i / p.Hh;
+  let j = i % p.Hh;
+  let e = r * 2u * p.Hh + j;
+  let a = INP[p.o_INP + e];
+  let g = INP[p.o_INP + e + p.Hh];
+  let d = DOUT[p.o_DOUT + i];
+  DINP[p.o_DINP + e] = d * g * act_grad(a, p.kind);
+  DINP[p.o_DINP + e + p.Hh] = d * act(a, p.kind);
+}
+`,
+};
+
+/** out (n) = alpha a + beta b (out may be a or b) */
+export const AXPBY: KernelDef = {
+  name: 'axpby',
+  args: [{ name: 'OUT', write: true }, { name: 'A' }, { name: 'B' }],
+  params: ['n: u32', 'alpha: f32', 'beta: f32'],
+  code: ELEMENTWISE_HEAD + '  OUT[p.o_OUT + i] = p.alpha * A[p.o_A + i] + p.beta * B[p.o_B + i];\n}\n',
+};
+
+/** out (n) = inp * alpha (out may be inp) */
+export const SCALE: KernelDef = {
+  name: 'scale',
+  args: [{ name: 'OUT', write: true }, { name: 'INP' }],
+  params: ['n: u32', 'alpha: f32'],
+  code: ELEMENTWISE_HEAD + '  OUT[p.o_OUT + i] = INP[p.o_INP + i] * p.alpha;\n}\n',
+};
+
+/** ema (n) = ema * decay + (1 - decay) * p */
+export const EMA: KernelDef = {
+  name: 'ema',
+  args: [{ name: 'EMA', write: true }, { name: 'P' }],
+  params: ['n: u32', 'decay: f32', 'omd: f32'],
+  code: ELEMENTWISE_HEAD + '  EMA[p.o_EMA + i] = EMA[p.o_EMA + i] * p.decay + p.omd * P[p.o_P + i];\n}\n',
+};
+
+/**
+ * Cross attention (MAP pooling): one workgroup of 128 per (b, h, query i); scores of the Nk keys,
+ * max-subtracted softmax in place in PROBS, then out = P V. q (B, Nq, D), kv (B, Nk, 2D) = [k, v].
+ */
+export const XATTN_FWD: KernelDef = {
+  name: 'cross_attention_fwd',
+  args: [{ name: 'OUT', write: true }, { name: 'PROBS', write: true }, { name: 'Q' }, { name: 'KV' }],
+  params: ['B: u32', 'Nq: u32', 'Nk: u32', 'NH: u32', 'HD: u32', 'scale: f32'],
+  code: REDUCE128 + /* wgsl */ `
+var<workgroup> qs: array<f32, 512>;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wg_index(wid, nwg);
+  if (row >= p.B * p.NH * p.Nq) { return; }
+  let l = lid.x;
+  let i = row % p.Nq;
+  let h = (row / p.Nq) % p.NH;
+  let b = row / (p.Nq * p.NH);
+  let D = p.NH * p.HD;
+  let qo = p.o_Q + (b * p.Nq + i) * D + h * p.HD;
+  let kvb = p.o_KV + b * p.Nk * 2u * D + h * p.HD;
+  for (var d = l; d < p.HD; d = d + 128u) { qs[d] = Q[qo + d]; }
+  workgroupBarrier();
+  let prow = p.o_PROBS + row * p.Nk;
+  var m = neg_inf();
+  for (var j = l; j < p.Nk; j = j + 128u) {
+    var dot = 0.0;
+    for (var d = 0u; d < p.HD; d = d + 1u) { dot = dot + qs[d] * KV[kvb + j * 2u * D + d]; }
+    let s = dot * p.scale;
+    PROBS[prow + j] = s;
+    m = nmax(m, s);
+  }
+  m = wg_max(m, l);
+  let bad = bad_max(m);
+  var sum = 0.0;
+  for (var j = l; j < p.Nk; j = j + 128u) { let e = exp(PROBS[prow + j] - m); PROBS[prow + j] = e; sum = sum + e; }
+  sum = wg_sum(sum, l);
+  for (var j = l; j < p.Nk; j = j + 128u) {
+    if (bad) { PROBS[prow + j] = nan_f32(); } else { PROBS[prow + j] = PROBS[prow + j] / sum; }
+  }
+  storageBarrier();
+  workgroupBarrier();
+  for (var d = l; d < p.HD; d = d + 128u) {
+    let o = p.o_OUT + (b * p.Nq + i) * D + h * p.HD + d;
+    if (bad) { OUT[o] = nan_f32(); continue; }
+    var acc = 0.0;
+    for (var j = 0u; j < p.Nk; j = j + 1u) { acc = acc + PROBS[prow + j] * KV[kvb + j * 2u * D + D + d]; }
+    OUT[o] = acc;
+  }
+}
+`,
+};
+
+/**
+ * Cross attention backward, part 1: one workgroup per (b, h, query i):
+ * DS[i, j] = P[i, j] (dO_i . V_j - sum_j' P[i, j'] dO_i . V_j'), dQ_i = scale sum_j DS[i, j] K_j.
+ */
+export const XATTN_BWD_Q: KernelDef = {
+  name: 'cross_attention_bwd_q',
+  args: [{ name: 'DQ', write: true }, { name: 'DS', write: true }, { name: 'DOUT' }, { name: 'KV' }, { name: 'PROBS' }],
+  params: ['B: u32', 'Nq: u32', 'Nk: u32', 'NH: u32', 'HD: u32', 'scale: f32'],
+  code: REDUCE128 + /* wgsl */ `
+var<workgroup> go: array<f32, 512>;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wg_index(wid, nwg);
+  if (row >= p.B * p.NH * p.Nq) { return; }
+  let l = lid.x;
+  let i = row % p.Nq;
+  let h = (row / p.Nq) % p.NH;
+  let b = row / (p.Nq * p.NH);
+  let D = p.NH * p.HD;
+  let qo = (b * p.Nq + i) * D + h * p.HD;
+  let kvb = p.o_KV + b * p.Nk * 2u * D + h * p.HD;
+  for (var d = l; d < p.HD; d = d + 128u) { go[d] = DOUT[p.o_DOUT + qo + d]; }
+  workgroupBarrier();
+  let prow = row * p.Nk;
+  var dot = 0.0;
+  for (var j = l; j < p.Nk; j = j + 128u) {
+    var a = 0.0;
+    for (var d = 0u; d < p.HD; d = d + 1u) { a = a + go[d] * KV[kvb + j * 2u * D + D + d]; }
+    DS[p.o_DS + prow + j] = a;
+    dot = dot + a * PROBS[p.o_PROBS + prow + j];
+  }
+  dot = wg_sum(dot, l);
+  for (var j = l; j < p.Nk; j = j + 128u) {
+    DS[p.o_DS + prow + j] = PROBS[p.o_PROBS + prow + j] * (DS[p.o_DS + prow + j] - dot);
+  }
+  storageBarrier();
+  workgroupBarrier();
+  for (var d = l; d < p.HD; d = d + 128u) {
+    var dq = 0.0;
+    for (var j = 0u; j < p.Nk; j = j + 1u) { dq = dq + DS[p.o_DS + prow + j] * KV[kvb + j * 2u * D + d]; }
+    DQ[p.o_DQ + qo + d] = dq * p.scale;
+  }
+}
+`,
+};
+
+/** part 2: one workgroup per (b, h, key j): dK_j = scale sum_i DS[i, j] Q_i, dV_j = sum_i P[i, j] dO_i */
+export const XATTN_BWD_KV: KernelDef = {
+  name: 'cross_attention_bwd_kv',
+  args: [{ name: 'DKV', write: true }, { name: 'DS' }, { name: 'DOUT' }, { name: 'Q' }, { name: 'PROBS' }],
+  params: ['B: u32', 'Nq: u32', 'Nk: u32', 'NH: u32', 'HD: u32', 'scale: f32'],
+  code: /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wg_index(wid, nwg);
+  if (row >= p.B * p.NH * p.Nk) { return; }
+  let j = row % p.Nk;
+  let h = (row / p.Nk) % p.NH;
+  let b = row / (p.Nk * p.NH);
+  let D = p.NH * p.HD;
+  let bh = b * p.NH + h;
+  let ko = p.o_DKV + (b * p.Nk + j) * 2u * D + h * p.HD;
+  for (var d = lid.x; d < p.HD; d = d + 64u) {
+    var dk = 0.0;
+    var dv = 0.0;
+    for (var i = 0u; i < p.Nq; i = i + 1u) {
+      let e = (bh * p.Nq + i) * p.Nk + j;
+      let qi = (b * p.Nq + i) * D + h * p.HD + d;
+      dk = dk + DS[p.o_DS + e] * Q[p.o_Q + qi];
+      dv = dv + PROBS[p.o_PROBS + e] * DOUT[p.o_DOUT + qi];
+    }
+    DKV[ko + d] = dk * p.scale;
+    DKV[ko + D + d] = dv;
+  }
+}
+`,
+};
+
 export const ALL_KERNELS: readonly KernelDef[] = [
   GEMM, ERF, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, COPY_I32, FILL, BIAS_ADD, IM2COL, COL2IM,
   SOFTMAX_FWD, SOFTMAX_BWD, ATTN_PROBS, ATTN_FLASH, ATTN_BWD_Q, ATTN_BWD_KV, CE_FWD, CE_BWD, ADAMW, SUMSQ_PARTIAL,
-  NORM_FINAL, CLIP_SCALE,
+  NORM_FINAL, CLIP_SCALE, COPY_ROWS, MEAN_ROWS, MEAN_ROWS_BWD, MULCOL_ADD, MULCOL_BWD_DINP, MULCOL_BWD_DG, ACT_FWD, ACT_BWD,
+  GLU_FWD, GLU_BWD, AXPBY, SCALE, EMA, XATTN_FWD, XATTN_BWD_Q, XATTN_BWD_KV,
 ];
