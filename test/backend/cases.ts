@@ -43,7 +43,7 @@ export function guardErrors(side: string, outs: readonly Float32Array[]): string
 }
 
 /** the Backend ops (every function member but thread control) */
-export type OpName = Exclude<{ [K in keyof Backend]: Backend[K] extends (...a: never[]) => unknown ? K : never }[keyof Backend], 'setThreads' | 'getThreads'>;
+export type OpName = Exclude<{ [K in keyof Backend]-?: Backend[K] extends (...a: never[]) => unknown ? K : never }[keyof Backend], 'setThreads' | 'getThreads'>;
 
 export interface Case {
   name: string;
