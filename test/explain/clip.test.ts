@@ -11,7 +11,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randn } from '../helpers.js';
+import path from 'node:path';
+import { randn, REFS } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { reference } from '../../src/backend/reference.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -161,4 +162,21 @@ test('textTargets: templates make the prompt ensemble (normalised mean of the fi
   for (const v of mean) n += v * v;
   for (let e = 0; e < E; e++) assert.ok(Math.abs(ens!.embedding[e]! - mean[e]! / Math.sqrt(n)) < 1e-6);
   assert.throws(() => textTargets(clip, ['cat'], ['a photo']), /Expected --template with \{\} where the text goes but received "a photo"/);
+});
+
+test('the public API: explainClipImages(dir, files, texts) gives [image][prompt] maps on the patch grid', { skip: skipClip }, async () => {
+  const vk = await import('../../src/index.js');
+  const files = [path.join(REFS, 'images', 'chelsea.png'), path.join(REFS, 'images', 'coffee.png')];
+  const r = await vk.explainClipImages(CLIP_DIR, files, ['a cat', 'a cup of coffee', 'a diagram']);
+  assert.equal(r.length, 2);
+  for (const per of r) {
+    assert.deepEqual(per.map((e) => e.text), ['a cat', 'a cup of coffee', 'a diagram']);
+    for (const e of per) {
+      assert.deepEqual(e.grid, [4, 4]);
+      assert.equal(e.rollout.length, 16);
+      assert.ok(e.rollout.every((v) => v >= 0 && v <= 1));
+      assert.ok(e.similarity >= -1 && e.similarity <= 1);
+    }
+  }
+  assert.ok(r[0]![0]!.rollout.some((v, j) => v !== r[0]![2]!.rollout[j]), 'prompts gave the same map');
 });
