@@ -166,7 +166,8 @@ export function explainCommand(): Command {
     .action(async (inputs: string[], o: ExplainCliOptions, cmd: Command) => {
       if (!o.out && !o.json) throw new UsageError('Expected --out <dir> for the PNGs and/or --json for the maps but received neither');
       if (o.template.length && !o.text.length) throw new UsageError('--template fills in the prompts of --text; pass --text with it');
-      const isClip = clipLayoutOf(o.model) !== null;
+      const clipLayout = clipLayoutOf(o.model);
+      const isClip = clipLayout !== null;
       if (o.text.length) {
         if (o.class !== undefined) throw new UsageError('--class explains a classifier\'s class and --text a CLIP model\'s prompt; pass one of them');
         if (cmd.getOptionValueSource('method') === 'cli' && o.method !== 'grad-rollout') {
@@ -178,7 +179,8 @@ export function explainCommand(): Command {
         await explainText(collectImages(inputs), o);
         return;
       }
-      if (isClip) throw new VitkitError(`${o.model} is a CLIP checkpoint: pass --text <prompt> to explain what in each image matches it`);
+      // an HF CLIPModel without --text: its image tower alone, as before (loadModel reads it); open_clip's layout has no such reading
+      if (clipLayout === 'open_clip') throw new VitkitError(`${o.model} is a CLIP checkpoint: pass --text <prompt> to explain what in each image matches it`);
       if (o.class !== undefined && o.method !== 'grad-rollout') {
         throw new UsageError('--class selects the class of gradient-weighted rollout; pass --method grad-rollout with it');
       }

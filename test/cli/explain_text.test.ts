@@ -10,6 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES, REFS, vitkit, assertUserError, tmp } from '../helpers.js';
 import { CLIP_DIR, skipClip } from '../clip/common.js';
+import { writeHfCopy } from '../clip/hf_copy.js';
 import { loadClip } from '../../src/models/clip/load.js';
 import { encodeImage } from '../../src/models/clip/zeroshot.js';
 import { normalizeRows } from '../../src/models/clip/model.js';
@@ -86,7 +87,7 @@ test('explain --text: one map per image per prompt; the score is the model\'s si
   assert.deepEqual(readdirSync(out).sort(), want, 'a temporary file was left behind');
 });
 
-test('explain --text errors: a non-CLIP model, --text with --class, --template alone, --method rollout; a CLIP model needs --text', { skip: skipClip }, () => {
+test('explain --text errors: a non-CLIP model, --text with --class, --template alone, --method rollout; an open_clip checkpoint needs --text', { skip: skipClip }, () => {
   const hf = path.join(FIXTURES, 'hf_vit_small');
   const r1 = vitkit('explain', '-m', hf, '--text', 'a cat', '--json', CAT);
   assertUserError(r1, new RegExp(`^error: --text explains a CLIP checkpoint toward a prompt, but ${hf.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not one \\(expected open_clip_config.json`, 'm'));
@@ -105,4 +106,22 @@ test('explain --text errors: a non-CLIP model, --text with --class, --template a
   assert.equal(r5.code, 1);
   const r6 = vitkit('explain', '-m', CLIP_DIR, '--text', 'cat', '--template', 'a photo', '--json', CAT);
   assertUserError(r6, /^error: Expected --template with \{\} where the text goes but received "a photo"$/m);
+});
+
+test('explain --text on a Hugging Face CLIPModel (converted from the open_clip reference) gives the open_clip layout\'s maps; without --text its image tower is explained as before', { skip: skipClip }, () => {
+  const hf = writeHfCopy(49407);
+  const a = vitkit('explain', '-m', CLIP_DIR, '--text', 'a photo of a cat', '--text', 'a diagram', '--json', CAT);
+  const b = vitkit('explain', '-m', hf, '--text', 'a photo of a cat', '--text', 'a diagram', '--json', CAT);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+  const ra = JSON.parse(a.out) as TextResult[], rb = JSON.parse(b.out) as TextResult[];
+  assert.equal(rb.length, 2);
+  for (let k = 0; k < 2; k++) {
+    assert.ok(Math.abs(ra[k]!.similarity - rb[k]!.similarity) < 1e-5);
+    const d = ra[k]!.rollout.flat().reduce((m, v, j) => Math.max(m, Math.abs(v - rb[k]!.rollout.flat()[j]!)), 0);
+    assert.ok(d < 1e-5, `${ra[k]!.text}: maps differ by ${d}`);
+  }
+  const c = vitkit('explain', '-m', hf, '--json', CAT);
+  assert.equal(c.code, 0, c.err);
+  assert.equal((JSON.parse(c.out) as { method: string }[])[0]!.method, 'rollout');
 });
