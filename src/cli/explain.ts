@@ -150,7 +150,7 @@ export function explainCommand(): Command {
   return new Command('explain')
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
-    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (created if missing)')
+    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')
     .option('--json', 'print the maps on the patch grid as JSON')
     .option('--method <name>', `${EXPLAIN_METHODS.join(' | ')}`, choice('--method', EXPLAIN_METHODS), 'rollout' as ExplainMethod)
     .option('--head-fusion <mode>', `how rollout fuses the heads of a block: ${HEAD_FUSIONS.join(' | ')}`, choice('--head-fusion', HEAD_FUSIONS), 'mean' as HeadFusion)
