@@ -61,6 +61,7 @@ export { openData, type DataSource } from './data/open.js';
 export { attentionRollout, gradientRollout, fuseHeads, type HeadFusion, type RolloutOptions } from './explain/rollout.js';
 export { attentionGradients } from './explain/gradients.js';
 export { explainImages, explainOne, type ExplainOptions, type Explanation } from './explain/explain.js';
+export { explainClipImages, explainClipOne, clipAttentionGradients, textTargets, similarityScoreGrad, type ClipExplanation, type ClipExplainOptions, type ClipTextTarget, type ClipAttentionGradients } from './explain/clip.js';
 export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';

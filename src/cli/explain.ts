@@ -11,6 +11,8 @@ import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
 import { EXPLAIN_METHODS, NO_CLASS_TOKEN_NOTE, explainOne, hottest, toRows, type ExplainMethod } from '../explain/explain.js';
 import { loadForInference, parseChoice, parseFloatOpt } from './common.js';
+import { clipLayoutOf, loadClip } from '../models/clip/load.js';
+import { explainClipOne, textTargets } from '../explain/clip.js';
 
 interface ExplainCliOptions {
   model: string;
@@ -24,7 +26,11 @@ interface ExplainCliOptions {
   alpha: number;
   overwrite?: boolean;
   randomWeights?: boolean;
+  text: string[];
+  template: string[];
 }
+
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 const choice = parseChoice;
 
@@ -61,23 +67,120 @@ export function outputNames(images: string[], out: string): { rollout: string; h
   });
 }
 
+/**
+ * File-name parts for text prompts: lower-case letters and digits joined by '-' (at most 40
+ * characters, 'text' when none are left), distinct within the run like outputNames' stems.
+ */
+export function promptSlugs(texts: readonly string[]): string[] {
+  const base = texts.map((t) => t.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '') || 'text');
+  const claimed = new Set<string>();
+  const first = base.map((b) => (claimed.has(b) ? false : (claimed.add(b), true)));
+  return base.map((b, i) => {
+    if (first[i]) return b;
+    let k = 2;
+    while (claimed.has(`${b}-${k}`)) k++;
+    claimed.add(`${b}-${k}`);
+    return `${b}-${k}`;
+  });
+}
+
+/** Output files of `--text`: per image <stem>.<prompt>.rollout.png for each prompt and one <stem>.heads.png. */
+export function textOutputNames(images: string[], texts: readonly string[], out: string): { rollouts: string[]; heads: string }[] {
+  const slugs = promptSlugs(texts);
+  return outputNames(images, out).map((n) => {
+    const stem = n.rollout.slice(0, -'.rollout.png'.length);
+    return { rollouts: slugs.map((s) => `${stem}.${s}.rollout.png`), heads: n.heads };
+  });
+}
+
+/** `vitkit explain --text`: a CLIP checkpoint's image tower toward each prompt (one map per image per prompt). */
+async function explainText(images: string[], o: ExplainCliOptions): Promise<void> {
+  const names = o.out ? textOutputNames(images, o.text, o.out) : [];
+  if (o.out) {
+    if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new VitkitError(`Expected a folder for --out but ${o.out} is a file`);
+    if (!o.overwrite) {
+      for (const n of names) for (const f of [...n.rollouts, n.heads]) {
+        if (existsSync(f)) throw new VitkitError(`Output ${f} already exists; pass --overwrite to replace it`);
+      }
+    }
+  }
+  const clip = loadClip(o.model);
+  const targets = textTargets(clip, o.text, o.template);
+  if (o.out) {
+    mkdirSync(o.out, { recursive: true });
+    cleanStaleTemps(o.out);
+  }
+  const results: Record<string, unknown>[] = [];
+  for (let i = 0; i < images.length; i++) {
+    const es = await explainClipOne(clip, images[i]!, targets, { discardRatio: o.discardRatio });
+    const [GH, GW] = es[0]!.grid;
+    let headsFile: string | undefined;
+    if (o.out) {
+      const e = es[0]!;
+      const grid = await renderGrid(e.original, e.heads, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title: 'attn' });
+      headsFile = names[i]!.heads;
+      await writePng(headsFile, grid.image, { overwrite: o.overwrite ?? false });
+    }
+    for (let k = 0; k < es.length; k++) {
+      const e = es[k]!;
+      let file: string | undefined;
+      if (o.out) {
+        const ov = renderOverlay(e.original, e.rollout, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title: 'text' });
+        file = names[i]!.rollouts[k]!;
+        await writePng(file, ov.image, { overwrite: o.overwrite ?? false });
+      }
+      const hot = hottest(e.rollout, GW);
+      if (o.json) {
+        results.push({
+          image: e.image, text: e.text, prompts: e.prompts, method: e.method, target: 'logit', grid: e.grid, token: e.token,
+          discard_ratio: o.discardRatio, similarity: e.similarity, logit: e.logit, hottest: hot,
+          rollout: toRows(e.rollout, GH, GW), heads: e.heads.map((h) => toRows(h, GH, GW)),
+          ...(o.out ? { files: { rollout: file, heads: headsFile } } : {}),
+        });
+      } else {
+        console.log(`${e.image}: ${JSON.stringify(e.text)} similarity ${e.similarity.toFixed(4)} (logit ${e.logit.toFixed(3)}), hottest patch row ${hot[0]} col ${hot[1]} of ${GH}x${GW}`);
+        if (o.out) console.log(`  wrote ${file}${k === 0 ? ` and ${headsFile} (last block, ${e.heads.length} heads)` : ''}`);
+      }
+    }
+  }
+  if (o.json) console.log(JSON.stringify(results));
+}
+
 export function explainCommand(): Command {
   return new Command('explain')
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
-    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (created if missing)')
+    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')
     .option('--json', 'print the maps on the patch grid as JSON')
     .option('--method <name>', `${EXPLAIN_METHODS.join(' | ')}`, choice('--method', EXPLAIN_METHODS), 'rollout' as ExplainMethod)
     .option('--head-fusion <mode>', `how rollout fuses the heads of a block: ${HEAD_FUSIONS.join(' | ')}`, choice('--head-fusion', HEAD_FUSIONS), 'mean' as HeadFusion)
     .option('--discard-ratio <r>', 'fraction in [0, 1) of the lowest attentions of each block dropped (never the class token\'s own)', parseDiscard, 0)
     .option('--class <index|label>', 'grad-rollout: the class to explain (default: the predicted class)')
+    .option('--text <prompt>', 'CLIP checkpoint: explain what in the image matches this prompt (gradient-weighted rollout toward its embedding); repeat for several', collect, [] as string[])
+    .option('--template <text>', 'with --text: a prompt template with {} for the text; repeat for an ensemble (as zeroshot)', collect, [] as string[])
     .option('--colormap <name>', COLORMAPS.join(' | '), choice('--colormap', COLORMAPS), 'viridis' as ColormapName)
     .option('--alpha <a>', 'heat-map opacity over the image, in [0, 1]', parseFloatOpt('--alpha', 0, 1), 0.5)
     .option('--overwrite', 'replace existing PNGs in --out')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<images...>', `image files or folders (${IMAGE_EXTENSIONS.join(', ')})`)
-    .action(async (inputs: string[], o: ExplainCliOptions) => {
+    .action(async (inputs: string[], o: ExplainCliOptions, cmd: Command) => {
       if (!o.out && !o.json) throw new UsageError('Expected --out <dir> for the PNGs and/or --json for the maps but received neither');
+      if (o.template.length && !o.text.length) throw new UsageError('--template fills in the prompts of --text; pass --text with it');
+      const clipLayout = clipLayoutOf(o.model);
+      const isClip = clipLayout !== null;
+      if (o.text.length) {
+        if (o.class !== undefined) throw new UsageError('--class explains a classifier\'s class and --text a CLIP model\'s prompt; pass one of them');
+        if (cmd.getOptionValueSource('method') === 'cli' && o.method !== 'grad-rollout') {
+          throw new UsageError(`--text explains with gradient-weighted rollout toward the prompt; --method ${o.method} does not use it`);
+        }
+        if (!isClip) {
+          throw new VitkitError(`--text explains a CLIP checkpoint toward a prompt, but ${o.model} is not one (expected open_clip_config.json + open_clip_model.safetensors, or a Hugging Face CLIPModel)`);
+        }
+        await explainText(collectImages(inputs), o);
+        return;
+      }
+      // an HF CLIPModel without --text: its image tower alone, as before (loadModel reads it); open_clip's layout has no such reading
+      if (clipLayout === 'open_clip') throw new VitkitError(`${o.model} is a CLIP checkpoint: pass --text <prompt> to explain what in each image matches it`);
       if (o.class !== undefined && o.method !== 'grad-rollout') {
         throw new UsageError('--class selects the class of gradient-weighted rollout; pass --method grad-rollout with it');
       }

@@ -4,12 +4,12 @@
  * progress bar, validation after every epoch, resumable checkpoints and Ctrl-C handling.
  */
 import type { DeviceName } from '../models/runner.js';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readRegularFile } from '../io/files.js';
 import path from 'node:path';
-import { UsageError, VitkitError } from '../errors.js';
+import { UsageError, VitkitError, expected } from '../errors.js';
 import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
@@ -248,6 +248,19 @@ interface TrainOpts extends ArchOverrides, Pick<TrainSettings,
   teacher?: string;
   /** where the steps run */
   device?: DeviceName;
+  /** AdamW betas / eps (absent: the task's defaults, 0.9,0.999 / 1e-8 for classification, 0.9,0.98 / 1e-6 for clip) */
+  betas?: [number, number];
+  eps?: number;
+}
+
+/** `--betas b1,b2`: two numbers in [0, 1); anything else is a malformed command line (exit 2) */
+export function parseBetasOpt(v: string): [number, number] {
+  const p = v.split(',');
+  const n = p.map((x) => (x.trim() === '' ? NaN : Number(x)));
+  if (p.length !== 2 || !n.every((x) => Number.isFinite(x) && x >= 0 && x < 1)) {
+    throw new InvalidArgumentError(expected('two comma-separated numbers in [0, 1) like 0.9,0.999', '--betas', v).message);
+  }
+  return [n[0]!, n[1]!];
 }
 
 /** --teacher: a classifier checkpoint for DeiT hard distillation; the student must be distilled and see the same pixels. */
@@ -297,7 +310,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const run = saved.run;
     const settings: TrainSettings = { ...run.settings };
     if (explicit.has('epochs')) settings.epochs = o.epochs;
-    const ignored = ['batchSize', 'lr', 'minLr', 'weightDecay', 'labelSmoothing', 'schedule', 'warmupEpochs', 'clipGrad', 'layerDecay', 'emaDecay', 'mixup', 'cutmix', 'seed', 'shuffle', 'augment', 'model', 'valSplit', 'valData']
+    const ignored = ['batchSize', 'lr', 'minLr', 'weightDecay', 'labelSmoothing', 'schedule', 'warmupEpochs', 'clipGrad', 'layerDecay', 'emaDecay', 'mixup', 'cutmix', 'seed', 'shuffle', 'augment', 'model', 'valSplit', 'valData', 'betas', 'eps']
       .filter((k) => explicit.has(k));
     if (ignored.length) log(`note: resuming with the run's saved settings; ignoring ${ignored.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
     if (run.epoch >= settings.epochs) {
@@ -342,6 +355,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, minLr: o.minLr, weightDecay: o.weightDecay, labelSmoothing: o.labelSmoothing,
     schedule: o.schedule, warmupEpochs: o.warmupEpochs, clipGrad: o.clipGrad ?? null, layerDecay: o.layerDecay ?? null, emaDecay: o.emaDecay ?? null,
     mixup: o.mixup, cutmix: o.cutmix, seed: o.seed, shuffle: o.shuffle, augment: o.augment ? data.augment : 'none',
+    ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}),
   };
   const c = pm.model.config;
   log(`Training ${pm.origin === 'checkpoint' ? `from ${o.model}` : `${o.model} from scratch`}: img ${c.img_size}, patch ${c.patch_size}, D ${c.embed_dim}, depth ${c.depth}, ` +
@@ -392,6 +406,8 @@ export function trainCommand(): Command {
     .option('--label-smoothing <eps>', 'label smoothing', f('--label-smoothing', 0, 0.99), DEFAULT_SETTINGS.labelSmoothing)
     .addOption(new Option('--schedule <kind>', 'learning-rate schedule, stepped per iteration').choices(['cosine', 'constant']).default(DEFAULT_SETTINGS.schedule))
     .option('--warmup-epochs <n>', 'linear warmup (fractions allowed)', f('--warmup-epochs', 0), DEFAULT_SETTINGS.warmupEpochs)
+    .option('--betas <b1,b2>', 'AdamW betas (default 0.9,0.999; --task clip: 0.9,0.98)', parseBetasOpt)
+    .option('--eps <eps>', 'AdamW eps (default 1e-8; --task clip: 1e-6)', f('--eps', 0))
     .option('--clip-grad <norm>', 'clip the global gradient norm', f('--clip-grad', 0))
     .option('--layer-decay <rate>', 'layer-wise lr decay for fine-tuning, e.g. 0.75', f('--layer-decay', 0, 1))
     .option('--ema-decay <decay>', 'keep an EMA of the weights, e.g. 0.9998 (saved in <out>/ema)', f('--ema-decay', 0, 1))
@@ -412,7 +428,7 @@ export function trainCommand(): Command {
     const num = k === 'mlpRatio' ? f(flag, 0) : parseIntOpt(flag, k === 'depth' || k === 'numClasses' ? 0 : 1);
     cmd.option(`${flag} <n>`, `architecture: ${flag.slice(2).replace(/-/g, ' ')}${k === 'imgSize' ? ' (with a checkpoint: resamples pos_embed)' : k === 'numClasses' ? ' (with a checkpoint: a new head)' : ''}`, num);
   }
-  addClipTrainOptions(cmd, parseFloatOpt);
+  addClipTrainOptions(cmd);
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
     const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');

@@ -258,16 +258,10 @@ export function isClipResume(resume: string | boolean | undefined, out: string):
   return existsSync(path.join(resume === true ? out : resume, CLIP_STATE_FILE));
 }
 
-/** The options `--task clip` adds to `vitkit train`. */
-export function addClipTrainOptions(cmd: Command, parseFloat: (name: string, min?: number, max?: number) => (v: string) => number): Command {
+/** The options `--task clip` adds to `vitkit train` (--betas and --eps, shared by every task, are the train command's). */
+export function addClipTrainOptions(cmd: Command): Command {
   return cmd
     .option('--task <task>', 'classification (default) or clip (contrastive image–caption training of a CLIP checkpoint)')
     .option('--lock-image', 'clip: freeze the image tower (LiT)')
-    .option('--lock-text', 'clip: freeze the text tower')
-    .option('--betas <b1,b2>', 'clip: AdamW betas (default 0.9,0.98)', (v: string) => {
-      const p = v.split(',').map(Number);
-      if (p.length !== 2 || !p.every((x) => x >= 0 && x < 1)) throw new VitkitError(`Expected --betas as two numbers in [0, 1) like 0.9,0.98 but received ${JSON.stringify(v)}`);
-      return p as [number, number];
-    })
-    .option('--eps <eps>', 'clip: AdamW eps (default 1e-6)', parseFloat('--eps', 0));
+    .option('--lock-text', 'clip: freeze the text tower');
 }

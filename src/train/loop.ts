@@ -64,6 +64,10 @@ export interface TrainSettings {
   shuffle: boolean;
   /** train augmentation */
   augment: 'none' | 'shift' | 'rrc_flip';
+  /** AdamW betas (absent: the Trainer's default 0.9, 0.999) */
+  betas?: [number, number];
+  /** AdamW eps (absent: the Trainer's default 1e-8) */
+  eps?: number;
 }
 
 export const DEFAULT_SETTINGS: TrainSettings = {
@@ -238,6 +242,8 @@ export function trainerOptions(s: TrainSettings, stepsPerEpoch: number) {
     ...(s.clipGrad !== null ? { clipGrad: s.clipGrad } : {}),
     ...(s.layerDecay !== null ? { layerDecay: s.layerDecay } : {}),
     ...(s.emaDecay !== null ? { emaDecay: s.emaDecay } : {}),
+    ...(s.betas ? { betas: s.betas } : {}),
+    ...(s.eps !== undefined ? { eps: s.eps } : {}),
   };
 }
 

@@ -68,7 +68,15 @@ function received(v: unknown): string {
 function settings(c: Checker, v: unknown): TrainSettings {
   const s = c.obj(v, 'settings');
   const f = (k: string) => `settings.${k}`;
+  // betas / eps: optional (runs saved before --betas / --eps existed use the Trainer's defaults)
+  const betas = s['betas'];
+  if (betas !== undefined && !(Array.isArray(betas) && betas.length === 2 && betas.every((b) => typeof b === 'number' && b >= 0 && b < 1))) {
+    c.fail(f('betas'), 'two numbers in [0, 1)', betas);
+  }
+  const eps = s['eps'] === undefined ? undefined : c.num(s['eps'], f('eps'), 0);
   return {
+    ...(betas !== undefined ? { betas: [(betas as number[])[0]!, (betas as number[])[1]!] as [number, number] } : {}),
+    ...(eps !== undefined ? { eps } : {}),
     epochs: c.int(s['epochs'], f('epochs'), 1),
     batchSize: c.int(s['batchSize'], f('batchSize'), 1),
     lr: c.num(s['lr'], f('lr'), 0),

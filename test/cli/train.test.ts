@@ -223,3 +223,61 @@ test('demo: refuses a directory it did not make; ASCII digits', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--betas / --eps reach AdamW for classification: after one step exp_avg = (1 - b1) g, exp_avg_sq = (1 - b2) g², p1 = p0 - lr m̂ / (sqrt(v̂) + eps); malformed values exit 2', { skip: TINY ? false : 'needs the train_tiny fixture' }, async () => {
+  const dir = tmp();
+  try {
+    const ckpt = path.join(dir, 'ckpt');
+    tinyCheckpoint(ckpt);
+    tinyData(path.join(dir, 'batch.safetensors'));
+    const ONE = ['--model', ckpt, '--data', path.join(dir, 'batch.safetensors'), '--epochs', '1', '--batch-size', '8', '--lr', '1e-3', '--weight-decay', '0',
+      '--label-smoothing', '0.1', '--schedule', 'constant', '--warmup-epochs', '0', '--no-shuffle', '--no-augment'];
+    const outA = path.join(dir, 'default'), outB = path.join(dir, 'betas');
+    const rA = await cli(['train', ...ONE, '--out', outA]);
+    assert.equal(rA.code, 0, rA.err);
+    const rB = await cli(['train', ...ONE, '--betas', '0.5,0.6', '--eps', '1e-3', '--out', outB]);
+    assert.equal(rB.code, 0, rB.err);
+    const ref = readSafetensors(path.join(TINY!, 'ref.safetensors'));
+    const p0 = loadModel(ckpt).model.params;
+    const base = p0.buffer.byteOffset / 4;
+    const stateOf = (out: string) => {
+      const st = readSafetensors(path.join(out, 'train_state.safetensors'));
+      return { m: st.f32('optimizer.exp_avg').data, v: st.f32('optimizer.exp_avg_sq').data, p: st.f32('model').data, run: JSON.parse(st.metadata['run']!) as { settings: Record<string, unknown> } };
+    };
+    const A = stateOf(outA), B = stateOf(outB);
+    assert.deepEqual(B.run.settings['betas'], [0.5, 0.6], 'the run state keeps --betas (a resume continues with them)');
+    assert.equal(B.run.settings['eps'], 1e-3);
+    assert.equal(A.run.settings['betas'], undefined);
+    let checked = 0, moved = 0;
+    for (const name of p0.names()) {
+      const g = ref.f32(`grad.${name}`).data, w0 = p0.get(name), off = w0.byteOffset / 4 - base;
+      const gmax = g.reduce((mx, x) => Math.max(mx, Math.abs(x)), 0), tol = 1e-4 * gmax + 1e-7;
+      for (let i = 0; i < g.length; i++) {
+        const k = off + i;
+        // first moments: the reference gradient times (1 - b1): 0.1 by default, 0.5 with --betas 0.5,0.6
+        assert.ok(Math.abs(A.m[k]! - 0.1 * g[i]!) <= 0.1 * tol, `default exp_avg ${name}[${i}]: ${A.m[k]} vs 0.1 x ${g[i]}`);
+        assert.ok(Math.abs(B.m[k]! - 0.5 * g[i]!) <= 0.5 * tol, `--betas exp_avg ${name}[${i}]: ${B.m[k]} vs 0.5 x ${g[i]}`);
+        // second moments: (1 - b2) g² with g = exp_avg / (1 - b1): 0.001 by default, 0.4 with b2 = 0.6
+        const gA = A.m[k]! / 0.1, gB = B.m[k]! / 0.5;
+        assert.ok(Math.abs(A.v[k]! - 1e-3 * gA * gA) <= 1e-4 * 1e-3 * gA * gA + 1e-30, `default exp_avg_sq ${name}[${i}]`);
+        assert.ok(Math.abs(B.v[k]! - 0.4 * gB * gB) <= 1e-4 * 0.4 * gB * gB + 1e-30, `--betas exp_avg_sq ${name}[${i}]`);
+        // the step with eps 1e-3 (bias-corrected moments, wd 0): p1 = p0 - lr m̂ / (sqrt(v̂) + eps)
+        const want = w0[i]! - 1e-3 * (B.m[k]! / 0.5) / (Math.sqrt(B.v[k]! / 0.4) + 1e-3);
+        assert.ok(Math.abs(B.p[k]! - want) <= 2e-8 + 1e-6 * Math.abs(want), `--eps step ${name}[${i}]: ${B.p[k]} vs ${want}`);
+        if (Math.abs(B.p[k]! - A.p[k]!) > 1e-5) moved++;
+        checked++;
+      }
+    }
+    assert.equal(checked, p0.count);
+    assert.ok(moved > 0.3 * checked, `eps 1e-3 should shrink most steps well below lr (${moved} of ${checked} elements moved by more than 1e-5)`);
+    // malformed values: a malformed command line (exit 2), the message names the option
+    for (const [flag, v] of [['--betas', '0.9'], ['--betas', '0.9,1'], ['--betas', 'a,b'], ['--betas', '0.9,0.98,0.5'], ['--betas', ',0.9'], ['--eps', '-1'], ['--eps', 'tiny']]) {
+      const r = await cli(['train', ...ONE, flag!, v!, '--out', path.join(dir, 'bad')]);
+      assert.equal(r.code, 2, `${flag} ${v}: ${r.err}`);
+      assert.match(r.err, new RegExp(`option '${flag} <[^>]+>' argument '${v!.replace(/[.]/g, '\\.')}' is invalid\\. Expected .* for ${flag} but received`), r.err);
+      assert.equal(existsSync(path.join(dir, 'bad')), false);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -2,18 +2,33 @@
  * Contrastive training parity vs open_clip (train_ref.safetensors + train_spec.json): ClipLoss
  * losses of 3 steps, every parameter's step-1 gradient within 1e-4 of that tensor's max |grad|,
  * every parameter after 3 AdamW steps (betas 0.9/0.98, eps 1e-6, wd 0.2 with open_clip's
- * exclusions) within 1e-5. The key rows of every in_proj_bias (elements W..2W-1) have an exactly
- * zero gradient in exact arithmetic (softmax is shift-invariant), so the reference holds rounding
- * noise there: their gradients are compared with an absolute tolerance and they are left out of
- * the after-3 comparison, as the refs README prescribes.
+ * exclusions) within 1e-5, except noise-gradient elements.
  *
- * The same holds for the few other elements whose reference gradient is itself at float32's noise
- * floor: below NOISE_FLOOR x the tensor's max |grad| (measured: both implementations' gradients
- * agree to <= 7e-6 x max everywhere, so such an element's gradient is not resolved). With eps 1e-6,
- * AdamW turns a gradient of 1e-7 into a step of 0.1 lr whose size depends on that unresolved value.
- * Those elements (509 of 3.7 M, set by the reference alone; about 10 of them differ by more than 1e-5) are held to AdamW's
- * bound instead, |difference| <= steps x lr; elements with an exactly zero reference gradient
- * (token_embedding rows of absent tokens) stay in the 1e-5 comparison.
+ * Which elements are noise. The refs README's rule: |reference grad| <= 1e-7 x the tensor's max
+ * |grad|, held to 3 x lr (every other element to 1e-5). Under that rule about 10 elements fail
+ * (up to 2.6e-5), and the cause is the reference's own float32 rounding, not this implementation:
+ *  - exact gradients (float64 central differences of an independent NumPy float64 open_clip
+ *    forward + ClipLoss, lab/clip_after3/fd64.py; it reproduces the reference loss to 1e-8) show
+ *    that torch's float32 gradient of visual.conv1.weight is off by ~3e-8 everywhere (3.3e-7 x
+ *    max; e.g. element 0: exact 3.280783e-3, torch 3.280813e-3). At element 795 the exact
+ *    gradient is 1.6160e-7, torch's 1.2945e-7, ours 1.630e-7 (native) / 1.636e-7 (reference).
+ *  - AdamW (eps 1e-6) turns g into a step lr g / (|g| + eps) (bias corrections cancel at step
+ *    1); its derivative lr eps / (|g| + eps)^2 is ~740 at g = 1.6e-7, so the reference's 3.2e-8
+ *    gradient error alone moves its first step by 2.4e-5 — the 2.55e-5 after-3 difference seen
+ *    at element 795. The test 'evidence: ...' below checks this for every failing element.
+ *  - the key part of every in_proj_bias is exactly zero in exact arithmetic, yet half of those
+ *    480 reference gradients (240) lie above 1e-7 x max (up to 1.8e-6 x max): the README's floor
+ *    does not separate noise from signal in this reference.
+ * So the README rule cannot be met by any float32 implementation that does not reproduce torch's
+ * rounding; its case stays a todo. The passing cases hold elements whose reference gradient is
+ * below NOISE_FLOOR = 3e-5 x max (509 of 3.7 M, set by the reference alone, about 4x the
+ * largest unresolved gradient found above) to AdamW's bound |difference| <= steps x lr, skip the
+ * key rows of every in_proj_bias (compared with an absolute tolerance at step 1), and hold every
+ * other element to 1e-5; elements with an exactly zero reference gradient (token_embedding rows of
+ * absent tokens) always stay in the 1e-5 comparison. Other causes were ruled out: the step-1
+ * gradients agree to 7e-6 x max everywhere (a wrong weight-decay group would move whole tensors by
+ * lr wd |p| per step, not single small-gradient elements), and logit_scale (2.66) never reaches
+ * the ln 100 clamp in these 3 steps.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,15 +52,14 @@ function keyRows(name: string, n: number): [number, number] | null {
 /** the refs README's rule: noise-gradient elements are those with |grad| <= 1e-7 x the tensor's max */
 const README_NOISE_FLOOR = 1e-7;
 
-const cases: { backend: 'native' | 'reference'; floor: number; todo?: string }[] = [
+const cases: { backend: 'native' | 'reference'; floor: number; readme?: true; todo?: string }[] = [
   { backend: 'native', floor: NOISE_FLOOR }, { backend: 'reference', floor: NOISE_FLOOR },
-  // Open: with the README's 1e-7 rule about 10 elements (reference gradient 1e-7..3e-5 x max) differ by up to 4.1e-5
-  // after 3 steps. Kept visible as a failing todo until the cause is found (accumulation order in a gradient
-  // vs genuine ill-conditioning of AdamW with eps 1e-6); the 3e-5 rule above is a deviation, not the spec.
-  { backend: 'native', floor: README_NOISE_FLOOR, todo: 'after3 within 1e-5 under the refs README noise rule (1e-7 x max): ~10 elements differ by up to 4.1e-5' },
+  // The README's rule exactly (|g| <= 1e-7 x max is noise, held to 3 x lr, key rows included): fails on ~10 elements
+  // whose reference gradient is itself unresolved float32 rounding (see the header and the evidence test).
+  { backend: 'native', floor: README_NOISE_FLOOR, readme: true, todo: 'after3 within 1e-5 under the refs README noise rule (1e-7 x max): ~10 elements differ by up to 2.6e-5 because the reference gradient there is off by up to 4e-8 from the exact one (lab/clip_after3/fd64.py)' },
 ];
 
-for (const { backend, floor, todo } of cases) {
+for (const { backend, floor, readme, todo } of cases) {
   test(`ClipLoss training parity: losses, step-1 grads, params after 3 AdamW steps (${backend}, noise floor ${floor} x max)`, { skip: skipClip, ...(todo ? { todo } : {}) }, () => {
     const spec = JSON.parse(readFileSync(path.join(CLIP_DIR, 'train_spec.json'), 'utf8')) as { steps: number };
     const ref = readSafetensors(path.join(CLIP_DIR, 'train_ref.safetensors'));
@@ -79,9 +93,9 @@ for (const { backend, floor, todo } of cases) {
       const g = ref.f32(`grad.${name}`).data, gmax = maxAbs(g);
       const kr = keyRows(name, want.length);
       for (let i = 0; i < want.length; i++) {
-        if (kr && i >= kr[0] && i < kr[1]) continue;
+        if (!readme && kr && i >= kr[0] && i < kr[1]) continue;
         const d = Math.abs(got[i]! - want[i]!);
-        if (g[i] !== 0 && Math.abs(g[i]!) < floor * gmax) {
+        if (g[i] !== 0 && (readme ? Math.abs(g[i]!) <= floor * gmax : Math.abs(g[i]!) < floor * gmax)) {
           floorCount++;
           worstFloor = Math.max(worstFloor, d);
           if (d > spec.steps * 1e-3) assert.fail(`after3 ${name}[${i}] (noise-floor gradient ${g[i]}): ${got[i]} vs ${want[i]} differ by more than steps x lr`);
@@ -96,6 +110,53 @@ for (const { backend, floor, todo } of cases) {
     assert.ok(dLoss < 1e-5, `losses differ by ${dLoss}`);
   });
 }
+
+/**
+ * Exact step-1 gradients (float64 central differences, h = 1e-5, of lab/clip_after3/fd64.py's independent NumPy
+ * float64 open_clip forward + ClipLoss; h = 1e-4 agrees to 1.3e-10) at the elements that fail the README rule, and
+ * one large element for scale.
+ */
+const EXACT: [string, number, number][] = [
+  ['visual.conv1.weight', 795, 1.616041e-7], ['visual.conv1.weight', 10597, -8.086198e-7], ['visual.conv1.weight', 23781, -4.961032e-7],
+  ['visual.conv1.weight', 25064, 7.978618e-7], ['visual.conv1.weight', 39717, 4.814926e-7], ['visual.conv1.weight', 48186, 1.152867e-6],
+  ['visual.transformer.resblocks.0.attn.in_proj_weight', 18865, 2.414069e-7],
+  ['visual.conv1.weight', 0, 3.280783e-3],
+];
+
+test('evidence for the README-rule todo: there the reference gradient is float32 rounding (off the exact gradient by more than AdamW with eps 1e-6 tolerates); ours is as close to exact', { skip: skipClip }, () => {
+  const ref = readSafetensors(path.join(CLIP_DIR, 'train_ref.safetensors'));
+  const x = ref.f32('x'), ids = ref.i64('input_ids');
+  const lr = 1e-3, eps = 1e-6;
+  // AdamW's first step (bias corrections cancel): lr g / (|g| + eps)
+  const step1 = (g: number) => (lr * g) / (Math.abs(g) + eps);
+  const rows: string[] = [];
+  for (const backend of ['native', 'reference'] as const) {
+    const { model } = loadClip(CLIP_DIR, { backend: getBackend(backend) });
+    const tr = new ClipTrainer(model, { lr });
+    tr.lossAndGrads(new Tensor(x.shape, x.data), ids.data, ids.shape);
+    for (const [name, i, exact] of EXACT) {
+      const gRef = ref.f32(`grad.${name}`).data[i]!, gOurs = tr.grads.get(name)[i]!;
+      // the reference is off the exact gradient by 6e-9..5e-8 (~3e-7 x max for conv1: its float32 noise floor) ...
+      assert.ok(Math.abs(gRef - exact) > 6e-9, `${name}[${i}]: reference ${gRef} vs exact ${exact}`);
+      // ... and so are we: float32 accuracy, not a systematic error
+      assert.ok(Math.abs(gOurs - exact) < 5e-8, `${backend} ${name}[${i}]: ours ${gOurs} vs exact ${exact}`);
+      if (Math.abs(exact) < 1e-5) {
+        // at |g| ~ eps that error moves the reference's own first step by more than 3e-6 of the 1e-5 budget for 3 steps
+        const off = Math.abs(step1(gRef) - step1(exact));
+        assert.ok(off > 3e-6, `${name}[${i}]: the reference's step 1 is only ${off} from the exact one`);
+        if (backend === 'native') rows.push(`${name}[${i}] exact ${exact.toExponential(4)} ref ${gRef.toExponential(4)} ours ${gOurs.toExponential(4)}: step-1 error of the reference ${off.toExponential(2)}, ours ${Math.abs(step1(gOurs) - step1(exact)).toExponential(2)}`);
+      }
+    }
+  }
+  // the key rows of every in_proj_bias are exactly zero in exact arithmetic; the README's floor leaves many of them above it
+  let keys = 0, above = 0;
+  for (const name of ref.keys().filter((k) => k.startsWith('grad.') && k.endsWith('attn.in_proj_bias'))) {
+    const g = ref.f32(name).data, gmax = maxAbs(g), n = g.length;
+    for (let i = n / 3; i < (2 * n) / 3; i++) { keys++; if (Math.abs(g[i]!) > 1e-7 * gmax) above++; }
+  }
+  assert.ok(above > keys / 4, `${above} of ${keys} key-bias reference gradients above 1e-7 x max`);
+  console.log(`README-rule failures explained:\n  ${rows.join('\n  ')}\n  key-bias reference gradients (exactly 0 in exact arithmetic) above 1e-7 x max: ${above} of ${keys}`);
+});
 
 test('open_clip weight-decay exclusions', () => {
   assert.equal(openClipExcludeFromDecay('visual.class_embedding', [96]), true);
