@@ -57,12 +57,12 @@ export interface CheckpointFileNames {
 
 /** A checkpoint in memory: what a checkpoint directory holds, already read. */
 export interface CheckpointBytes {
-  /** config.json, parsed (or its text) */
-  config: Record<string, unknown> | string;
+  /** config.json, parsed (or its text, or its UTF-8 bytes) */
+  config: Record<string, unknown> | string | Uint8Array;
   /** model.safetensors, whole */
   weights: Uint8Array;
-  /** Hugging Face preprocessor_config.json, parsed (or its text); absent: transformers' defaults */
-  preprocessorConfig?: Record<string, unknown> | string;
+  /** Hugging Face preprocessor_config.json, parsed (or its text, or its UTF-8 bytes); absent: transformers' defaults */
+  preprocessorConfig?: Record<string, unknown> | string | Uint8Array;
   /**
    * A name for messages: errors then name `<name>/config.json`, `<name>/model.safetensors`,
    * `<name>/preprocessor_config.json` (without it: the bare file names)
@@ -96,8 +96,12 @@ export function parseJsonObject(text: string, file: string): Record<string, unkn
 
 function jsonObject(v: unknown, file: string): Record<string, unknown> {
   if (typeof v === 'string') return parseJsonObject(v, file);
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-    throw expected('a JSON object (parsed) or its text', file, v);
+  if (v instanceof Uint8Array) {
+    if (v.length > MAX_JSON_CHARS) throw new VitkitError(`Expected ${file} of at most ${MAX_JSON_CHARS} bytes but received ${v.length}`);
+    return parseJsonObject(new TextDecoder('utf-8', { ignoreBOM: true }).decode(v), file);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+    throw expected('a JSON object (parsed), its text or its UTF-8 bytes', file, v);
   }
   return v as Record<string, unknown>;
 }
@@ -277,8 +281,8 @@ export function checkpointFileNames(name?: string, files: Partial<CheckpointFile
 }
 
 /**
- * Load a checkpoint from memory: config.json parsed (or its text), model.safetensors as bytes and,
- * for Hugging Face, preprocessor_config.json parsed (or its text). Returns what loadModel returns
+ * Load a checkpoint from memory: config.json parsed (or its text or bytes), model.safetensors as
+ * bytes and, for Hugging Face, preprocessor_config.json parsed (or its text or bytes). Returns what loadModel returns
  * for the same files on disk: the model with its weights, its preprocessing settings, its labels
  * (for a 1000-class checkpoint without names, ImageNet-1k's when `opts.imagenetLabels` is given).
  * Errors are the folder loader's, naming the files as `source.name` / `source.files` say.

@@ -60,13 +60,19 @@ test('hf_vit_small from bytes = the folder loader = transformers (logits, every 
     const e = maxAbsDiff(fm.hiddenStates![i]!.data, ref.f32(`hidden_states.${i}`).data);
     assert.ok(e <= 1e-4, `hidden_states.${i} vs transformers: ${e}`);
   }
-  // config.json and preprocessor_config.json as text load the same
+  // config.json and preprocessor_config.json as text, or as bytes, load the same
   const text = loadModelFromBytes({
     config: readFileSync(path.join(HF_DIR, 'config.json'), 'utf8'),
     weights: bytes(path.join(HF_DIR, 'model.safetensors')),
     preprocessorConfig: readFileSync(path.join(HF_DIR, 'preprocessor_config.json'), 'utf8'),
   });
   assertSameLoad(text, folder);
+  const raw = loadModelFromBytes({
+    config: bytes(path.join(HF_DIR, 'config.json')),
+    weights: bytes(path.join(HF_DIR, 'model.safetensors')),
+    preprocessorConfig: bytes(path.join(HF_DIR, 'preprocessor_config.json')),
+  });
+  assertSameLoad(raw, folder);
   // without its preprocessor config: transformers' defaults, as the folder loader without the file
   const noPp = loadModelFromBytes({ config: json(path.join(HF_DIR, 'config.json')), weights: bytes(path.join(HF_DIR, 'model.safetensors')) });
   const dir = path.join(tmp(), 'nopp');
@@ -183,7 +189,7 @@ test('bytes loader input checks: weights must be bytes, config a JSON object, be
   assert.match(message(() => loadModelFromBytes({ config: cfg, weights: [1, 2, 3] as unknown as Uint8Array, name: 'm' })),
     /^Expected the bytes of a \.safetensors file \(a Uint8Array\) for m\/model\.safetensors but received \[1, 2, 3\]$/);
   assert.match(message(() => loadModelFromBytes({ config: [1] as unknown as Record<string, unknown>, weights: new Uint8Array(8) })),
-    /^Expected a JSON object \(parsed\) or its text for config\.json but received \[1\]$/);
+    /^Expected a JSON object \(parsed\), its text or its UTF-8 bytes for config\.json but received \[1\]$/);
   assert.match(message(() => loadModelFromBytes({ config: cfg, weights: new Uint8Array(8), preprocessorConfig: 'nope' })),
     /^preprocessor_config\.json is not a valid JSON object/);
   assert.match(message(() => loadModelFromBytes(null as never)), /^Expected an object \{ config, weights, preprocessorConfig\? \} for the checkpoint but received null$/);
