@@ -2,8 +2,9 @@
  * vitkit's core: the part that runs wherever JavaScript does (a browser bundle, a worker, Node),
  * with no Node-only import (node:*, fs, sharp, commander, worker_threads, cli-progress) and no
  * native addon loader. Models, layers, training, rollout, embeddings' prototypes, the tokenizer,
- * safetensors from bytes and preprocessing of decoded pixels; the backends are the reference one
- * (plain TypeScript, the default here) and WebGPU (navigator.gpu in browsers). The Node entry
+ * checkpoints and safetensors from bytes (loadModelFromBytes) and preprocessing of decoded
+ * pixels; the backends are the reference one (plain TypeScript, the default here) and WebGPU
+ * (navigator.gpu in browsers). The Node entry
  * (index.ts) re-exports all of this and adds files, images, the native addon, the Hub and the CLI;
  * it registers the native backend, which getBackend() then returns by default.
  * test/core/core_imports.test.ts walks this file's import graph to keep it so.
@@ -36,6 +37,13 @@ export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
 export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
 export { ParamTable, type ParamSpec } from './nn/params.js';
 export { softmax, topK, argmaxRows } from './nn/functional.js';
+
+// Checkpoints from bytes: config.json parsed, model.safetensors as bytes (reading a directory is the Node entry's loadModel)
+export {
+  loadModelFromBytes, configFromTimm, configFromHf, loadStateDict, timmConfigJson,
+  type LoadedModel, type LoadOptions, type BytesLoadOptions, type CheckpointBytes, type CheckpointFileNames,
+} from './io/checkpoint_core.js';
+export { checkConfigResources, checkFinite, checkFeatureShape } from './io/validate_core.js';
 
 // safetensors from bytes (reading and writing files is in the Node entry)
 export {

@@ -1,70 +1,38 @@
 /**
  * vitkit's public surface: everything a program uses is re-exported here, in groups.
- * Internal modules may change; this file is the contract.
+ * Internal modules may change; this file is the contract. It is the core (core.ts: everything
+ * that runs without Node, re-exported whole so the two cannot drift) plus what needs Node: files,
+ * images, the native backend, the Hub, workers and the CLI. test/core/surface.test.ts holds the
+ * list of names this surface must keep.
  */
 
-// Core
-export { Tensor, numel } from './tensor.js';
-export { VitkitError } from './errors.js';
-export { getBackend, setThreads, registerBackend, hasBackend, type Backend, type BackendName, type BackendFactory } from './backend/index.js';
+// Node: importing the backend switch registers the native backend (its addon loads on first use) as the default
+import './backend/index.js';
 
-// The model
-export {
-  type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer, type TokenLayout,
-  DEFAULT_CONFIG, resolveConfig, dims, imgHW, tokenLayout,
-} from './models/config.js';
-export { PRESETS, getPreset, presetConfig, archDefaults, type Preset, type PretrainedCfg } from './models/presets.js';
-export {
-  VisionTransformer, vitParamSpecs, vitMacs, emptyCache,
-  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
-} from './models/vit.js';
-export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
-export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
-export { initHead, mulberry32 } from './models/init.js';
-export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
-export { ParamTable, type ParamSpec } from './nn/params.js';
-export { softmax, topK, argmaxRows } from './nn/functional.js';
+// The core: tensors, backends, models, checkpoints and safetensors from bytes, preprocessing of
+// decoded pixels, training, explanation, embeddings' prototypes, CLIP's tokenizer
+export * from './core.js';
 
 // Checkpoints and files
-export {
-  loadModel, presetModel, saveCheckpoint, saveHfCheckpoint, loadStateDict, initWeights, configFromTimm, configFromHf, timmConfigJson,
-  type LoadedModel, type LoadOptions,
-} from './io/checkpoint.js';
-export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
-export {
-  readSafetensors, parseSafetensors, serializeSafetensors, writeSafetensors, SafetensorsFile,
-  type DType, type StEntry, type StTensorIn,
-} from './io/safetensors.js';
+export { loadModel, presetModel, saveCheckpoint, saveHfCheckpoint } from './io/checkpoint.js';
+export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { imagenetLabels, labelsFor } from './io/labels.js';
-export { readSafetensorsHeader } from './io/safetensors.js';
-export { checkConfigAgainstWeights, checkConfigResources, checkFinite, checkFeatureShape } from './io/validate.js';
+export { checkConfigAgainstWeights } from './io/validate.js';
 
 // Images
-export { loadImage, type RawImage } from './io/image.js';
-export { resizePil, interpolate, type Filter } from './io/resample.js';
-export {
-  preprocessImage, preprocessBatch, preprocessForDisplay, preprocessFromTimm, preprocessFromHf,
-  type PreprocessConfig,
-} from './io/preprocess.js';
+export { loadImage } from './io/image.js';
+export { preprocessImage, preprocessBatch, preprocessForDisplay } from './io/preprocess.js';
 
 // Training
-export { Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState } from './train/trainer.js';
 export { saveTrainerState, loadTrainerState } from './train/trainer_file.js';
-export { vitBackward, type BackwardOptions } from './train/backward.js';
-export { crossEntropy } from './train/loss.js';
-export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';
-export { LrSchedule, type ScheduleOptions } from './train/schedule.js';
 export { trainRun, type TrainSettings, type RunOptions, type RunResult } from './train/loop.js';
 export { openData, type DataSource } from './data/open.js';
 
 // Explanation and embeddings
-export { attentionRollout, gradientRollout, fuseHeads, type HeadFusion, type RolloutOptions } from './explain/rollout.js';
-export { attentionGradients } from './explain/gradients.js';
 export { explainImages, explainOne, type ExplainOptions, type Explanation } from './explain/explain.js';
 export { explainClipImages, explainClipOne, clipAttentionGradients, textTargets, similarityScoreGrad, type ClipExplanation, type ClipExplainOptions, type ClipTextTarget, type ClipAttentionGradients } from './explain/clip.js';
 export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
-export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
 // CLIP: both towers, the open_clip and Hugging Face layouts, zero-shot classification, contrastive training
 export { ClipModel, normalizeRows, similarityLogits, softmaxRows, type ClipOutput, type ClipCache } from './models/clip/model.js';
@@ -75,10 +43,7 @@ export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAUL
 export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './models/clip/image_index.js';
 export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
 export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
-// Text (CLIP's tokenizer)
-export { BpeTokenizer, bytesToUnicode, toInt64, type BpeTokenizerSpec, type TextClean } from './text/bpe.js';
-export { openAiTokenizer, hfTokenizerJson, hfVocabMerges, type HfVocabOptions } from './text/vocab.js';
-export { fixText, htmlUnescape, cleanLower } from './text/clean.js';
+// Text: CLIP's tokenizer from its files
 export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
 
 // Async inference off the main thread (a worker per model) and the classify one-liner
@@ -94,7 +59,3 @@ export {
 
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';
-
-// WebGPU (Dawn through the optional `webgpu` package in Node, navigator.gpu in browsers): device buffers and every op
-export { createWebGpuBackend, listAdapters, WebGpuBackend, type WebGpuOptions, type AdapterListing } from './backend/webgpu/index.js';
-export type { DeviceBackend, DeviceTensor, DeviceDType } from './backend/device.js';

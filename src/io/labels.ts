@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../backend/native.js';
+import { labelsFrom } from './labels_core.js';
 
 let imagenet: string[] | undefined;
 
@@ -16,7 +17,5 @@ export function imagenetLabels(): string[] {
 
 /** Labels for a model with K classes, from explicit names or ImageNet-1k for K = 1000; else class_<i>. */
 export function labelsFor(K: number, names?: readonly string[] | null): string[] {
-  if (names && names.length === K) return [...names];
-  if (K === 1000) return imagenetLabels();
-  return Array.from({ length: K }, (_, i) => `class_${i}`);
+  return labelsFrom(K, names, imagenetLabels);
 }

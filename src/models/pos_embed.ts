@@ -18,9 +18,12 @@ function gridOk(g: unknown, what: string): [number, number] {
  * register tokens) are copied; the grid, as (D, oldH, oldW) planes, goes through
  * `F.interpolate(mode='bicubic', antialias=True, align_corners=False)` in float32.
  * antialias=false (config pos_embed_antialias false) is transformers' Dinov2Embeddings.interpolate_pos_encoding
- * (4.44+: `F.interpolate(patch_pos_embed.float(), size=(new_height, new_width), mode='bicubic',
- * align_corners=False, antialias=False)`; older releases passed scale_factor with a +0.1 offset, which
- * gives the same output grid): the classic 4-tap cubic convolution, a = -0.75, indices clamped.
+ * (HF Dinov2Model): `F.interpolate(patch_pos_embed.to(float32), size=(H // patch, W // patch),
+ * mode='bicubic', align_corners=False)`, antialias left at its default False, the class row copied: the
+ * classic 4-tap cubic convolution, a = -0.75, source (dst + 0.5) * old / new - 0.5, indices clamped.
+ * (Dinov2WithRegistersModel passes antialias=True, as timm does.) Older transformers releases passed
+ * `scale_factor=((new + 0.1) / old)` instead of `size`: the same output grid, but torch then samples at
+ * (dst + 0.5) * old / (new + 0.1) - 0.5, slightly different values; vitkit follows the `size` form.
  */
 export function resampleAbsPosEmbed(
   posEmbed: Float32Array,

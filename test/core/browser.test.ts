@@ -2,7 +2,8 @@
  * The core in a real browser: headless Chromium loads dist/src/core.js as ES modules over HTTP
  * (no bundler: every import must resolve to a file served from dist/) and runs a tiny ViT forward
  * with the default backend, which there is the reference one; the logits match the native
- * backend's in Node. Skipped where no Chromium is installed. (The page's markers are split in its
+ * backend's in Node. It also fetches hf_vit_small's files and loads them with loadModelFromBytes:
+ * transformers' logits. Skipped where no Chromium is installed. (The page's markers are split in its
  * source, since --dump-dom prints the script too.)
  */
 import { test } from 'node:test';
@@ -12,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, maxAbsDiff } from '../helpers.js';
 import * as vitkit from '../../src/index.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
@@ -26,12 +27,24 @@ try {
   const m = core.createModel(core.resolveConfig(${JSON.stringify(CFG)}), { seed: 3 });
   const x = new core.Tensor([2, 3, 16, 16], Float32Array.from({ length: 2 * 3 * 256 }, (_, i) => Math.sin(i * 0.37)));
   const y = m.forward(x);
-  out.textContent = 'RES' + 'ULT:' + JSON.stringify({ backend: m.backend.name, shape: y.shape, data: Array.from(y.data) }) + 'END';
+  // a checkpoint from bytes: hf_vit_small fetched over HTTP, loaded by the core
+  const get = async (f) => { const r = await fetch('/test/fixtures/hf_vit_small/' + f); if (!r.ok) throw new Error(f + ': ' + r.status); return r; };
+  const lm = core.loadModelFromBytes({
+    config: await (await get('config.json')).json(),
+    weights: new Uint8Array(await (await get('model.safetensors')).arrayBuffer()),
+    preprocessorConfig: await (await get('preprocessor_config.json')).text(),
+    name: 'hf_vit_small',
+  });
+  const ref = core.parseSafetensors(new Uint8Array(await (await get('ref.safetensors')).arrayBuffer()));
+  const pv = ref.f32('pixel_values');
+  const hf = { format: lm.format, labels: lm.labels, logits: Array.from(lm.model.forward(new core.Tensor(pv.shape, pv.data)).data) };
+  out.textContent = 'RES' + 'ULT:' + JSON.stringify({ backend: m.backend.name, shape: y.shape, data: Array.from(y.data), hf }) + 'END';
 } catch (e) { out.textContent = 'FAI' + 'LED:' + String(e && e.message) + 'END'; }
 </script></body></html>`;
 
 function serve(): Promise<http.Server> {
   const dist = path.join(ROOT, 'dist');
+  const hfDir = path.join(ROOT, 'test', 'fixtures', 'hf_vit_small');
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0]!;
     if (url === '/') {
@@ -40,7 +53,7 @@ function serve(): Promise<http.Server> {
       return;
     }
     const file = path.join(ROOT, decodeURIComponent(url));
-    if (!file.startsWith(dist + path.sep) || !existsSync(file)) {
+    if (!(file.startsWith(dist + path.sep) || file.startsWith(hfDir + path.sep)) || !existsSync(file)) {
       res.writeHead(404);
       res.end();
       return;
@@ -63,7 +76,7 @@ function dumpDom(url: string): Promise<string> {
   });
 }
 
-test('core.js runs a ViT forward in headless Chromium, matching the native backend', { skip: CHROMIUM ? false : 'no chromium installed' }, async () => {
+test('core.js runs a ViT forward in headless Chromium, matching the native backend, and loads hf_vit_small from fetched bytes', { skip: CHROMIUM ? false : 'no chromium installed' }, async () => {
   const server = await serve();
   let dom: string;
   try {
@@ -75,7 +88,7 @@ test('core.js runs a ViT forward in headless Chromium, matching the native backe
   assert.equal(failed, null, `the page threw: ${failed?.[1]}`);
   const m = /RESULT:([\s\S]*?)END/.exec(dom);
   assert.ok(m, `no result in the page: ${dom.slice(0, 300)}`);
-  const got = JSON.parse(m[1]!) as { backend: string; shape: number[]; data: number[] };
+  const got = JSON.parse(m[1]!) as { backend: string; shape: number[]; data: number[]; hf: { format: string; labels: string[]; logits: number[] } };
   assert.equal(got.backend, 'reference');
   assert.deepEqual(got.shape, [2, 5]);
 
@@ -89,4 +102,11 @@ test('core.js runs a ViT forward in headless Chromium, matching the native backe
   }
   assert.ok(scale > 1e-3, 'logits are all ~0: the comparison would prove nothing');
   assert.ok(worst <= 1e-5 * Math.max(1, scale), `browser (reference) vs native logits differ by ${worst} (scale ${scale})`);
+
+  // hf_vit_small loaded from bytes in the page = transformers' logits (1e-4, ../shared/refs/README.md)
+  assert.equal(got.hf.format, 'hf');
+  assert.deepEqual(got.hf.labels, ['astronaut', 'cat', 'coffee', 'rocket', 'camera']);
+  const refLogits = vitkit.readSafetensors(path.join(ROOT, 'test', 'fixtures', 'hf_vit_small', 'ref.safetensors')).f32('logits').data;
+  const err = maxAbsDiff(got.hf.logits, refLogits);
+  assert.ok(err <= 1e-4, `browser hf_vit_small logits vs transformers: ${err}`);
 });

@@ -3,7 +3,8 @@
  * node:* or bare Node-only module and not the native addon loader; a dynamic import() appears only
  * where it is guarded (WebGPU: navigator.gpu first, the `webgpu` package only without it). Then the
  * core runs in a child whose loader refuses every Node built-in imported from dist/src, and a tiny
- * ViT forward there matches the native backend's. And the Node entry loads the addon only when a
+ * ViT forward there matches the native backend's, and hf_vit_small loaded there from bytes
+ * (loadModelFromBytes) gives transformers' logits. And the Node entry loads the addon only when a
  * native backend is asked for, not when a model is built or loaded with the reference backend.
  */
 import { test } from 'node:test';
@@ -12,7 +13,8 @@ import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, FIXTURES, maxAbsDiff } from '../helpers.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 
 const DIST = path.join(ROOT, 'dist', 'src');
 const CORE = path.join(DIST, 'core.js');
@@ -84,7 +86,8 @@ test('core.js reaches no node:* or bare module, no addon loader, and only the gu
   const g = walk(CORE);
   // the core's graph is the real one: models, layers, the registry, training, safetensors, preprocessing
   for (const f of ['models/vit.js', 'backend/select.js', 'backend/reference.js', 'backend/webgpu/index.js', 'train/trainer.js',
-    'io/safetensors_bytes.js', 'io/preprocess_pixels.js', 'text/bpe.js', 'explain/rollout.js']) {
+    'io/safetensors_bytes.js', 'io/preprocess_pixels.js', 'text/bpe.js', 'explain/rollout.js',
+    'io/checkpoint_core.js', 'io/validate_core.js', 'models/families/index.js', 'models/families/timm.js']) {
     assert.ok(g.files.has(path.join(DIST, f)), `expected ${f} in the core's graph`);
   }
   const bad = g.bare.map((b) => `${b.spec} (${chain(g, b.file)})`);
@@ -122,19 +125,41 @@ const x = new core.Tensor([2, 3, 16, 16], Float32Array.from({ length: 2 * 3 * 25
 const y = m.forward(x);
 let blocked = 'none';
 try { await import('data:text/javascript,' + encodeURIComponent("export * from " + JSON.stringify(process.env.FSMOD))); } catch (e) { blocked = e.message; }
-console.log(JSON.stringify({ shape: y.shape, data: Array.from(y.data), loaded, blocked }));
+// a checkpoint from bytes (read here, in the child's own script, which the hook does not police)
+const fs = await import('node:fs');
+const dir = process.env.HF_DIR;
+const lm = core.loadModelFromBytes({
+  config: JSON.parse(fs.readFileSync(dir + '/config.json', 'utf8')),
+  weights: new Uint8Array(fs.readFileSync(dir + '/model.safetensors')),
+  preprocessorConfig: fs.readFileSync(dir + '/preprocessor_config.json', 'utf8'),
+  name: 'hf_vit_small',
+});
+const ref = core.parseSafetensors(new Uint8Array(fs.readFileSync(dir + '/ref.safetensors')));
+const pv = ref.f32('pixel_values');
+const hf = { backend: lm.model.backend.name, format: lm.format, labels: lm.labels, size: [lm.preprocess.height, lm.preprocess.width],
+  logits: Array.from(lm.model.forward(new core.Tensor(pv.shape, pv.data)).data) };
+console.log(JSON.stringify({ shape: y.shape, data: Array.from(y.data), loaded, blocked, hf }));
 `;
 
 const CFG = { img_size: 16, patch_size: 4, in_chans: 3, num_classes: 5, embed_dim: 16, depth: 2, num_heads: 2, mlp_ratio: 2 };
+const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
 
-test('the core runs with every Node built-in refused, and its reference forward matches the native backend', async () => {
+test('the core runs with every Node built-in refused: its reference forward matches the native backend, and it loads a checkpoint from bytes', async () => {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD_CORE], {
     encoding: 'utf8',
     // FSMOD: a module under dist/src that imports node:fs, to show the hook does refuse
-    env: { ...process.env, HOOKS: BLOCK_HOOKS, CORE: new URL(`file://${CORE}`).href, CFG: JSON.stringify(CFG), FSMOD: new URL(`file://${path.join(DIST, 'io', 'files.js')}`).href },
+    env: { ...process.env, HOOKS: BLOCK_HOOKS, CORE: new URL(`file://${CORE}`).href, CFG: JSON.stringify(CFG), FSMOD: new URL(`file://${path.join(DIST, 'io', 'files.js')}`).href, HF_DIR },
   });
   assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { shape: number[]; data: number[]; loaded: number; blocked: string };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    shape: number[]; data: number[]; loaded: number; blocked: string;
+    hf: { backend: string; format: string; labels: string[]; size: number[]; logits: number[] };
+  };
+  // hf_vit_small from bytes in the core (reference backend) = transformers' logits (1e-4, ../shared/refs/README.md)
+  assert.deepEqual([out.hf.backend, out.hf.format, out.hf.labels, out.hf.size], ['reference', 'hf', ['astronaut', 'cat', 'coffee', 'rocket', 'camera'], [64, 64]]);
+  const refLogits = readSafetensors(path.join(HF_DIR, 'ref.safetensors')).f32('logits').data;
+  const hfErr = maxAbsDiff(out.hf.logits, refLogits);
+  assert.ok(hfErr <= 1e-4, `core-loaded hf_vit_small logits vs transformers: ${hfErr}`);
   assert.match(out.blocked, /blocked import of node:/, 'the loader hook must refuse node:* from dist/src');
   assert.equal(out.loaded, 0, 'the core loaded a native addon');
   assert.deepEqual(out.shape, [2, 5]);

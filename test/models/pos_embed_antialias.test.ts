@@ -18,9 +18,8 @@ function cubic(x: number): number {
   if (t < 2) return ((A * t - 5 * A) * t + 8 * A) * t - 4 * A;
   return 0;
 }
-/** (out, in) weight matrix of one axis */
-function axis(inN: number, outN: number): number[][] {
-  const scale = inN / outN;
+/** (out, in) weight matrix of one axis; `scale` is in / out (torch with `size`), or 1 / scale_factor when one is passed */
+function axis(inN: number, outN: number, scale = inN / outN): number[][] {
   return Array.from({ length: outN }, (_, o) => {
     const src = (o + 0.5) * scale - 0.5;
     const f = Math.floor(src), t = src - f;
@@ -29,9 +28,9 @@ function axis(inN: number, outN: number): number[][] {
     return w;
   });
 }
-/** rows (numPrefix + h*w, D) -> (numPrefix + H*W, D), plain bicubic */
-function plainBicubic(pe: Float32Array, D: number, [h, w]: [number, number], [H, W]: [number, number], numPrefix: number): Float64Array {
-  const ry = axis(h, H), rx = axis(w, W);
+/** rows (numPrefix + h*w, D) -> (numPrefix + H*W, D), plain bicubic (sampling scales in / out unless given) */
+function plainBicubic(pe: Float32Array, D: number, [h, w]: [number, number], [H, W]: [number, number], numPrefix: number, scales?: [number, number]): Float64Array {
+  const ry = axis(h, H, scales?.[0]), rx = axis(w, W, scales?.[1]);
   const out = new Float64Array((numPrefix + H * W) * D);
   for (let i = 0; i < numPrefix * D; i++) out[i] = pe[i]!;
   for (let Y = 0; Y < H; Y++) for (let X = 0; X < W; X++) for (let d = 0; d < D; d++) {
@@ -73,5 +72,21 @@ test('a dynamic-size model with pos_embed_antialias false resamples its pos_embe
     const err = maxAbsDiff(r.pos!, plain);
     if (aa) assert.ok(err > 1e-3, `antialias on should differ from the plain kernel (${err})`);
     else assert.ok(err < 1e-6, `antialias off: ${err}`);
+  }
+});
+
+test('HF Dinov2Model resampling is transformers\' current `size=` form, not the older `scale_factor=(new + 0.1) / old` one', () => {
+  // DINOv2's 224 -> 518 px at patch 14: a 16x16 table to 37x37 (and a non-square 37x30); class row copied
+  const D = 2, P = 1;
+  const pe = randn((P + 16 * 16) * D, 91);
+  for (const to of [[37, 37], [37, 30]] as [number, number][]) {
+    const got = resampleAbsPosEmbed(pe, D, [16, 16], to, P, false);
+    assert.deepEqual([...got.subarray(0, D)], [...pe.subarray(0, D)]);
+    // (1e-5: the source coordinates are float32, as torch's, up to 16 here, against this float64 reference)
+    const sized = maxAbsDiff(got, plainBicubic(pe, D, [16, 16], to, P));
+    assert.ok(sized < 1e-5, `size= form: ${sized}`);
+    // torch samples at (dst + 0.5) / scale_factor - 0.5 when a scale_factor is passed: same grid, other values
+    const legacy = maxAbsDiff(got, plainBicubic(pe, D, [16, 16], to, P, [16 / (to[0] + 0.1), 16 / (to[1] + 0.1)]));
+    assert.ok(legacy > 1e-3, `the legacy form should differ measurably (${legacy})`);
   }
 });
