@@ -19,6 +19,9 @@ export {
 export { reference as referenceBackend } from './backend/reference.js';
 export { createWebGpuBackend, listAdapters, WebGpuBackend, type WebGpuOptions, type AdapterListing } from './backend/webgpu/index.js';
 export type { DeviceBackend, DeviceTensor, DeviceDType } from './backend/device.js';
+export { OP_NAMES, type Ops, type ThreadControl } from './backend/ops.js';
+export { HostDevice } from './backend/host_device.js';
+export { hostMem, type Mem, type Params } from './nn/mem.js';
 
 // The model
 export {
@@ -27,9 +30,13 @@ export {
 } from './models/config.js';
 export { PRESETS, getPreset, presetConfig, archDefaults, type Preset, type PretrainedCfg } from './models/presets.js';
 export {
-  VisionTransformer, vitParamSpecs, vitMacs, emptyCache,
-  type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
+  VisionTransformer, VitCore, vitParamSpecs, vitMacs, emptyCache, checkPixelShape,
+  type VitRuntime, type CoreBackwardOptions, type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
 } from './models/vit.js';
+export { DeviceViT, DeviceParamTable, DeviceArena, type ComputeDevice, type DeviceFeatures } from './models/device.js';
+export {
+  runnerFor, webgpuDevice, closeDevices, checkDeviceName, DEVICE_NAMES, type DeviceName, type Runner, type ForwardAllOptions,
+} from './models/runner.js';
 export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
 export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
 export { initHead, initWeights, mulberry32 } from './models/init.js';
@@ -62,6 +69,7 @@ export {
 export {
   Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState,
 } from './train/trainer.js';
+export { DeviceTrainer } from './train/device_trainer.js';
 export { vitBackward, type BackwardOptions } from './train/backward.js';
 export { crossEntropy } from './train/loss.js';
 export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';

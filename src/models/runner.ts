@@ -9,6 +9,7 @@ import type { Tensor } from '../tensor.js';
 import type { Model } from './model.js';
 import type { FeaturesOutput, HeadsOutput, VisionTransformer } from './vit.js';
 import { DeviceViT, type ComputeDevice } from './device.js';
+import { createWebGpuBackend } from '../backend/webgpu/index.js';
 
 export const DEVICE_NAMES = ['cpu', 'webgpu'] as const;
 export type DeviceName = (typeof DEVICE_NAMES)[number];
@@ -41,7 +42,7 @@ export async function webgpuDevice(): Promise<ComputeDevice> {
   // Vulkan's loader warns on stderr at every start without it (Node; browsers have no process)
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
   if (env && !env['XDG_RUNTIME_DIR']) env['XDG_RUNTIME_DIR'] = '/tmp';
-  webgpu ??= import('../backend/webgpu/index.js').then((m) => m.createWebGpuBackend() as unknown as Promise<ComputeDevice>);
+  webgpu ??= createWebGpuBackend() as unknown as Promise<ComputeDevice>;
   try {
     return await webgpu;
   } catch (e) {
