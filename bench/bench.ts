@@ -2,7 +2,7 @@
  * `npm run bench`: ViT-Ti/16 inference throughput against onnxruntime-node on the same weights,
  * in the same run, at batch 1 and 8 on 1 and 2 threads; then GEMM GFLOP/s at the ViT-Ti and
  * ViT-B layer shapes next to this machine's measured FMA peak. Medians of several runs.
- *   node dist/bench/bench.js [--json] [--reps N] [--quick]
+ *   node dist/bench/bench.js [--json] [--reps N] [--quick]     (--device webgpu: bench/webgpu.ts)
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +14,11 @@ import { loadImage } from '../src/io/image.js';
 import { preprocessFromTimm, geometry, toPixelValues } from '../src/io/preprocess.js';
 
 const args = process.argv.slice(2);
+const devArg = args.indexOf('--device');
+if (devArg >= 0 && args[devArg + 1] === 'webgpu') {
+  await import('./webgpu.js'); // the GPU benchmark (webgpu.ts), same flags
+  process.exit(0);
+}
 const JSON_OUT = args.includes('--json');
 const QUICK = args.includes('--quick');
 const repsArg = args.indexOf('--reps');

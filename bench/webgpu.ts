@@ -1,16 +1,29 @@
 /**
- * WebGPU benchmark: GEMM TFLOP/s at the ViT-B/16 layer shapes (through linearForward, the op the
- * model runs), fused attention at ViT-B's 12 heads x 197 tokens with and without probabilities,
- * and ViT inference img/s (a forward composed from the device ops, random weights). Times are
- * medians of submitted-and-finished runs (sync after each), after one warm-up that compiles.
+ * WebGPU benchmark (`npm run bench -- --device webgpu [--json]`): GEMM TFLOP/s at the ViT-B/16
+ * layer shapes (through linearForward, the op the model runs), fused attention at ViT-B's 12 heads
+ * x 197 tokens with and without probabilities, the model itself (DeviceViT: ViT-Ti/S/B inference
+ * img/s at batch 1, 8 and 64, random weights) and its training step (DeviceTrainer: ViT-Ti at 224
+ * and the MNIST recipe's ViT, img/s), next to the PyTorch anchors of ../shared/anchors. Times are
+ * medians of submitted-and-finished runs, after one warm-up that compiles.
  *   node dist/bench/webgpu.js [--json] [--reps N] [--full] [--no-vit]
  * Without --full on a fallback (software) adapter such as SwiftShader, only batch 1 and ViT-Ti
  * run, once each (SwiftShader manages tens of MFLOP/s on 2 cores; a ViT-B forward would take
- * hours). --no-vit leaves out the model forwards.
+ * hours). --no-vit leaves out the model forwards and training steps.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import type { DeviceBackend, DeviceTensor } from '../src/backend/device.js';
-import { vitForward, type VitWeights, type VitDims } from '../test/webgpu/vit.js';
+import { VisionTransformer } from '../src/models/vit.js';
+import { presetConfig } from '../src/models/presets.js';
+import { resolveConfig } from '../src/models/config.js';
+import { initWeights } from '../src/models/init.js';
+import { DeviceViT, type ComputeDevice } from '../src/models/device.js';
+import { DeviceTrainer } from '../src/train/device_trainer.js';
+import { MNIST_VIT_ARGS } from '../src/data/mnist.js';
+import { getBackend } from '../src/backend/index.js';
+import { Tensor } from '../src/tensor.js';
+import { packageRoot } from '../src/backend/native.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -96,34 +109,62 @@ for (const B of quick ? [1] : [1, 8]) {
   for (const t of [qkv, out, probs]) dev.release(t);
 }
 
-// ---- ViT inference -----------------------------------------------------------------------------
-const models: [string, VitDims][] = [
-  ['ViT-Ti/16', { C: 3, img: 224, P: 16, D: 192, NH: 3, depth: 12, hidden: 768, K: 1000, eps: 1e-6 }],
-  ['ViT-S/16', { C: 3, img: 224, P: 16, D: 384, NH: 6, depth: 12, hidden: 1536, K: 1000, eps: 1e-6 }],
-  ['ViT-B/16', { C: 3, img: 224, P: 16, D: 768, NH: 12, depth: 12, hidden: 3072, K: 1000, eps: 1e-6 }],
-];
-for (const [name, d] of NO_VIT ? [] : quick ? models.slice(0, 1) : models) {
-  let seed = 10;
-  const r = (n: number, sc: number) => rand(dev, n, sc, seed++);
-  const w: VitWeights = {
-    patchW: r(d.D * d.C * d.P * d.P, 0.02), patchB: r(d.D, 0.02), cls: r(d.D, 0.02), pos: r(((d.img / d.P) ** 2 + 1) * d.D, 0.02),
-    blocks: Array.from({ length: d.depth }, () => ({
-      ln1w: r(d.D, 1), ln1b: r(d.D, 0.1), qkvW: r(3 * d.D * d.D, 0.05), qkvB: r(3 * d.D, 0.02), projW: r(d.D * d.D, 0.05), projB: r(d.D, 0.02),
-      ln2w: r(d.D, 1), ln2b: r(d.D, 0.1), fc1W: r(d.hidden * d.D, 0.05), fc1B: r(d.hidden, 0.02), fc2W: r(d.D * d.hidden, 0.03), fc2B: r(d.D, 0.02),
-    })),
-    normW: r(d.D, 1), normB: r(d.D, 0.1), headW: r(d.K * d.D, 0.05), headB: r(d.K, 0.02),
-  };
-  for (const B of quick ? [1] : [1, 8, 64]) {
-    const px = r(B * d.C * d.img * d.img, 1);
-    let outs: DeviceTensor[] = [];
-    const s = await timeit(() => {
-      for (const t of outs) dev.release(t);
-      const o = vitForward(dev, w, d, B, px);
-      outs = [o.logits, o.features];
-    }, quick ? 1 : REPS, quick ? 0 : 1);
-    emit({ bench: 'vit', model: name, batch: B, seconds: s, imgPerSec: B / s });
-    log(`${name} inference batch ${B}: ${(s * 1000).toFixed(0)} ms, ${(B / s).toFixed(2)} img/s`);
-    dev.release(px);
+// ---- the model: inference and training steps (DeviceViT, DeviceTrainer) -------------------------
+const anchorsFile = path.resolve(packageRoot, '..', 'shared', 'anchors', 'torch_h100_bench.json');
+const anchors = existsSync(anchorsFile) ? (JSON.parse(readFileSync(anchorsFile, 'utf8')) as { gpu?: Record<string, number | string> }).gpu ?? {} : {};
+const anchor = (k: string) => (typeof anchors[k] === 'number' ? ` (PyTorch fp32 on ${anchors['device']}: ${anchors[k]} img/s)` : '');
+const cdev = dev as unknown as ComputeDevice;
+const host = getBackend();
+
+function pixelsOf(B: number, C: number, H: number, W: number, seed: number): Tensor {
+  const n = B * C * H * W, a = new Float32Array(n); // (B, C, H, W)
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; a[i] = (s / 2 ** 32) * 2 - 1; }
+  return new Tensor([B, C, H, W], a);
+}
+
+async function timeAsync(fn: () => Promise<unknown>, reps: number, warm: number): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push((performance.now() - t0) / 1000);
   }
+  return median(ts);
+}
+
+const models: [string, string][] = [['ViT-Ti/16', 'vit_tiny_patch16_224'], ['ViT-S/16', 'vit_small_patch16_224'], ['ViT-B/16', 'vit_base_patch16_224']];
+for (const [name, preset] of NO_VIT ? [] : quick ? models.slice(0, 1) : models) {
+  const m = new VisionTransformer(presetConfig(preset), undefined, host);
+  initWeights(m, 0);
+  const dm = new DeviceViT(m, cdev);
+  for (const B of quick ? [1] : [1, 8, 64]) {
+    const x = pixelsOf(B, 3, 224, 224, B);
+    // the forward and the read of its logits: what a user waits for
+    const s = await timeAsync(() => dm.forward(x), quick ? 1 : REPS, quick ? 0 : 1);
+    emit({ bench: 'vit', model: name, batch: B, seconds: s, imgPerSec: B / s });
+    log(`${name} inference batch ${B}: ${(s * 1000).toFixed(0)} ms, ${(B / s).toFixed(2)} img/s${B === 64 ? anchor(`${preset}.infer.b256.fp32.img_s`) : ''}`);
+  }
+  dm.release();
+}
+
+const trainCases: [string, ReturnType<typeof resolveConfig>, number][] = [
+  ['MNIST recipe ViT (28x28, D 64, depth 4)', resolveConfig({ ...MNIST_VIT_ARGS }, 'bench'), 128],
+  ['ViT-Ti/16 at 224', presetConfig('vit_tiny_patch16_224'), quick ? 2 : 32],
+];
+for (const [name, config, B] of NO_VIT ? [] : trainCases) {
+  const m = new VisionTransformer(config, undefined, host);
+  initWeights(m, 0);
+  const dm = new DeviceViT(m, cdev);
+  const t = new DeviceTrainer(dm, { lr: 1e-3, weightDecay: 0.05, labelSmoothing: 0.1, totalSteps: 1000 });
+  const [H, W] = Array.isArray(config.img_size) ? config.img_size : [config.img_size, config.img_size];
+  const x = pixelsOf(B, config.in_chans, H, W, 7);
+  const y = Int32Array.from({ length: B }, (_, i) => i % config.num_classes);
+  const s = await timeAsync(() => t.step(x, y), quick ? 1 : REPS, quick ? 0 : 1);
+  emit({ bench: 'train', model: name, batch: B, seconds: s, imgPerSec: B / s });
+  log(`${name} training step batch ${B}: ${(s * 1000).toFixed(0)} ms, ${(B / s).toFixed(1)} img/s`);
+  t.release();
+  dm.release();
 }
 dev.dispose();

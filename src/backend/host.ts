@@ -3,7 +3,7 @@
  * buffers are host memory, so these are zero-copy): token concatenation and slicing, pooling,
  * LayerScale, the extra activations, the gated MLP unit, MAP cross-attention (one query row per
  * image), cross entropy and the optimizer updates. Each has the same contract as the plain
- * reference in reference.ts and a row in test/backend/ops.test.ts.
+ * reference in reference.ts and a row in test/backend/cases.ts.
  */
 import type { Backend } from './backend.js';
 import { reference, actScalar, actGradScalar } from './reference.js';

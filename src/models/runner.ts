@@ -39,9 +39,6 @@ let webgpu: Promise<ComputeDevice> | null = null;
 
 /** The process's WebGPU device (opened on first use; a clear error where `webgpu` or an adapter is missing). */
 export async function webgpuDevice(): Promise<ComputeDevice> {
-  // Vulkan's loader warns on stderr at every start without it (Node; browsers have no process)
-  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-  if (env && !env['XDG_RUNTIME_DIR']) env['XDG_RUNTIME_DIR'] = '/tmp';
   webgpu ??= createWebGpuBackend() as unknown as Promise<ComputeDevice>;
   try {
     return await webgpu;

@@ -33,6 +33,9 @@ async function getGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   if (dawn) return dawn;
+  // Vulkan's loader warns on stderr at every start without XDG_RUNTIME_DIR (Node only; browsers have navigator.gpu)
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  if (env && !env['XDG_RUNTIME_DIR']) env['XDG_RUNTIME_DIR'] = '/tmp';
   let mod: DawnModule;
   try {
     const name = 'webgpu'; // a variable, so that bundlers and tsc do not resolve the optional package

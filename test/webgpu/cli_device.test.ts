@@ -1,0 +1,176 @@
+/**
+ * --device webgpu end to end: `run`, `predict`, `embed`, `eval` and `train` on WebGPU give what
+ * they give on the cpu device (and `run`/`train` what PyTorch gives: ../shared/refs), and a short
+ * MNIST run of the recipe's ViT follows the cpu run's loss curve step by step.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '../../src/cli/main.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { getBackend } from '../../src/backend/index.js';
+import { VisionTransformer } from '../../src/models/vit.js';
+import { resolveConfig } from '../../src/models/config.js';
+import { initWeights } from '../../src/models/init.js';
+import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
+import { DeviceTrainer } from '../../src/train/device_trainer.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { MNIST_MEAN, MNIST_STD, MNIST_VIT_ARGS, loadMnist } from '../../src/data/mnist.js';
+import { Tensor } from '../../src/tensor.js';
+import { REFS, needRefs, refsSkip, maxAbsDiff } from '../helpers.js';
+import { getTestDevice } from './setup.js';
+import { TRAIN_TINY_DIR, TRAIN_TINY_SKIP, checkAfter3 } from '../train/train_tiny.js';
+
+const { dev, reason } = await getTestDevice();
+after(() => dev?.dispose());
+const skip = !dev ? reason : refsSkip();
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  console.error = (...a: unknown[]) => err.push(a.join(' '));
+  try {
+    const code = await run(['node', 'vitkit', ...args]);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+const HF = path.join(REFS, 'hf_vit_small');
+const IMAGES = ['astronaut.png', 'chelsea.png', 'coffee.png'].map((f) => path.join(REFS, 'images', f));
+
+test('run --device webgpu = transformers and = run --device cpu (logits, attentions)', { skip }, async (t) => {
+  if (!needRefs(t)) return;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-run-'));
+  try {
+    const outs: Record<string, ReturnType<typeof readSafetensors>> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const o = path.join(dir, `${d}.safetensors`);
+      const r = await cli(['run', '--device', d, '-m', HF, '-i', path.join(HF, 'ref.safetensors'), '-o', o, '--outputs', 'logits,attentions,rollout']);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.err, '', 'nothing on stderr');
+      outs[d] = readSafetensors(o);
+    }
+    const ref = readSafetensors(path.join(HF, 'ref.safetensors'));
+    const g = outs['webgpu']!, c = outs['cpu']!;
+    assert.ok(maxAbsDiff(g.f32('logits').data, ref.f32('logits').data) <= 1e-4);
+    assert.ok(maxAbsDiff(g.f32('logits').data, c.f32('logits').data) <= 1e-5);
+    for (let i = 0; i < 3; i++) assert.ok(maxAbsDiff(g.f32(`attentions.${i}`).data, ref.f32(`attentions.${i}`).data) <= 1e-5);
+    assert.ok(maxAbsDiff(g.f32('rollout').data, c.f32('rollout').data) <= 1e-5);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('predict, embed and eval --device webgpu agree with the cpu device', { skip }, async (t) => {
+  if (!needRefs(t)) return;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-pred-'));
+  try {
+    const pred: Record<string, { image: string; top: { index: number; prob: number }[] }[]> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const r = await cli(['predict', '--device', d, '-m', HF, '-k', '5', '--json', ...IMAGES]);
+      assert.equal(r.code, 0, r.err);
+      pred[d] = JSON.parse(r.out);
+    }
+    assert.equal(pred['webgpu']!.length, 3);
+    pred['webgpu']!.forEach((p, i) => {
+      const q = pred['cpu']![i]!;
+      assert.deepEqual(p.top.map((x) => x.index), q.top.map((x) => x.index), p.image);
+      p.top.forEach((x, k) => assert.ok(Math.abs(x.prob - q.top[k]!.prob) <= 1e-5, `${p.image} class ${x.index}`));
+    });
+    const emb: Record<string, Float32Array> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const o = path.join(dir, `${d}.safetensors`);
+      const r = await cli(['embed', '--device', d, '-m', HF, '-o', o, ...IMAGES]);
+      assert.equal(r.code, 0, r.err);
+      emb[d] = readSafetensors(o).f32('embeddings').data;
+    }
+    assert.ok(maxAbsDiff(emb['webgpu']!, emb['cpu']!) <= 1e-5);
+    // eval over a tensor file of the reference pixels with the model's own top classes as labels
+    const ref = readSafetensors(path.join(HF, 'ref.safetensors'));
+    const pv = ref.f32('pixel_values');
+    const logits = ref.f32('logits').data, K = 5;
+    const y = BigInt64Array.from({ length: pv.shape[0]! }, (_, b) => BigInt([...logits.subarray(b * K, b * K + K)].indexOf(Math.max(...logits.subarray(b * K, b * K + K)))));
+    writeSafetensors(path.join(dir, 'val.safetensors'), { x: { shape: pv.shape, data: pv.data }, y: { shape: [y.length], data: y } });
+    const ev: Record<string, { acc: number; loss: number; count: number }> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const r = await cli(['eval', '--device', d, '-m', HF, '-d', path.join(dir, 'val.safetensors'), '--json']);
+      assert.equal(r.code, 0, r.err);
+      ev[d] = JSON.parse(r.out);
+    }
+    assert.equal(ev['webgpu']!.acc, 100);
+    assert.equal(ev['webgpu']!.count, pv.shape[0]);
+    assert.ok(Math.abs(ev['webgpu']!.loss - ev['cpu']!.loss) <= 1e-5);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('train --device webgpu: 3 epochs on the timm_train_tiny batch land on timm\'s after3 (the cpu parity recipe)', { skip: skip || TRAIN_TINY_SKIP }, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-train-'));
+  try {
+    const spec = JSON.parse(readFileSync(path.join(TRAIN_TINY_DIR, 'spec.json'), 'utf8')) as { model: Record<string, unknown> };
+    const m = spec.model;
+    const ckpt = path.join(dir, 'ckpt');
+    mkdirSync(ckpt);
+    copyFileSync(path.join(TRAIN_TINY_DIR, 'model.safetensors'), path.join(ckpt, 'model.safetensors'));
+    writeFileSync(path.join(ckpt, 'config.json'), JSON.stringify({
+      architecture: 'vit_tiny_patch16_224', num_classes: m['num_classes'], global_pool: m['global_pool'],
+      model_args: {
+        img_size: m['img_size'], patch_size: m['patch_size'], in_chans: m['in_chans'], embed_dim: m['embed_dim'], depth: m['depth'],
+        num_heads: m['num_heads'], mlp_ratio: m['mlp_ratio'], qkv_bias: m['qkv_bias'], class_token: m['class_token'], layer_norm_eps: m['layer_norm_eps'],
+      },
+      pretrained_cfg: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1, interpolation: 'bicubic' },
+    }));
+    const ref = readSafetensors(path.join(TRAIN_TINY_DIR, 'ref.safetensors'));
+    const x = ref.f32('x'), y = ref.i64('y');
+    writeSafetensors(path.join(dir, 'batch.safetensors'), { x: { shape: x.shape, data: x.data }, y: { shape: y.shape, data: y.data } });
+    const out = path.join(dir, 'out');
+    const r = await cli(['train', '--device', 'webgpu', '--model', ckpt, '--data', path.join(dir, 'batch.safetensors'), '--epochs', '3', '--batch-size', '8',
+      '--lr', '1e-3', '--weight-decay', '0.05', '--label-smoothing', '0.1', '--schedule', 'constant', '--warmup-epochs', '0', '--no-shuffle', '--no-augment', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const got = readSafetensors(path.join(out, 'model.safetensors'));
+    const losses = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { train_loss: number }).train_loss);
+    assert.equal(losses.length, 3);
+    t.diagnostic(checkAfter3(got.keys(), (n) => got.f32(n).data, losses, ref, Number(m['embed_dim'])));
+    // the resumable state has the device's moments: the saved optimizer step count is 3
+    assert.equal(readSafetensors(path.join(out, 'train_state.safetensors')).metadata['optimizer_step'], '3');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a short MNIST run of the recipe\'s ViT on WebGPU follows the cpu loss curve step by step', { skip: dev ? false : reason }, async (t) => {
+  const { train } = loadMnist();
+  const config = resolveConfig({ ...MNIST_VIT_ARGS }, 'test');
+  const cpu = new VisionTransformer(config, undefined, getBackend('native'));
+  initWeights(cpu, 0);
+  const gpuModel = new VisionTransformer(config, undefined, getBackend('native'));
+  gpuModel.params.buffer.set(cpu.params.buffer);
+  const opts = { lr: 2e-3, weightDecay: 0.05, labelSmoothing: 0.1, warmupSteps: 2, totalSteps: 8, clipGrad: 1 };
+  const ht = new Trainer(cpu, opts), dt = new DeviceTrainer(new DeviceViT(gpuModel, dev as unknown as ComputeDevice), opts);
+  const B = 16, P = 28 * 28;
+  const curve: string[] = [];
+  for (let s = 0; s < 5; s++) {
+    const x = new Float32Array(B * P), y = new Int32Array(B); // (B, 1, 28, 28), (B)
+    for (let b = 0; b < B; b++) {
+      const i = (s * B + b) * 37 % train.n;
+      y[b] = train.labels[i]!;
+      for (let p = 0; p < P; p++) x[b * P + p] = (train.pixels[i * P + p]! / 255 - MNIST_MEAN) / MNIST_STD;
+    }
+    const xt = new Tensor([B, 1, 28, 28], x);
+    const a = ht.step(xt, y), g = await dt.step(xt, y);
+    curve.push(`${a.loss.toFixed(5)}/${g.loss.toFixed(5)}`);
+    assert.ok(Math.abs(a.loss - g.loss) <= 1e-4 * Math.max(1, a.loss), `step ${s}: loss ${g.loss} on webgpu vs ${a.loss} on cpu`);
+    assert.ok(Math.abs(a.gradNorm - g.gradNorm) <= 1e-4 * a.gradNorm, `step ${s}: grad norm ${g.gradNorm} vs ${a.gradNorm}`);
+  }
+  t.diagnostic(`loss cpu/webgpu per step: ${curve.join(' ')}`);
+  await dt.download();
+  assert.ok(maxAbsDiff(gpuModel.params.buffer, cpu.params.buffer) <= 1e-4, 'weights after 5 steps');
+  dt.release();
+});
