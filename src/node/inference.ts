@@ -23,6 +23,7 @@ import { Tensor } from '../tensor.js';
 import { softmax, topK } from '../nn/functional.js';
 import { PRESETS } from '../models/presets.js';
 import type { BackendName } from '../backend/index.js';
+import { checkDeviceName, type DeviceName } from '../models/runner.js';
 
 // ---- the worker protocol (types only; shared with inference_worker.ts) ----
 
@@ -34,6 +35,7 @@ export type WorkerInput =
 export interface WorkerInit {
   dir: string;
   backend?: BackendName;
+  device?: DeviceName;
 }
 
 export type OutputKind = 'logits' | 'pre_logits' | 'features';
@@ -92,6 +94,8 @@ export type ImageInput = string | Uint8Array | Tensor;
 export interface SessionOptions {
   /** 'native' (default) or 'reference' */
   backend?: BackendName;
+  /** where the forward runs: 'cpu' (default: the backend above) or 'webgpu' (the worker opens its own WebGPU device) */
+  device?: DeviceName;
   /** resolves the model spec; default `setModelResolver`'s, else local directories and presets */
   resolve?: ModelResolver;
 }
@@ -145,7 +149,7 @@ export class InferenceSession {
   static async open(model: string, opts: SessionOptions = {}): Promise<InferenceSession> {
     if (typeof model !== 'string' || model === '') throw new VitkitError(`Expected a model directory or name for model but received ${JSON.stringify(model)}`);
     const dir = await (opts.resolve ?? resolver)(model);
-    const init: WorkerInit = { dir, ...(opts.backend ? { backend: opts.backend } : {}) };
+    const init: WorkerInit = { dir, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.device ? { device: checkDeviceName(opts.device, 'device') } : {}) };
     const worker = new Worker(new URL('./inference_worker.js', import.meta.url), { workerData: init });
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const onMsg = (m: WorkerReply) => {
@@ -270,7 +274,7 @@ const sessions = new Map<string, Promise<InferenceSession>>();
 
 /** The cached session for a model spec (one worker per model, reused by `classify` / `embedImages`). */
 export function session(model: string, opts: SessionOptions = {}): Promise<InferenceSession> {
-  const key = `${opts.backend ?? 'native'}\u0000${model}`;
+  const key = `${opts.backend ?? 'native'}\u0000${opts.device ?? 'cpu'}\u0000${model}`;
   let s = sessions.get(key);
   if (!s) {
     s = InferenceSession.open(model, opts);

@@ -8,6 +8,7 @@ import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { getBackend, type BackendName } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
+import { runnerFor, type Runner } from '../models/runner.js';
 import { imgHW } from '../models/config.js';
 import { VitkitError, shapeStr } from '../errors.js';
 import type { WorkerInit, WorkerRequest, WorkerReply, WorkerInput } from './inference.js';
@@ -21,9 +22,11 @@ function errorReply(e: unknown): { message: string; vitkit: boolean; stack?: str
 }
 
 let loaded: LoadedModel;
+let runner: Runner;
 try {
   const backend = getBackend(init.backend as BackendName | undefined);
   loaded = loadModel(init.dir, { backend });
+  runner = await runnerFor(loaded.model, init.device ?? 'cpu');
   const c = loaded.model.config;
   const ready: WorkerReply = {
     type: 'ready',
@@ -66,13 +69,10 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
 async function serve(req: WorkerRequest): Promise<void> {
   try {
     const x = await pixelsOf(req.inputs);
-    const model = loaded.model;
     let y: Tensor;
-    if (req.output === 'logits') y = model.forward(x);
-    else {
-      const f = model.forwardFeatures(x);
-      y = req.output === 'features' ? f.features : model.forwardHead(f.features, { preLogits: true });
-    }
+    if (req.output === 'logits') y = await runner.forward(x);
+    else if (req.output === 'pre_logits') y = await runner.embed(x);
+    else y = (await runner.forwardAll(x, { preLogits: true })).features.features;
     const data = y.data.slice(); // never transfer a buffer the model may reuse
     port.postMessage({ type: 'result', id: req.id, data, shape: [...y.shape] } satisfies WorkerReply, [data.buffer]);
   } catch (e) {

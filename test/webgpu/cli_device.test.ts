@@ -174,3 +174,17 @@ test('a short MNIST run of the recipe\'s ViT on WebGPU follows the cpu loss curv
   assert.ok(maxAbsDiff(gpuModel.params.buffer, cpu.params.buffer) <= 1e-4, 'weights after 5 steps');
   dt.release();
 });
+
+test('the async API takes a device: classify(..., { device: "webgpu" }) = the cpu device', { skip }, async (t) => {
+  if (!needRefs(t)) return;
+  const { classify, closeSessions } = await import('../../src/node/inference.js');
+  try {
+    const cpu = await classify(IMAGES[1]!, { model: HF, topK: 3 });
+    const gpu = await classify(IMAGES[1]!, { model: HF, topK: 3, device: 'webgpu' });
+    assert.deepEqual(gpu.map((c) => c.index), cpu.map((c) => c.index));
+    gpu.forEach((c, i) => assert.ok(Math.abs(c.probability - cpu[i]!.probability) <= 1e-5, `${c.label}: ${c.probability} vs ${cpu[i]!.probability}`));
+    await assert.rejects(classify(IMAGES[1]!, { model: HF, device: 'tpu' as never }), /Expected device to be one of cpu, webgpu but received "tpu"/);
+  } finally {
+    await closeSessions();
+  }
+});
