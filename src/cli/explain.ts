@@ -1,3 +1,4 @@
+import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { HEAD_FUSIONS, type HeadFusion } from '../explain/rollout.js';
 import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
 import { EXPLAIN_METHODS, NO_CLASS_TOKEN_NOTE, explainOne, hottest, toRows, type ExplainMethod } from '../explain/explain.js';
-import { loadForInference, parseChoice, parseFloatOpt } from './common.js';
+import { deviceOption, loadForInference, parseChoice, parseFloatOpt } from './common.js';
 import { clipLayoutOf, loadClip } from '../models/clip/load.js';
 import { explainClipOne, textTargets } from '../explain/clip.js';
 
@@ -28,6 +29,7 @@ interface ExplainCliOptions {
   randomWeights?: boolean;
   text: string[];
   template: string[];
+  device: DeviceName;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -147,7 +149,7 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
 }
 
 export function explainCommand(): Command {
-  return new Command('explain')
+  return deviceOption(new Command('explain'))
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
     .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')
@@ -176,6 +178,7 @@ export function explainCommand(): Command {
         if (!isClip) {
           throw new VitkitError(`--text explains a CLIP checkpoint toward a prompt, but ${o.model} is not one (expected open_clip_config.json + open_clip_model.safetensors, or a Hugging Face CLIPModel)`);
         }
+        if (o.device !== 'cpu') throw new VitkitError(`explain --text runs CLIP on --device cpu only for now (received --device ${o.device})`);
         await explainText(collectImages(inputs), o);
         return;
       }
@@ -199,9 +202,10 @@ export function explainCommand(): Command {
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'explain' });
       const results: Record<string, unknown>[] = [];
       let noted = false;
+      const runner = await runnerFor(loaded.model, o.device);
       for (let i = 0; i < images.length; i++) {
         const e = await explainOne(loaded, images[i]!, {
-          method: o.method, headFusion: o.headFusion, discardRatio: o.discardRatio,
+          method: o.method, headFusion: o.headFusion, discardRatio: o.discardRatio, runner,
           ...(o.class !== undefined ? { classTarget: o.class } : {}),
         });
         const [GH, GW] = e.grid;

@@ -15,6 +15,8 @@ import { dims, imgHW } from '../models/config.js';
 import { softmax, topK } from '../nn/functional.js';
 import { attentionRollout, gradientRollout, headMaps, patchMap, type HeadFusion } from './rollout.js';
 import { attentionGradients } from './gradients.js';
+import { deviceAttentionGradients } from './device_gradients.js';
+import { runnerFor, type DeviceName, type Runner } from '../models/runner.js';
 import { cropBox, type Box } from './overlay.js';
 
 export type ExplainMethod = 'rollout' | 'grad-rollout';
@@ -26,6 +28,10 @@ export interface ExplainOptions {
   discardRatio?: number;
   /** grad-rollout: class index or label (default: the predicted class) */
   classTarget?: string | number;
+  /** where the forward and backward run (default cpu) */
+  device?: DeviceName;
+  /** a runner of this model to reuse across images (explainImages makes one) */
+  runner?: Runner;
 }
 
 export interface Explanation {
@@ -88,17 +94,21 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
   let R: Tensor;
   if (method === 'grad-rollout') {
     if (c.num_classes === 0) throw new VitkitError('grad-rollout needs a classifier head, but the model has num_classes 0');
-    const pre = model.forward(x);
+    const runner = opts.runner ?? await runnerFor(model, opts.device ?? 'cpu');
+    const pre = await runner.forward(x);
     const k = opts.classTarget !== undefined ? resolveClass(opts.classTarget, labels) : topK(pre.data, 1)[0]!;
-    const g = attentionGradients(model, x, k);
+    const g = runner.deviceModel ? await deviceAttentionGradients(runner.deviceModel, x, k) : attentionGradients(model, x, k);
+    if (!opts.runner) runner.release();
     attentions = g.attentions;
     logits = g.logits;
     target = { index: k, label: labels[k] ?? `class_${k}` };
     R = gradientRollout(attentions, g.grads, rolloutOpts);
   } else {
-    const f = model.forwardFeatures(x, { attentions: true });
-    attentions = f.attentions!;
-    if (c.num_classes > 0) logits = model.forwardHead(f.features);
+    const runner = opts.runner ?? await runnerFor(model, opts.device ?? 'cpu');
+    const r = await runner.forwardAll(x, { attentions: true });
+    if (!opts.runner) runner.release();
+    attentions = r.features.attentions!;
+    if (c.num_classes > 0) logits = r.heads.logits;
     R = attentionRollout(attentions, rolloutOpts);
   }
   let predicted = { index: -1, label: '', prob: 0 };
@@ -121,8 +131,13 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
 /** Explain image files with a checkpoint directory or preset. */
 export async function explainImages(modelSource: string, files: string[], opts: ExplainOptions = {}): Promise<Explanation[]> {
   const loaded = loadModel(modelSource);
+  const runner = opts.runner ?? await runnerFor(loaded.model, opts.device ?? 'cpu');
   const out: Explanation[] = [];
-  for (const f of files) out.push(await explainOne(loaded, f, opts));
+  try {
+    for (const f of files) out.push(await explainOne(loaded, f, { ...opts, runner }));
+  } finally {
+    if (!opts.runner) runner.release();
+  }
   return out;
 }
 

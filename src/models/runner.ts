@@ -25,6 +25,8 @@ export interface ForwardAllOptions {
 export interface Runner {
   readonly device: DeviceName;
   readonly model: Model;
+  /** the model on the device (null on cpu) */
+  readonly deviceModel: DeviceViT | null;
   /** one forward: features (B, N, D) (+ hidden states, attentions) and the heads' outputs */
   forwardAll(x: Tensor, opts?: ForwardAllOptions): Promise<{ features: FeaturesOutput; heads: HeadsOutput }>;
   /** logits (B, K), or pre-logits (B, D) for a model without a head */
@@ -65,6 +67,7 @@ export function checkDeviceName(name: string, option = '--device'): DeviceName {
 
 class HostRunner implements Runner {
   readonly device = 'cpu' as const;
+  readonly deviceModel = null;
   constructor(readonly model: Model) {}
   async forwardAll(x: Tensor, opts: ForwardAllOptions = {}): Promise<{ features: FeaturesOutput; heads: HeadsOutput }> {
     const f = this.model.forwardFeatures(x, { ...(opts.hiddenStates ? { hiddenStates: true } : {}), ...(opts.attentions ? { attentions: true } : {}) });
@@ -82,6 +85,7 @@ class HostRunner implements Runner {
 class DeviceRunner implements Runner {
   readonly device = 'webgpu' as const;
   constructor(readonly model: Model, readonly dm: DeviceViT) {}
+  get deviceModel(): DeviceViT { return this.dm; }
   forwardAll(x: Tensor, opts: ForwardAllOptions = {}): Promise<{ features: FeaturesOutput; heads: HeadsOutput }> {
     return this.dm.forwardAll(x, opts);
   }

@@ -134,3 +134,21 @@ test('device trainer rejects what it cannot train, naming it', async () => {
   const hf = randomModel(DEVICE_CONFIGS['dinov2-reg (layerscale, registers, no_embed_class, dynamic size, no head)']!, native, 1);
   assert.throws(() => new DeviceTrainer(new DeviceViT(hf, new HostDevice(native)), { lr: 1e-3 }), /num_classes 0/);
 });
+
+test('attention gradients on a device (strided dO V^T GEMMs on the saved qkv) = the host hook', async () => {
+  const { attentionGradients } = await import('../../src/explain/gradients.js');
+  const { deviceAttentionGradients } = await import('../../src/explain/device_gradients.js');
+  for (const name of ['plain', 'deit distilled', 'clip (pre-norm, quick_gelu, no patch bias)']) {
+    const m = randomModel(DEVICE_CONFIGS[name]!, native, 11);
+    const x = pixels(m.config, 2, 12);
+    const h = attentionGradients(m, x, 3);
+    const d = await deviceAttentionGradients(new DeviceViT(m, new HostDevice(native)), x, 3);
+    same(d.logits.data, h.logits.data, `${name}: logits`);
+    assert.equal(d.grads.length, m.config.depth);
+    h.grads.forEach((g, i) => {
+      same(d.attentions[i]!.data, h.attentions[i]!.data, `${name}: attentions.${i}`);
+      const e = maxAbsDiff(d.grads[i]!.data, g.data), s = Math.max(...g.data.map(Math.abs));
+      assert.ok(s > 0 && e <= 1e-6 * s, `${name}: dA.${i} error ${e} (max ${s})`);
+    });
+  }
+});

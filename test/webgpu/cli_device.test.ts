@@ -188,3 +188,18 @@ test('the async API takes a device: classify(..., { device: "webgpu" }) = the cp
     await closeSessions();
   }
 });
+
+test('explain --device webgpu (rollout and grad-rollout) = the cpu device', { skip }, async (t) => {
+  if (!needRefs(t)) return;
+  const maps: Record<string, { rollout: number[][]; predicted: { index: number } }[]> = {};
+  for (const method of ['rollout', 'grad-rollout']) {
+    for (const d of ['cpu', 'webgpu']) {
+      const r = await cli(['explain', '--device', d, '-m', HF, '--method', method, '--json', IMAGES[1]!]);
+      assert.equal(r.code, 0, r.err);
+      maps[`${method}/${d}`] = JSON.parse(r.out);
+    }
+    const g = maps[`${method}/webgpu`]![0]!, c = maps[`${method}/cpu`]![0]!;
+    assert.equal(g.predicted.index, c.predicted.index);
+    assert.ok(maxAbsDiff(g.rollout.flat(), c.rollout.flat()) <= 1e-5, `${method} map`);
+  }
+});
