@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { buildSupport, classifyQueries } from '../embed/fewshot.js';
 import { collectImages } from '../embed/embed.js';
-import { loadForInference, parseIntOpt } from './common.js';
+import { deviceOption, loadForInference, parseIntOpt } from './common.js';
+import type { DeviceName } from '../models/runner.js';
 
 export function fewshotCommand(): Command {
-  return new Command('fewshot')
+  return deviceOption(new Command('fewshot'))
     .description('few-shot classification: each query gets the class whose prototype (mean normalized embedding of its support images) is nearest by cosine similarity')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
     .requiredOption('-s, --support <root>', 'support images: <root>/<class>/*.png|jpg|...')
@@ -13,11 +14,11 @@ export function fewshotCommand(): Command {
     .option('--json', 'print [{"image", "prediction", "scores": [{"class", "score"}]}] (all classes, highest first)')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<queries...>', 'query image files or folders')
-    .action(async (inputs: string[], o: { model: string; support: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; support: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean; device: DeviceName }) => {
       const queries = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'fewshot' });
-      const support = await buildSupport(loaded, o.support, o.batchSize);
-      const res = await classifyQueries(loaded, support, queries, o.batchSize);
+      const support = await buildSupport(loaded, o.support, o.batchSize, o.device);
+      const res = await classifyQueries(loaded, support, queries, o.batchSize, o.device);
       if (o.json) {
         console.log(JSON.stringify(res));
         return;
