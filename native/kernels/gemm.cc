@@ -280,7 +280,9 @@ const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeK =
 
 // GCC 12's _mm512_undefined_ps() (used inside the unpack intrinsics) trips -Wmaybe-uninitialized.
 #pragma GCC diagnostic push
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 // In-register 16x16 transpose: r[i] (row i) -> r[j] (column j).
 VK_TARGET("avx512f") inline void transpose16(__m512 r[16]) {
