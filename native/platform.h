@@ -1,6 +1,7 @@
 // Compiler and CPU portability in one place: GCC / Clang (Linux, macOS, MinGW) and MSVC.
 //
 //   VK_X86            1 when x86-64 SIMD code is compiled (x86-64 and not VITKIT_NO_X86)
+//   VK_NEON           1 when AArch64 NEON code is compiled (AArch64 and not VITKIT_NO_NEON)
 //   VK_TARGET(isa)    per-function ISA on GCC/Clang (__attribute__((target))); empty on MSVC,
 //                     which compiles any intrinsic in any function
 //   VK_TARGET_INLINE(isa)  the same, force-inlined
@@ -26,6 +27,15 @@
 #endif
 #else
 #define VK_X86 0
+#endif
+
+// AArch64: NEON (Advanced SIMD) is part of the base ISA, so it needs no run-time CPU check;
+// VITKIT_ISA=portable still picks the portable kernels. VITKIT_NO_NEON compiles it out.
+#if (defined(__aarch64__) || defined(_M_ARM64)) && !defined(VITKIT_NO_NEON)
+#define VK_NEON 1
+#include <arm_neon.h>
+#else
+#define VK_NEON 0
 #endif
 
 #if defined(_MSC_VER) && !defined(__clang__)

@@ -3,6 +3,7 @@
 // Every helper exists in three flavours that compute the same algorithm:
 //   *_512   AVX-512F + FMA  (16 lanes)   functions tagged target("avx512f,fma")
 //   *_256   AVX2 + FMA      (8 lanes)    functions tagged target("avx2,fma")
+//   *_neon  AArch64 NEON    (4 lanes)    (baseline ISA: no target attribute)
 //   *_s     portable scalar C++ (no FMA assumed; ARM / old x86 / VITKIT_ISA=portable); exp from libm
 // Callers write one function per ISA tagged with the same target attribute (so these inline) and
 // pick one with simd::isa(), which honours VITKIT_ISA=avx2|portable exactly like gemm.cc.
@@ -46,7 +47,7 @@
 namespace vk {
 namespace simd {
 
-enum Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+enum Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
 
 inline Isa detect_isa() {
   const char* env = std::getenv("VITKIT_ISA");
@@ -58,6 +59,8 @@ inline Isa detect_isa() {
 #if VK_SIMD_X86
   if (cap >= 2 && cpu_has_avx512f()) return kAvx512;
   if (cap >= 1 && cpu_has_avx2_fma()) return kAvx2;
+#elif VK_NEON
+  if (cap >= 1) return kNeon;  // baseline on AArch64
 #else
   (void)cap;
 #endif
@@ -406,6 +409,37 @@ VK_AVX2_INLINE __m256i tail_mask_256(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 #endif  // VK_SIMD_X86
+
+#if VK_NEON
+// ---------------------------------------------------------------------------------------------
+// AArch64 NEON (the same algorithms as the AVX2 versions, 4 lanes; vfmaq_f32(a, b, c) = a + b c)
+// ---------------------------------------------------------------------------------------------
+inline float32x4_t exp_finish_neon(float32x4_t r, float32x4_t n) {
+  float32x4_t p = vdupq_n_f32(kP0);
+  p = vfmaq_f32(vdupq_n_f32(kP1), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP5), p, r);
+  const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.f));
+  const int32x4_t ni = vcvtnq_s32_f32(n);
+  const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+  const int32x4_t b = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, b), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, b), 23));
+  return vmulq_f32(vmulq_f32(y, s1), s2);
+}
+// x clamped to [kExpLo, kExpHi] (NaN stays NaN: vmaxq / vminq propagate it)
+inline float32x4_t exp_neon(float32x4_t x) {
+  const float32x4_t s = vminq_f32(vdupq_n_f32(kExpHi), vmaxq_f32(vdupq_n_f32(kExpLo), x));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(s, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vfmsq_f32(s, n, vdupq_n_f32(kLn2Hi));
+  r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Lo));
+  return exp_finish_neon(r, n);
+}
+inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
+inline float hmax_neon(float32x4_t v) { return vmaxvq_f32(v); }
+#endif  // VK_NEON
 
 }  // namespace simd
 }  // namespace vk
