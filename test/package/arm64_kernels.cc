@@ -1,4 +1,4 @@
-// The kernels on many shapes (vector bodies, tails, GEMM edges and K blocks, transposes, strides,
+// The kernels on many shapes (GEMM, linear, GELU, softmax, LayerNorm, add, bias; vector bodies, tails, GEMM edges and K blocks, transposes, strides,
 // alpha / beta, NaN / -inf rows), printed one case per line ("name v0 v1 ..."), so that two runs
 // can be compared: arm64.test.ts cross-builds it for aarch64 and runs it under qemu-aarch64 with
 // the NEON kernels and with VITKIT_ISA=portable. The first line names the ISA the dispatcher picked.
@@ -53,6 +53,20 @@ int main() {
     std::vector<float> Y((size_t)M * N);                               // (M, N)
     vk::linear_forward(Y.data(), X.data(), W.data(), b.data(), M, N, K, false, act);
     emit("linear act" + std::to_string(act), Y.data(), Y.size());
+  }
+  // GELU forward and backward (erf, tanh), incl. tails, huge |x|, +-inf and NaN
+  for (int n : {1, 3, 4, 5, 8, 9, 37, 1000}) {
+    auto x = rnd(n, 6.f), g = rnd(n);  // (n), (n)
+    if (n >= 9) {
+      x[0] = 20.f, x[1] = -20.f, x[2] = INFINITY, x[3] = -INFINITY, x[4] = NAN, x[5] = 1e-30f, x[6] = -0.f;
+    }
+    std::vector<float> y(n);  // (n)
+    for (int approx = 0; approx <= 1; approx++) {
+      vk::gelu_forward(y.data(), x.data(), n, approx);
+      emit("gelu n" + std::to_string(n) + " approx" + std::to_string(approx), y.data(), n);
+      vk::gelu_backward(y.data(), x.data(), g.data(), n, approx);
+      emit("gelu grad n" + std::to_string(n) + " approx" + std::to_string(approx), y.data(), n);
+    }
   }
   // softmax rows, incl. a row with -inf entries and one with a NaN
   for (int C : {1, 3, 4, 5, 7, 8, 9, 16, 17, 197}) {
