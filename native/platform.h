@@ -30,8 +30,10 @@
 #endif
 
 // AArch64: NEON (Advanced SIMD) is part of the base ISA, so it needs no run-time CPU check;
-// VITKIT_ISA=portable still picks the portable kernels. VITKIT_NO_NEON compiles it out.
-#if (defined(__aarch64__) || defined(_M_ARM64)) && !defined(VITKIT_NO_NEON)
+// VITKIT_ISA=portable still picks the portable kernels. VITKIT_NO_NEON compiles it out. GCC/Clang
+// only (__aarch64__; clang-cl defines it too): MSVC's ARM64 arm_neon.h lacks some of the *_n_
+// intrinsics used, so an MSVC ARM64 build keeps the portable kernels.
+#if defined(__aarch64__) && !defined(VITKIT_NO_NEON)
 #define VK_NEON 1
 #include <arm_neon.h>
 #else
