@@ -29,7 +29,8 @@ namespace {
 
 struct Rejected {};
 
-constexpr int64_t kMaxLen = int64_t(1) << 20;  // floats per buffer (4 MiB)
+// floats per buffer (1 MiB): also bounds the work of an accepted call (a GEMM's M N K <= 2^27)
+constexpr int64_t kMaxLen = int64_t(1) << 18;
 
 const double kSpecial[] = {
     -1, -0.5, 0.5, 1.5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 197, 255, 256, 257,

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target fuzz/native/fuzz_entries.cc (clang++ with -fsanitize=fuzzer,address,
-# undefined; Debian: apt-get install clang) into build/fuzz-native/ and runs it:
+# undefined; Debian: apt-get install clang) into fuzz/native/out/ and runs it:
 #   fuzz/native/run.sh [seconds]     fuzz for that long (default 60), seeded from fuzz/native/corpus
 #   fuzz/native/run.sh --replay      run each committed input once (the seed corpus and the
 #                                    regressions/ of past findings) and stop: a quick check
-# New interesting inputs go to build/fuzz-native/corpus (the committed corpus is not modified); a
-# crash leaves its input as build/fuzz-native/crash-* and exits non-zero. A finding, once fixed,
+# New interesting inputs go to fuzz/native/out/corpus (the committed corpus is not modified); a
+# crash leaves its input as fuzz/native/out/crash-* and exits non-zero. A finding, once fixed,
 # gets its input in fuzz/native/regressions/ and a test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CXX=${CLANGXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "fuzz:native: $CXX not found (apt-get install clang)"; exit 1; }
-out=build/fuzz-native
+out=fuzz/native/out  # (not build/: node-gyp rebuild empties that)
 mkdir -p "$out/corpus"
 srcs=(fuzz/native/fuzz_entries.cc native/threadpool.cc)
 for s in $(node -p "JSON.parse(require('fs').readFileSync('binding.gyp','utf8')).targets[0].sources.filter(s=>s.includes('/kernels/')).join('\n')"); do
@@ -34,6 +34,8 @@ if [[ "${1:-}" == "--replay" ]]; then
   echo "fuzz:native: replayed ${#inputs[@]} inputs"
 else
   secs=${1:-60}
-  "$exe" "${limits[@]}" -max_total_time="$secs" -print_final_stats=1 "$out/corpus" fuzz/native/corpus fuzz/native/regressions 2>&1 |
+  dirs=("$out/corpus" fuzz/native/corpus)
+  [[ -d fuzz/native/regressions ]] && dirs+=(fuzz/native/regressions)
+  "$exe" "${limits[@]}" -max_total_time="$secs" -print_final_stats=1 "${dirs[@]}" 2>&1 |
     grep -v -e '^#[0-9]*.*\(NEW\|REDUCE\|pulse\)' -e '# Uses: ' -e 'recommended dictionary' | tail -20
 fi
