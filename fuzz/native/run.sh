@@ -26,7 +26,7 @@ if [[ ! -x $exe ]] || [[ -n $(find native fuzz/native -newer "$exe" -name '*.cc'
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-limits=(-timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=512 -artifact_prefix="$out/")
+limits=(-timeout=60 -rss_limit_mb=2048 -malloc_limit_mb=512 -artifact_prefix="$out/")
 if [[ "${1:-}" == "--replay" ]]; then
   shopt -s nullglob
   inputs=(fuzz/native/corpus/* fuzz/native/regressions/*)
