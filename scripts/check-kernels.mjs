@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TARGETS, compilerFor, envName, which } from './prebuild.mjs';
+import { TARGETS, compilerFor, envName, missingCompiler, which } from './prebuild.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const QEMU = { x64: ['qemu-x86_64', 'x86_64-linux-gnu'], arm64: ['qemu-aarch64', 'aarch64-linux-gnu'] };
@@ -23,7 +23,7 @@ function kernelSources() {
 /** @returns {{ ok: true, summary: string } | { ok: false, why: string }} */
 export function checkKernels(t, extraEnv = {}) {
   const cxx = compilerFor(t);
-  if (!cxx) return { ok: false, why: `${t.cxx} not found (set ${envName(t)})` };
+  if (!cxx) return { ok: false, why: `${missingCompiler(t)} not found (set ${envName(t)})` };
   let runner = [];
   if (t.arch !== process.arch) {
     const [qemu, triple] = QEMU[t.arch];

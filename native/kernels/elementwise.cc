@@ -1,4 +1,4 @@
-// Elementwise ops. add / bias_add are memory bound: AVX-512 / AVX2 / portable (run-time dispatch),
+// Elementwise ops. add / bias_add are memory bound: AVX-512 / AVX2 / NEON / portable (run-time dispatch),
 // bias_backward sums each column in row order in double over contiguous row segments.
 #include <algorithm>
 
@@ -61,6 +61,25 @@ VK_TARGET("avx2") void bias_avx2(float* out, const float* bias, int64_t r0, int6
 }
 #endif
 
+#if VK_NEON
+void add_neon(float* out, const float* a, const float* b, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    vst1q_f32(out + i, vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i)));
+    vst1q_f32(out + i + 4, vaddq_f32(vld1q_f32(a + i + 4), vld1q_f32(b + i + 4)));
+  }
+  for (; i < n; i++) out[i] = a[i] + b[i];
+}
+void bias_neon(float* out, const float* bias, int64_t r0, int64_t r1, int C) {
+  for (int64_t r = r0; r < r1; r++) {
+    float* o = out + r * C;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) vst1q_f32(o + c, vaddq_f32(vld1q_f32(o + c), vld1q_f32(bias + c)));
+    for (; c < C; c++) o[c] += bias[c];
+  }
+}
+#endif
+
 using AddFn = void (*)(float*, const float*, const float*, int64_t);
 using BiasFn = void (*)(float*, const float*, int64_t, int64_t, int);
 
@@ -68,6 +87,8 @@ AddFn pick_add() {
 #if VK_SIMD_X86
   if (isa() == kAvx512) return add_avx512;
   if (isa() == kAvx2) return add_avx2;
+#elif VK_NEON
+  if (isa() == kNeon) return add_neon;
 #endif
   return add_portable;
 }
@@ -75,6 +96,8 @@ BiasFn pick_bias() {
 #if VK_SIMD_X86
   if (isa() == kAvx512) return bias_avx512;
   if (isa() == kAvx2) return bias_avx2;
+#elif VK_NEON
+  if (isa() == kNeon) return bias_neon;
 #endif
   return bias_portable;
 }

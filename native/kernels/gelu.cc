@@ -1,6 +1,6 @@
 // GELU: exact x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation
 // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch.nn.functional.gelu(approximate=...).
-// Vectorized with run-time dispatch (AVX-512 / AVX2 / portable); the math and its accuracy are
+// Vectorized with run-time dispatch (AVX-512 / AVX2 / NEON / portable); the math and its accuracy are
 // described in simd_math.h (erfc fit with relative error < 1.2e-7, exp ~1 ulp).
 #include <algorithm>
 #include <cmath>
@@ -112,12 +112,53 @@ VK_TARGET("avx2,fma") void gelu_avx2(float* y, const float* x, const float* g, i
 }
 #endif
 
+#if VK_NEON
+template <int OP>
+inline float32x4_t op_neon(float32x4_t v, float32x4_t gv) {
+  if (OP == 0) return gelu_erf_neon(v);
+  if (OP == 1) return gelu_tanh_neon(v);
+  if (OP == 2) return vmulq_f32(gv, gelu_erf_grad_neon(v));
+  return vmulq_f32(gv, gelu_tanh_grad_neon(v));
+}
+template <int OP>
+void gelu_neon_t(float* y, const float* x, const float* g, int64_t n) {
+  const float32x4_t one = vdupq_n_f32(1.f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + 4);
+    const float32x4_t ga = OP >= 2 ? vld1q_f32(g + i) : one, gb = OP >= 2 ? vld1q_f32(g + i + 4) : one;
+    vst1q_f32(y + i, op_neon<OP>(a, ga));
+    vst1q_f32(y + i + 4, op_neon<OP>(b, gb));
+  }
+  for (; i < n; i += 4) {  // the tail through one padded vector
+    const int r = (int)std::min<int64_t>(4, n - i);
+    float tx[4] = {0, 0, 0, 0}, tg[4] = {1, 1, 1, 1}, ty[4];
+    for (int j = 0; j < r; j++) {
+      tx[j] = x[i + j];
+      if (OP >= 2) tg[j] = g[i + j];
+    }
+    vst1q_f32(ty, op_neon<OP>(vld1q_f32(tx), vld1q_f32(tg)));
+    for (int j = 0; j < r; j++) y[i + j] = ty[j];
+  }
+}
+void gelu_neon(float* y, const float* x, const float* g, int64_t n, int op) {
+  switch (op) {
+    case 0: gelu_neon_t<0>(y, x, g, n); break;
+    case 1: gelu_neon_t<1>(y, x, g, n); break;
+    case 2: gelu_neon_t<2>(y, x, g, n); break;
+    default: gelu_neon_t<3>(y, x, g, n); break;
+  }
+}
+#endif
+
 using GeluFn = void (*)(float*, const float*, const float*, int64_t, int);
 
 GeluFn pick() {
 #if VK_SIMD_X86
   if (isa() == kAvx512) return gelu_avx512;
   if (isa() == kAvx2) return gelu_avx2;
+#elif VK_NEON
+  if (isa() == kNeon) return gelu_neon;
 #endif
   return gelu_portable;
 }

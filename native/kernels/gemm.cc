@@ -4,8 +4,9 @@
 //
 // Design
 //   * Microkernels: AVX-512F 14x32 (28 zmm accumulators; exact-edge variants for 1..14 rows and
-//     masked last vector), AVX2+FMA 6x16, portable 4x8 (GCC/Clang generic vectors). Chosen once
-//     via vk::cpu_has_* (platform.h); VITKIT_ISA=avx2|portable caps the choice. No -m flags needed.
+//     masked last vector), AVX2+FMA 6x16, AArch64 NEON 8x12, portable 4x8 (GCC/Clang generic
+//     vectors). Chosen once via vk::cpu_has_* (platform.h; NEON is baseline on AArch64);
+//     VITKIT_ISA=avx2|portable caps the choice. No -m flags needed.
 //   * B is packed into NR-wide k-major panels (the transB / nn.Linear case with 16x16 register
 //     transposes on AVX-512). op(A) is read in place by the kernel (row stride lda, or k stride
 //     lda when transposed); only partial row panels of the non-exact-edge kernels are packed.
@@ -157,6 +158,46 @@ void ukr_portable(int kc, const float* Ap, int64_t ak, const float* Bp, float* C
 }
 #endif
 
+#if VK_NEON
+// ---------------------------------------------------------------------------------------------
+// AArch64 NEON kernel (8 x 12): 24 accumulators + 3 B vectors of the 32 vector registers
+// ---------------------------------------------------------------------------------------------
+constexpr int N_MR = 8, N_NR = 12, N_KC = 256, N_NC = 1536, N_AS = N_KC + 16;
+
+template <bool KMAJ>
+void ukr_neon(int kc, const float* VK_RESTRICT Ap, int64_t ak, const float* VK_RESTRICT Bp, float* C,
+              int64_t ldc, float alpha, float beta, int) {
+  float32x4_t c0[N_MR], c1[N_MR], c2[N_MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < N_MR; i++) c0[i] = c1[i] = c2[i] = vdupq_n_f32(0.f);
+  for (int k = 0; k < kc; k++) {
+    const float32x4_t b0 = vld1q_f32(Bp), b1 = vld1q_f32(Bp + 4), b2 = vld1q_f32(Bp + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < N_MR; i++) {
+      const float a = KMAJ ? Ap[i] : Ap[i * ak];
+      c0[i] = vfmaq_n_f32(c0[i], b0, a);
+      c1[i] = vfmaq_n_f32(c1[i], b1, a);
+      c2[i] = vfmaq_n_f32(c2[i], b2, a);
+    }
+    Ap += KMAJ ? ak : 1;
+    Bp += N_NR;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < N_MR; i++) {
+    float* c = C + i * ldc;
+    float32x4_t v0 = vmulq_n_f32(c0[i], alpha), v1 = vmulq_n_f32(c1[i], alpha), v2 = vmulq_n_f32(c2[i], alpha);
+    if (beta != 0.f) {  // beta == 0 never reads C
+      v0 = vfmaq_n_f32(v0, vld1q_f32(c), beta);
+      v1 = vfmaq_n_f32(v1, vld1q_f32(c + 4), beta);
+      v2 = vfmaq_n_f32(v2, vld1q_f32(c + 8), beta);
+    }
+    vst1q_f32(c, v0);
+    vst1q_f32(c + 4, v1);
+    vst1q_f32(c + 8, v2);
+  }
+}
+#endif  // VK_NEON
+
 #if VK_X86
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA kernel (6 x 16)
@@ -280,7 +321,9 @@ const std::array<UkrFn, 2 * A5_MR> kAvx512EdgeK =
 
 // GCC 12's _mm512_undefined_ps() (used inside the unpack intrinsics) trips -Wmaybe-uninitialized.
 #pragma GCC diagnostic push
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 // In-register 16x16 transpose: r[i] (row i) -> r[j] (column j).
 VK_TARGET("avx512f") inline void transpose16(__m512 r[16]) {
@@ -343,6 +386,11 @@ VK_TARGET("avx512f") void pack_bt_avx512(int kc, int nr, const float* src,
 const KernelSet kPortable = {"portable", P_MR, P_NR, P_KC, P_NC, P_AS,
                              ukr_portable<false>, ukr_portable<true>, {nullptr, nullptr},
                              pack_rows<P_NR>, pack_cols<P_NR>, pack_rows<P_MR>};
+#if VK_NEON
+const KernelSet kNeon = {"neon", N_MR, N_NR, N_KC, N_NC, N_AS,
+                         ukr_neon<false>, ukr_neon<true>, {nullptr, nullptr},
+                         pack_rows<N_NR>, pack_cols<N_NR>, pack_rows<N_MR>};
+#endif
 #if VK_X86
 const KernelSet kAvx2 = {"avx2", A2_MR, A2_NR, A2_KC, A2_NC, A2_AS,
                          ukr_avx2<false>, ukr_avx2<true>, {nullptr, nullptr},
@@ -363,6 +411,8 @@ const KernelSet* select_kernels() {
 #if VK_X86
   if (cap >= 2 && cpu_has_avx512f()) return &kAvx512;
   if (cap >= 1 && cpu_has_avx2_fma()) return &kAvx2;
+#elif VK_NEON
+  if (cap >= 1) return &kNeon;  // NEON is baseline on AArch64
 #else
   (void)cap;
 #endif

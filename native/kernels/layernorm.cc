@@ -1,7 +1,7 @@
 // LayerNorm over the last dim, as torch.nn.functional.layer_norm (biased variance, eps inside sqrt).
 // Forward: float two-pass per row (the row, 192-1024 floats, stays in L1): mean from 16/32 partial
 // lane sums, then the variance of (x - mean), then out = (x - mean) rstd w + b. Vectorized with
-// run-time dispatch (AVX-512 / AVX2 / portable).
+// run-time dispatch (AVX-512 / AVX2 / NEON / portable).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -151,12 +151,53 @@ VK_TARGET("avx2,fma") void ln_rows_avx2(float* out, float* mean, float* rstd,
 }
 #endif
 
+#if VK_NEON
+// the AVX2 algorithm on 4 lanes: two-pass mean / variance with 8 partial sums, then the affine map
+void ln_rows_neon(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                  int64_t r0, int64_t r1, int C, float eps) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* x = inp + r * C;
+    float32x4_t s0 = vdupq_n_f32(0.f), s1 = vdupq_n_f32(0.f);
+    int i = 0;
+    for (; i + 8 <= C; i += 8) {
+      s0 = vaddq_f32(s0, vld1q_f32(x + i));
+      s1 = vaddq_f32(s1, vld1q_f32(x + i + 4));
+    }
+    float s = 0.f;
+    for (; i < C; i++) s += x[i];
+    const float m = (s + hsum_neon(vaddq_f32(s0, s1))) / C;
+    const float32x4_t vm = vdupq_n_f32(m);
+    s0 = s1 = vdupq_n_f32(0.f);
+    for (i = 0; i + 8 <= C; i += 8) {
+      const float32x4_t d0 = vsubq_f32(vld1q_f32(x + i), vm), d1 = vsubq_f32(vld1q_f32(x + i + 4), vm);
+      s0 = vfmaq_f32(s0, d0, d0);
+      s1 = vfmaq_f32(s1, d1, d1);
+    }
+    float v = 0.f;
+    for (; i < C; i++) v += (x[i] - m) * (x[i] - m);
+    v += hsum_neon(vaddq_f32(s0, s1));
+    const float rs = 1.f / std::sqrt(v / C + eps);
+    const float32x4_t vr = vdupq_n_f32(rs);
+    float* o = out + r * C;
+    for (i = 0; i + 4 <= C; i += 4) {
+      const float32x4_t xh = vmulq_f32(vsubq_f32(vld1q_f32(x + i), vm), vr);
+      vst1q_f32(o + i, vfmaq_f32(vld1q_f32(b + i), xh, vld1q_f32(w + i)));
+    }
+    for (; i < C; i++) o[i] = (x[i] - m) * rs * w[i] + b[i];
+    if (mean) mean[r] = m;
+    if (rstd) rstd[r] = rs;
+  }
+}
+#endif
+
 using FwdFn = void (*)(float*, float*, float*, const float*, const float*, const float*, int64_t,
                        int64_t, int, float);
 FwdFn pick_fwd() {
 #if VK_SIMD_X86
   if (isa() == kAvx512) return ln_rows_avx512;
   if (isa() == kAvx2) return ln_rows_avx2;
+#elif VK_NEON
+  if (isa() == kNeon) return ln_rows_neon;
 #endif
   return ln_rows_portable;
 }

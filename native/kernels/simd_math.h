@@ -3,6 +3,7 @@
 // Every helper exists in three flavours that compute the same algorithm:
 //   *_512   AVX-512F + FMA  (16 lanes)   functions tagged target("avx512f,fma")
 //   *_256   AVX2 + FMA      (8 lanes)    functions tagged target("avx2,fma")
+//   *_neon  AArch64 NEON    (4 lanes)    (baseline ISA: no target attribute)
 //   *_s     portable scalar C++ (no FMA assumed; ARM / old x86 / VITKIT_ISA=portable); exp from libm
 // Callers write one function per ISA tagged with the same target attribute (so these inline) and
 // pick one with simd::isa(), which honours VITKIT_ISA=avx2|portable exactly like gemm.cc.
@@ -46,7 +47,7 @@
 namespace vk {
 namespace simd {
 
-enum Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+enum Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
 
 inline Isa detect_isa() {
   const char* env = std::getenv("VITKIT_ISA");
@@ -58,6 +59,8 @@ inline Isa detect_isa() {
 #if VK_SIMD_X86
   if (cap >= 2 && cpu_has_avx512f()) return kAvx512;
   if (cap >= 1 && cpu_has_avx2_fma()) return kAvx2;
+#elif VK_NEON
+  if (cap >= 1) return kNeon;  // baseline on AArch64
 #else
   (void)cap;
 #endif
@@ -406,6 +409,100 @@ VK_AVX2_INLINE __m256i tail_mask_256(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 #endif  // VK_SIMD_X86
+
+#if VK_NEON
+// ---------------------------------------------------------------------------------------------
+// AArch64 NEON (the same algorithms as the AVX2 versions, 4 lanes; vfmaq_f32(a, b, c) = a + b c)
+// ---------------------------------------------------------------------------------------------
+inline float32x4_t exp_finish_neon(float32x4_t r, float32x4_t n) {
+  float32x4_t p = vdupq_n_f32(kP0);
+  p = vfmaq_f32(vdupq_n_f32(kP1), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP5), p, r);
+  const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.f));
+  const int32x4_t ni = vcvtnq_s32_f32(n);
+  const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+  const int32x4_t b = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, b), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, b), 23));
+  return vmulq_f32(vmulq_f32(y, s1), s2);
+}
+// x clamped to [kExpLo, kExpHi] (NaN stays NaN: vmaxq / vminq propagate it)
+inline float32x4_t exp_neon(float32x4_t x) {
+  const float32x4_t s = vminq_f32(vdupq_n_f32(kExpHi), vmaxq_f32(vdupq_n_f32(kExpLo), x));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(s, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vfmsq_f32(s, n, vdupq_n_f32(kLn2Hi));
+  r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Lo));
+  return exp_finish_neon(r, n);
+}
+// exp(a + b), a large and b a small correction, range-reduced on a exactly (as exp2p_256)
+inline float32x4_t exp2p_neon(float32x4_t a, float32x4_t b) {
+  float32x4_t s = vaddq_f32(a, b);
+  s = vminq_f32(vdupq_n_f32(kExpHi), vmaxq_f32(vdupq_n_f32(kExpLo), s));
+  a = vminq_f32(vdupq_n_f32(kExpHi + 2.f), vmaxq_f32(vdupq_n_f32(kExpLo - 2.f), a));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(s, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vfmsq_f32(a, n, vdupq_n_f32(kLn2Hi));
+  r = vaddq_f32(r, b);
+  r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Lo));
+  return exp_finish_neon(r, n);
+}
+inline float32x4_t phi_neon(float32x4_t x) {
+  const float32x4_t ax = vminq_f32(vdupq_n_f32(kErfXMax), vabsq_f32(x));
+  const float32x4_t z = vmulq_f32(ax, vdupq_n_f32(kInvSqrt2));
+  const float32x4_t one = vdupq_n_f32(1.f);
+  const float32x4_t t = vdivq_f32(one, vfmaq_f32(one, vdupq_n_f32(0.5f), z));
+  float32x4_t c = vdupq_n_f32(kE9);
+  c = vfmaq_f32(vdupq_n_f32(kE8), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE7), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE6), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE5), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE4), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE3), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE2), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE1), c, t);
+  c = vfmaq_f32(vdupq_n_f32(kE0), c, t);
+  // z^2 = (|x|/2) |x| = hi + lo exactly
+  const float32x4_t h = vmulq_f32(vdupq_n_f32(0.5f), ax);
+  const float32x4_t hi = vmulq_f32(h, ax);
+  const float32x4_t lo = vnegq_f32(vfmsq_f32(hi, h, ax));  // h ax - hi
+  const float32x4_t y = vmulq_f32(t, exp2p_neon(vnegq_f32(hi), vsubq_f32(c, lo)));
+  const float32x4_t hy = vmulq_f32(vdupq_n_f32(0.5f), y);
+  return vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.f)), vsubq_f32(one, hy), hy);
+}
+inline float32x4_t pdf_neon(float32x4_t x) {
+  const float32x4_t h = vmulq_f32(vdupq_n_f32(0.5f), x);
+  const float32x4_t hi = vmulq_f32(h, x);
+  const float32x4_t lo = vnegq_f32(vfmsq_f32(hi, h, x));
+  const float32x4_t hc = vminq_f32(vdupq_n_f32(-kExpLo), hi);
+  const float32x4_t lc = vreinterpretq_f32_u32(vandq_u32(vceqq_f32(hi, hc), vreinterpretq_u32_f32(lo)));
+  return vmulq_f32(exp2p_neon(vnegq_f32(hc), vnegq_f32(lc)), vdupq_n_f32(kInvSqrt2Pi));
+}
+inline float32x4_t gelu_erf_neon(float32x4_t x) { return vmulq_f32(x, phi_neon(x)); }
+inline float32x4_t gelu_erf_grad_neon(float32x4_t x) { return vfmaq_f32(phi_neon(x), x, pdf_neon(x)); }
+inline float32x4_t tanh_u_neon(float32x4_t x) {
+  const float32x4_t x3 = vmulq_f32(vmulq_f32(x, x), x);
+  return vmulq_f32(vdupq_n_f32(kSqrt2OverPi), vfmaq_f32(x, vdupq_n_f32(kTanhC), x3));
+}
+inline float32x4_t gelu_tanh_neon(float32x4_t x) {
+  const float32x4_t e = exp_neon(vmulq_f32(vdupq_n_f32(-2.f), tanh_u_neon(x)));
+  return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.f), e));
+}
+inline float32x4_t gelu_tanh_grad_neon(float32x4_t x) {
+  const float32x4_t one = vdupq_n_f32(1.f);
+  const float32x4_t e = exp_neon(vmulq_f32(vdupq_n_f32(-2.f), tanh_u_neon(x)));
+  const float32x4_t s = vdivq_f32(one, vaddq_f32(one, e));
+  const float32x4_t du = vmulq_f32(vdupq_n_f32(kSqrt2OverPi), vfmaq_f32(one, vdupq_n_f32(3.f * kTanhC), vmulq_f32(x, x)));
+  // 1 - s without cancellation; e = inf gives inf * 0 = NaN, and min(NaN, 1) = 1 as in the x86 and
+  // scalar paths (vminnmq, not vminq, which would propagate the NaN)
+  const float32x4_t oms = vminnmq_f32(vmulq_f32(e, s), one);
+  const float32x4_t g = vmulq_f32(vmulq_f32(vmulq_f32(vdupq_n_f32(2.f), x), s), vmulq_f32(oms, du));
+  return vaddq_f32(s, g);
+}
+inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
+inline float hmax_neon(float32x4_t v) { return vmaxvq_f32(v); }
+#endif  // VK_NEON
 
 }  // namespace simd
 }  // namespace vk

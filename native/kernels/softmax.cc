@@ -1,6 +1,6 @@
 // Row softmax with max subtraction. A row holding NaN gives NaN; a row of all -inf gives NaN (as
 // torch); a row holding +inf gives NaN (inf - inf), like the TypeScript reference.
-// Vectorized (AVX-512 / AVX2 / portable, run-time dispatch) with the exp of simd_math.h (~1 ulp,
+// Vectorized (AVX-512 / AVX2 / NEON / portable, run-time dispatch) with the exp of simd_math.h (~1 ulp,
 // exp(-inf) = 0, exp(NaN) = NaN). out may alias inp (attention runs it in place).
 #include <cmath>
 
@@ -112,12 +112,65 @@ VK_TARGET("avx2,fma") void softmax_row_avx2(float* out, const float* inp, int C)
 }
 #endif
 
+#if VK_NEON
+// the AVX2 algorithm on 4 lanes: max (any NaN -> NaN row), exp(x - max) with 8 partial sums, scale
+void softmax_row_neon(float* out, const float* inp, int C) {
+  const float32x4_t ninf = vdupq_n_f32(-INFINITY);
+  float32x4_t mx0 = ninf, mx1 = ninf;
+  uint32x4_t nan = vdupq_n_u32(0);
+  int i = 0;
+  for (; i + 8 <= C; i += 8) {
+    const float32x4_t a = vld1q_f32(inp + i), b = vld1q_f32(inp + i + 4);
+    nan = vorrq_u32(nan, vmvnq_u32(vceqq_f32(a, a)));
+    nan = vorrq_u32(nan, vmvnq_u32(vceqq_f32(b, b)));
+    mx0 = vmaxnmq_f32(mx0, a);
+    mx1 = vmaxnmq_f32(mx1, b);
+  }
+  float m = hmax_neon(vmaxnmq_f32(mx0, mx1));
+  bool any_nan = vmaxvq_u32(nan) != 0;
+  for (; i < C; i++) {
+    if (std::isnan(inp[i])) any_nan = true;
+    else if (inp[i] > m) m = inp[i];
+  }
+  if (any_nan) m = NAN;
+  const float32x4_t vm = vdupq_n_f32(m);
+  float32x4_t s0 = vdupq_n_f32(0.f), s1 = vdupq_n_f32(0.f);
+  for (i = 0; i + 8 <= C; i += 8) {
+    const float32x4_t a = exp_neon(vsubq_f32(vld1q_f32(inp + i), vm));
+    const float32x4_t b = exp_neon(vsubq_f32(vld1q_f32(inp + i + 4), vm));
+    vst1q_f32(out + i, a);
+    vst1q_f32(out + i + 4, b);
+    s0 = vaddq_f32(s0, a);
+    s1 = vaddq_f32(s1, b);
+  }
+  if (i < C) {  // the tail through one padded vector (the same exp as the body)
+    float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const int n = C - i;
+    for (int j = 0; j < n; j++) t[j] = inp[i + j];
+    for (int h = 0; h < n; h += 4) {
+      float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(t + h), vm));
+      vst1q_f32(t + h, e);
+    }
+    for (int j = n; j < 8; j++) t[j] = 0.f;
+    for (int j = 0; j < n; j++) out[i + j] = t[j];
+    s0 = vaddq_f32(s0, vld1q_f32(t));
+    s1 = vaddq_f32(s1, vld1q_f32(t + 4));
+  }
+  const float32x4_t inv = vdupq_n_f32(1.f / hsum_neon(vaddq_f32(s0, s1)));
+  for (i = 0; i + 4 <= C; i += 4) vst1q_f32(out + i, vmulq_f32(vld1q_f32(out + i), inv));
+  const float invs = vgetq_lane_f32(inv, 0);
+  for (; i < C; i++) out[i] *= invs;
+}
+#endif
+
 using RowFn = void (*)(float*, const float*, int);
 
 RowFn pick() {
 #if VK_SIMD_X86
   if (isa() == kAvx512) return softmax_row_avx512;
   if (isa() == kAvx2) return softmax_row_avx2;
+#elif VK_NEON
+  if (isa() == kNeon) return softmax_row_neon;
 #endif
   return softmax_row_portable;
 }

@@ -109,6 +109,10 @@ function cases(): Case[] {
   // becomes a JS error instead of terminating the process
   out.push({ name: 'attentionForward scratch allocation fails on every thread', op: 'attentionForward', expect: /^native attentionForward: out of memory/,
     args: () => [f32(2 ** 22), null, f32(3 * 2 ** 22), 1, 2 ** 22, 1, 1, 1, false] });
+  // fuzz/native finding: HD = 0 with no probs buffer is valid (empty qkv and out) but ran B x NH x N^2
+  // score loops over nothing (here 2^40 heads: hours); it now returns at once
+  out.push({ name: 'attentionForward HD = 0 and no probs does no work', op: 'attentionForward', expect: /^$/,
+    args: () => [f32(0), null, f32(0), 2 ** 20, 1, 2 ** 20, 0, 1, false] });
   out.push({ name: 'add with too few arguments', op: 'add', expect: /^native add: expected 4 arguments, received 3$/,
     args: () => [f32(9), f32(9), f32(9)] });
   out.push({ name: 'setThreads 0', op: 'setThreads', expect: /^Expected an integer >= 1 for setThreads\(n\) but received 0/, args: () => [0] });

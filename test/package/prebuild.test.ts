@@ -24,7 +24,7 @@ test('linux-arm64-glibc prebuild: cross-built, aarch64 ELF, glibc <= 2.29 / GLIB
     assert.ok(crossReady, 'CI=true: the arm64 cross toolchain (g++-aarch64-linux-gnu, qemu-user) is missing; .ci/run installs it');
     const r = spawnSync(process.execPath, [PREBUILD, '--targets', 'linux-arm64-glibc', '--strict'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /prebuild linux-arm64-glibc: prebuilds\/linux-arm64\/vitkit\.napi\.glibc\.node .*kernel check isa portable, threads 3: ok/);
+    assert.match(r.stderr, /prebuild linux-arm64-glibc: prebuilds\/linux-arm64\/vitkit\.napi\.glibc\.node .*kernel check isa neon, threads 3: ok/);
     const file = path.join(ROOT, 'prebuilds', 'linux-arm64', 'vitkit.napi.glibc.node');
     assert.equal(elfMachine(file), ELF_MACHINE.arm64);
     const v = newestVersions(file);
