@@ -95,3 +95,19 @@ export function assertUserError(r: ReturnType<typeof vitkit>, re: RegExp) {
 export function tmp(): string {
   return mkdtempSync(path.join(tmpdir(), 'vitkit-test-'));
 }
+
+/** Run the vitkit command line in this process, capturing what it prints (console.log / console.error lines). */
+export async function cliInProcess(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const { run } = await import('../src/cli/main.js');
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  console.error = (...a: unknown[]) => err.push(a.join(' '));
+  try {
+    const code = await run(['node', 'vitkit', ...args]);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}

@@ -8,9 +8,9 @@
  * forward or training step is one submission; the native CPU backend may run ops at once). No op
  * returns data to the host, so nothing inside a forward or a step waits on the device.
  *
- * The ops mirror `Backend` in backend.ts op for op — the same names, argument order (outputs,
- * saved buffers, inputs, parameters, dimensions) and shape comments — with `DeviceTensor` in
- * place of `Float32Array`; a `DeviceTensor` argument must hold at least the elements its shape
+ * The ops are `Ops<DeviceTensor>` (ops.ts): the op list of every backend — the same names,
+ * argument order (outputs, saved buffers, inputs, parameters, dimensions) and shape comments —
+ * over `DeviceTensor` in place of `Float32Array`; a `DeviceTensor` argument must hold at least the elements its shape
  * comment asks for (a backend throws a VitkitError naming the op and argument otherwise). Beyond
  * backend.ts there are the training ops that today run on the host (cross-entropy, AdamW,
  * gradient-norm clipping), `copy`/`fill` for layout work, and a `causal` flag on attention.
@@ -39,11 +39,9 @@ export interface DeviceTensor {
   readonly size: number;
 }
 
-/** Thread control, where a backend has host threads to control (the native CPU backend). */
-export interface ThreadControl {
-  setThreads(n: number): void;
-  getThreads(): number;
-}
+import type { Ops, ThreadControl } from './ops.js';
+
+export type { ThreadControl } from './ops.js';
 
 /** What a backend can do beyond the required op list. */
 export interface DeviceCapabilities {
@@ -53,7 +51,8 @@ export interface DeviceCapabilities {
   readonly maxElements: number;
 }
 
-export interface DeviceBackend {
+/** The op list of ops.ts over DeviceTensor, plus memory and the device forms of the training ops. */
+export interface DeviceBackend extends Ops<DeviceTensor> {
   /** an open string: 'webgpu', 'native', 'reference', or any later backend */
   readonly name: string;
   readonly capabilities: DeviceCapabilities;
@@ -84,97 +83,7 @@ export interface DeviceBackend {
   /** releases everything; the backend is unusable afterwards, and a process holding none exits by itself */
   dispose(): void;
 
-  // ---- the op list of backend.ts ------------------------------------------------------------
-  /** C (M, N) = alpha * op(A) @ op(B) + beta * C; op(A) (M, K) is A^T when transA, op(B) (K, N) is B^T when transB; beta = 0 never reads C */
-  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: DeviceTensor, lda: number, B: DeviceTensor, ldb: number, beta: number, C: DeviceTensor, ldc: number): void;
-  /**
-   * nn.Linear with a fused epilogue: out (M, N) = act(inp (M, K) @ weight (N, K)^T + bias (N));
-   * with accumulate, out += inp @ weight^T + bias (a residual in place; act must be -1).
-   * act: -1 none, 0 GELU erf, 1 GELU tanh. bias may be null.
-   */
-  linearForward(out: DeviceTensor, inp: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor | null,
-    M: number, N: number, K: number, accumulate: boolean, act: number): void;
-  /** out (R, C), mean (R) | null, rstd (R) | null, inp (R, C), weight (C), bias (C) */
-  layernormForward(out: DeviceTensor, mean: DeviceTensor | null, rstd: DeviceTensor | null, inp: DeviceTensor,
-    weight: DeviceTensor, bias: DeviceTensor, R: number, C: number, eps: number): void;
-  /** dinp (R, C) +=, dweight (C) +=, dbias (C) +=; dout (R, C), inp (R, C), mean (R), rstd (R) */
-  layernormBackward(dinp: DeviceTensor, dweight: DeviceTensor, dbias: DeviceTensor, dout: DeviceTensor,
-    inp: DeviceTensor, weight: DeviceTensor, mean: DeviceTensor, rstd: DeviceTensor, R: number, C: number): void;
-  /** out (n) = gelu(inp (n)); approx 0 = exact erf, 1 = tanh */
-  geluForward(out: DeviceTensor, inp: DeviceTensor, n: number, approx: number): void;
-  /** dinp (n) = dout * gelu'(inp) */
-  geluBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, n: number, approx: number): void;
-  /** out (R, C) = softmax over the last dim of inp (R, C) */
-  softmaxForward(out: DeviceTensor, inp: DeviceTensor, R: number, C: number): void;
-  /** dinp (R, C) = out * (dout - rowsum(dout * out)); out (R, C) is the softmax output */
-  softmaxBackward(dinp: DeviceTensor, out: DeviceTensor, dout: DeviceTensor, R: number, C: number): void;
-  /**
-   * out (B, N, D), probs (B, NH, N, N) | null, qkv (B, N, 3D) in timm's fused layout; D = NH * HD.
-   * probs null: the probabilities are never materialized (online softmax over key tiles).
-   * causal: query i attends to keys 0..i only (masked probabilities are 0).
-   */
-  attentionForward(out: DeviceTensor, probs: DeviceTensor | null, qkv: DeviceTensor,
-    B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
-  /**
-   * dqkv (B, N, 3D) overwritten; dout (B, N, D), qkv (B, N, 3D), probs (B, NH, N, N); causal as in
-   * forward (the masked probabilities are 0, so the result is the same either way; causal skips them)
-   */
-  attentionBackward(dqkv: DeviceTensor, dout: DeviceTensor, qkv: DeviceTensor, probs: DeviceTensor,
-    B: number, N: number, NH: number, HD: number, scale: number, causal?: boolean): void;
-  /** cols (B*GH*GW, C*P*P) from inp (B, C, H, W), column order (c, ky, kx) */
-  im2colPatches(cols: DeviceTensor, inp: DeviceTensor, B: number, C: number, H: number, W: number, P: number): void;
-  /** dinp (B, C, H, W) += col2im(dcols (B*GH*GW, C*P*P)) */
-  col2imPatches(dinp: DeviceTensor, dcols: DeviceTensor, B: number, C: number, H: number, W: number, P: number): void;
-  /** out (n) = a (n) + b (n); out may be a or b (in place) */
-  add(out: DeviceTensor, a: DeviceTensor, b: DeviceTensor, n: number): void;
-  /** out (R, C) += bias (C) */
-  biasAdd(out: DeviceTensor, bias: DeviceTensor, R: number, C: number): void;
-  /** dbias (C) += column sums of dout (R, C) */
-  biasBackward(dbias: DeviceTensor, dout: DeviceTensor, R: number, C: number): void;
-  /**
-   * Row copy between token tensors: for b < B, t < count,
-   *   out[b*outN + outOff + t] (= or +=) inp[b*inN + inOff + t]   (rows of C floats).
-   * inN 0 broadcasts the same input rows to every image; outN 0 with accumulate sums every image
-   * into the same output rows (without accumulate the last image's rows land there). out and inp
-   * may be views of one allocation that do not overlap.
-   */
-  copyRows(out: DeviceTensor, inp: DeviceTensor, B: number, outN: number, outOff: number, inN: number, inOff: number,
-    count: number, C: number, accumulate: boolean): void;
-  /** out (B, C) = mean over t < count of inp (B, N, C) rows off + t (average pooling) */
-  meanRows(out: DeviceTensor, inp: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void;
-  /** dinp (B, N, C) rows off..off+count-1 += dout (B, C) / count */
-  meanRowsBackward(dinp: DeviceTensor, dout: DeviceTensor, B: number, N: number, off: number, count: number, C: number): void;
-  /** out (R, C) += inp (R, C) * gamma (C): a LayerScale residual */
-  mulColumnsAdd(out: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor, R: number, C: number): void;
-  /** dinp (R, C) = dout * gamma (overwritten; may be dout itself); dgamma (C) += column sums of dout * inp */
-  mulColumnsBackward(dinp: DeviceTensor, dgamma: DeviceTensor, dout: DeviceTensor, inp: DeviceTensor, gamma: DeviceTensor,
-    R: number, C: number): void;
-  /** out (n) = act(inp (n)); kind 0 GELU erf, 1 GELU tanh, 2 QuickGELU x*sigmoid(1.702x), 3 SiLU x*sigmoid(x) */
-  actForward(out: DeviceTensor, inp: DeviceTensor, n: number, kind: number): void;
-  /** dinp (n) = dout * act'(inp) (overwritten) */
-  actBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, n: number, kind: number): void;
-  /** gated unit (timm GluMlp, gate_last false): out (R, Hh) = act(inp[:, :Hh]) * inp[:, Hh:], inp (R, 2Hh) */
-  gluForward(out: DeviceTensor, inp: DeviceTensor, R: number, Hh: number, kind: number): void;
-  /** dinp (R, 2Hh) overwritten from dout (R, Hh) and inp (R, 2Hh) */
-  gluBackward(dinp: DeviceTensor, inp: DeviceTensor, dout: DeviceTensor, R: number, Hh: number, kind: number): void;
-  /** out (n) = alpha * a (n) + beta * b (n); out may be a or b (in place) */
-  axpby(out: DeviceTensor, a: DeviceTensor, b: DeviceTensor, alpha: number, beta: number, n: number): void;
-  /**
-   * Attention of Nq queries over Nk keys (MAP pooling): q (B, Nq, D), kv (B, Nk, 2D) packed [k, v]
-   * per row as timm's kv Linear; out (B, Nq, D), probs (B, NH, Nq, Nk) | null.
-   */
-  crossAttentionForward(out: DeviceTensor, probs: DeviceTensor | null, q: DeviceTensor, kv: DeviceTensor,
-    B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
-  /** dq (B, Nq, D), dkv (B, Nk, 2D) overwritten; dout (B, Nq, D), probs (B, NH, Nq, Nk) from the forward */
-  crossAttentionBackward(dq: DeviceTensor, dkv: DeviceTensor, dout: DeviceTensor, q: DeviceTensor, kv: DeviceTensor,
-    probs: DeviceTensor, B: number, Nq: number, Nk: number, NH: number, HD: number, scale: number): void;
-  /** out (n) = inp (n) * alpha; out may be inp (in place) */
-  scale(out: DeviceTensor, inp: DeviceTensor, alpha: number, n: number): void;
-  /** ema (n) = ema * decay + (1 - decay) * p (n) */
-  emaUpdate(ema: DeviceTensor, p: DeviceTensor, decay: number, n: number): void;
-
-  // ---- layout and training ops (on the host today) ------------------------------------------
+  // ---- layout and training ops beyond Ops<T> (on the host in a host Backend) ----------------
   /** dst (n) = src (n) (views of one allocation must not overlap) */
   copy(dst: DeviceTensor, src: DeviceTensor, n: number): void;
   /** t (all of it) = value */

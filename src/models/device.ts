@@ -11,7 +11,7 @@
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { DeviceBackend, DeviceTensor } from '../backend/device.js';
-import { OP_NAMES, type Ops } from '../backend/ops.js';
+import { OP_NAMES } from '../backend/ops.js';
 import type { Mem, Params } from '../nn/mem.js';
 import type { ParamSpec } from '../nn/params.js';
 import type { ParamTable } from '../nn/params.js';
@@ -19,8 +19,8 @@ import { dims, type TokenLayout, type ViTConfig } from './config.js';
 import { VitCore, checkPixelShape, type ForwardCache, type FeaturesOutput, type HeadsOutput, type VisionTransformer } from './vit.js';
 import type { Scratch } from './layers.js';
 
-/** A backend that owns memory and implements the whole op list over its tensors. */
-export type ComputeDevice = DeviceBackend & Ops<DeviceTensor>;
+/** A backend that owns memory and implements the whole op list over its tensors (every DeviceBackend). */
+export type ComputeDevice = DeviceBackend;
 
 /** Named views of one device allocation, in a ParamTable's layout (parameters, gradients, moments). */
 export class DeviceParamTable implements Params<DeviceTensor> {

@@ -5,29 +5,15 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { run } from '../../src/cli/main.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { checkDemoDir, asciiDigit } from '../../src/cli/demo.js';
-import { ROOT, FIXTURES, REFS } from '../helpers.js';
+import { ROOT, FIXTURES, REFS, cliInProcess } from '../helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'vitkit-cli-train-'));
 
-/** run the CLI in-process, capturing stdout / stderr lines */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    const code = await run(['node', 'vitkit', ...args]);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = cliInProcess;
 
 const TINY = [path.join(FIXTURES, 'train_tiny'), path.join(REFS, 'timm_train_tiny')].find((d) => existsSync(path.join(d, 'ref.safetensors')));
 

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { run } from '../../src/cli/main.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { getBackend } from '../../src/backend/index.js';
 import { VisionTransformer } from '../../src/models/vit.js';
@@ -19,7 +18,7 @@ import { DeviceTrainer } from '../../src/train/device_trainer.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { MNIST_MEAN, MNIST_STD, MNIST_VIT_ARGS, loadMnist } from '../../src/data/mnist.js';
 import { Tensor } from '../../src/tensor.js';
-import { REFS, needRefs, refsSkip, maxAbsDiff } from '../helpers.js';
+import { REFS, needRefs, refsSkip, maxAbsDiff, cliInProcess } from '../helpers.js';
 import { getTestDevice } from './setup.js';
 import { TRAIN_TINY_DIR, TRAIN_TINY_SKIP, checkAfter3 } from '../train/train_tiny.js';
 
@@ -27,19 +26,7 @@ const { dev, reason } = await getTestDevice();
 after(() => dev?.dispose());
 const skip = !dev ? reason : refsSkip();
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    const code = await run(['node', 'vitkit', ...args]);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = cliInProcess;
 
 const HF = path.join(REFS, 'hf_vit_small');
 const IMAGES = ['astronaut.png', 'chelsea.png', 'coffee.png'].map((f) => path.join(REFS, 'images', f));
