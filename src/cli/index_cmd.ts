@@ -1,4 +1,5 @@
 /** `vitkit index`: embed a folder of images with a CLIP checkpoint for `vitkit search` (incremental). */
+import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { VitkitError } from '../errors.js';
@@ -6,17 +7,17 @@ import { collectImages } from '../embed/embed.js';
 import { loadClip } from '../models/clip/load.js';
 import { buildClipIndex, readClipIndex, INDEX_FORMAT } from '../models/clip/image_index.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { parseIntOpt } from './common.js';
+import { deviceOption, parseIntOpt } from './common.js';
 
 export function indexCommand(): Command {
-  return new Command('index')
+  return deviceOption(new Command('index'))
     .description('embed images (files or folders, recursively) with a CLIP checkpoint into an index for vitkit search; re-indexing into the same file embeds only new or changed files')
     .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
     .requiredOption('-o, --out <index.safetensors>', 'index file (an existing vitkit index is updated in place)')
     .option('-b, --batch-size <n>', 'images per forward', parseIntOpt('--batch-size'), 32)
     .option('--overwrite', 'replace --out even if it is not a vitkit index')
     .argument('<images...>', 'image files or folders')
-    .action(async (inputs: string[], o: { model: string; out: string; batchSize: number; overwrite?: boolean }) => {
+    .action(async (inputs: string[], o: { model: string; out: string; batchSize: number; overwrite?: boolean; device: DeviceName }) => {
       let previous;
       if (existsSync(o.out)) {
         const isIndex = (() => { try { return readSafetensors(o.out).metadata['format'] === INDEX_FORMAT; } catch { return false; } })();
@@ -24,7 +25,7 @@ export function indexCommand(): Command {
         else if (!o.overwrite) throw new VitkitError(`Output ${o.out} already exists and is not a vitkit CLIP index; pass --overwrite to replace it`);
       }
       const images = collectImages(inputs);
-      const clip = loadClip(o.model);
+      const clip = { ...loadClip(o.model), device: o.device };
       const { index, embedded, reused } = await buildClipIndex(clip, o.model, images, previous, o.batchSize);
       index.save(o.out, { overwrite: true });
       console.log(`indexed ${index.size} images into ${o.out} (${embedded} embedded, ${reused} unchanged)`);

@@ -1,10 +1,11 @@
 /** `vitkit zeroshot`: classify images against label names with a CLIP checkpoint, no training. */
+import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { VitkitError } from '../errors.js';
 import { loadClip } from '../models/clip/load.js';
 import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
-import { parseIntOpt } from './common.js';
+import { deviceOption, parseIntOpt } from './common.js';
 
 interface ZeroshotOpts {
   model: string;
@@ -13,6 +14,7 @@ interface ZeroshotOpts {
   template: string[];
   topK: number;
   json?: boolean;
+  device: DeviceName;
 }
 
 /** labels from --labels "a,b,c" or --labels-file (one a line; blank lines and # comments skipped) */
@@ -30,7 +32,7 @@ export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): stri
 }
 
 export function zeroshotCommand(): Command {
-  return new Command('zeroshot')
+  return deviceOption(new Command('zeroshot'))
     .description("zero-shot classification with a CLIP checkpoint: probabilities of each label for each image (CLIP's prompt ensemble over --template)")
     .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
     .option('-l, --labels <a,b,c>', 'comma-separated label names')
@@ -41,7 +43,7 @@ export function zeroshotCommand(): Command {
     .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
     .action(async (images: string[], o: ZeroshotOpts) => {
       const labels = readLabels(o);
-      const clip = loadClip(o.model);
+      const clip = { ...loadClip(o.model), device: o.device };
       const zs = zeroShotClassifier(clip, labels, o.template.length ? o.template : DEFAULT_TEMPLATES);
       const res = await zs.classify(images, o.topK);
       if (o.json) {

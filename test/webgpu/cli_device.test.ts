@@ -190,3 +190,33 @@ test('explain --device webgpu (rollout and grad-rollout) = the cpu device', { sk
     assert.ok(maxAbsDiff(g.rollout.flat(), c.rollout.flat()) <= 1e-5, `${method} map`);
   }
 });
+
+test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the image tower on the device) = the cpu device', { skip }, async (t) => {
+  if (!needRefs(t)) return;
+  const CLIP = path.join(REFS, 'openclip_clip');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-clip-'));
+  try {
+    const emb: Record<string, Float32Array> = {}, zs: Record<string, { top: { index: number; prob: number }[] }[]> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const idx = path.join(dir, `${d}.safetensors`);
+      const r = await cli(['index', '--device', d, '-m', CLIP, '-o', idx, ...IMAGES]);
+      assert.equal(r.code, 0, r.err);
+      const st = readSafetensors(idx);
+      emb[d] = st.f32(st.keys().find((k) => st.f32(k).shape.length === 2)!).data;
+      const z = await cli(['zeroshot', '--device', d, '-m', CLIP, '--labels', 'astronaut,cat,coffee', '--json', ...IMAGES]);
+      assert.equal(z.code, 0, z.err);
+      zs[d] = JSON.parse(z.out);
+      const s = await cli(['search', '--device', d, '-x', idx, '--image', IMAGES[1]!, '--json']);
+      assert.equal(s.code, 0, s.err);
+      assert.equal((JSON.parse(s.out) as { path: string }[])[0]!.path.endsWith('chelsea.png'), true, 'an image finds itself first');
+    }
+    assert.ok(emb['cpu']!.length > 0);
+    assert.ok(maxAbsDiff(emb['webgpu']!, emb['cpu']!) <= 1e-5, 'index embeddings');
+    zs['webgpu']!.forEach((p, i) => p.top.forEach((x, k) => {
+      assert.equal(x.index, zs['cpu']![i]!.top[k]!.index);
+      assert.ok(Math.abs(x.prob - zs['cpu']![i]!.top[k]!.prob) <= 1e-5);
+    }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@
  *   (CLIPImageProcessor) and `tokenizer.json` or `vocab.json` + `merges.txt`.
  * Both load into one ClipModel (OpenAI names); `saveClip` writes the layout a model came from.
  */
+import type { DeviceName } from '../runner.js';
 import { existsSync, readFileSync, statSync, mkdirSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +36,8 @@ export interface LoadedClip {
   dir: string;
   /** the config file's JSON, written back (updated) when saving */
   configJson: Record<string, unknown>;
+  /** where encodeImage runs the image tower (default cpu; the projection and the text tower stay on the host) */
+  device?: DeviceName;
 }
 
 function readJson(file: string): Record<string, unknown> {

@@ -101,6 +101,14 @@ export class ClipModel {
     return this.params.get('logit_scale')[0]!;
   }
 
+  /** pooled image-tower outputs (B, Wv) -> image_embeds (B, E) = pooled @ visual.proj */
+  project(pooled: Float32Array, B: number): Tensor {
+    const c = this.config, E = c.embed_dim, Wv = c.vision.width;
+    const out = new Float32Array(B * E); // (B, E)
+    this._backend.gemm(false, false, B, E, Wv, 1, pooled, Wv, this.params.get('visual.proj'), E, 0, out, E);
+    return new Tensor([B, E], out);
+  }
+
   /** pixel_values (B, 3, H, W) -> image_embeds (B, E), before normalisation */
   encodeImage(x: Tensor, cache?: ClipCache): Tensor {
     const c = this.config, E = c.embed_dim, Wv = c.vision.width;

@@ -12,7 +12,8 @@ import { VitkitError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import { preprocessImage } from '../../io/preprocess.js';
 import type { LoadedClip } from './load.js';
-import { normalizeRows } from './model.js';
+import { normalizeRows, type ClipModel } from './model.js';
+import { runnerFor, type Runner } from '../runner.js';
 
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
 
@@ -23,8 +24,16 @@ export async function encodeImage(clip: Pick<LoadedClip, 'model' | 'preprocess'>
   const per = 3 * H * W;
   const x = new Float32Array(images.length * per); // (B, 3, H, W)
   for (let i = 0; i < images.length; i++) x.set(await preprocessImage(images[i]!, clip.preprocess, typeof images[i] === 'string' ? (images[i] as string) : `image ${i}`), i * per);
-  return clip.model.encodeImage(new Tensor([images.length, 3, H, W], x));
+  const px = new Tensor([images.length, 3, H, W], x);
+  const device = (clip as Pick<LoadedClip, 'device'>).device ?? 'cpu';
+  if (device === 'cpu') return clip.model.encodeImage(px);
+  // the image tower on the device (its weights uploaded once per model), the projection on the host
+  let runner = runners.get(clip.model);
+  if (!runner) { runner = await runnerFor(clip.model.visual, device); runners.set(clip.model, runner); }
+  return clip.model.project((await runner.embed(px)).data, images.length);
 }
+
+const runners = new WeakMap<ClipModel, Runner>();
 
 /** texts -> text_embeds (T, E) before normalisation (tokenized with the checkpoint's tokenizer) */
 export function encodeText(clip: Pick<LoadedClip, 'model' | 'tokenizer'>, texts: readonly string[]): Tensor {
