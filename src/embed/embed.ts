@@ -61,7 +61,7 @@ export function embedPixels(model: Model, x: Tensor, normalize = false): Float32
 /** Embeddings (n, D) of image files. */
 export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number; device?: DeviceName } = {}): Promise<{ data: Float32Array; dim: number }> {
   const { model, preprocess } = loaded;
-  const runner = opts.device && opts.device !== 'cpu' ? await runnerFor(model, opts.device) : null;
+  const runner = await runnerFor(model, opts.device ?? 'cpu');
   const { in_chans: C, embed_dim: D } = model.config;
   const bs = opts.batchSize ?? 8;
   const out = new Float32Array(files.length * D);
@@ -69,14 +69,10 @@ export async function embedFiles(loaded: LoadedModel, files: string[], opts: { n
     const batch = files.slice(i, i + bs);
     const px = await preprocessBatch(batch, preprocess);
     const x = new Tensor([batch.length, C, ...imgHW(model.config)], px);
-    if (runner) {
-      const pre = (await runner.embed(x)).data; // (B, D)
-      out.set(opts.normalize ? l2normalize(pre, batch.length, D) : pre, i * D);
-    } else {
-      out.set(embedPixels(model, x, opts.normalize ?? false), i * D);
-    }
+    const pre = (await runner.embed(x)).data; // (B, D)
+    out.set(opts.normalize ? l2normalize(pre, batch.length, D) : pre, i * D);
   }
-  runner?.release();
+  runner.release();
   return { data: out, dim: D };
 }
 

@@ -215,16 +215,24 @@ export class DeviceViT {
     const f = this.featuresOn(inp.x, inp.B, inp.layout, mem, opts);
     const B = inp.B, N = inp.layout.N;
     const r = this.core.head(f.features, B, N, !opts.preLogits, mem);
-    const features: FeaturesOutput = { features: new Tensor([B, N, D], await this.readCopy(f.features)) };
-    if (f.hidden) features.hiddenStates = await Promise.all(f.hidden.map(async (h) => new Tensor([B, N, D], await this.readCopy(h))));
-    if (f.attentions) features.attentions = await Promise.all(f.attentions.map(async (a) => new Tensor([B, NH, N, N], await this.readCopy(a))));
+    // every read at once: one wait for the device, not one per tensor
+    const read = (t: DeviceTensor, shape: number[]) => this.readCopy(t).then((d) => new Tensor(shape, d));
     const rowShape = (w: number) => (c.global_pool === '' ? [B, N, w] : [B, w]);
-    const heads: HeadsOutput = {
-      preLogits: new Tensor(rowShape(D), await this.readCopy(r.pre)),
-      logits: r.logits ? new Tensor(rowShape(K), await this.readCopy(r.logits)) : null,
-    };
-    if (r.cls) heads.clsLogits = new Tensor([B, K], await this.readCopy(r.cls));
-    if (r.dist) heads.distLogits = new Tensor([B, K], await this.readCopy(r.dist));
+    const [feat, hidden, attentions, pre, logits, cls, dist] = await Promise.all([
+      read(f.features, [B, N, D]),
+      f.hidden ? Promise.all(f.hidden.map((h) => read(h, [B, N, D]))) : null,
+      f.attentions ? Promise.all(f.attentions.map((a) => read(a, [B, NH, N, N]))) : null,
+      read(r.pre, rowShape(D)),
+      r.logits ? read(r.logits, rowShape(K)) : null,
+      r.cls ? read(r.cls, [B, K]) : null,
+      r.dist ? read(r.dist, [B, K]) : null,
+    ]);
+    const features: FeaturesOutput = { features: feat };
+    if (hidden) features.hiddenStates = hidden;
+    if (attentions) features.attentions = attentions;
+    const heads: HeadsOutput = { preLogits: pre, logits };
+    if (cls) heads.clsLogits = cls;
+    if (dist) heads.distLogits = dist;
     return { features, heads };
   }
 

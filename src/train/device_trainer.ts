@@ -14,10 +14,10 @@ import { Tensor } from '../tensor.js';
 import type { DeviceTensor } from '../backend/device.js';
 import { DeviceArena, DeviceParamTable, type DeviceViT } from '../models/device.js';
 import type { ForwardCache } from '../models/vit.js';
-import { paramGroups, type ParamSegment } from './optim.js';
-import { LrSchedule } from './schedule.js';
-import type { EvalResult, StepResult, TrainerOptions, TrainerState } from './trainer.js';
-import { countCorrect } from './loss.js';
+import { checkAdamW, checkEmaDecay, paramGroups, type ParamSegment } from './optim.js';
+import type { LrSchedule } from './schedule.js';
+import { checkTrainerOptions, scheduleFor, type EvalResult, type StepResult, type TrainerOptions, type TrainerState } from './trainer.js';
+import { checkLabels, countCorrect } from './loss.js';
 
 export class DeviceTrainer {
   readonly options: Readonly<TrainerOptions>;
@@ -38,22 +38,14 @@ export class DeviceTrainer {
   private optStep = 0;
 
   constructor(readonly model: DeviceViT, opts: TrainerOptions) {
-    const c = model.config;
-    if (c.num_classes < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
     if (opts.teacher) throw new VitkitError('Hard distillation (a teacher) runs on the cpu device only for now; drop --teacher or use --device cpu');
-    const ls = opts.labelSmoothing ?? 0;
-    if (!(ls >= 0 && ls < 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1) but received ${ls}`);
-    if (opts.clipGrad !== undefined && !(opts.clipGrad > 0)) throw new VitkitError(`Expected clipGrad > 0 but received ${opts.clipGrad}`);
-    if (!(opts.lr >= 0)) throw new VitkitError(`Expected lr >= 0 but received ${opts.lr}`);
-    const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new VitkitError(`Expected betas in [0, 1) but received [${b1}, ${b2}]`);
+    checkTrainerOptions(model.config.num_classes, opts);
+    const wd = opts.weightDecay ?? 0.05;
+    const { betas: [b1, b2], eps } = checkAdamW({ lr: opts.lr, weightDecay: wd, ...(opts.betas ? { betas: opts.betas } : {}), ...(opts.eps !== undefined ? { eps: opts.eps } : {}) });
+    if (opts.emaDecay !== undefined) checkEmaDecay(opts.emaDecay);
     this.beta1 = b1;
     this.beta2 = b2;
-    this.eps = opts.eps ?? 1e-8;
-    if (!(this.eps >= 0)) throw new VitkitError(`Expected eps >= 0 but received ${this.eps}`);
-    const wd = opts.weightDecay ?? 0.05;
-    if (!(wd >= 0)) throw new VitkitError(`Expected weightDecay >= 0 but received ${wd}`);
-    if (opts.emaDecay !== undefined && !(opts.emaDecay >= 0 && opts.emaDecay <= 1)) throw new VitkitError(`Expected emaDecay in [0, 1] but received ${opts.emaDecay}`);
+    this.eps = eps;
     this.options = { ...opts };
     const host = model.model.params, dev = model.dev;
     this.segments = paramGroups(host, {
@@ -61,10 +53,7 @@ export class DeviceTrainer {
       ...(opts.layerDecay !== undefined ? { layerDecay: opts.layerDecay } : {}),
       ...(opts.noWeightDecay ? { noWeightDecay: opts.noWeightDecay } : {}),
     });
-    this.schedule = new LrSchedule({
-      kind: opts.schedule ?? (opts.totalSteps !== undefined ? 'cosine' : 'constant'), lr: opts.lr,
-      warmupSteps: opts.warmupSteps ?? 0, totalSteps: opts.totalSteps ?? 0, minLr: opts.minLr ?? 0,
-    });
+    this.schedule = scheduleFor(opts);
     const zeros = (): DeviceParamTable => {
       const t = new DeviceParamTable(dev, host.specs, host.count);
       dev.fill(t.buffer, 0);
@@ -106,9 +95,7 @@ export class DeviceTrainer {
     if (!(y instanceof Int32Array)) throw new VitkitError('Soft targets (mixup / cutmix) train on the cpu device only for now; drop --mixup/--cutmix or use --device cpu');
     const B = x.shape[0] ?? 0;
     if (y.length !== B) throw new VitkitError(`Batch has ${B} images but the targets have ${y.length} values (expected ${B} labels)`);
-    for (let b = 0; b < B; b++) {
-      if (!(y[b]! >= 0 && y[b]! < K)) throw new VitkitError(`Target ${y[b]} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
-    }
+    checkLabels(y, K);
     this.arena.reset();
     const mem = this.arena.mem();
     const inp = m.input(x, mem);
@@ -144,9 +131,7 @@ export class DeviceTrainer {
     if (opts.ema && !this.ema) throw new VitkitError('evaluate({ ema: true }) needs a DeviceTrainer created with emaDecay');
     const B = x.shape[0] ?? 0;
     if (y.length !== B) throw new VitkitError(`Batch has ${B} images but ${y.length} labels`);
-    for (let b = 0; b < B; b++) {
-      if (!(y[b]! >= 0 && y[b]! < K)) throw new VitkitError(`Target ${y[b]} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
-    }
+    checkLabels(y, K);
     if (opts.ema) dev.copy(this.evalSwap(), m.params.buffer, m.params.buffer.size);
     if (opts.ema) dev.copy(m.params.buffer, this.ema!.buffer, m.params.buffer.size);
     try {

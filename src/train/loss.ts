@@ -55,19 +55,21 @@ export function crossEntropy(logitsIn: Float32Array | Tensor, target: Int32Array
   if (!Number.isInteger(K) || K < 1 || logits.length !== B * K) {
     throw new VitkitError(`Expected logits of (${B}, ${K}) for ${B} targets but received ${logits.length} values`);
   }
-  if (target instanceof Int32Array) {
-    for (let b = 0; b < B; b++) {
-      const y = target[b]!;
-      if (!(y >= 0 && y < K)) {
-        throw new VitkitError(`Target ${y} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
-      }
-    }
-  }
+  if (target instanceof Int32Array) checkLabels(target, K);
   const dlogits = new Float32Array(B * K); // (B, K)
   const losses = new Float32Array(B); // (B)
   const total = backend.crossEntropyForward(losses, dlogits, logits, target instanceof Int32Array ? target : null,
     target instanceof Int32Array ? null : target, B, K, eps, 1 / B);
   return { loss: total / B, dlogits };
+}
+
+/** Every hard label in [0, K), else a VitkitError naming the first one that is not. */
+export function checkLabels(y: Int32Array, K: number): void {
+  for (let b = 0; b < y.length; b++) {
+    if (!(y[b]! >= 0 && y[b]! < K)) {
+      throw new VitkitError(`Target ${y[b]} at index ${b} is out of bounds: labels must be in [0, ${K - 1}] for K = ${K} classes`);
+    }
+  }
 }
 
 /** Number of rows whose argmax equals the label (first maximum wins, as torch.argmax). */

@@ -91,6 +91,21 @@ export interface AdamWOptions extends ParamGroupOptions {
   backend?: Backend;
 }
 
+/** Validates AdamW's hyper-parameters (host and device optimizers) and returns betas and eps with their defaults. */
+export function checkAdamW(opts: { lr: number; weightDecay: number; betas?: [number, number]; eps?: number }): { betas: [number, number]; eps: number } {
+  const [b1, b2] = opts.betas ?? [0.9, 0.999];
+  const eps = opts.eps ?? 1e-8;
+  if (!(opts.lr >= 0)) throw new VitkitError(`Expected lr >= 0 but received ${opts.lr}`);
+  if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new VitkitError(`Expected betas in [0, 1) but received [${b1}, ${b2}]`);
+  if (!(eps >= 0)) throw new VitkitError(`Expected eps >= 0 but received ${eps}`);
+  if (!(opts.weightDecay >= 0)) throw new VitkitError(`Expected weightDecay >= 0 but received ${opts.weightDecay}`);
+  return { betas: [b1, b2], eps };
+}
+
+export function checkEmaDecay(decay: number): void {
+  if (!(decay >= 0 && decay <= 1)) throw new VitkitError(`Expected emaDecay in [0, 1] but received ${decay}`);
+}
+
 /** What `AdamW.state()` returns: everything needed to resume bit-exactly. */
 export interface AdamWState {
   /** number of steps taken (torch's state['step']) */
@@ -121,12 +136,7 @@ export class AdamW {
   private readonly be: Backend;
 
   constructor(params: ParamTable, opts: AdamWOptions) {
-    const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    const eps = opts.eps ?? 1e-8;
-    if (!(opts.lr >= 0)) throw new VitkitError(`Expected lr >= 0 but received ${opts.lr}`);
-    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new VitkitError(`Expected betas in [0, 1) but received [${b1}, ${b2}]`);
-    if (!(eps >= 0)) throw new VitkitError(`Expected eps >= 0 but received ${eps}`);
-    if (!(opts.weightDecay >= 0)) throw new VitkitError(`Expected weightDecay >= 0 but received ${opts.weightDecay}`);
+    const { betas: [b1, b2], eps } = checkAdamW(opts);
     this.params = params;
     this.be = opts.backend ?? reference;
     this.lr = opts.lr;
@@ -203,7 +213,7 @@ export class ModelEma {
   private readonly be: Backend;
 
   constructor(params: ParamTable, decay: number, be: Backend = reference) {
-    if (!(decay >= 0 && decay <= 1)) throw new VitkitError(`Expected emaDecay in [0, 1] but received ${decay}`);
+    checkEmaDecay(decay);
     this.decay = decay;
     this.be = be;
     this.params = params.like();

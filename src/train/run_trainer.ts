@@ -4,7 +4,7 @@
  * forward for validation. `cpu` is the host Trainer; `webgpu` the DeviceTrainer, whose weights
  * come back to the host only when a checkpoint is written.
  */
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
 import type { DeviceViT } from '../models/device.js';
@@ -69,11 +69,7 @@ export class DeviceRunTrainer implements RunTrainer {
   }
   emaModel(): Model | null { return this.ema; }
   evalForward(ema: boolean): (x: Tensor) => Promise<Tensor> {
-    const K = this.dm.config.num_classes;
-    return async (x) => {
-      const y = new Int32Array(x.shape[0]!); // labels do not matter for the logits
-      const r = await this.trainer.evaluate(x, y, { ema });
-      return new Tensor([x.shape[0]!, K], r.logits.data);
-    };
+    // labels do not matter for the logits
+    return async (x) => (await this.trainer.evaluate(x, new Int32Array(x.shape[0]!), { ema })).logits;
   }
 }

@@ -92,6 +92,22 @@ export interface TrainerState {
 }
 
 
+/** The checks every trainer (host and device) makes of its model's head and of the loss and clipping options. */
+export function checkTrainerOptions(numClasses: number, opts: TrainerOptions): void {
+  if (numClasses < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
+  const ls = opts.labelSmoothing ?? 0;
+  if (!(ls >= 0 && ls < 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1) but received ${ls}`);
+  if (opts.clipGrad !== undefined && !(opts.clipGrad > 0)) throw new VitkitError(`Expected clipGrad > 0 but received ${opts.clipGrad}`);
+}
+
+/** The lr schedule of a trainer's options: cosine when totalSteps is given, else constant, unless `schedule` says. */
+export function scheduleFor(opts: TrainerOptions): LrSchedule {
+  return new LrSchedule({
+    kind: opts.schedule ?? (opts.totalSteps !== undefined ? 'cosine' : 'constant'), lr: opts.lr,
+    warmupSteps: opts.warmupSteps ?? 0, totalSteps: opts.totalSteps ?? 0, minLr: opts.minLr ?? 0,
+  });
+}
+
 export class Trainer {
   readonly model: Model;
   /** dL/dparams of the last step (before clipping is applied in place), model.params layout */
@@ -106,16 +122,13 @@ export class Trainer {
   private readonly arena = new Arena();
 
   constructor(model: Model, opts: TrainerOptions) {
-    if (model.config.num_classes < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
+    checkTrainerOptions(model.config.num_classes, opts);
     if (opts.teacher) {
       if (!model.config.distilled) throw new VitkitError('A teacher needs a distilled student (config.distilled true: a dist_token and head_dist)');
       if (opts.teacher.config.num_classes !== model.config.num_classes) {
         throw new VitkitError(`The teacher has ${opts.teacher.config.num_classes} classes but the student has ${model.config.num_classes}`);
       }
     }
-    const ls = opts.labelSmoothing ?? 0;
-    if (!(ls >= 0 && ls < 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1) but received ${ls}`);
-    if (opts.clipGrad !== undefined && !(opts.clipGrad > 0)) throw new VitkitError(`Expected clipGrad > 0 but received ${opts.clipGrad}`);
     this.model = model;
     this.options = { ...opts };
     this.grads = model.params.like();
@@ -127,10 +140,7 @@ export class Trainer {
       ...(opts.noWeightDecay ? { noWeightDecay: opts.noWeightDecay } : {}),
       backend: model.backend,
     });
-    this.schedule = new LrSchedule({
-      kind: opts.schedule ?? (opts.totalSteps !== undefined ? 'cosine' : 'constant'), lr: opts.lr,
-      warmupSteps: opts.warmupSteps ?? 0, totalSteps: opts.totalSteps ?? 0, minLr: opts.minLr ?? 0,
-    });
+    this.schedule = scheduleFor(opts);
     this.ema = opts.emaDecay !== undefined ? new ModelEma(model.params, opts.emaDecay, model.backend) : null;
   }
 

@@ -1,11 +1,12 @@
+import { writeTinyBatch, writeTinyCheckpoint } from '../train/train_tiny.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { checkDemoDir, asciiDigit } from '../../src/cli/demo.js';
@@ -17,28 +18,8 @@ const cli = cliInProcess;
 
 const TINY = [path.join(FIXTURES, 'train_tiny'), path.join(REFS, 'timm_train_tiny')].find((d) => existsSync(path.join(d, 'ref.safetensors')));
 
-/** the timm_train_tiny model as a checkpoint directory: config.json naming the architecture with the small model's model_args */
-function tinyCheckpoint(dir: string): void {
-  const spec = JSON.parse(readFileSync(path.join(TINY!, 'spec.json'), 'utf8')) as { model: Record<string, unknown> };
-  const m = spec.model;
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(path.join(TINY!, 'model.safetensors'), path.join(dir, 'model.safetensors'));
-  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
-    architecture: 'vit_tiny_patch16_224', num_classes: m['num_classes'], global_pool: m['global_pool'],
-    model_args: {
-      img_size: m['img_size'], patch_size: m['patch_size'], in_chans: m['in_chans'], embed_dim: m['embed_dim'], depth: m['depth'],
-      num_heads: m['num_heads'], mlp_ratio: m['mlp_ratio'], qkv_bias: m['qkv_bias'], class_token: m['class_token'], layer_norm_eps: m['layer_norm_eps'],
-    },
-    pretrained_cfg: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1, interpolation: 'bicubic' },
-  }));
-}
-
-function tinyData(file: string): { x: Float32Array; y: BigInt64Array } {
-  const ref = readSafetensors(path.join(TINY!, 'ref.safetensors'));
-  const x = ref.f32('x'), y = ref.i64('y');
-  writeSafetensors(file, { x: { shape: x.shape, data: x.data }, y: { shape: y.shape, data: y.data } });
-  return { x: x.data, y: y.data };
-}
+const tinyCheckpoint = (dir: string) => writeTinyCheckpoint(dir, TINY!);
+const tinyData = (file: string) => writeTinyBatch(file, TINY!);
 
 const PARITY = ['--epochs', '3', '--batch-size', '8', '--lr', '1e-3', '--weight-decay', '0.05', '--label-smoothing', '0.1', '--schedule', 'constant', '--warmup-epochs', '0', '--no-shuffle', '--no-augment'];
 

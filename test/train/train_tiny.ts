@@ -4,10 +4,10 @@
  * the device (WebGPU) one: step-1 gradients of every parameter, and parameters after 3 AdamW steps.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, maxAbs } from '../helpers.js';
-import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -109,4 +109,28 @@ export function checkAfter3(names: readonly string[], param: (name: string) => F
   assert.ok(noisy.length <= MAX_NOISE_ELEMS, `too many noise-level gradients: ${noisy.join(', ')}`);
   return `losses ${losses.map((l) => l.toFixed(7)).join(', ')} vs ${[...refLosses].map((l) => l.toFixed(7)).join(', ')}; ` +
     `worst after3 ${worst.name} ${worst.err.toExponential(2)}; noise-level elements: ${noisy.join(', ') || 'none'}`;
+}
+
+/** the timm_train_tiny model as a checkpoint directory: config.json naming the architecture with the small model's model_args */
+export function writeTinyCheckpoint(dir: string, src = TRAIN_TINY_DIR): void {
+  const spec = JSON.parse(readFileSync(path.join(src, 'spec.json'), 'utf8')) as { model: Record<string, unknown> };
+  const m = spec.model;
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(path.join(src, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+    architecture: 'vit_tiny_patch16_224', num_classes: m['num_classes'], global_pool: m['global_pool'],
+    model_args: {
+      img_size: m['img_size'], patch_size: m['patch_size'], in_chans: m['in_chans'], embed_dim: m['embed_dim'], depth: m['depth'],
+      num_heads: m['num_heads'], mlp_ratio: m['mlp_ratio'], qkv_bias: m['qkv_bias'], class_token: m['class_token'], layer_norm_eps: m['layer_norm_eps'],
+    },
+    pretrained_cfg: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1, interpolation: 'bicubic' },
+  }));
+}
+
+/** the reference batch (x, y) as a tensor file for `--data` */
+export function writeTinyBatch(file: string, src = TRAIN_TINY_DIR): { x: Float32Array; y: BigInt64Array } {
+  const ref = readSafetensors(path.join(src, 'ref.safetensors'));
+  const x = ref.f32('x'), y = ref.i64('y');
+  writeSafetensors(file, { x: { shape: x.shape, data: x.data }, y: { shape: y.shape, data: y.data } });
+  return { x: x.data, y: y.data };
 }

@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -20,7 +20,7 @@ import { MNIST_MEAN, MNIST_STD, MNIST_VIT_ARGS, loadMnist } from '../../src/data
 import { Tensor } from '../../src/tensor.js';
 import { REFS, needRefs, refsSkip, maxAbsDiff, cliInProcess } from '../helpers.js';
 import { getTestDevice } from './setup.js';
-import { TRAIN_TINY_DIR, TRAIN_TINY_SKIP, checkAfter3 } from '../train/train_tiny.js';
+import { TRAIN_TINY_DIR, TRAIN_TINY_SKIP, checkAfter3, writeTinyBatch, writeTinyCheckpoint } from '../train/train_tiny.js';
 
 const { dev, reason } = await getTestDevice();
 after(() => dev?.dispose());
@@ -101,22 +101,11 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
 test('train --device webgpu: 3 epochs on the timm_train_tiny batch land on timm\'s after3 (the cpu parity recipe)', { skip: skip || TRAIN_TINY_SKIP }, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-train-'));
   try {
-    const spec = JSON.parse(readFileSync(path.join(TRAIN_TINY_DIR, 'spec.json'), 'utf8')) as { model: Record<string, unknown> };
-    const m = spec.model;
     const ckpt = path.join(dir, 'ckpt');
-    mkdirSync(ckpt);
-    copyFileSync(path.join(TRAIN_TINY_DIR, 'model.safetensors'), path.join(ckpt, 'model.safetensors'));
-    writeFileSync(path.join(ckpt, 'config.json'), JSON.stringify({
-      architecture: 'vit_tiny_patch16_224', num_classes: m['num_classes'], global_pool: m['global_pool'],
-      model_args: {
-        img_size: m['img_size'], patch_size: m['patch_size'], in_chans: m['in_chans'], embed_dim: m['embed_dim'], depth: m['depth'],
-        num_heads: m['num_heads'], mlp_ratio: m['mlp_ratio'], qkv_bias: m['qkv_bias'], class_token: m['class_token'], layer_norm_eps: m['layer_norm_eps'],
-      },
-      pretrained_cfg: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1, interpolation: 'bicubic' },
-    }));
+    writeTinyCheckpoint(ckpt);
+    writeTinyBatch(path.join(dir, 'batch.safetensors'));
     const ref = readSafetensors(path.join(TRAIN_TINY_DIR, 'ref.safetensors'));
-    const x = ref.f32('x'), y = ref.i64('y');
-    writeSafetensors(path.join(dir, 'batch.safetensors'), { x: { shape: x.shape, data: x.data }, y: { shape: y.shape, data: y.data } });
+    const D = (JSON.parse(readFileSync(path.join(TRAIN_TINY_DIR, 'spec.json'), 'utf8')) as { model: { embed_dim: number } }).model.embed_dim;
     const out = path.join(dir, 'out');
     const r = await cli(['train', '--device', 'webgpu', '--model', ckpt, '--data', path.join(dir, 'batch.safetensors'), '--epochs', '3', '--batch-size', '8',
       '--lr', '1e-3', '--weight-decay', '0.05', '--label-smoothing', '0.1', '--schedule', 'constant', '--warmup-epochs', '0', '--no-shuffle', '--no-augment', '--out', out]);
@@ -124,7 +113,7 @@ test('train --device webgpu: 3 epochs on the timm_train_tiny batch land on timm\
     const got = readSafetensors(path.join(out, 'model.safetensors'));
     const losses = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { train_loss: number }).train_loss);
     assert.equal(losses.length, 3);
-    t.diagnostic(checkAfter3(got.keys(), (n) => got.f32(n).data, losses, ref, Number(m['embed_dim'])));
+    t.diagnostic(checkAfter3(got.keys(), (n) => got.f32(n).data, losses, ref, D));
     // the resumable state has the device's moments: the saved optimizer step count is 3
     assert.equal(readSafetensors(path.join(out, 'train_state.safetensors')).metadata['optimizer_step'], '3');
   } finally {

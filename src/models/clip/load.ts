@@ -8,6 +8,7 @@
  *   (CLIPImageProcessor) and `tokenizer.json` or `vocab.json` + `merges.txt`.
  * Both load into one ClipModel (OpenAI names); `saveClip` writes the layout a model came from.
  */
+import { parseJsonObject } from '../../io/checkpoint_core.js';
 import type { DeviceName } from '../runner.js';
 import { existsSync, readFileSync, statSync, mkdirSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
@@ -43,13 +44,7 @@ export interface LoadedClip {
 function readJson(file: string): Record<string, unknown> {
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) { throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new VitkitError(`${file} is not a valid JSON object (${(e as Error).message})`);
-  }
+  return parseJsonObject(text, file);
 }
 
 /** Which CLIP layout a directory holds, or null when it is not a CLIP checkpoint. */
