@@ -61,13 +61,19 @@ export interface ViTConfig {
   mlp_hidden: number | null;
   /** antialias when pos_embed is resampled for another grid: timm true; Hugging Face Dinov2Model (no registers) false */
   pos_embed_antialias: boolean;
+  /**
+   * YOLOS: learned detection tokens (`det_token` (1, det_tokens, D)) appended after the patches
+   * (token order [cls, patches, det]), each with its own row at the end of pos_embed; at another
+   * patch count the grid rows are resampled and the class and det rows copied (InterpolateInitPosEmbed).
+   */
+  det_tokens: number;
 }
 
 export const DEFAULT_CONFIG: ViTConfig = {
   img_size: 224, patch_size: 16, in_chans: 3, num_classes: 1000, embed_dim: 768, depth: 12, num_heads: 12,
   mlp_ratio: 4, qkv_bias: true, class_token: true, global_pool: 'token', fc_norm: null, pos_embed: 'learn',
   layer_norm_eps: 1e-6, act: 'gelu', init_values: null, reg_tokens: 0, no_embed_class: false, dynamic_img_size: false,
-  pre_norm: false, distilled: false, mlp_layer: 'mlp', mlp_hidden: null, pos_embed_antialias: true,
+  pre_norm: false, distilled: false, mlp_layer: 'mlp', mlp_hidden: null, pos_embed_antialias: true, det_tokens: 0,
 };
 
 const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof ViTConfig)[];
@@ -106,7 +112,7 @@ export function resolveConfig(overrides: Partial<Record<string, unknown>>, where
     throw expected('a positive integer or [height, width] of positive integers', `${where}.img_size`, c.img_size);
   }
   posInt('patch_size'); posInt('in_chans'); posInt('num_classes', 0); posInt('embed_dim');
-  posInt('depth', 0); posInt('num_heads'); posInt('reg_tokens', 0);
+  posInt('depth', 0); posInt('num_heads'); posInt('reg_tokens', 0); posInt('det_tokens', 0);
   if (typeof c.mlp_ratio !== 'number' || !(c.mlp_ratio > 0)) throw expected('a positive number', `${where}.mlp_ratio`, c.mlp_ratio);
   if (typeof c.layer_norm_eps !== 'number' || !(c.layer_norm_eps > 0)) throw expected('a positive number', `${where}.layer_norm_eps`, c.layer_norm_eps);
   if (c.init_values !== null && (typeof c.init_values !== 'number' || !Number.isFinite(c.init_values))) {
@@ -143,6 +149,9 @@ export function resolveConfig(overrides: Partial<Record<string, unknown>>, where
   if (c.mlp_layer === 'swiglu_packed' && Math.floor(c.embed_dim * c.mlp_ratio) % 2 !== 0) {
     throw new VitkitError(`${where}.mlp_layer 'swiglu_packed' needs an even hidden width, but embed_dim * mlp_ratio = ${Math.floor(c.embed_dim * c.mlp_ratio)}`);
   }
+  if (c.det_tokens > 0 && (c.pos_embed !== 'learn' || c.no_embed_class || c.reg_tokens > 0 || c.distilled)) {
+    throw new VitkitError(`${where}.det_tokens (YOLOS) needs pos_embed 'learn' over every token (no_embed_class false) and no register or distillation tokens`);
+  }
   if (c.pos_embed === 'sincos' && c.embed_dim % 4 !== 0) {
     throw new VitkitError(`${where}.pos_embed 'sincos' needs embed_dim a multiple of 4, received ${c.embed_dim}`);
   }
@@ -162,7 +171,9 @@ export interface TokenLayout {
   reg: number;
   /** cls + dist + reg */
   numPrefix: number;
-  /** numPrefix + numPatches */
+  /** YOLOS detection tokens after the patches (0 otherwise) */
+  det: number;
+  /** numPrefix + numPatches + det */
   N: number;
 }
 
@@ -171,7 +182,8 @@ export function tokenLayout(c: ViTConfig, gridH?: number, gridW?: number): Token
   const gh = gridH ?? H / c.patch_size, gw = gridW ?? W / c.patch_size;
   const cls = c.class_token, dist = c.distilled ? 1 : 0, reg = c.reg_tokens;
   const numPrefix = (cls ? 1 : 0) + dist + reg;
-  return { gridH: gh, gridW: gw, numPatches: gh * gw, cls, dist, reg, numPrefix, N: numPrefix + gh * gw };
+  const det = c.det_tokens ?? 0;
+  return { gridH: gh, gridW: gw, numPatches: gh * gw, cls, dist, reg, numPrefix, det, N: numPrefix + gh * gw + det };
 }
 
 /** Derived sizes used everywhere (at the configured image size unless a grid is given). */

@@ -109,17 +109,20 @@ export function prefixParts(c: ViTConfig): { name: string; off: number; count: n
 }
 
 /**
- * tokens (B*N, D) from patches (B*NP, D): prefix tokens first, then the patches; the position
+ * tokens (B*N, D) from patches (B*NP, D): prefix tokens first, then the patches (then YOLOS's
+ * det tokens, config det_tokens); the position
  * embedding `pos` is added to the patches only (posOnPatches: no_embed_class or sin-cos) or to
  * every token (pos (N, D)). `patches` is modified when posOnPatches.
  */
 export function tokensForward<T>(ctx: LayerCtx<T>, c: ViTConfig, tokens: T, patches: T, pos: T | null,
   posOnPatches: boolean, B: number, NP: number, numPrefix: number, D: number): void {
-  const be = ctx.be, N = NP + numPrefix;
+  const be = ctx.be, det = c.det_tokens, N = NP + numPrefix + det;
   if (pos && posOnPatches) be.biasAdd(patches, pos, B, NP * D);
-  if (numPrefix > 0) {
+  if (numPrefix > 0 || det > 0) {
     be.copyRows(tokens, patches, B, N, numPrefix, NP, 0, NP, D, false);
     for (const p of prefixParts(c)) be.copyRows(tokens, ctx.params.get(p.name), B, N, p.off, 0, 0, p.count, D, false);
+    // YOLOS: the detection tokens after the patches
+    if (det > 0) be.copyRows(tokens, ctx.params.get('det_token'), B, N, numPrefix + NP, 0, 0, det, D, false);
   } else if (tokens !== patches) {
     be.copyRows(tokens, patches, 1, 0, 0, 0, 0, 1, B * NP * D, false);
   }
@@ -132,11 +135,12 @@ export function tokensForward<T>(ctx: LayerCtx<T>, c: ViTConfig, tokens: T, patc
  */
 export function tokensBackward<T>(ctx: GradCtx<T>, c: ViTConfig, dtokens: T, dpos: T | null, posOnPatches: boolean,
   B: number, NP: number, numPrefix: number, D: number): T {
-  const be = ctx.be, N = NP + numPrefix;
+  const be = ctx.be, det = c.det_tokens, N = NP + numPrefix + det;
   if (dpos && !posOnPatches) be.biasBackward(dpos, dtokens, B, N * D);
   let dpatches = dtokens;
-  if (numPrefix > 0) {
+  if (numPrefix > 0 || det > 0) {
     for (const p of prefixParts(c)) be.copyRows(ctx.grads.get(p.name), dtokens, B, 0, 0, N, p.off, p.count, D, true);
+    if (det > 0) be.copyRows(ctx.grads.get('det_token'), dtokens, B, 0, 0, N, numPrefix + NP, det, D, true);
     dpatches = ctx.mem.take(B * NP * D, false); // (B*NP, D): every row copied
     be.copyRows(dpatches, dtokens, B, NP, 0, N, numPrefix, NP, D, false);
   }

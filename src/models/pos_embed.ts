@@ -24,6 +24,8 @@ function gridOk(g: unknown, what: string): [number, number] {
  * (Dinov2WithRegistersModel passes antialias=True, as timm does.) Older transformers releases passed
  * `scale_factor=((new + 0.1) / old)` instead of `size`: the same output grid, but torch then samples at
  * (dst + 0.5) * old / (new + 0.1) - 0.5, slightly different values; vitkit follows the `size` form.
+ * numSuffix rows after the grid (YOLOS's detection-token positions) are copied like the prefix rows,
+ * as YOLOS's InterpolateInitPosEmbed does (it resamples without antialias: pass antialias false).
  */
 export function resampleAbsPosEmbed(
   posEmbed: Float32Array,
@@ -32,23 +34,26 @@ export function resampleAbsPosEmbed(
   newGrid: [number, number],
   numPrefix: number,
   antialias = true,
+  numSuffix = 0,
 ): Float32Array {
   if (!Number.isInteger(D) || D < 1) throw expected('a positive integer', 'the embedding dim of pos_embed', D);
   const [oh, ow] = gridOk(oldGrid, 'the old pos_embed grid');
   const [nh, nw] = gridOk(newGrid, 'the new pos_embed grid');
   if (!Number.isInteger(numPrefix) || numPrefix < 0) throw expected('a non-negative integer', 'the number of prefix tokens', numPrefix);
-  const expectLen = (numPrefix + oh * ow) * D;
+  if (!Number.isInteger(numSuffix) || numSuffix < 0) throw expected('a non-negative integer', 'the number of suffix tokens', numSuffix);
+  const expectLen = (numPrefix + oh * ow + numSuffix) * D;
   if (!(posEmbed instanceof Float32Array) || posEmbed.length !== expectLen) {
     throw expected(
-      `(1, ${numPrefix + oh * ow}, ${D}) = ${expectLen} values for a ${oh}x${ow} grid with ${numPrefix} prefix tokens`,
+      `(1, ${numPrefix + oh * ow + numSuffix}, ${D}) = ${expectLen} values for a ${oh}x${ow} grid with ${numPrefix} prefix${numSuffix > 0 ? ` and ${numSuffix} suffix` : ''} tokens`,
       'pos_embed',
       posEmbed?.length,
     );
   }
-  const out = new Float32Array((numPrefix + nh * nw) * D);
+  const out = new Float32Array((numPrefix + nh * nw + numSuffix) * D);
   out.set(posEmbed.subarray(0, numPrefix * D));
+  if (numSuffix > 0) out.set(posEmbed.subarray((numPrefix + oh * ow) * D), (numPrefix + nh * nw) * D);
   if (oh === nh && ow === nw) {
-    out.set(posEmbed.subarray(numPrefix * D), numPrefix * D);
+    out.set(posEmbed.subarray(numPrefix * D, (numPrefix + oh * ow) * D), numPrefix * D);
     return out;
   }
   // (N, D) token rows -> (D, oh, ow) planes

@@ -34,7 +34,7 @@ export function embedSaves(c: ViTConfig, B: number, gridH: number, gridW: number
   return {
     cols: B * t.numPatches * KP,            // im2col of the input (B*NP, KP)
     patches: B * t.numPatches * D,          // patch embeddings (B*NP, D) (+ pos_embed with no_embed_class)
-    tokens: t.numPrefix > 0 ? B * t.N * D : 0, // prefix tokens + patches (+ pos_embed) (B*N, D)
+    tokens: t.numPrefix + t.det > 0 ? B * t.N * D : 0, // prefix tokens + patches (+ det tokens) (+ pos_embed) (B*N, D)
     normPre: c.pre_norm ? B * t.N * D : 0,  // norm_pre output (B*N, D)
     preMean: c.pre_norm ? B * t.N : 0, preRstd: c.pre_norm ? B * t.N : 0,
   } satisfies Record<string, number>;
@@ -121,6 +121,7 @@ export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
   if (c.class_token) add('cls_token', 1, 1, D);
   if (c.reg_tokens > 0) add('reg_token', 1, c.reg_tokens, D);
   if (c.pos_embed === 'learn') add('pos_embed', 1, d.posLen, D);
+  if (c.det_tokens > 0) add('det_token', 1, c.det_tokens, D);
   if (c.distilled) add('dist_token', 1, 1, D);
   add('patch_embed.proj.weight', D, c.in_chans, c.patch_size, c.patch_size);
   if (!c.pre_norm) add('patch_embed.proj.bias', D); // timm: bias=not pre_norm (CLIP's conv1 has none)
@@ -185,7 +186,7 @@ export interface VitRuntime<T> {
   /** a table made on the host, placed on this backend once per key */
   constant(key: string, make: () => Float32Array): T;
   /**
-   * the learned pos_embed resampled to grid t (prefix rows first when they carry a position):
+   * the learned pos_embed resampled to grid t (prefix rows first when they carry a position, YOLOS's det rows last):
    * host: the exact resampler on the current weights; a device: M @ pos_embed with the matrix below
    */
   resampledPos(t: TokenLayout, prefix: number, mem: Mem<T>): T;
@@ -230,7 +231,9 @@ export class VitCore<T> {
       return { pos: this.rt.constant(`sincos:${t.gridH}x${t.gridW}`, () => sincos2dPosEmbed(t.gridH, t.gridW, d.D)), onPatches: true, resampled: false };
     }
     const onPatches = c.no_embed_class;
-    if (t.gridH === d.posGridH && t.gridW === d.posGridW) return { pos: this.rt.params.get('pos_embed'), onPatches, resampled: false };
+    // YOLOS (det tokens) resamples only when the patch count differs (backbone.py forward_features)
+    const same = c.det_tokens > 0 ? t.numPatches === d.posGridH * d.posGridW : t.gridH === d.posGridH && t.gridW === d.posGridW;
+    if (same) return { pos: this.rt.params.get('pos_embed'), onPatches, resampled: false };
     return { pos: this.rt.resampledPos(t, onPatches ? 0 : t.numPrefix, mem), onPatches, resampled: true };
   }
 
@@ -239,14 +242,15 @@ export class VitCore<T> {
     const c = this.config, be = this.rt.be, D = c.embed_dim;
     const H = t.gridH * c.patch_size, W = t.gridW * c.patch_size;
     const { N, numPatches: NP, numPrefix } = t;
+    const extra = numPrefix + t.det; // tokens besides the patches
     const s = cache ? allocSaved(embedSaves(c, B, t.gridH, t.gridW), mem) : null;
     const KP = c.in_chans * c.patch_size * c.patch_size;
     const cols = s ? s.cols : this.rt.scratch('cols', B * NP * KP); // (B*NP, KP)
     // without prefix tokens the patches are the tokens: a fresh buffer (blocks update it in place)
-    const patches = s ? s.patches : numPrefix > 0 ? this.rt.scratch('patches', B * NP * D) : mem.take(B * NP * D, false); // (B*NP, D)
+    const patches = s ? s.patches : extra > 0 ? this.rt.scratch('patches', B * NP * D) : mem.take(B * NP * D, false); // (B*NP, D)
     patchEmbedForward(this.ctx(mem), cols, patches, x, B, c.in_chans, H, W, c.patch_size, D);
     const { pos, onPatches, resampled } = this.posEmbed(t, mem);
-    const tokens = numPrefix === 0 ? patches : s ? s.tokens : mem.take(B * N * D, false); // (B*N, D)
+    const tokens = extra === 0 ? patches : s ? s.tokens : mem.take(B * N * D, false); // (B*N, D)
     tokensForward(this.ctx(mem), c, tokens, patches, pos, onPatches, B, NP, numPrefix, D);
     let out = tokens; // (B*N, D)
     if (c.pre_norm) {
@@ -333,7 +337,7 @@ export class VitCore<T> {
     const e = cache.embed;
     if (c.pre_norm) {
       const dtok = mem.take(B * N * D); // zeroed
-      const tokens = t.numPrefix > 0 ? e.tokens : e.patches;
+      const tokens = t.numPrefix + t.det > 0 ? e.tokens : e.patches;
       be.layernormBackward(dtok, grads.get('norm_pre.weight'), grads.get('norm_pre.bias'), dx, tokens, params.get('norm_pre.weight'),
         e.preMean, e.preRstd, B * N, D);
       dx = dtok;
@@ -341,7 +345,8 @@ export class VitCore<T> {
     const learned = c.pos_embed === 'learn', onPatches = c.pos_embed !== 'learn' || c.no_embed_class;
     // the gradient of the position table used: pos_embed itself, or its resampled copy (folded back below)
     const posPrefix = onPatches ? 0 : t.numPrefix;
-    const dposUsed = !learned ? null : cache.posResampled ? mem.take((posPrefix + t.numPatches) * D) : grads.get('pos_embed');
+    const posSuffix = onPatches ? 0 : t.det; // YOLOS's det-token rows, copied like the prefix rows
+    const dposUsed = !learned ? null : cache.posResampled ? mem.take((posPrefix + t.numPatches + posSuffix) * D) : grads.get('pos_embed');
     const dpatches = tokensBackward(ctx, c, dx, dposUsed, onPatches, B, t.numPatches, t.numPrefix, D);
     if (learned && cache.posResampled) {
       // resampling is linear, pos' = M pos on the grid rows (prefix rows copied): dpos += M^T dpos'
@@ -350,6 +355,10 @@ export class VitCore<T> {
       if (posPrefix > 0) {
         const head = mem.sub(dpos, 0, posPrefix * D);
         be.add(head, head, mem.sub(dposUsed!, 0, posPrefix * D), posPrefix * D);
+      }
+      if (posSuffix > 0) {
+        const tail = mem.sub(dpos, (posPrefix + n) * D, posSuffix * D);
+        be.add(tail, tail, mem.sub(dposUsed!, (posPrefix + m) * D, posSuffix * D), posSuffix * D);
       }
       const M = this.rt.constant(`resample:${t.gridH}x${t.gridW}`, () => this.resampleMatrix(t)); // (m, n)
       be.gemm(true, false, n, D, m, 1, M, n, mem.sub(dposUsed!, posPrefix * D, m * D), D, 1, mem.sub(dpos, posPrefix * D, n * D), D);
@@ -397,7 +406,8 @@ export class VisionTransformer implements Model {
       },
       resampledPos(t, prefix) {
         const d = dims(config);
-        return resampleAbsPosEmbed(model.params.get('pos_embed'), d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, config.pos_embed_antialias);
+        return resampleAbsPosEmbed(model.params.get('pos_embed'), d.D, [d.posGridH, d.posGridW], [t.gridH, t.gridW], prefix, config.pos_embed_antialias,
+          config.no_embed_class ? 0 : t.det);
       },
     });
   }

@@ -27,7 +27,7 @@ const FIXED: Record<string, unknown> = {
 const ACTS: Record<string, ViTConfig['act']> = { gelu: 'gelu', gelu_tanh: 'gelu_tanh', quick_gelu: 'quick_gelu', silu: 'silu', swish: 'silu' };
 
 /** vitkit settings timm's model_args cannot carry (written under the top-level "vitkit_args", which timm ignores) */
-const VITKIT_ONLY = ['layer_norm_eps', 'mlp_layer', 'mlp_hidden', 'distilled', 'pos_embed_antialias'] as const;
+const VITKIT_ONLY = ['layer_norm_eps', 'mlp_layer', 'mlp_hidden', 'distilled', 'pos_embed_antialias', 'det_tokens'] as const;
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
