@@ -16,7 +16,8 @@ test('family fields default as timm: no LayerScale, no registers, class token wi
   assert.equal(c.mlp_layer, 'mlp');
   assert.equal(c.mlp_hidden, null);
   assert.equal(c.pos_embed_antialias, true);
-  assert.deepEqual(Object.keys(DEFAULT_CONFIG).length, 24);
+  assert.equal(c.det_tokens, 0);
+  assert.deepEqual(Object.keys(DEFAULT_CONFIG).length, 25);
 });
 
 test('bad family values are one-line errors naming the field, expected and received', () => {
