@@ -32,6 +32,8 @@ export interface ParamGroupOptions {
   noWeightDecay?: readonly string[];
   /** layer-wise lr decay (timm param_groups_layer_decay), e.g. 0.65 or 0.75; undefined = none */
   layerDecay?: number;
+  /** which tensors decay, replacing timm's rule (e.g. YOLOS main.py's groups); noWeightDecay is then unused */
+  decays?: (name: string, shape: readonly number[]) => boolean;
 }
 
 /** Number of transformer blocks in a table (1 + the largest `blocks.<i>.` index). */
@@ -72,7 +74,7 @@ export function paramGroups(params: ParamTable, opts: ParamGroupOptions): ParamS
   let offset = 0;
   for (const spec of params.specs) {
     const length = spec.shape.reduce((a, b) => a * b, 1);
-    const decays = spec.shape.length > 1 && !spec.name.endsWith('.bias') && !noWd.has(spec.name);
+    const decays = opts.decays ? opts.decays(spec.name, spec.shape) : spec.shape.length > 1 && !spec.name.endsWith('.bias') && !noWd.has(spec.name);
     const lrScale = opts.layerDecay === undefined ? 1 : opts.layerDecay ** (layerMax - layerId(spec.name, depth));
     segs.push({ name: spec.name, offset, length, weightDecay: decays ? opts.weightDecay : 0, lrScale });
     offset += length;
