@@ -13,6 +13,7 @@ import { BatchLoader } from '../data/loader.js';
 import { evaluateModel, type EvalReport } from '../train/loop.js';
 import { preparePipeline } from './train.js';
 import { deviceOption, parseIntOpt } from './common.js';
+import { evalDetect, formatCoco } from './detect.js';
 
 export interface EvalOutput extends EvalReport {
   model: string;
@@ -84,8 +85,21 @@ export function evalCommand(): Command {
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 128)
     .option('--workers <n>', 'data worker threads (0: main thread)', parseIntOpt('--workers', 0))
     .addOption(new Option('--on-bad-image <policy>', 'an unreadable image: skip it with a warning, or stop').choices(['skip', 'error']).default('error'))
-    .option('--json', 'print {"acc", "top5", "loss", "count", "per_class", "confusion", "labels"} as JSON')
-    .action(async (o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; json?: boolean; device: DeviceName }) => {
+    .option('--json', 'print {"acc", "top5", "loss", "count", "per_class", "confusion", "labels"} as JSON (--task detect: {"coco": {"AP", ...}, ...})')
+    .option('--task <task>', 'classification (default) or detect (YOLOS on a COCO folder: the 12 numbers of pycocotools\' summarize())')
+    .option('--shortest-edge <px>', 'detect: resize the short side to this (default: the checkpoint\'s)', parseIntOpt('--shortest-edge'))
+    .option('--longest-edge <px>', 'detect: unless the long side would pass this', parseIntOpt('--longest-edge'))
+    .action(async (o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; json?: boolean; device: DeviceName; task?: string; shortestEdge?: number; longestEdge?: number }) => {
+      const task = o.task ?? 'classification';
+      if (task !== 'classification' && task !== 'detect') throw new VitkitError(`Expected --task classification or detect but received ${JSON.stringify(task)}`);
+      if (task === 'detect') {
+        if (o.device !== 'cpu') throw new VitkitError(`eval --task detect runs on --device cpu only for now (received --device ${o.device})`);
+        const r = await evalDetect(o);
+        if (o.json) { console.log(JSON.stringify(r)); return; }
+        console.log(`Evaluated ${r.model} on ${r.data}: ${r.images} images`);
+        for (const l of formatCoco(r.coco)) console.log(l);
+        return;
+      }
       const r = await evaluateCli(o);
       if (o.json) {
         console.log(JSON.stringify({ model: r.model, data: r.data, count: r.count, acc: r.acc, top5: r.top5, loss: r.loss, per_class: r.perClass, confusion: r.confusion, labels: r.labels }));

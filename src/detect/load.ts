@@ -139,7 +139,12 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
       pe_size: pair(o['init_pe_size'] ?? o['img_size'], 'init_pe_size', hustvl), det_tokens: num(o, 'det_token_num', hustvl),
       layer_norm_eps: num(o, 'layer_norm_eps', hustvl, 1e-6),
     }, hustvl);
-    const config: YolosConfig = { vit, numClasses: num(o, 'num_classes', hustvl), labels: null };
+    const K = num(o, 'num_classes', hustvl);
+    const lab = o['labels'];
+    if (lab !== undefined && !(Array.isArray(lab) && lab.length === K && lab.every((l) => typeof l === 'string'))) {
+      throw new VitkitError(`${hustvl}: expected "labels" a list of ${K} class names but received ${JSON.stringify(lab).slice(0, 60)}`);
+    }
+    const config: YolosConfig = { vit, numClasses: K, labels: (lab as string[] | undefined) ?? null };
     const model = new Yolos(config, undefined, backend);
     fill(model, readSafetensors(weights), (n) => [n]);
     return { model, format: 'hustvl', preprocess: { ...YOLOS_DEFAULT_PREPROCESS } };

@@ -1,0 +1,119 @@
+/**
+ * The detection command line: `vitkit detect` (--json, --out pictures + detections.json, refusing
+ * to overwrite), `vitkit eval --task detect` on a COCO folder whose ground truth is the model's own
+ * boxes (every detection matches one exactly: AP = AP50 = AR100 = 1), `vitkit train --task detect`
+ * on shared/refs/yolos_det's training batch (3 steps = the float64 reference's after-3 parameters
+ * under the refs README rule; stopping after step 1 and --resume gives bit-identical weights), and
+ * the bad-input lines of issue 18 §4.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { FIXTURES, REFS, cliInProcess, maxAbs, needRefs, tmp } from '../helpers.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { loadYolos } from '../../src/detect/load.js';
+import { loadImage } from '../../src/io/image.js';
+import type { DetectionResult } from '../../src/detect/detect.js';
+
+const DIR = path.join(FIXTURES, 'yolos_det');
+const IMAGES = ['astronaut', 'chelsea', 'coffee'].map((n) => path.join(REFS, 'images', `${n}.png`));
+const TRAIN_REF = path.join(REFS, 'yolos_det', 'train_ref.safetensors');
+
+test('vitkit detect --json / --out, and eval --task detect on the model\'s own boxes (AP 1)', async (t) => {
+  if (!needRefs(t, ...IMAGES)) return;
+  const work = tmp();
+  const r = await cliInProcess(['detect', '--model', DIR, '--threshold', '0', '--shortest-edge', '64', '--longest-edge', '112', '--json', ...IMAGES]);
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out) as DetectionResult[];
+  assert.equal(res.length, 3);
+  for (const x of res) {
+    assert.equal(x.detections.length, 10);
+    for (let i = 1; i < 10; i++) assert.ok(x.detections[i]!.score <= x.detections[i - 1]!.score);
+  }
+  const out = path.join(work, 'boxes');
+  const r2 = await cliInProcess(['detect', '-m', DIR, '--threshold', '0.2', '--shortest-edge', '64', '--longest-edge', '112', '--out', out, IMAGES[1]!]);
+  assert.equal(r2.code, 0, r2.err);
+  const png = await loadImage(path.join(out, 'chelsea.png'), 3), orig = await loadImage(IMAGES[1]!, 3);
+  assert.deepEqual([png.width, png.height], [orig.width, orig.height]);
+  const saved = JSON.parse(readFileSync(path.join(out, 'detections.json'), 'utf8')) as DetectionResult[];
+  assert.ok(saved[0]!.detections.every((d) => d.score >= 0.2));
+  if (saved[0]!.detections.length > 0) assert.notDeepEqual(png.data, orig.data, 'boxes drawn');
+  const again = await cliInProcess(['detect', '-m', DIR, '--out', out, IMAGES[1]!]);
+  assert.equal(again.code, 1);
+  assert.match(again.err, /chelsea\.png already exists; pass --overwrite/);
+  // a COCO folder whose annotations are the model's own boxes
+  const coco = path.join(work, 'coco');
+  mkdirSync(path.join(coco, 'images'), { recursive: true });
+  mkdirSync(path.join(coco, 'annotations'));
+  const images: object[] = [], annotations: object[] = [];
+  let aid = 1;
+  res.forEach((x, i) => {
+    copyFileSync(IMAGES[i]!, path.join(coco, 'images', path.basename(IMAGES[i]!)));
+    images.push({ id: i + 1, file_name: path.basename(IMAGES[i]!), width: x.width, height: x.height });
+    for (const d of x.detections) {
+      const [x0, y0, x1, y1] = d.box;
+      annotations.push({ id: aid++, image_id: i + 1, category_id: d.label_id, bbox: [x0, y0, x1 - x0, y1 - y0], area: (x1 - x0) * (y1 - y0), iscrowd: 0 });
+    }
+  });
+  const categories = [0, 1, 2, 3, 4].map((id) => ({ id, name: `c${id}` }));
+  writeFileSync(path.join(coco, 'annotations', 'val.json'), JSON.stringify({ images, annotations, categories }));
+  const ev = await cliInProcess(['eval', '--task', 'detect', '-m', DIR, '-d', coco, '--shortest-edge', '64', '--longest-edge', '112', '--json']);
+  assert.equal(ev.code, 0, ev.err);
+  const stats = (JSON.parse(ev.out) as { coco: Record<string, number> }).coco;
+  assert.deepEqual(Object.keys(stats), ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl']);
+  assert.ok(Math.abs(stats['AP']! - 1) < 1e-12 && Math.abs(stats['AP50']! - 1) < 1e-12 && Math.abs(stats['AR100']! - 1) < 1e-12, JSON.stringify(stats));
+  // bad input: unknown image id; a category that does not fit the head
+  writeFileSync(path.join(coco, 'annotations', 'val.json'), JSON.stringify({ images, annotations: [{ id: 1, image_id: 99, category_id: 0, bbox: [0, 0, 5, 5], area: 25 }], categories }));
+  const bad = await cliInProcess(['eval', '--task', 'detect', '-m', DIR, '-d', coco]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /annotations\[0\] \(id 1\) refers to image_id 99, which is not in "images"/);
+  writeFileSync(path.join(coco, 'annotations', 'val.json'), JSON.stringify({ images, annotations: [], categories: [...categories, { id: 7, name: 'x' }] }));
+  const tr = await cliInProcess(['train', '--task', 'detect', '-m', DIR, '-d', coco, '-o', path.join(work, 'run'), '--epochs', '1']);
+  assert.equal(tr.code, 1);
+  assert.match(tr.err, /category id 7 does not fit the model's 5 classes .*pass --num-classes 8 to re-initialise the class head's last layer/);
+  assert.equal(tr.err.split('\n').length, 1);
+});
+
+test('vitkit train --task detect on the reference batch: after 3 steps = hustvl/YOLOS (float64), and stop + --resume is exact', async (t) => {
+  if (!needRefs(t, TRAIN_REF)) return;
+  const work = tmp();
+  const ref = readSafetensors(TRAIN_REF);
+  const data = path.join(work, 'batch.safetensors');
+  const tensors: Record<string, { dtype: 'F32' | 'I64'; shape: number[]; data: Float32Array | BigInt64Array }> = {};
+  tensors['x'] = { dtype: 'F32', ...ref.f32('x') };
+  for (const b of [0, 1]) {
+    tensors[`targets.${b}.labels`] = { dtype: 'I64', ...ref.i64(`targets.${b}.labels`) };
+    tensors[`targets.${b}.boxes`] = { dtype: 'F32', ...ref.f32(`targets.${b}.boxes`) };
+  }
+  writeSafetensors(data, tensors);
+  const args = (out: string) => ['train', '--task', 'detect', '-m', DIR, '-d', data, '-o', out, '--epochs', '3', '--batch-size', '2', '--lr', '1e-3',
+    '--weight-decay', '1e-4', '--clip-grad', '0', '--no-augment', '--no-shuffle'];
+  const full = path.join(work, 'full');
+  const r = await cliInProcess(args(full));
+  assert.equal(r.code, 0, r.err);
+  const { model } = loadYolos(full);
+  let worst = 0;
+  for (const name of model.params.names()) {
+    const p = model.params.get(name), a = ref.f32(`after3.${name}`).data, g = ref.f32(`grad.${name}`).data;
+    const gmax = maxAbs(g), tau = 3e-7 * gmax;
+    for (let i = 0; i < a.length; i++) {
+      const e = Math.abs(p[i]! - a[i]!), ag = Math.abs(g[i]!);
+      const tol = ag <= 1e-7 * gmax ? 3e-3 : 1e-5 + Math.min(3e-3, (3e-3 * 1e-8 * tau) / (ag + 1e-8) ** 2);
+      assert.ok(e <= tol, `after3.${name}[${i}]: ${e} > ${tol}`);
+      worst = Math.max(worst, e);
+    }
+  }
+  const part = path.join(work, 'part');
+  const s1 = await cliInProcess([...args(part), '--stop-after-steps', '1']);
+  assert.equal(s1.code, 0, s1.err);
+  assert.match(s1.out, /stopped after step 1/);
+  const s2 = await cliInProcess([...args(part), '--resume']);
+  assert.equal(s2.code, 0, s2.err);
+  assert.ok(existsSync(path.join(part, 'det_train_state.safetensors')));
+  const a = readSafetensors(path.join(full, 'model.safetensors')), b = readSafetensors(path.join(part, 'model.safetensors'));
+  for (const k of a.keys()) assert.deepEqual(b.f32(k).data, a.f32(k).data, `${k} after stop + resume`);
+  const again = await cliInProcess(args(full));
+  assert.equal(again.code, 1);
+  assert.match(again.err, /already holds a checkpoint .*--resume .*--overwrite/);
+});
