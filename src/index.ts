@@ -59,3 +59,16 @@ export {
 
 // CLI entry (for embedding the command line in other tools)
 export { run as runCli } from './cli/main.js';
+
+// Object detection: YOLOS (hustvl and Hugging Face layouts), DETR's set criterion, COCO evaluation
+export { Yolos, yolosParamSpecs, yolosVitConfig, emptyYolosCache, type YolosConfig, type YolosCache, type YolosOutput } from './detect/yolos.js';
+export { loadYolos, yolosHfSources, YOLOS_DEFAULT_PREPROCESS, type LoadedYolos, type DetPreprocess } from './detect/load.js';
+export { detect, detResizeSize, detResizeSizeHf, detPreprocessImage, padBatch, type Detection, type DetectionResult, type DetectOptions } from './detect/detect.js';
+export { setCriterion, hungarianMatch, postProcess, type DetTarget, type Match, type CriterionOptions, type CriterionResult, type PostProcessed } from './detect/criterion.js';
+export { linearSumAssignment, type Assignment } from './detect/assign.js';
+export { cxcywhToXyxy, xyxyToCxcywh, boxIou, generalizedBoxIou } from './detect/box_ops.js';
+export { DetTrainer, yolosDecays, type DetTrainerOptions, type DetStepResult } from './detect/train.js';
+export { cocoEvaluate, COCO_STAT_KEYS, type CocoGt, type CocoDetection, type CocoStats } from './detect/coco_eval.js';
+export { readCocoFolder, cocoTargets, type CocoFolder } from './detect/coco_data.js';
+export { saveYolos, detTrainCli } from './detect/train_cli.js';
+export { renderDetections } from './detect/draw.js';

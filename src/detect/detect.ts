@@ -55,9 +55,24 @@ export function detResizeSize(w: number, h: number, S: number, M: number | null)
   return [size, Math.trunc((size * w) / h)];
 }
 
+/** transformers' YolosImageProcessor get_size_with_aspect_ratio_yolos: (oh, ow), both floored to multiples of 16 */
+export function detResizeSizeHf(w: number, h: number, S: number, M: number | null): [number, number] {
+  let size = S, raw: number | null = null;
+  if (M !== null) {
+    const mn = Math.min(w, h), mx = Math.max(w, h);
+    if ((mx / mn) * size > M) { raw = (M * mn) / mx; size = pyRound(raw); }
+  }
+  let oh: number, ow: number;
+  if (w < h) { ow = size; oh = Math.trunc(((raw ?? size) * h) / w); }
+  else if ((h <= w && h === size) || (w <= h && w === size)) { oh = h; ow = w; }
+  else { oh = size; ow = Math.trunc(((raw ?? size) * w) / h); }
+  return [oh - (oh % 16), ow - (ow % 16)];
+}
+
 /** An RGB image through the eval transform: pixel values (3, oh, ow) */
 export function detPreprocessImage(img: RawImage, S: number, M: number | null, pp: DetPreprocess = YOLOS_DEFAULT_PREPROCESS): { pixels: Float32Array; h: number; w: number } {
-  const [oh, ow] = detResizeSize(img.width, img.height, S, M);
+  const [oh, ow] = (pp.sizeRule === 'hf' ? detResizeSizeHf : detResizeSize)(img.width, img.height, S, M);
+  if (!(oh >= 1 && ow >= 1)) throw new VitkitError(`Image of ${img.width}x${img.height} resizes to ${ow}x${oh} at shortest edge ${S}, longest ${M}: too small`);
   const r = oh === img.height && ow === img.width ? img : resizePil(img, ow, oh, 'bilinear');
   const pixels = new Float32Array(3 * oh * ow); // (3, oh, ow)
   const n = oh * ow;

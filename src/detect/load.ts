@@ -23,12 +23,18 @@ import { Yolos, yolosVitConfig, type YolosConfig } from './yolos.js';
 export interface DetPreprocess {
   shortestEdge: number;
   longestEdge: number;
+  /**
+   * 'yolos': hustvl's eval transform (get_size_with_aspect_ratio; the conv then drops the pixels past a
+   * multiple of the patch); 'hf': YolosImageProcessor's get_size_with_aspect_ratio_yolos (long side from
+   * the unrounded size, both sides floored to multiples of 16)
+   */
+  sizeRule: 'yolos' | 'hf';
   mean: [number, number, number];
   std: [number, number, number];
 }
 
 export const YOLOS_DEFAULT_PREPROCESS: DetPreprocess = {
-  shortestEdge: 800, longestEdge: 1333, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+  shortestEdge: 800, longestEdge: 1333, sizeRule: 'yolos', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
 };
 
 export interface LoadedYolos {
@@ -108,9 +114,10 @@ function fill(model: Yolos, st: SafetensorsFile, sources: (name: string) => stri
 
 function hfPreprocess(dir: string): DetPreprocess {
   const file = path.join(dir, 'preprocessor_config.json');
-  if (!existsSync(file)) return { ...YOLOS_DEFAULT_PREPROCESS };
+  if (!existsSync(file)) return { ...YOLOS_DEFAULT_PREPROCESS, sizeRule: 'hf' };
   const p = readJson(file);
-  const size = (p['size'] ?? {}) as Record<string, unknown>;
+  // {"size": {"shortest_edge", "longest_edge"}}, or the older {"size": 800, "max_size": 1333}
+  const size = (typeof p['size'] === 'number' ? { shortest_edge: p['size'], longest_edge: p['max_size'] ?? 1333 } : p['size'] ?? {}) as Record<string, unknown>;
   const vec = (k: string, d: [number, number, number]): [number, number, number] => {
     const v = p[k];
     if (v === undefined) return d;
@@ -118,7 +125,7 @@ function hfPreprocess(dir: string): DetPreprocess {
     return v as [number, number, number];
   };
   return {
-    shortestEdge: num(size, 'shortest_edge', `${file} size`, 800), longestEdge: num(size, 'longest_edge', `${file} size`, 1333),
+    shortestEdge: num(size, 'shortest_edge', `${file} size`, 800), longestEdge: num(size, 'longest_edge', `${file} size`, 1333), sizeRule: 'hf',
     mean: vec('image_mean', YOLOS_DEFAULT_PREPROCESS.mean), std: vec('image_std', YOLOS_DEFAULT_PREPROCESS.std),
   };
 }

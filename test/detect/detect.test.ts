@@ -11,7 +11,7 @@ import { FIXTURES, REFS, maxAbsDiff, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage } from '../../src/io/image.js';
 import { loadYolos } from '../../src/detect/load.js';
-import { detect, detPreprocessImage, detResizeSize } from '../../src/detect/detect.js';
+import { detect, detPreprocessImage, detResizeSize, detResizeSizeHf } from '../../src/detect/detect.js';
 
 const DIR = path.join(FIXTURES, 'yolos_det');
 const IMAGES = ['astronaut', 'chelsea', 'coffee'].map((n) => path.join(REFS, 'images', `${n}.png`));
@@ -21,6 +21,10 @@ test('detResizeSize: short side to S unless the long side would pass M (YOLOS ge
   assert.deepEqual(detResizeSize(451, 300, 64, 112), [64, 96]); // 451 * 64 / 300 = 96.2 -> 96
   // 64 * 1000 / 300 > 112: S = round(112 * 300 / 1000) = 34, long side int(34 * 1000 / 300) = 113 (YOLOS passes M by one here too)
   assert.deepEqual(detResizeSize(1000, 300, 64, 112), [34, 113]);
+  // YolosImageProcessor: the long side from the unrounded size 33.6 (int(33.6 * 1000 / 300) = 112), then both floored to 16
+  assert.deepEqual(detResizeSizeHf(1000, 300, 64, 112), [32, 112]);
+  assert.deepEqual(detResizeSizeHf(640, 480, 512, 1333), [512, 672]); // 682 -> 672
+  assert.deepEqual(detResizeSizeHf(512, 512, 512, 1333), [512, 512]);
 });
 
 test('detect = YOLOS on each reference image alone: pixel values, scores, labels, boxes', async (t) => {
