@@ -61,7 +61,7 @@ export {
 export { run as runCli } from './cli/main.js';
 
 // Object detection: YOLOS (hustvl and Hugging Face layouts), DETR's set criterion, COCO evaluation
-export { Yolos, yolosParamSpecs, yolosVitConfig, emptyYolosCache, type YolosConfig, type YolosCache, type YolosOutput } from './detect/yolos.js';
+export { Yolos, yolosParamSpecs, yolosVitConfig, emptyYolosCache, initYolos, initLinear, type YolosConfig, type YolosCache, type YolosOutput } from './detect/yolos.js';
 export { loadYolos, yolosHfSources, YOLOS_DEFAULT_PREPROCESS, type LoadedYolos, type DetPreprocess } from './detect/load.js';
 export { detect, detResizeSize, detResizeSizeHf, detPreprocessImage, padBatch, type Detection, type DetectionResult, type DetectOptions } from './detect/detect.js';
 export { setCriterion, hungarianMatch, postProcess, type DetTarget, type Match, type CriterionOptions, type CriterionResult, type PostProcessed } from './detect/criterion.js';

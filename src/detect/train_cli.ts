@@ -26,7 +26,7 @@ import { writeFileAtomic } from '../io/files.js';
 import { loadImage } from '../io/image.js';
 import { mulberry32 } from '../models/init.js';
 import { loadYolos, type LoadedYolos } from './load.js';
-import { Yolos, type YolosConfig } from './yolos.js';
+import { Yolos, initLinear, type YolosConfig } from './yolos.js';
 import { DetTrainer } from './train.js';
 import type { DetTarget } from './criterion.js';
 import { cocoTargets, readCocoFolder } from './coco_data.js';
@@ -146,20 +146,13 @@ function openFolder(dir: string, numClasses: number, S: number, M: number, log: 
   };
 }
 
-/** torch nn.Linear's default init of a (out, in) layer: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias */
-function reinitLinear(w: Float32Array, b: Float32Array, fanIn: number, rand: () => number): void {
-  const bound = 1 / Math.sqrt(fanIn);
-  for (let i = 0; i < w.length; i++) w[i] = (rand() * 2 - 1) * bound;
-  for (let i = 0; i < b.length; i++) b[i] = (rand() * 2 - 1) * bound;
-}
-
 /** A copy of the model with a new class head's last layer for K classes (the rest kept) */
 function reHead(m: Yolos, K: number, seed: number): Yolos {
   const config: YolosConfig = { ...m.config, numClasses: K, labels: null };
   const out = new Yolos(config, undefined, m.backend);
   for (const n of out.params.names()) if (!n.startsWith('class_embed.layers.2.')) out.params.get(n).set(m.params.get(n));
   const D = m.config.vit.embed_dim;
-  reinitLinear(out.params.get('class_embed.layers.2.weight'), out.params.get('class_embed.layers.2.bias'), D, mulberry32(seed + 7919));
+  initLinear(out.params.get('class_embed.layers.2.weight'), out.params.get('class_embed.layers.2.bias'), D, mulberry32(seed + 7919));
   return out;
 }
 

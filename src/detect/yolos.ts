@@ -23,6 +23,7 @@ import { hostMem } from '../nn/mem.js';
 import { resolveConfig, type ViTConfig } from '../models/config.js';
 import { VisionTransformer, emptyCache, vitParamSpecs, type ForwardCache } from '../models/vit.js';
 import { linearInputGrad, linearParamGrads } from '../models/layers.js';
+import { initWeights, mulberry32 } from '../models/init.js';
 
 export interface YolosConfig {
   /** the backbone: det_tokens > 0, num_classes 0, global_pool '', dynamic_img_size, img_size = the position embedding's grid x patch */
@@ -217,4 +218,22 @@ function reluBackward(dx: Float32Array, y: Float32Array): void {
 /** A new cache for Yolos.forward(x, { cache }). */
 export function emptyYolosCache(): YolosCache {
   return {} as YolosCache;
+}
+
+/** torch nn.Linear's default init of an (out, in) layer: weight and bias U(-1/sqrt(in), 1/sqrt(in)) */
+export function initLinear(w: Float32Array, b: Float32Array, fanIn: number, rand: () => number): void {
+  const bound = 1 / Math.sqrt(fanIn);
+  for (let i = 0; i < w.length; i++) w[i] = (rand() * 2 - 1) * bound;
+  for (let i = 0; i < b.length; i++) b[i] = (rand() * 2 - 1) * bound;
+}
+
+/**
+ * A fresh YOLOS for training from scratch: the backbone as timm initialises a ViT (det tokens and
+ * every position trunc_normal(0.02), as finetune_det), the heads as torch's nn.Linear default.
+ */
+export function initYolos(model: Yolos, seed = 0): void {
+  initWeights(model.backbone, seed);
+  const rand = mulberry32(seed + 1);
+  const D = model.config.vit.embed_dim;
+  for (const m of MLPS) for (let l = 0; l < 3; l++) initLinear(model.params.get(`${m}.layers.${l}.weight`), model.params.get(`${m}.layers.${l}.bias`), D, rand);
 }
