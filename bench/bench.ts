@@ -12,6 +12,8 @@ import { loadAddon, packageRoot } from '../src/backend/native.js';
 import { Tensor } from '../src/tensor.js';
 import { loadImage } from '../src/io/image.js';
 import { preprocessFromTimm, geometry, toPixelValues } from '../src/io/preprocess.js';
+import { Yolos, yolosVitConfig, initYolos } from '../src/detect/yolos.js';
+import { hungarianMatch } from '../src/detect/criterion.js';
 
 const args = process.argv.slice(2);
 const devArg = args.indexOf('--device');
@@ -135,6 +137,32 @@ async function preprocessBench(): Promise<void> {
   emit({ preprocess: 'timm 512->224', ms: +(t * 1e3).toFixed(3) });
 }
 
+/**
+ * detection: YOLOS-Ti (hustvl/yolos-tiny's shape: D 192, 12 blocks, 3 heads, 100 det tokens, 91 + 1
+ * classes, position grid 50x83) at the Hub config's eval size 512x864, random weights; and DETR's
+ * Hungarian matcher (cost matrix and exact assignment) for 100 det tokens x 50 targets. No ONNX
+ * export of YOLOS exists here to compare against (it needs torch's exporter).
+ */
+async function detectBench(): Promise<void> {
+  const vit = yolosVitConfig({ patch_size: 16, embed_dim: 192, depth: 12, num_heads: 3, mlp_hidden: 768, qkv_bias: true, pe_size: [800, 1333], det_tokens: 100, layer_norm_eps: 1e-12 }, 'bench');
+  const model = new Yolos({ vit, numClasses: 91, labels: null });
+  initYolos(model, 0);
+  const x = new Tensor([1, 3, 512, 864], randomInput(3 * 512 * 864));
+  const t = await timeit(() => model.forward(x), 1);
+  log('');
+  log(`YOLOS-Ti 512x864 (1 + 32*54 patches + 100 det tokens), batch 1: ${(1 / t).toFixed(2)} img/s (${(t * 1e3).toFixed(0)} ms)`);
+  emit({ detect: 'yolos-ti 512x864', img_s: +(1 / t).toFixed(3) });
+  const Q = 100, T = 50, K1 = 92;
+  const logits = randomInput(Q * K1);
+  const boxes = Float32Array.from(randomInput(Q * 4), (v) => 0.3 + 0.2 * v);
+  const tb = Float32Array.from(randomInput(T * 4), (v) => 0.3 + 0.2 * v);
+  const targets = [{ labels: Array.from({ length: T }, (_, i) => i % 91), boxes: tb }];
+  const tm = await timeit(() => hungarianMatch(logits, boxes, 1, Q, K1, targets));
+  log(`Hungarian matcher, 100 det tokens x 50 targets (cost matrix + exact assignment): ${(tm * 1e3).toFixed(2)} ms`);
+  emit({ matcher: '100x50', ms: +(tm * 1e3).toFixed(3) });
+}
+
 await modelBench();
 await gemmBench();
 await preprocessBench();
+await detectBench();
