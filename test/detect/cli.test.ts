@@ -63,6 +63,27 @@ test('vitkit detect --json / --out, and eval --task detect on the model\'s own b
   const stats = (JSON.parse(ev.out) as { coco: Record<string, number> }).coco;
   assert.deepEqual(Object.keys(stats), ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl']);
   assert.ok(Math.abs(stats['AP']! - 1) < 1e-12 && Math.abs(stats['AP50']! - 1) < 1e-12 && Math.abs(stats['AR100']! - 1) < 1e-12, JSON.stringify(stats));
+  // training on the folder (flip + multi-scale): crowd, zero-area and out-of-image boxes are skipped with a count
+  const extra = [
+    { id: 900, image_id: 1, category_id: 0, bbox: [5, 5, 20, 20], area: 400, iscrowd: 1 },
+    { id: 901, image_id: 1, category_id: 1, bbox: [5, 5, 0, 20], area: 0, iscrowd: 0 },
+    { id: 902, image_id: 2, category_id: 2, bbox: [-4, 5, 20, 20], area: 400, iscrowd: 0 },
+  ];
+  // the model's boxes may leave the image: clip them for training
+  const inside = (annotations as { image_id: number; bbox: number[] }[]).map((a) => {
+    const im = res[a.image_id - 1]!, [x, y, w, h] = a.bbox as [number, number, number, number];
+    const x0 = Math.max(0, x), y0 = Math.max(0, y), x1 = Math.min(im.width, x + w), y1 = Math.min(im.height, y + h);
+    return { ...a, bbox: [x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0)] };
+  }).filter((a) => a.bbox[0]! + a.bbox[2]! <= res[a.image_id - 1]!.width && a.bbox[1]! + a.bbox[3]! <= res[a.image_id - 1]!.height);
+  writeFileSync(path.join(coco, 'annotations', 'val.json'), JSON.stringify({ images, annotations: [...inside, ...extra], categories }));
+  const run = path.join(work, 'folder_run');
+  const ft = await cliInProcess(['train', '--task', 'detect', '-m', DIR, '-d', coco, '-o', run, '--epochs', '1', '--batch-size', '3', '--shortest-edge', '64', '--longest-edge', '112']);
+  assert.equal(ft.code, 0, ft.err);
+  assert.match(ft.out, /skipped 3 annotations of .*val\.json: 1 crowd, 1 of zero area, 1 outside their image/);
+  assert.match(ft.out, /epoch 1\/1 {2}loss \d+\.\d+/);
+  const trained = loadYolos(run).model, init = loadYolos(DIR).model;
+  assert.notDeepEqual(trained.params.buffer, init.params.buffer);
+  assert.deepEqual(trained.config.labels, ['c0', 'c1', 'c2', 'c3', 'c4']);
   // bad input: unknown image id; a category that does not fit the head
   writeFileSync(path.join(coco, 'annotations', 'val.json'), JSON.stringify({ images, annotations: [{ id: 1, image_id: 99, category_id: 0, bbox: [0, 0, 5, 5], area: 25 }], categories }));
   const bad = await cliInProcess(['eval', '--task', 'detect', '-m', DIR, '-d', coco]);
