@@ -56,6 +56,17 @@ test('detect = YOLOS on each reference image alone: pixel values, scores, labels
   console.log(`detect: pixel values ${worstPx.toExponential(2)}, scores ${worstS.toExponential(2)}, boxes ${worstB.toExponential(2)} px`);
   assert.ok(worstPx <= 1e-5, `pixel values ${worstPx}`);
   assert.ok(worstS <= 1e-4 && worstB <= 1e-2, `scores ${worstS}, boxes ${worstB} px`);
+  // the three images in one batch, zero-padded bottom/right as YOLOS pads them = post.* of the padded reference batch
+  const batched = await detect(model, IMAGES, { threshold: 0, shortestEdge: 64, longestEdge: 112, batchSize: 3 });
+  let worstBatch = 0;
+  for (let i = 0; i < 3; i++) {
+    const scores = ref.f32('post.scores').data.subarray(10 * i, 10 * i + 10), boxes = ref.f32('post.boxes').data.subarray(40 * i, 40 * i + 40);
+    const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!);
+    batched[i]!.detections.forEach((d, k) => {
+      worstBatch = Math.max(worstBatch, Math.abs(d.score - scores[order[k]!]!), maxAbsDiff(d.box, boxes.subarray(4 * order[k]!, 4 * order[k]! + 4)) / 100);
+    });
+  }
+  assert.ok(worstBatch <= 1e-4, `padded batch vs post.*: ${worstBatch}`);
   const top = await detect(model, [IMAGES[0]!], { threshold: 0, topK: 3, shortestEdge: 64, longestEdge: 112 });
   assert.equal(top[0]!.detections.length, 3);
   await assert.rejects(detect(model, IMAGES, { threshold: 1.5 }), /Expected threshold in \[0, 1\] but received 1.5/);

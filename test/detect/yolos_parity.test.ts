@@ -43,6 +43,17 @@ for (const backendName of ['native', 'reference'] as const) {
   });
 }
 
+test('YOLOS: sides that are not multiples of the patch lose their last pixels, as the stride-16 convolution does', () => {
+  const { model } = loadYolos(DIR);
+  const x = t('x2'); // (1, 3, 48, 80)
+  const big = new Float32Array(3 * 55 * 90).map((_, i) => Math.sin(i)); // (1, 3, 55, 90): its 48x80 top-left part is x2
+  for (let c = 0; c < 3; c++) for (let y = 0; y < 48; y++) big.set(x.data.subarray((c * 48 + y) * 80, (c * 48 + y + 1) * 80), (c * 55 + y) * 90);
+  const o = model.forward(new Tensor([1, 3, 55, 90], big));
+  assert.ok(maxAbsDiff(o.logits.data, ref.f32('x2.pred_logits').data) <= 1e-4);
+  assert.throws(() => model.forward(new Tensor([1, 3, 12, 90], new Float32Array(3 * 12 * 90))), /Input size 12x90 .* is smaller than one 16x16 patch/);
+  assert.throws(() => model.forward(new Tensor([1, 1, 64, 64], new Float32Array(64 * 64))), /Expected pixel_values of shape \(B, 3, H, W\) but received \(1, 1, 64, 64\)/);
+});
+
 test('YOLOS: each image alone (single.{i}) and PostProcess (post.*) = hustvl/YOLOS', () => {
   const { model } = loadYolos(DIR);
   const orig = ref.i64('orig_sizes').data;
