@@ -77,7 +77,7 @@ export function yolosHfSources(name: string): string[] {
   }
   const top: Record<string, string> = {
     'backbone.cls_token': 'vit.embeddings.cls_token', 'backbone.det_token': 'vit.embeddings.detection_tokens',
-    'backbone.pos_embed': 'vit.embeddings.position_embeddings',
+    'backbone.pos_embed': 'vit.embeddings.position_embeddings', 'backbone.mid_pos_embed': 'vit.encoder.mid_position_embeddings',
     'backbone.patch_embed.proj.weight': 'vit.embeddings.patch_embeddings.projection.weight',
     'backbone.patch_embed.proj.bias': 'vit.embeddings.patch_embeddings.projection.bias',
     'backbone.norm.weight': 'vit.layernorm.weight', 'backbone.norm.bias': 'vit.layernorm.bias',
@@ -102,6 +102,9 @@ function fill(model: Yolos, st: SafetensorsFile, sources: (name: string) => stri
       data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
       let off = 0;
       for (const p of parts) { data.set(p.data, off); off += p.data.length; }
+    }
+    if (name === 'backbone.mid_pos_embed' && (shape.length !== 4 || shape[2] !== want[2])) {
+      throw new VitkitError(`${st.path}: ${src[0]} has shape ${shapeStr(shape)} but the mid position embeddings of ${want[0]} blocks over 1 class + ${want[2]! - 1 - c.det_tokens} patch positions + ${c.det_tokens} det tokens need ${shapeStr(want)} (hustvl's code sizes them for 100 det tokens)`);
     }
     if (name === 'backbone.pos_embed' && (shape.length !== 3 || shape[1] !== want[1])) {
       throw new VitkitError(`${st.path}: ${src[0]} has shape ${shapeStr(shape)} but 1 class + ${want[1]! - 1 - c.det_tokens} patch positions (the ${c.img_size} grid of patch ${c.patch_size}) + ${c.det_tokens} det tokens need ${shapeStr(want)}: the checkpoint's det-token count or image size does not fit its position embedding`);
@@ -137,9 +140,6 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
   if (!existsSync(weights)) throw new VitkitError(`Expected ${weights} (a YOLOS checkpoint) but it does not exist`);
   if (existsSync(hustvl)) {
     const o = readJson(hustvl);
-    if (o['mid_pe_size'] !== undefined && o['mid_pe_size'] !== null) {
-      throw new VitkitError(`${hustvl}: mid_pe_size ${JSON.stringify(o['mid_pe_size'])} (mid position embeddings, YOLOS-S/B) is not supported; vitkit runs YOLOS without them (mid_pe_size null)`);
-    }
     const vit = yolosVitConfig({
       patch_size: num(o, 'patch_size', hustvl), embed_dim: num(o, 'embed_dim', hustvl), depth: num(o, 'depth', hustvl),
       num_heads: num(o, 'num_heads', hustvl), mlp_ratio: num(o, 'mlp_ratio', hustvl, 4), qkv_bias: o['qkv_bias'] !== false,
@@ -151,7 +151,9 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
     if (lab !== undefined && !(Array.isArray(lab) && lab.length === K && lab.every((l) => typeof l === 'string'))) {
       throw new VitkitError(`${hustvl}: expected "labels" a list of ${K} class names but received ${JSON.stringify(lab).slice(0, 60)}`);
     }
-    const config: YolosConfig = { vit, numClasses: K, labels: (lab as string[] | undefined) ?? null };
+    const mpe = o['mid_pe_size'] === undefined || o['mid_pe_size'] === null ? null : pair(o['mid_pe_size'], 'mid_pe_size', hustvl);
+    const P = vit.patch_size;
+    const config: YolosConfig = { vit, numClasses: K, labels: (lab as string[] | undefined) ?? null, midPe: mpe ? [Math.floor(mpe[0] / P), Math.floor(mpe[1] / P)] : null };
     const model = new Yolos(config, undefined, backend);
     fill(model, readSafetensors(weights), (n) => [n]);
     return { model, format: 'hustvl', preprocess: { ...YOLOS_DEFAULT_PREPROCESS } };
@@ -159,9 +161,8 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
   if (!existsSync(hf)) throw new VitkitError(`Expected ${hustvl} (hustvl/YOLOS) or ${hf} (Hugging Face YolosForObjectDetection) in ${dir} but found neither`);
   const o = readJson(hf);
   if (o['model_type'] !== 'yolos') throw new VitkitError(`${hf}: expected "model_type": "yolos" but received ${JSON.stringify(o['model_type'])}`);
-  if (o['use_mid_position_embeddings'] !== false) {
-    throw new VitkitError(`${hf}: use_mid_position_embeddings ${JSON.stringify(o['use_mid_position_embeddings'] ?? true)} (YOLOS-S/B) is not supported; vitkit runs YOLOS without mid position embeddings (hustvl/yolos-tiny)`);
-  }
+  const midPe = o['use_mid_position_embeddings'] ?? true; // YolosConfig's default
+  if (typeof midPe !== 'boolean') throw new VitkitError(`${hf}: expected use_mid_position_embeddings true or false but received ${JSON.stringify(midPe)}`);
   if ((o['hidden_act'] ?? 'gelu') !== 'gelu') throw new VitkitError(`${hf}: hidden_act ${JSON.stringify(o['hidden_act'])} is not supported (expected "gelu")`);
   const id2label = o['id2label'];
   let labels: string[] | null = null;
@@ -179,7 +180,8 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
     layer_norm_eps: num(o, 'layer_norm_eps', hf, 1e-12), in_chans: num(o, 'num_channels', hf, 3),
   }, hf);
   const numClasses = labels ? labels.length : num(o, 'num_labels', hf);
-  const model = new Yolos({ vit, numClasses, labels }, undefined, backend);
+  const grid = vit.img_size as [number, number];
+  const model = new Yolos({ vit, numClasses, labels, midPe: midPe ? [grid[0] / vit.patch_size, grid[1] / vit.patch_size] : null }, undefined, backend);
   fill(model, readSafetensors(weights), yolosHfSources);
   return { model, format: 'hf', preprocess: hfPreprocess(dir) };
 }

@@ -167,7 +167,7 @@ export function saveYolos(dir: string, model: Yolos, opts: { overwrite?: boolean
   const cfg = {
     patch_size: c.patch_size, embed_dim: c.embed_dim, depth: c.depth, num_heads: c.num_heads, mlp_ratio: hidden / c.embed_dim,
     qkv_bias: c.qkv_bias, img_size: [h, w], num_classes: model.config.numClasses, det_token_num: c.det_tokens, init_pe_size: [h, w],
-    mid_pe_size: null, layer_norm_eps: c.layer_norm_eps, ...(model.config.labels ? { labels: model.config.labels } : {}),
+    mid_pe_size: model.config.midPe ? [model.config.midPe[0] * c.patch_size, model.config.midPe[1] * c.patch_size] : null, layer_norm_eps: c.layer_norm_eps, ...(model.config.labels ? { labels: model.config.labels } : {}),
   };
   writeFileAtomic(path.join(dir, 'yolos_config.json'), JSON.stringify(cfg, null, 1) + '\n', { overwrite: true, what: 'YOLOS config' });
 }

@@ -11,8 +11,10 @@
  * and no head: its parameters are a view of the first part of this model's table, under
  * hustvl's names without the `backbone.` prefix. Inputs whose sides are not multiples of the patch
  * size are cropped bottom/right to the largest multiple, which is what the stride-P convolution does.
- * Mid position embeddings (YOLOS-S/B, `mid_pe_size`) are not implemented: a checkpoint with them is
- * refused by the loader.
+ * Mid position embeddings (YOLOS-S/B: hustvl `mid_pe_size`, HF `use_mid_position_embeddings`):
+ * `backbone.mid_pos_embed` (depth - 1, 1, 1 + grid + det, D) added to the output of every block but
+ * the last, resampled like the initial one (InterpolateMidPosEmbed) when the patch count differs
+ * from its grid's.
  */
 import { VitkitError, shapeStr } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -21,6 +23,7 @@ import { getBackend } from '../backend/select.js';
 import { ParamTable, type ParamSpec } from '../nn/params.js';
 import { hostMem } from '../nn/mem.js';
 import { resolveConfig, type ViTConfig } from '../models/config.js';
+import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { VisionTransformer, emptyCache, vitParamSpecs, type ForwardCache } from '../models/vit.js';
 import { linearInputGrad, linearParamGrads } from '../models/layers.js';
 import { initWeights, mulberry32 } from '../models/init.js';
@@ -32,6 +35,8 @@ export interface YolosConfig {
   numClasses: number;
   /** class names by index (K), when the checkpoint has them */
   labels: string[] | null;
+  /** the mid position embeddings' patch grid [h, w], or null without them */
+  midPe?: [number, number] | null;
 }
 
 /** The backbone config of a YOLOS model from hustvl's arguments (finetune_det's grid, det tokens). */
@@ -57,6 +62,7 @@ const MLPS = ['class_embed', 'bbox_embed'] as const;
 export function yolosParamSpecs(c: YolosConfig): ParamSpec[] {
   const D = c.vit.embed_dim;
   const specs = vitParamSpecs(c.vit).map((s) => ({ name: `backbone.${s.name}`, shape: s.shape }));
+  if (c.midPe) specs.push({ name: 'backbone.mid_pos_embed', shape: [c.vit.depth - 1, 1, 1 + c.midPe[0] * c.midPe[1] + c.vit.det_tokens, D] });
   for (const m of MLPS) {
     const out = m === 'class_embed' ? c.numClasses + 1 : 4;
     [[D, D], [D, D], [out, D]].forEach(([o, i], l) => {
@@ -100,6 +106,9 @@ export class Yolos {
   constructor(config: YolosConfig, params?: ParamTable, backend?: Backend) {
     if (config.vit.det_tokens < 1) throw new VitkitError(`A YOLOS model needs det_tokens >= 1 but the config has ${config.vit.det_tokens}`);
     if (!Number.isInteger(config.numClasses) || config.numClasses < 1) throw new VitkitError(`Expected numClasses a positive integer but received ${config.numClasses}`);
+    if (config.midPe && !(config.vit.depth >= 2 && config.midPe.every((v) => Number.isInteger(v) && v >= 1))) {
+      throw new VitkitError(`Mid position embeddings need depth >= 2 and a grid of positive integers but received depth ${config.vit.depth}, grid ${JSON.stringify(config.midPe)}`);
+    }
     this.config = config;
     this.params = params ?? new ParamTable(yolosParamSpecs(config));
     const vitSpecs = vitParamSpecs(config.vit);
@@ -143,12 +152,32 @@ export class Yolos {
     return new Tensor([B, C, h, w], out);
   }
 
+  /**
+   * The mid position embeddings for a gh x gw patch grid: per block but the last, (1 + gh*gw + Q, D);
+   * resampled from the configured grid (bicubic, align_corners False, no antialias; class and det rows
+   * copied) when the patch count differs, with the matrix M (m, n) that did it.
+   */
+  private midTables(gh: number, gw: number): { tables: Float32Array[]; rows: number; M: Float32Array | null } | null {
+    const mp = this.config.midPe;
+    if (!mp) return null;
+    const c = this.config.vit, D = c.embed_dim, Q = c.det_tokens, L = c.depth - 1;
+    const n = mp[0] * mp[1], per = (1 + n + Q) * D, all = this.params.get('backbone.mid_pos_embed');
+    const rows = 1 + gh * gw + Q;
+    if (gh * gw === n) return { tables: Array.from({ length: L }, (_, i) => all.subarray(i * per, (i + 1) * per)), rows, M: null };
+    const tables = Array.from({ length: L }, (_, i) => resampleAbsPosEmbed(all.subarray(i * per, (i + 1) * per), D, mp, [gh, gw], 1, false, Q));
+    const eye = new Float32Array(n * n); // (n, n)
+    for (let k = 0; k < n; k++) eye[k * n + k] = 1;
+    return { tables, rows, M: resampleAbsPosEmbed(eye, n, mp, [gh, gw], 0, false) }; // M (m, n)
+  }
+
   /** (B, C, H, W) -> class logits (B, Q, K + 1) and boxes (B, Q, 4); `cache` for backward */
   forward(x: Tensor, opts: { attentions?: boolean; cache?: YolosCache } = {}): YolosOutput {
     const xin = this.fit(x);
     const B = xin.shape[0]!, c = this.config.vit, D = c.embed_dim, Q = c.det_tokens, K1 = this.config.numClasses + 1;
     const bcache = opts.cache ? emptyCache() : undefined;
-    const f = this.backbone.forwardFeatures(xin, { attentions: opts.attentions ?? false, ...(bcache ? { cache: bcache } : {}) });
+    const mid = this.midTables(xin.shape[2]! / c.patch_size, xin.shape[3]! / c.patch_size);
+    const afterBlock = mid ? (i: number, h: Float32Array) => { if (i < c.depth - 1) this.backend.biasAdd(h, mid.tables[i]!, B, mid.rows * D); } : undefined;
+    const f = this.backbone.forwardFeatures(xin, { attentions: opts.attentions ?? false, ...(bcache ? { cache: bcache } : {}), ...(afterBlock ? { afterBlock } : {}) });
     if (bcache) this.backbone.forwardHeads(f.features, { cache: bcache }); // the (identity) head: backward starts there
     const N = f.features.shape[1]!;
     const be = this.backend, R = B * Q;
@@ -202,7 +231,25 @@ export class Yolos {
     mlpBack('bbox_embed', dpre, 4);
     const dfeat = new Float32Array(B * N * D); // (B, N, D): only the det rows reach the heads
     be.copyRows(dfeat, ddet, B, N, N - Q, Q, 0, Q, D, false);
-    this.backbone.backward(cache.backbone, dfeat, this.backboneGrads(grads));
+    const mp = this.config.midPe;
+    let onBlockOutputGrad: ((i: number, dout: Float32Array) => void) | undefined;
+    if (mp) {
+      const t = cache.backbone.layout, n = mp[0] * mp[1], m = t.numPatches, L = c.depth - 1, per = (1 + n + Q) * D;
+      const dall = grads.get('backbone.mid_pos_embed');
+      const mid = this.midTables(t.gridH, t.gridW)!;
+      onBlockOutputGrad = (i, dout) => {
+        if (i >= L) return;
+        const dmid = dall.subarray(i * per, (i + 1) * per);
+        if (!mid.M) { be.biasBackward(dmid, dout, B, N * D); return; }
+        const dused = new Float32Array(N * D); // (1 + m + Q, D): the gradient of the resampled table
+        be.biasBackward(dused, dout, B, N * D);
+        be.add(dmid.subarray(0, D), dmid.subarray(0, D), dused.subarray(0, D), D);
+        be.add(dmid.subarray((1 + n) * D), dmid.subarray((1 + n) * D), dused.subarray((1 + m) * D), Q * D);
+        // the grid rows: resampling is linear, dgrid (n, D) += M^T (n, m) @ dgrid' (m, D)
+        be.gemm(true, false, n, D, m, 1, mid.M, n, dused.subarray(D, (1 + m) * D), D, 1, dmid.subarray(D, (1 + n) * D), D);
+      };
+    }
+    this.backbone.backward(cache.backbone, dfeat, this.backboneGrads(grads), onBlockOutputGrad ? { onBlockOutputGrad } : {});
   }
 }
 

@@ -82,6 +82,8 @@ export interface ForwardOptions {
   attentions?: boolean;
   /** fill this with the activations backward needs */
   cache?: ForwardCache;
+  /** called with each block's output (B*N, D), which it may update in place (YOLOS's mid position embeddings) */
+  afterBlock?: (block: number, h: Float32Array) => void;
 }
 
 export interface FeaturesOutput {
@@ -106,6 +108,8 @@ export interface BackwardOptions {
   dinput?: Float32Array;
   /** called in each block's backward with dL/d(attention output before proj) (B*N, D), e.g. for gradient-weighted rollout */
   onAttnOutputGrad?: (block: number, dattn: Float32Array) => void;
+  /** called with dL/d(block output) (B*N, D) before each block's backward (the gradient of what afterBlock added) */
+  onBlockOutputGrad?: (block: number, dout: Float32Array) => void;
   /** DeiT: dL/d(distillation head logits) (B, K); dlogits is then dL/d(class head logits) */
   dDistLogits?: Float32Array;
   /** where the gradient buffers come from (default: the forward cache's arena) */
@@ -196,6 +200,7 @@ export interface VitRuntime<T> {
 export interface CoreBackwardOptions<T> {
   dinput?: T | undefined;
   onAttnOutputGrad?: ((block: number, dattn: T) => void) | undefined;
+  onBlockOutputGrad?: ((block: number, dout: T) => void) | undefined;
   dDistLogits?: T | undefined;
 }
 
@@ -266,7 +271,7 @@ export class VitCore<T> {
    * forward_features of x (B, C, H, W) -> features (B*N, D) after the final norm; hidden states
    * (each (B, N, D)) and attention maps (each (B, NH, N, N)) on request; `cache` for backward.
    */
-  features(x: T, B: number, t: TokenLayout, mem: Mem<T>, opts: { hiddenStates?: boolean; attentions?: boolean; cache?: ForwardCache<T> } = {}):
+  features(x: T, B: number, t: TokenLayout, mem: Mem<T>, opts: { hiddenStates?: boolean; attentions?: boolean; cache?: ForwardCache<T>; afterBlock?: ((block: number, h: T) => void) | undefined } = {}):
     { features: T; hidden?: T[]; attentions?: T[] } {
     const c = this.config, d = dims(c), be = this.rt.be;
     const { N } = t;
@@ -283,6 +288,7 @@ export class VitCore<T> {
       let saved: BlockCache<T> | null = null;
       if (cache) saved = { ...allocSaved(blockSaves(c, B, N), mem), x: h };
       h = blockForward(this.ctx(mem), c, i, h, B, N, probs, saved, this.rt.scratch);
+      opts.afterBlock?.(i, h);
       if (cache) cache.blocks.push(saved!);
       if (attns) attns.push(probs!);
       if (hidden) hidden.push(cache ? h : copyOf(be, h, BN * D, mem));
@@ -333,7 +339,10 @@ export class VitCore<T> {
       be.layernormBackward(dx, grads.get('norm.weight'), grads.get('norm.bias'), dfeat, cache.xL, params.get('norm.weight'),
         cache.norm.normMean, cache.norm.normRstd, B * N, D);
     }
-    for (let i = c.depth - 1; i >= 0; i--) dx = blockBackward(ctx, c, i, cache.blocks[i]!, dx, B, N, options.onAttnOutputGrad);
+    for (let i = c.depth - 1; i >= 0; i--) {
+      options.onBlockOutputGrad?.(i, dx);
+      dx = blockBackward(ctx, c, i, cache.blocks[i]!, dx, B, N, options.onAttnOutputGrad);
+    }
     const e = cache.embed;
     if (c.pre_norm) {
       const dtok = mem.take(B * N * D); // zeroed
