@@ -26,6 +26,7 @@ import {
 } from '../train/loop.js';
 import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
+import { isMaeResume, maeTrainCli, type MaeTrainCliOptions } from './mae.js';
 
 // ---------------------------------------------------------------------------------------------
 // model + data setup (shared with eval and demo)
@@ -429,10 +430,18 @@ export function trainCommand(): Command {
     cmd.option(`${flag} <n>`, `architecture: ${flag.slice(2).replace(/-/g, ' ')}${k === 'imgSize' ? ' (with a checkpoint: resamples pos_embed)' : k === 'numClasses' ? ' (with a checkpoint: a new head)' : ''}`, num);
   }
   addClipTrainOptions(cmd);
+  cmd.option('--mask-ratio <r>', 'mae: fraction of patches masked (default the model\'s, 0.75)', f('--mask-ratio', 0, 0.999999))
+    .option('--norm-pix-loss', 'mae: reconstruct per-patch normalised pixels (MAE\'s norm_pix_loss)');
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
-    const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');
-    if (task !== 'classification' && task !== 'clip') throw new VitkitError(`Expected --task classification or clip but received ${JSON.stringify(task)}`);
+    const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : isMaeResume(o.resume, o.out) ? 'mae' : 'classification');
+    if (task !== 'classification' && task !== 'clip' && task !== 'mae') throw new VitkitError(`Expected --task classification, clip or mae but received ${JSON.stringify(task)}`);
+    if (task === 'mae' && o.device && o.device !== 'cpu') throw new VitkitError(`train --task mae runs on --device cpu only for now (received --device ${o.device})`);
+    if (task === 'mae') {
+      const r = await maeTrainCli(o as unknown as MaeTrainCliOptions, explicit);
+      if (r.signal) process.exit(130);
+      return;
+    }
     if (task === 'clip' && o.device && o.device !== 'cpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));

@@ -119,3 +119,11 @@ export function decoderVitConfig(c: MaeConfig): ViTConfig {
     num_classes: 0, pos_embed: 'none',
   }, 'the MAE decoder');
 }
+
+/** facebookresearch/mae's models (models_mae.py) and a small one for digits and tests */
+export const MAE_PRESETS: Record<string, Partial<MaeConfig>> = {
+  mae_vit_base_patch16: { embed_dim: 768, depth: 12, num_heads: 12, decoder_embed_dim: 512, decoder_depth: 8, decoder_num_heads: 16 },
+  mae_vit_large_patch16: { embed_dim: 1024, depth: 24, num_heads: 16, decoder_embed_dim: 512, decoder_depth: 8, decoder_num_heads: 16 },
+  mae_vit_huge_patch14: { patch_size: 14, embed_dim: 1280, depth: 32, num_heads: 16, decoder_embed_dim: 512, decoder_depth: 8, decoder_num_heads: 16 },
+  mae_vit_tiny_patch4: { img_size: 28, patch_size: 4, in_chans: 1, embed_dim: 64, depth: 4, num_heads: 4, decoder_embed_dim: 32, decoder_depth: 2, decoder_num_heads: 4 },
+};

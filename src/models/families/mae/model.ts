@@ -425,3 +425,21 @@ export class MaskedAutoencoder {
     return { reconstruction, pasted, maskPixels };
   }
 }
+
+/**
+ * MAE's initialize_weights, seeded: xavier_uniform for every Linear weight and the patch
+ * embedding (as a (D, C*p*p) matrix), normal(0.02) for cls_token and mask_token, zero biases,
+ * LayerNorm weight 1 and bias 0. (The pos tables are fixed sin-cos.)
+ */
+export function initMae(model: MaskedAutoencoder, seed: number): void {
+  const rng = new Rng(seed);
+  for (const spec of model.params.specs) {
+    const p = model.params.get(spec.name), n = spec.name;
+    if (n === 'cls_token' || n === 'mask_token') { for (let i = 0; i < p.length; i++) p[i] = 0.02 * rng.normal(); continue; }
+    if (n.endsWith('.bias')) { p.fill(0); continue; }
+    if (spec.shape.length === 1) { p.fill(1); continue; } // LayerNorm weights
+    const fanOut = spec.shape[0]!, fanIn = p.length / fanOut;
+    const a = Math.sqrt(6 / (fanIn + fanOut));
+    for (let i = 0; i < p.length; i++) p[i] = rng.uniform(-a, a);
+  }
+}
