@@ -26,7 +26,8 @@ import {
 } from '../train/loop.js';
 import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
-import { isMaeResume, maeTrainCli, type MaeTrainCliOptions } from './mae.js';
+import { isMaeResume, maeClassifier, maeTrainCli, type MaeTrainCliOptions } from './mae.js';
+import { isMaeDir } from '../models/families/mae/load.js';
 
 // ---------------------------------------------------------------------------------------------
 // model + data setup (shared with eval and demo)
@@ -114,6 +115,7 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
 /** Build the model to train: from scratch (seeded init) or from a checkpoint directory. */
 export function prepareModel(source: string, o: ArchOverrides, data: DataSource, seed: number): PreparedModel {
   const isDir = existsSync(source) && statSync(source).isDirectory();
+  if (isDir && isMaeDir(source)) return maeClassifier(source, o, data, seed);
   if (isDir) {
     for (const [k, , flag] of ARCH_FLAGS) {
       if (o[k] !== undefined && k !== 'imgSize' && k !== 'numClasses') {

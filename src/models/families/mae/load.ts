@@ -12,7 +12,9 @@ import path from 'node:path';
 import { VitkitError, shapeStr } from '../../../errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsFile, type StTensorIn } from '../../../io/safetensors.js';
 import type { Backend } from '../../../backend/backend.js';
-import { type MaeConfig, maeConfigFromHf, resolveMaeConfig } from './config.js';
+import { type MaeConfig, encoderVitConfig, maeConfigFromHf, resolveMaeConfig } from './config.js';
+import { VisionTransformer } from '../../vit.js';
+import { Rng } from '../../../data/rng.js';
 import { MaskedAutoencoder } from './model.js';
 
 export const MAE_CONFIG_FILE = 'mae_config.json';
@@ -155,4 +157,37 @@ export function saveMae(model: MaskedAutoencoder, dir: string, opts: { overwrite
   const tmp = `${cfg}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(c, null, 1) + '\n');
   renameSync(tmp, cfg);
+}
+
+/**
+ * The pre-trained encoder as a timm VisionTransformer classifier, as MAE's fine-tuning builds it
+ * (models_vit.py with global_pool): the encoder's cls_token, pos_embed (MAE's fixed table becomes
+ * the learned one), patch_embed and blocks; the final `norm` is replaced by `fc_norm` over the
+ * average of the patch tokens (fresh: weight 1, bias 0); a new head (normal std 2e-5, bias 0, as
+ * MAE's trunc_normal_(head.weight, std=2e-5)). Works on encoder-only checkpoints too.
+ */
+export function loadMaeEncoderAsVit(dir: string, numClasses: number, seed: number, backend?: Backend): VisionTransformer {
+  const { config, layout } = readMaeConfig(dir);
+  const file = path.join(dir, 'model.safetensors');
+  if (!existsSync(file)) throw new VitkitError(`${dir}: no model.safetensors`);
+  const st = readSafetensors(file);
+  const vc = encoderVitConfig(config, numClasses);
+  const vit = new VisionTransformer(vc, undefined, backend);
+  const mae = new MaskedAutoencoder(config);
+  for (const name of vit.params.names()) {
+    const p = vit.params.get(name);
+    if (name === 'pos_embed') {
+      p.set(hasTensor(st, layout, name) ? readTensor(st, layout, name, vit.params.shape(name)) : mae.posEmbed);
+    } else if (name === 'fc_norm.weight') {
+      p.fill(1);
+    } else if (name === 'fc_norm.bias' || name === 'head.bias') {
+      p.fill(0);
+    } else if (name === 'head.weight') {
+      const rng = new Rng(seed);
+      for (let i = 0; i < p.length; i++) p[i] = 2e-5 * rng.normal();
+    } else {
+      p.set(readTensor(st, layout, name, vit.params.shape(name)));
+    }
+  }
+  return vit;
 }
