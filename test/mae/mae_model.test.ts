@@ -13,7 +13,7 @@ import path from 'node:path';
 import { FIXTURES, maxAbsDiff, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { loadMae, saveMae } from '../../src/models/families/mae/load.js';
-import { maeSincosPosEmbed, randomMasking } from '../../src/models/families/mae/model.js';
+import { MaskedAutoencoder, maeSincosPosEmbed, normalizePatches, patchify, randomMasking, unpatchify } from '../../src/models/families/mae/model.js';
 import { resolveMaeConfig } from '../../src/models/families/mae/config.js';
 import { Rng } from '../../src/data/rng.js';
 
@@ -161,4 +161,27 @@ test('seeded masking is reproducible and different seeds mask differently', () =
   assert.equal(a.loss, b.loss);
   assert.notDeepEqual([...a.masking.idsRestore], [...c.masking.idsRestore]);
   assert.equal(a.masking.mask.reduce((s, v) => s + v, 0), 2 * 12);
+});
+
+test('norm_pix_loss: per-patch (t - mean) / sqrt(var + 1e-6) with the unbiased variance; pictures undo it on visible patches', () => {
+  const t = Float32Array.from([1, 2, 3, 4]);
+  normalizePatches(t, 1, 4);
+  const sd = Math.sqrt(5 / 3 + 1e-6); // var([1, 2, 3, 4], unbiased) = 5/3
+  assert.ok(maxAbsDiff(t, [-1.5 / sd, -0.5 / sd, 0.5 / sd, 1.5 / sd]) <= 1e-7);
+  const base = loadMae(DIR);
+  const model = new MaskedAutoencoder({ ...base.config, norm_pix_loss: true }, base.params);
+  const x = ref.f32('pixel_values');
+  const out = model.forward(x.data, x.shape, { noise: ref.f32('noise').data });
+  // the loss is against the normalised target
+  const target = patchify(x.data, 2, 3, 32, 8);
+  normalizePatches(target, 32, 192);
+  let num = 0;
+  for (let r = 0; r < 32; r++) if (out.masking.mask[r] === 1) for (let i = 0; i < 192; i++) num += (out.pred[r * 192 + i]! - target[r * 192 + i]!) ** 2 / 192;
+  assert.ok(Math.abs(out.loss - num / 24) <= 1e-6);
+  // a prediction equal to the normalised target reconstructs the visible patches exactly
+  const pics = model.pictures(x.data, target, out.masking);
+  const vis = unpatchify(Float32Array.from({ length: 32 * 192 }, (_, i) => 1 - out.masking.mask[Math.floor(i / 192)]!), 2, 3, 32, 8);
+  let err = 0;
+  for (let i = 0; i < vis.length; i++) if (vis[i] === 1) err = Math.max(err, Math.abs(pics.reconstruction[i]! - x.data[i]!));
+  assert.ok(err <= 1e-5, `visible patches de-normalised: ${err}`);
 });
