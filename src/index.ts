@@ -43,6 +43,16 @@ export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAUL
 export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './models/clip/image_index.js';
 export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
 export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
+// MAE: facebookresearch/mae's masked autoencoder (and HF ViTMAEForPreTraining), reconstruction, pre-training, fine-tuning
+export {
+  MaskedAutoencoder, maeParamSpecs, maeSincosPosEmbed, randomMasking, maskingNoise, patchify, unpatchify, normalizePatches, initMae,
+  type Masking, type MaeCache, type MaeOutput,
+} from './models/families/mae/model.js';
+export { type MaeConfig, MAE_DEFAULTS, MAE_PRESETS, resolveMaeConfig, maeConfigFromHf, hfConfigFromMae, encoderVitConfig, decoderVitConfig, checkMaskRatio } from './models/families/mae/config.js';
+export { loadMae, saveMae, isMaeDir, readMaeConfig, loadMaeEncoderAsVit, hfNamesOf as maeHfNamesOf, MAE_CONFIG_FILE } from './models/families/mae/load.js';
+export { runMae, MAE_RUN_OUTPUTS } from './models/families/mae/run.js';
+export { MaeTrainer, maeTrainRun, openMaeData, readMaeRunState, MAE_AUGMENT, MAE_STATE_FILE, type MaeTrainerOptions, type MaeRunSettings, type MaeRunResult, type MaeData } from './train/mae_run.js';
+export { maeAdamWOptions, maeLr, MAE_BASE_LR, MAE_BETAS, MAE_WEIGHT_DECAY } from './train/mae_train.js';
 // Text: CLIP's tokenizer from its files
 export { clipTokenizer, loadTokenizer, type LoadTokenizerOptions } from './node/text.js';
 

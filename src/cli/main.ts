@@ -21,6 +21,7 @@ import { zeroshotCommand } from './zeroshot.js';
 import { indexCommand } from './index_cmd.js';
 import { searchCommand } from './search.js';
 import { detectCommand } from './detect.js';
+import { reconstructCommand } from './reconstruct.js';
 import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   program.addCommand(indexCommand());
   program.addCommand(searchCommand());
   program.addCommand(detectCommand());
+  program.addCommand(reconstructCommand());
   // commander's own usage errors go through console.error like ours (one line on stderr, exit 2)
   const output = { outputError: (str: string) => console.error(str.trimEnd()) };
   program.exitOverride().configureOutput(output);

@@ -3,12 +3,14 @@ import { loadModel } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Tensor } from '../tensor.js';
 import { VitkitError, shapeStr } from '../errors.js';
-import { checkOutput, deviceOption } from './common.js';
+import { checkOutput, deviceOption, parseIntOpt } from './common.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { checkPixelShape } from '../models/vit.js';
 import { attentionRollout } from '../explain/rollout.js';
 import { CLIP_RUN_OUTPUTS, runClip } from '../models/clip/run.js';
 import { clipLayoutOf } from '../models/clip/load.js';
+import { MAE_RUN_OUTPUTS, runMae } from '../models/families/mae/run.js';
+import { isMaeDir } from '../models/families/mae/load.js';
 
 export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
 export type RunOutput = (typeof RUN_OUTPUTS)[number];
@@ -16,8 +18,8 @@ export type RunOutput = (typeof RUN_OUTPUTS)[number];
 export function parseOutputs(s: string): RunOutput[] {
   const names = s.split(',').map((x) => x.trim()).filter(Boolean);
   for (const n of names) {
-    if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n)) {
-      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')})`);
+    if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n) && !(MAE_RUN_OUTPUTS as readonly string[]).includes(n)) {
+      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')}; MAE: ${MAE_RUN_OUTPUTS.join(', ')})`);
     }
   }
   if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
@@ -31,7 +33,11 @@ export function parseOutputs(s: string): RunOutput[] {
  * Identity head), pre_logits (the head input), features (B, N, D) after the final norm, hidden_states.{0..L}
  * (0 = block 0 input), attentions.{0..L-1} (B, NH, N, N), rollout, and for DeiT cls_logits / dist_logits.
  */
-export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu'): Promise<Record<string, StTensorIn>> {
+export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu', seed = 0): Promise<Record<string, StTensorIn>> {
+  if (isMaeDir(modelSource)) {
+    if (device !== 'cpu') throw new VitkitError(`run --device ${device}: MAE models (${modelSource}) run on the cpu device for now`);
+    return runMae(modelSource, input, outputs, { seed });
+  }
   if (clipLayoutOf(modelSource)) {
     if (device !== 'cpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);
     return runClip(modelSource, input, outputs);
@@ -79,9 +85,10 @@ export function runCommand(): Command {
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])
     .option('--overwrite', 'replace the output file if it exists')
-    .action(async (o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean; device: DeviceName }) => {
+    .option('--seed <n>', 'MAE: seed of the masking noise when the input has no noise tensor', parseIntOpt('--seed', 0), 0)
+    .action(async (o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean; device: DeviceName; seed: number }) => {
       checkOutput(o.output, o.overwrite);
-      const res = await runModel(o.model, o.input, o.outputs, o.device);
+      const res = await runModel(o.model, o.input, o.outputs, o.device, o.seed);
       writeSafetensors(o.output, res, { producer: 'vitkit' }, { overwrite: o.overwrite ?? false });
       console.log(`wrote ${Object.keys(res).length} tensors to ${o.output}: ${Object.entries(res).map(([k, v]) => `${k} ${shapeStr(v.shape)}`).join(', ')}`);
     });

@@ -27,6 +27,8 @@ import {
 import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
 import { addDetTrainOptions, detTrainCli, type DetTrainCliOptions } from '../detect/train_cli.js';
+import { isMaeResume, maeClassifier, maeTrainCli, type MaeTrainCliOptions } from './mae.js';
+import { isMaeDir } from '../models/families/mae/load.js';
 
 // ---------------------------------------------------------------------------------------------
 // model + data setup (shared with eval and demo)
@@ -114,6 +116,7 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
 /** Build the model to train: from scratch (seeded init) or from a checkpoint directory. */
 export function prepareModel(source: string, o: ArchOverrides, data: DataSource, seed: number): PreparedModel {
   const isDir = existsSync(source) && statSync(source).isDirectory();
+  if (isDir && isMaeDir(source)) return maeClassifier(source, o, data, seed);
   if (isDir) {
     for (const [k, , flag] of ARCH_FLAGS) {
       if (o[k] !== undefined && k !== 'imgSize' && k !== 'numClasses') {
@@ -431,13 +434,21 @@ export function trainCommand(): Command {
   }
   addClipTrainOptions(cmd);
   addDetTrainOptions(cmd);
+  cmd.option('--mask-ratio <r>', 'mae: fraction of patches masked (default the model\'s, 0.75)', f('--mask-ratio', 0, 0.999999))
+    .option('--norm-pix-loss', 'mae: reconstruct per-patch normalised pixels (MAE\'s norm_pix_loss)');
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
-    const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');
-    if (task !== 'classification' && task !== 'clip' && task !== 'detect') throw new VitkitError(`Expected --task classification, clip or detect but received ${JSON.stringify(task)}`);
+    const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : isMaeResume(o.resume, o.out) ? 'mae' : 'classification');
+    if (task !== 'classification' && task !== 'clip' && task !== 'detect' && task !== 'mae') throw new VitkitError(`Expected --task classification, clip, detect or mae but received ${JSON.stringify(task)}`);
     if (task === 'detect') {
       if (o.device && o.device !== 'cpu') throw new VitkitError(`train --task detect runs on --device cpu only for now (received --device ${o.device})`);
       const r = await detTrainCli(o as unknown as DetTrainCliOptions, explicit);
+      if (r.signal) process.exit(130);
+      return;
+    }
+    if (task === 'mae') {
+      if (o.device && o.device !== 'cpu') throw new VitkitError(`train --task mae runs on --device cpu only for now (received --device ${o.device})`);
+      const r = await maeTrainCli(o as unknown as MaeTrainCliOptions, explicit);
       if (r.signal) process.exit(130);
       return;
     }

@@ -180,14 +180,15 @@ export type Scratch<T> = (name: string, n: number) => T;
  * One pre-norm block: x + ls1(attn(norm1(x))), then + ls2(mlp(norm2(.))).
  * With `saved` (training), every intermediate goes to its saved buffer and `saved.out` is
  * returned; without, x is updated in place through scratch buffers and returned.
+ * `stack` names the block list in the checkpoint (`blocks`, or MAE's `decoder_blocks`).
  */
 export function blockForward<T>(ctx: LayerCtx<T>, c: ViTConfig, i: number, x: T, B: number, N: number,
-  probsOut: T | null, saved: BlockCache<T> | null, scratch: Scratch<T>): T {
+  probsOut: T | null, saved: BlockCache<T> | null, scratch: Scratch<T>, stack = 'blocks'): T {
   const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
   const BN = B * N, eps = c.layer_norm_eps, kind = actKind(c.act);
   const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
   const ls = c.init_values !== null;
-  const P = (n: string) => ctx.params.get(`blocks.${i}.${n}`);
+  const P = (n: string) => ctx.params.get(`${stack}.${i}.${n}`);
   const s = saved;
   // x2 = x + ls1(proj(attn(norm1(x))))
   const ln1 = s ? s.ln1 : scratch('ln', BN * D); // (BN, D)
@@ -231,14 +232,14 @@ export function blockForward<T>(ctx: LayerCtx<T>, c: ViTConfig, i: number, x: T,
   return out;
 }
 
-/** Backward of block i: dout (B*N, D) = dL/d(block output) -> dL/d(block input) (B*N, D). */
+/** Backward of block i of `stack`: dout (B*N, D) = dL/d(block output) -> dL/d(block input) (B*N, D). */
 export function blockBackward<T>(ctx: GradCtx<T>, c: ViTConfig, i: number, s: BlockCache<T>, dout: T, B: number, N: number,
-  onAttnOutputGrad?: (block: number, dattn: T) => void): T {
+  onAttnOutputGrad?: (block: number, dattn: T) => void, stack = 'blocks'): T {
   const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
   const BN = B * N, kind = actKind(c.act), mem = ctx.mem;
   const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
   const ls = c.init_values !== null;
-  const pre = `blocks.${i}.`;
+  const pre = `${stack}.${i}.`;
   const P = (n: string) => ctx.params.get(pre + n);
   const G = (n: string) => ctx.grads.get(pre + n);
   // out = x2 + ls2(fc2(act)): the residual passes dout to x2 unchanged

@@ -378,7 +378,7 @@ export class VitCore<T> {
 }
 
 /** A scratch allocator over named host buffers, grown on demand. */
-function hostScratch(): Scratch<Float32Array> {
+export function hostScratch(): Scratch<Float32Array> {
   const workspace = new Map<string, Float32Array>();
   return (name: string, n: number): Float32Array => {
     let b = workspace.get(name);

@@ -261,7 +261,7 @@ export function isClipResume(resume: string | boolean | undefined, out: string):
 /** The options `--task clip` adds to `vitkit train` (--betas and --eps, shared by every task, are the train command's). */
 export function addClipTrainOptions(cmd: Command): Command {
   return cmd
-    .option('--task <task>', 'classification (default), clip (contrastive image–caption training of a CLIP checkpoint) or detect (YOLOS on a COCO folder or tensors)')
+    .option('--task <task>', 'classification (default), clip (contrastive image–caption training of a CLIP checkpoint), detect (YOLOS on a COCO folder or tensors) or mae (masked-autoencoder pre-training, no labels)')
     .option('--lock-image', 'clip: freeze the image tower (LiT)')
     .option('--lock-text', 'clip: freeze the text tower');
 }
