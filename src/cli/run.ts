@@ -11,6 +11,8 @@ import { CLIP_RUN_OUTPUTS, runClip } from '../models/clip/run.js';
 import { clipLayoutOf } from '../models/clip/load.js';
 import { MAE_RUN_OUTPUTS, runMae } from '../models/families/mae/run.js';
 import { isMaeDir } from '../models/families/mae/load.js';
+import { YOLOS_RUN_OUTPUTS, runYolos } from '../detect/run.js';
+import { isYolosDir } from '../detect/load.js';
 
 export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
 export type RunOutput = (typeof RUN_OUTPUTS)[number];
@@ -18,8 +20,9 @@ export type RunOutput = (typeof RUN_OUTPUTS)[number];
 export function parseOutputs(s: string): RunOutput[] {
   const names = s.split(',').map((x) => x.trim()).filter(Boolean);
   for (const n of names) {
-    if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n) && !(MAE_RUN_OUTPUTS as readonly string[]).includes(n)) {
-      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')}; MAE: ${MAE_RUN_OUTPUTS.join(', ')})`);
+    if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n) && !(MAE_RUN_OUTPUTS as readonly string[]).includes(n)
+      && !(YOLOS_RUN_OUTPUTS as readonly string[]).includes(n)) {
+      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')}; MAE: ${MAE_RUN_OUTPUTS.join(', ')}; YOLOS: ${YOLOS_RUN_OUTPUTS.join(', ')})`);
     }
   }
   if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
@@ -37,6 +40,10 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
   if (isMaeDir(modelSource)) {
     if (device !== 'cpu') throw new VitkitError(`run --device ${device}: MAE models (${modelSource}) run on the cpu device for now`);
     return runMae(modelSource, input, outputs, { seed });
+  }
+  if (isYolosDir(modelSource)) {
+    if (device !== 'cpu') throw new VitkitError(`run --device ${device}: YOLOS models (${modelSource}) run on the cpu device for now`);
+    return runYolos(modelSource, input, outputs);
   }
   if (clipLayoutOf(modelSource)) {
     if (device !== 'cpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);

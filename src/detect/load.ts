@@ -185,3 +185,15 @@ export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
   fill(model, readSafetensors(weights), yolosHfSources);
   return { model, format: 'hf', preprocess: hfPreprocess(dir) };
 }
+
+/** true when `dir` holds a YOLOS checkpoint (hustvl's yolos_config.json, or a config.json of model_type "yolos") */
+export function isYolosDir(dir: string): boolean {
+  if (existsSync(path.join(dir, 'yolos_config.json'))) return true;
+  const cfg = path.join(dir, 'config.json');
+  if (!existsSync(cfg)) return false;
+  try {
+    return (JSON.parse(readFileSync(cfg, 'utf8')) as Record<string, unknown>)['model_type'] === 'yolos';
+  } catch {
+    return false;
+  }
+}

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, REFS, cliInProcess, maxAbs, needRefs, tmp } from '../helpers.js';
+import { FIXTURES, REFS, cliInProcess, maxAbs, maxAbsDiff, needRefs, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadYolos } from '../../src/detect/load.js';
 import { loadImage } from '../../src/io/image.js';
@@ -137,4 +137,24 @@ test('vitkit train --task detect on the reference batch: after 3 steps = hustvl/
   const again = await cliInProcess(args(full));
   assert.equal(again.code, 1);
   assert.match(again.err, /already holds a checkpoint .*--resume .*--overwrite/);
+});
+
+test('vitkit run on a YOLOS checkpoint: pred_logits, pred_boxes (1e-4), last_attention (1e-5) = hustvl/YOLOS on pixel_values and x2', async () => {
+  const work = tmp();
+  const ref = readSafetensors(path.join(DIR, 'ref.safetensors'));
+  const cases: [string, string][] = [['pixel_values', ''], ['x2', 'x2.']];
+  for (const [key, prefix] of cases) {
+    const input = path.join(work, `${key}.safetensors`), output = path.join(work, `${key}.out.safetensors`);
+    writeSafetensors(input, { pixel_values: { dtype: 'F32', ...ref.f32(key) } });
+    const outs = prefix ? 'pred_logits,pred_boxes' : 'pred_logits,pred_boxes,last_attention';
+    const r = await cliInProcess(['run', '--model', DIR, '--input', input, '--output', output, '--outputs', outs]);
+    assert.equal(r.code, 0, r.err);
+    const o = readSafetensors(output);
+    const e = (k: string) => maxAbsDiff(o.f32(k).data, ref.f32(`${prefix}${k}`).data);
+    assert.ok(e('pred_logits') <= 1e-4 && e('pred_boxes') <= 1e-4, `${key}: ${e('pred_logits')}, ${e('pred_boxes')}`);
+    if (!prefix) assert.ok(e('last_attention') <= 1e-5, `last_attention ${e('last_attention')}`);
+  }
+  const bad = await cliInProcess(['run', '--model', DIR, '--input', path.join(work, 'x2.safetensors'), '--output', path.join(work, 'o.safetensors'), '--outputs', 'logits']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /Output logits is not produced by a YOLOS model .*expected some of pred_logits, pred_boxes, last_attention, attentions/);
 });
