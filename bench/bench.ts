@@ -3,7 +3,7 @@
  * in the same run, at batch 1 and 8 on 1 and 2 threads; then GEMM GFLOP/s at the ViT-Ti and
  * ViT-B layer shapes next to this machine's measured FMA peak; then MAE's ViT-B pre-training step
  * against a ViT-B training step (maeBench). Medians of several runs.
- *   node dist/bench/bench.js [--json] [--reps N] [--quick]     (--device webgpu: bench/webgpu.ts)
+ *   node dist/bench/bench.js [--json] [--reps N] [--quick] [--only model|gemm|preprocess|mae]     (--device webgpu: bench/webgpu.ts)
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -174,7 +174,8 @@ async function maeBench(): Promise<void> {
   emit({ model: 'mae_vit_base_patch16', batch: B, threads: 2, mae_step_img_s: +(B / tMae).toFixed(3), vit_b_step_img_s: +(B / tVit).toFixed(3), ratio: +(tMae / tVit).toFixed(3), reconstruct_img_s: +(8 / tRec).toFixed(3) });
 }
 
-await modelBench();
-await gemmBench();
-await preprocessBench();
-await maeBench();
+const onlyArg = args.indexOf('--only');
+const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
+const sections: Record<string, () => Promise<void>> = { model: modelBench, gemm: gemmBench, preprocess: preprocessBench, mae: maeBench };
+if (ONLY !== undefined && !sections[ONLY]) throw new Error(`--only expects one of ${Object.keys(sections).join(', ')}`);
+for (const [name, fn] of Object.entries(sections)) if (ONLY === undefined || ONLY === name) await fn();
