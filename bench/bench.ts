@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: ViT-Ti/16 inference throughput against onnxruntime-node on the same weights,
  * in the same run, at batch 1 and 8 on 1 and 2 threads; then GEMM GFLOP/s at the ViT-Ti and
- * ViT-B layer shapes next to this machine's measured FMA peak. Medians of several runs.
- *   node dist/bench/bench.js [--json] [--reps N] [--quick]     (--device webgpu: bench/webgpu.ts)
+ * ViT-B layer shapes next to this machine's measured FMA peak; then MAE's ViT-B pre-training step
+ * against a ViT-B training step (maeBench). Medians of several runs.
+ *   node dist/bench/bench.js [--json] [--reps N] [--quick] [--only model|gemm|preprocess|mae]     (--device webgpu: bench/webgpu.ts)
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -162,7 +163,46 @@ async function detectBench(): Promise<void> {
   emit({ matcher: '100x50', ms: +(tm * 1e3).toFixed(3) });
 }
 
-await modelBench();
-await gemmBench();
-await preprocessBench();
-await detectBench();
+/**
+ * MAE rows: a ViT-B MAE pre-training step (mae_vit_base_patch16: the encoder sees the cls token and
+ * 25 % of the 196 patches, the 8-block 512-wide decoder all 197 tokens) against a full ViT-B/16
+ * classification training step at the same batch (64; 8 with --quick), and `reconstruct`'s forward
+ * (img/s at batch 8). No PyTorch anchor exists for MAE in ../shared/anchors.
+ */
+async function maeBench(): Promise<void> {
+  const { MaskedAutoencoder, initMae } = await import('../src/models/families/mae/model.js');
+  const { resolveMaeConfig, MAE_PRESETS } = await import('../src/models/families/mae/config.js');
+  const { MaeTrainer } = await import('../src/train/mae_run.js');
+  const { Rng } = await import('../src/data/rng.js');
+  const { presetModel } = await import('../src/io/checkpoint.js');
+  const { Trainer } = await import('../src/train/trainer.js');
+  const B = QUICK ? 8 : 64, reps = Math.min(REPS, 3);
+  addon.setThreads(2);
+  const mae = new MaskedAutoencoder(resolveMaeConfig({ ...MAE_PRESETS['mae_vit_base_patch16'] }, 'mae_vit_base_patch16'));
+  initMae(mae, 0);
+  const mt = new MaeTrainer(mae, { lr: 1e-4, weightDecay: 0.05, schedule: 'constant', warmupSteps: 0, totalSteps: 1, minLr: 0 });
+  const x = randomInput(B * 3 * 224 * 224);
+  const time = async (fn: () => unknown) => { await fn(); const ts: number[] = []; for (let i = 0; i < reps; i++) { const t0 = process.hrtime.bigint(); await fn(); ts.push(Number(process.hrtime.bigint() - t0) / 1e9); } return median(ts); };
+  const tMae = await time(() => mt.step(x, [B, 3, 224, 224], new Rng(1)));
+  const vit = presetModel('vit_base_patch16_224').model;
+  const tr = new Trainer(vit, { lr: 1e-4, weightDecay: 0.05 });
+  const y = Int32Array.from({ length: B }, (_, i) => i % 1000);
+  const tVit = await time(() => tr.step(new Tensor([B, 3, 224, 224], x), y));
+  const x8 = x.subarray(0, 8 * 3 * 224 * 224);
+  const tRec = await time(() => mae.forward(x8, [8, 3, 224, 224], { rng: new Rng(2) }));
+  log('');
+  log(`MAE (mae_vit_base_patch16), 2 threads, batch ${B}, median of ${reps}:`);
+  log('| step | img/s | seconds/step |');
+  log('| --- | ---: | ---: |');
+  log(`| MAE pre-training step (mask 0.75) | ${(B / tMae).toFixed(2)} | ${tMae.toFixed(2)} |`);
+  log(`| ViT-B/16 classification training step | ${(B / tVit).toFixed(2)} | ${tVit.toFixed(2)} |`);
+  log(`| reconstruct forward (batch 8) | ${(8 / tRec).toFixed(2)} | ${tRec.toFixed(2)} |`);
+  log(`MAE step / ViT-B step time: ${(tMae / tVit).toFixed(2)}`);
+  emit({ model: 'mae_vit_base_patch16', batch: B, threads: 2, mae_step_img_s: +(B / tMae).toFixed(3), vit_b_step_img_s: +(B / tVit).toFixed(3), ratio: +(tMae / tVit).toFixed(3), reconstruct_img_s: +(8 / tRec).toFixed(3) });
+}
+
+const onlyArg = args.indexOf('--only');
+const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
+const sections: Record<string, () => Promise<void>> = { model: modelBench, gemm: gemmBench, preprocess: preprocessBench, detect: detectBench, mae: maeBench };
+if (ONLY !== undefined && !sections[ONLY]) throw new Error(`--only expects one of ${Object.keys(sections).join(', ')}`);
+for (const [name, fn] of Object.entries(sections)) if (ONLY === undefined || ONLY === name) await fn();

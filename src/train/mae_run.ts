@@ -25,6 +25,8 @@ import { preprocessFromTimm } from '../io/preprocess.js';
 import { type MaeCache, MaskedAutoencoder } from '../models/families/mae/model.js';
 import { saveMae } from '../models/families/mae/load.js';
 import { AdamW, clipGradNorm } from './optim.js';
+import { Arena } from '../nn/arena.js';
+import { ParamTable } from '../nn/params.js';
 import { LrSchedule, type ScheduleKind } from './schedule.js';
 import { maeAdamWOptions } from './mae_train.js';
 import { renderCurves } from './plot.js';
@@ -50,7 +52,11 @@ export class MaeTrainer {
   readonly opt: AdamW;
   readonly schedule: LrSchedule;
   private steps = 0;
+  /** every step's activations come from this arena (reset per step), so a step allocates nothing new */
+  private readonly arena = new Arena();
+  private readonly grads: ParamTable;
   constructor(readonly model: MaskedAutoencoder, readonly o: MaeTrainerOptions) {
+    this.grads = model.params.like();
     this.opt = new AdamW(model.params, { ...maeAdamWOptions(o.lr, o.weightDecay), ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}) });
     this.schedule = new LrSchedule({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps: Math.max(1, o.totalSteps), minLr: o.minLr });
   }
@@ -60,11 +66,13 @@ export class MaeTrainer {
   /** x (B, C, S, S) with its masking noise (B, L) or an rng for it; returns the loss before the update */
   step(x: Float32Array, shape: readonly number[], noise: Float32Array | Rng): { loss: number; lr: number } {
     const cache = {} as MaeCache;
+    this.arena.reset();
     const out = this.model.forward(x, shape, {
-      ...(noise instanceof Float32Array ? { noise } : { rng: noise }), ...(this.o.maskRatio !== undefined ? { maskRatio: this.o.maskRatio } : {}), cache,
+      ...(noise instanceof Float32Array ? { noise } : { rng: noise }), ...(this.o.maskRatio !== undefined ? { maskRatio: this.o.maskRatio } : {}), cache, arena: this.arena,
     });
-    const grads = this.model.params.like();
-    this.model.backward(cache, out.pred, grads);
+    const grads = this.grads;
+    grads.buffer.fill(0);
+    this.model.backward(cache, out.pred, grads, this.arena);
     if (this.o.clipGrad !== undefined) clipGradNorm(grads, this.o.clipGrad);
     const lr = this.lr;
     this.opt.step(grads, lr);

@@ -67,3 +67,20 @@ test('train --task mae bad input: one line, exit 1 / 2', async () => {
   assert.equal(r3.code, 1);
   assert.match(r3.err, /img_size 30 is not divisible by patch_size 8/);
 });
+
+test('train --task mae on an image folder (RandomResizedCrop 0.2-1 + flip, labels ignored) trains and reconstructs', async () => {
+  const root = tmp();
+  const { mkdirSync, copyFileSync } = await import('node:fs');
+  mkdirSync(path.join(root, 'any'));
+  for (const f of ['timm_astronaut.png', 'timm_chelsea.png', 'hf_astronaut.png', 'hf_chelsea.png']) copyFileSync(path.join(FIXTURES, 'preprocess', f), path.join(root, 'any', f));
+  const out = path.join(tmp(), 'fold');
+  const r = await cliInProcess(['train', '--task', 'mae', '--model', 'mae_vit_tiny_patch4', '--img-size', '32', '--patch-size', '8', '--in-chans', '3',
+    '--data', root, '--batch-size', '2', '--epochs', '2', '--workers', '0', '--out', out]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /lr 1\.172e-6 \(base lr 0\.00015 x batch 2 \/ 256\)/);
+  const m = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  assert.equal(m.length, 2);
+  const rec = await cliInProcess(['reconstruct', '--model', out, '--out', path.join(tmp(), 'rec'), '--json', path.join(root, 'any', 'hf_chelsea.png')]);
+  assert.equal(rec.code, 0, rec.err);
+  assert.ok(Number.isFinite((JSON.parse(rec.out) as { loss: number }).loss));
+});
