@@ -1,6 +1,6 @@
 /** `vitkit tokenize`: CLIP token ids of texts, each row padded to the context length. */
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readJsonFile } from '../io/files.js';
 import { VitkitError } from '../errors.js';
 import { loadTokenizer } from '../node/text.js';
 import { parseIntOpt } from './common.js';
@@ -14,18 +14,7 @@ interface TokenizeOpts {
 }
 
 function readTexts(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new VitkitError(`${file} is not valid JSON (${(e as Error).message}); expected a JSON array of strings`);
-  }
+  const v = readJsonFile(file, '--file');
   if (!Array.isArray(v)) throw new VitkitError(`Expected a JSON array of strings in ${file} but received ${v === null ? 'null' : typeof v}`);
   v.forEach((s, i) => {
     if (typeof s !== 'string') throw new VitkitError(`Expected a string for item ${i} of ${file} but received ${JSON.stringify(s)}`);

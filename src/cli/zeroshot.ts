@@ -1,7 +1,7 @@
 /** `vitkit zeroshot`: classify images against label names with a CLIP checkpoint, no training. */
 import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../io/files.js';
 import { VitkitError } from '../errors.js';
 import { loadClip } from '../models/clip/load.js';
 import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
@@ -23,8 +23,7 @@ export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): stri
   let labels: string[];
   if (o.labels !== undefined) labels = o.labels.split(',').map((s) => s.trim()).filter(Boolean);
   else {
-    let text: string;
-    try { text = readFileSync(o.labelsFile!, 'utf8'); } catch (e) { throw new VitkitError(`Cannot read --labels-file ${o.labelsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    const text = readTextFile(o.labelsFile!, '--labels-file');
     labels = text.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
   }
   if (labels.length < 1) throw new VitkitError(`No labels in ${o.labels !== undefined ? '--labels' : o.labelsFile}`);

@@ -11,9 +11,10 @@
  * <cache> is HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (XDG_CACHE_HOME honoured as
  * huggingface_hub does).
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../io/files.js';
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
 
@@ -108,7 +109,7 @@ export class RepoCache {
     try {
       if (readFileSync(file, 'utf8') === commit) return;
     } catch { /* no ref yet */ }
-    mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file), 'Hugging Face cache folder');
     atomicWrite(file, commit);
   }
 
@@ -123,7 +124,7 @@ export class RepoCache {
 
   markNoExist(commit: string, file: string): void {
     const p = this.noExistPath(commit, file);
-    mkdirSync(path.dirname(p), { recursive: true });
+    makeDirs(path.dirname(p), 'Hugging Face cache folder');
     writeFileSync(p, '');
   }
 
@@ -131,7 +132,7 @@ export class RepoCache {
   linkPointer(commit: string, file: string, etag: string): string {
     const pointer = this.pointerPath(commit, file);
     const blob = this.blobPath(etag);
-    mkdirSync(path.dirname(pointer), { recursive: true });
+    makeDirs(path.dirname(pointer), 'Hugging Face cache folder');
     const tmp = `${pointer}.${process.pid}.tmp`;
     removeIfPresent(tmp);
     try {

@@ -15,12 +15,13 @@
  * Python reads. The protocol is small enough to speak on Node's fetch.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, writeSync, readFileSync, renameSync, unlinkSync, statSync } from 'node:fs';
+import { createReadStream, openSync, closeSync, writeSync, readFileSync, renameSync, unlinkSync, statSync, statfsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VitkitError } from '../errors.js';
 import { RepoCache, fileSize, removeIfPresent } from './cache.js';
+import { makeDirs } from '../io/files.js';
 
 export interface HttpOptions {
   endpoint: string;
@@ -32,6 +33,41 @@ export interface HttpOptions {
   progress?: boolean;
   /** attempts per file when the connection drops mid-download (each resumes where the last stopped) */
   retries?: number;
+  /** the most bytes one file may have, whatever the server declares (default: maxFileBytes(file)) */
+  maxBytes?: number;
+}
+
+/** ETags name blobs/<etag> in the cache: a git blob sha1 (40 hex) or an LFS sha256 (64 hex), nothing else. */
+export const ETAG_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+/** configs, tokenizer files and other small files: tokenizer.json of the largest vocabularies is ~20 MB */
+export const MAX_SMALL_FILE_BYTES = 64 << 20;
+/** weights: larger than any single safetensors file vitkit can load into memory */
+export const MAX_WEIGHTS_BYTES = 2 ** 40;
+/** left free on the cache's file system after a download */
+const FREE_SPACE_MARGIN = 64 << 20;
+
+/** The cap on one file's size: weights (.safetensors, .bin, .pt) up to 1 TiB, every other file 64 MiB. */
+export function maxFileBytes(file: string): number {
+  return /\.(safetensors|bin|pt|pth|onnx|gguf)$/i.test(file) ? MAX_WEIGHTS_BYTES : MAX_SMALL_FILE_BYTES;
+}
+
+/** A server-supplied value, abbreviated and quoted for an error message. */
+function shown(v: string): string {
+  return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+}
+
+/** bytes free to this user on the file system holding `dir`, or undefined where statfs is unavailable */
+export function freeBytes(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+function gb(n: number): string {
+  return `${(n / 1e9).toFixed(n < 1e9 ? 3 : 1)} GB`;
 }
 
 export interface FileMetadata {
@@ -138,8 +174,14 @@ export async function fileMetadata(
     const etag = normalizeEtag(src.headers.get('x-linked-etag') ?? src.headers.get('etag'));
     if (!commit) throw new VitkitError(`The server at ${http.endpoint} sent no X-Repo-Commit header for ${what}: is HF_ENDPOINT a Hugging Face Hub?`);
     if (!etag) throw new VitkitError(`The server at ${http.endpoint} sent no ETag for ${what}: cannot name the file in the cache`);
+    // the etag names a file in the cache: anything but a hash could climb out of it ("../../x")
+    if (!ETAG_RE.test(etag)) throw new VitkitError(`Expected an ETag of 40 or 64 hex characters from ${http.endpoint} for ${what} but received ${shown(etag)}; refusing to name a cache file after it`);
     const sizeHeader = src.headers.get('x-linked-size') ?? (res.status < 300 ? res.headers.get('content-length') : null);
-    const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
+    const size = sizeHeader !== null && /^\d{1,16}$/.test(sizeHeader.trim()) ? Number(sizeHeader.trim()) : undefined;
+    const cap = http.maxBytes ?? maxFileBytes(file);
+    if (size !== undefined && size > cap) {
+      throw new VitkitError(`Expected ${what} of at most ${cap} bytes but ${http.endpoint} declares ${size} bytes; refusing to download it`);
+    }
     // as huggingface_hub does: download straight from the redirect target (one hop fewer, and the exact
     // version the metadata describes even if the branch moves in between); a small file at the commit
     const at = res.status >= 300 && location ? new URL(location, url).toString()
@@ -151,7 +193,7 @@ export async function fileMetadata(
 
 /** Where a blob may be in flight by another vitkit process: wait for it (an exclusive-create lock file with our pid). */
 async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(path.dirname(lock), { recursive: true });
+  makeDirs(path.dirname(lock), 'Hugging Face cache folder');
   for (;;) {
     try {
       const fd = openSync(lock, 'wx');
@@ -195,11 +237,19 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
   const blob = cache.blobPath(meta.etag);
   await withLock(cache.lockPath(meta.etag), async () => {
     if (fileSize(blob) >= 0) return; // another process finished it while we waited
-    mkdirSync(path.dirname(blob), { recursive: true });
+    makeDirs(path.dirname(blob), 'Hugging Face cache folder');
     const incomplete = `${blob}.incomplete`;
     const what = `${file} of ${cache.repoId}`;
     const retries = http.retries ?? 5;
     const showBar = http.progress ?? (process.stderr.isTTY === true && (meta.size ?? 0) > 1 << 20);
+    // the most bytes this file may take: the declared size, never more than the cap or the free space
+    const cap = http.maxBytes ?? maxFileBytes(file);
+    const free = freeBytes(path.dirname(blob));
+    const need = (meta.size ?? 0) - Math.max(0, fileSize(incomplete));
+    if (free !== undefined && need > free - FREE_SPACE_MARGIN) {
+      throw new VitkitError(`Not enough free space for ${what}: it needs ${gb(need)} but ${path.dirname(blob)} has ${gb(Math.max(0, free))} free; free some space or set HF_HUB_CACHE to another disk`);
+    }
+    const limit = Math.min(meta.size ?? cap, cap);
     let bar: cliProgress.SingleBar | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -207,7 +257,16 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
         let have = Math.max(0, existing);
         if (meta.size !== undefined && have > meta.size) { removeIfPresent(incomplete); have = 0; }
         if (existing >= 0 && have === meta.size) break; // complete already: verify below
-        const res = await get(url, have, http, what);
+        let res: Response;
+        try {
+          res = await get(url, have, http, what);
+        } catch (e) {
+          // after a break: the reconnect failing is part of the broken download, not an unreachable Hub
+          if (attempt === 0 || !(e instanceof HubNetworkError)) throw e;
+          if (attempt >= retries) throw brokeOff(what, http, have, meta.size, e.message.replace(/^.*: ([^:;]+);.*$/, '$1'));
+          await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+          continue;
+        }
         if (res.status === 416 && have > 0) { // our partial file is no prefix of the current one: restart
           await res.body?.cancel();
           removeIfPresent(incomplete);
@@ -245,6 +304,10 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
           for (;;) {
             const next = await readWithTimeout(reader, idle * 1000);
             if (next.done) break;
+            if (have + next.value.length > limit) {
+              await reader.cancel().catch(() => undefined);
+              throw new OverSize();
+            }
             await fh.write(next.value);
             have += next.value.length;
             bar?.update(have, { done: mb(have) });
@@ -254,11 +317,14 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
         } finally {
           await fh.close();
         }
-        if (dropped === undefined) break;
-        if (attempt >= retries) {
-          throw new VitkitError(`Download of ${what} from ${http.endpoint} broke off at ${have} of ${meta.size ?? '?'} bytes (${causeOf(dropped)}); `
-            + `run the command again to resume, or ${OFFLINE_HINT}`);
+        if (dropped instanceof OverSize) {
+          removeIfPresent(incomplete);
+          throw new VitkitError(meta.size !== undefined && meta.size <= cap
+            ? `${http.endpoint} sent more than the ${meta.size} bytes it declared for ${what}; the partial file was deleted`
+            : `Expected ${what} of at most ${cap} bytes but ${http.endpoint} sent more; the partial file was deleted`);
         }
+        if (dropped === undefined) break;
+        if (attempt >= retries) throw brokeOff(what, http, have, meta.size, causeOf(dropped));
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt))); // back off, then resume
       }
     } finally {
@@ -278,6 +344,13 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
     }
     renameSync(incomplete, blob);
   });
+}
+
+class OverSize extends Error {}
+
+function brokeOff(what: string, http: HttpOptions, have: number, size: number | undefined, cause: string): VitkitError {
+  return new VitkitError(`Download of ${what} from ${http.endpoint} broke off at ${have} of ${size ?? '?'} bytes (${cause}); `
+    + `the partial file is kept as .incomplete (never used as the file): run the command again to resume, or ${OFFLINE_HINT}`);
 }
 
 async function readWithTimeout(reader: { read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }>; cancel(): Promise<void> }, ms: number): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }> {

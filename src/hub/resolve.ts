@@ -11,11 +11,13 @@
  * metadata request (files already in snapshots/<commit>/ need none; nor do optional files recorded in
  * .no_exist/<commit>/). Only safetensors: a repository with only pickle weights is refused.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readTextFile } from '../io/files.js';
+import { parseJsonObject } from '../io/checkpoint_core.js';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
 import { COMMIT_RE, RepoCache, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
-import { HubHttpError, HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
+import { HubHttpError, HubNetworkError, MAX_SMALL_FILE_BYTES, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
 
 export type HubLayout = 'auto' | 'timm' | 'hf' | 'open_clip';
 
@@ -140,12 +142,8 @@ export async function downloadModel(repoId: string, opts: HubOptions = {}): Prom
   } else {
     if (layout !== 'auto') await need('config.json');
     const cfgFile = s.path('config.json');
-    let cfg: Record<string, unknown>;
-    try {
-      cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      throw new VitkitError(`config.json of ${repoId}@${s.revision} is not valid JSON (${(e as Error).message}): ${cfgFile}`);
-    }
+    // capped and depth-checked: a cache Python filled is read with the same limits as a download
+    const cfg = parseJsonObject(readTextFile(cfgFile, `config.json of ${repoId}@${s.revision}`, MAX_SMALL_FILE_BYTES), cfgFile);
     if (layout !== 'auto') kind = layout;
     else if ('architecture' in cfg) kind = 'timm';
     else if ('model_type' in cfg || 'architectures' in cfg) kind = 'hf';
