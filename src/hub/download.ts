@@ -22,6 +22,7 @@ import cliProgress from 'cli-progress';
 import { VitkitError } from '../errors.js';
 import { RepoCache, fileSize, removeIfPresent } from './cache.js';
 import { makeDirs } from '../io/files.js';
+import { parseJsonText } from '../io/json.js';
 
 export interface HttpOptions {
   endpoint: string;
@@ -191,12 +192,27 @@ export async function fileMetadata(
   }
 }
 
+/**
+ * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): lock files and temporary
+ * copies. A blob's `.incomplete` is not one of them: it never has a final name and the next run resumes it.
+ */
+export const inFlight = new Set<string>();
+
+/** Remove every in-flight lock and temporary file (a signal handler's last act before exiting). */
+export function removeInFlight(): void {
+  for (const f of inFlight) {
+    try { removeIfPresent(f); } catch { /* best effort on the way out */ }
+  }
+  inFlight.clear();
+}
+
 /** Where a blob may be in flight by another vitkit process: wait for it (an exclusive-create lock file with our pid). */
 async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
   makeDirs(path.dirname(lock), 'Hugging Face cache folder');
   for (;;) {
     try {
       const fd = openSync(lock, 'wx');
+      inFlight.add(lock);
       writeSync(fd, String(process.pid));
       closeSync(fd);
       break;
@@ -218,6 +234,7 @@ async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } finally {
     removeIfPresent(lock);
+    inFlight.delete(lock);
   }
 }
 
@@ -391,4 +408,121 @@ async function get(url: string, from: number, http: HttpOptions, what: string): 
     return res;
   }
   throw new VitkitError(`Too many redirects for ${what} from ${http.endpoint}`);
+}
+
+/** the most bytes of a repository listing: 16 MiB is ~100,000 file names */
+const MAX_LISTING_BYTES = 16 << 20;
+
+/**
+ * A file name from a server's listing, checked before it names anything on disk: relative, no `..` or `.`
+ * segment, no empty segment, no NUL or other control character, no backslash (a separator on Windows),
+ * no drive letter, at most 1,000 characters. Returns the reason it is refused, or null.
+ */
+export function unsafeRepoPath(name: unknown): string | null {
+  if (typeof name !== 'string') return `not a string (${typeof name})`;
+  if (name.length === 0 || name.length > 1000) return `${name.length} characters (expected 1 to 1000)`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character (NUL included)';
+  if (name.includes('\\')) return 'a backslash';
+  if (name.startsWith('/')) return 'an absolute path';
+  if (/^[A-Za-z]:/.test(name)) return 'a drive letter';
+  const parts = name.split('/');
+  if (parts.some((p) => p === '..')) return 'a ".." segment';
+  if (parts.some((p) => p === '.' || p === '')) return 'an empty or "." segment';
+  return null;
+}
+
+/**
+ * The files of a repository at a revision, as huggingface_hub's snapshot_download lists them:
+ * GET {endpoint}/api/models/{repo}/revision/{revision} -> {"sha", "siblings": [{"rfilename"}]}. The body
+ * is capped (16 MiB), the commit must be 40 hex characters and every name must pass unsafeRepoPath.
+ */
+export async function listRepoFiles(repoId: string, revision: string, http: HttpOptions): Promise<{ commit: string; files: string[] }> {
+  const url = `${http.endpoint}/api/models/${repoId}/revision/${encodeURIComponent(revision)}`;
+  const what = `the file list of ${repoId}@${revision}`;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), (http.etagTimeout ?? 10) * 1000);
+  let text: string;
+  try {
+    const res = await send(url, { method: 'GET', headers: headersFor(url, http), signal: ctl.signal }, what, http.endpoint);
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw httpError(res, repoId, revision, '(file list)', http);
+    }
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > MAX_LISTING_BYTES) {
+      await res.body?.cancel();
+      throw new VitkitError(`Expected ${what} of at most ${MAX_LISTING_BYTES} bytes but ${http.endpoint} declares ${declared} bytes`);
+    }
+    const chunks: Uint8Array[] = [];
+    let n = 0;
+    const reader = res.body!.getReader();
+    try {
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) break;
+        n += next.value.length;
+        if (n > MAX_LISTING_BYTES) {
+          await reader.cancel().catch(() => undefined);
+          throw new VitkitError(`Expected ${what} of at most ${MAX_LISTING_BYTES} bytes but ${http.endpoint} sent more`);
+        }
+        chunks.push(next.value);
+      }
+    } catch (e) {
+      if (e instanceof VitkitError) throw e;
+      throw new VitkitError(`Download of ${what} from ${http.endpoint} broke off after ${n} bytes (${causeOf(e)}); ${OFFLINE_HINT}`);
+    }
+    text = Buffer.concat(chunks).toString('utf8');
+  } finally {
+    clearTimeout(timer);
+  }
+  const v = parseJsonText(text, what);
+  const o = (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as Record<string, unknown>;
+  const commit = o['sha'];
+  if (typeof commit !== 'string' || !/^[0-9a-f]{40}$/.test(commit)) {
+    throw new VitkitError(`Expected a commit of 40 hex characters as "sha" in ${what} from ${http.endpoint} but received ${shown(JSON.stringify(commit) ?? 'nothing')}`);
+  }
+  const siblings = o['siblings'];
+  if (!Array.isArray(siblings)) throw new VitkitError(`Expected a "siblings" array in ${what} from ${http.endpoint} but received ${shown(JSON.stringify(siblings) ?? 'nothing')}`);
+  if (siblings.length > 100_000) throw new VitkitError(`Expected at most 100000 files in ${what} but received ${siblings.length}`);
+  const files: string[] = [];
+  for (const s of siblings) {
+    const name = (typeof s === 'object' && s !== null ? (s as Record<string, unknown>)['rfilename'] : undefined);
+    const bad = unsafeRepoPath(name);
+    if (bad) throw new VitkitError(`${http.endpoint} listed a file name with ${bad} in ${what}: ${shown(String(JSON.stringify(name)))}; refusing to download from this listing`);
+    files.push(name as string);
+  }
+  return { commit, files };
+}
+
+/**
+ * huggingface_hub's allow_patterns / ignore_patterns (fnmatch): `*` matches any characters, `/`
+ * included; `?` one character; `[abc]`, `[!abc]` a class; a pattern ending in `/` matches what is under
+ * that folder.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  const p = pattern.endsWith('/') ? `${pattern}*` : pattern;
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = p.indexOf(']', i + 2);
+      if (end < 0) { re += '\\['; continue; }
+      let body = p.slice(i + 1, end);
+      const neg = body.startsWith('!');
+      if (neg) body = body.slice(1);
+      re += `[${neg ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+      i = end;
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+/** the files that match any of `include` (all when none) and none of `exclude` */
+export function filterFiles(files: readonly string[], include: readonly string[] = [], exclude: readonly string[] = []): string[] {
+  const inc = include.map(globToRegExp);
+  const exc = exclude.map(globToRegExp);
+  return files.filter((f) => (inc.length === 0 || inc.some((r) => r.test(f))) && !exc.some((r) => r.test(f)));
 }
