@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
-import { checkOutput, deviceOption, loadForInference, parseIntOpt } from './common.js';
+import { checkOutput, deviceOption, loadForInference, parseIntOpt, stopOnSignal } from './common.js';
 import type { DeviceName } from '../models/runner.js';
 
 export function embedCommand(): Command {
@@ -19,6 +19,7 @@ export function embedCommand(): Command {
       embedFormat(o.out);
       checkOutput(o.out, o.overwrite);
       cleanStaleTemps(path.dirname(path.resolve(o.out)));
+      stopOnSignal('embed', o.out);
       const files = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
       const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize, device: o.device });

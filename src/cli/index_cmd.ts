@@ -7,7 +7,9 @@ import { collectImages } from '../embed/embed.js';
 import { loadClip } from '../models/clip/load.js';
 import { buildClipIndex, readClipIndex, INDEX_FORMAT } from '../models/clip/image_index.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { deviceOption, parseIntOpt } from './common.js';
+import { deviceOption, parseIntOpt, stopOnSignal } from './common.js';
+import { cleanStaleTemps } from '../io/files.js';
+import path from 'node:path';
 
 export function indexCommand(): Command {
   return deviceOption(new Command('index'))
@@ -24,6 +26,8 @@ export function indexCommand(): Command {
         if (isIndex) previous = readClipIndex(o.out);
         else if (!o.overwrite) throw new VitkitError(`Output ${o.out} already exists and is not a vitkit CLIP index; pass --overwrite to replace it`);
       }
+      cleanStaleTemps(path.dirname(path.resolve(o.out)));
+      stopOnSignal('index', o.out);
       const images = collectImages(inputs);
       const clip = { ...loadClip(o.model), device: o.device };
       const { index, embedded, reused } = await buildClipIndex(clip, o.model, images, previous, o.batchSize);
