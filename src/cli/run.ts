@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadModel } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Tensor } from '../tensor.js';
-import { VitkitError, shapeStr } from '../errors.js';
+import { UsageError, VitkitError, shapeStr } from '../errors.js';
 import { checkOutput, deviceOption } from './common.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { checkPixelShape } from '../models/vit.js';
@@ -17,10 +17,10 @@ export function parseOutputs(s: string): RunOutput[] {
   const names = s.split(',').map((x) => x.trim()).filter(Boolean);
   for (const n of names) {
     if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n)) {
-      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')})`);
+      throw new UsageError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')})`);
     }
   }
-  if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
+  if (!names.length) throw new UsageError('--outputs is empty; expected e.g. logits,features');
   return names as RunOutput[];
 }
 

@@ -37,6 +37,11 @@ export function tokenizeCommand(): Command {
       if (o.layout !== undefined && o.layout !== 'open_clip' && o.layout !== 'hf') {
         cmd.error(`error: Expected open_clip or hf for --layout but received ${JSON.stringify(o.layout)}`, { exitCode: 2 });
       }
+      // the model's own context length bounds the override (its text tower has no positions beyond it)
+      const own = loadTokenizer(o.model, o.layout !== undefined ? { layout: o.layout as 'open_clip' | 'hf' } : {}).contextLength;
+      if (o.contextLength !== undefined && o.contextLength > own) {
+        cmd.error(`error: Expected an integer in [2, ${own}] (the model's context length) for --context-length but received ${o.contextLength}`, { exitCode: 2 });
+      }
       const tok = loadTokenizer(o.model, {
         ...(o.contextLength !== undefined ? { contextLength: o.contextLength } : {}),
         ...(o.layout !== undefined ? { layout: o.layout as 'open_clip' | 'hf' } : {}),

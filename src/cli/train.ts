@@ -432,7 +432,7 @@ export function trainCommand(): Command {
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
     const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : 'classification');
-    if (task !== 'classification' && task !== 'clip') throw new VitkitError(`Expected --task classification or clip but received ${JSON.stringify(task)}`);
+    if (task !== 'classification' && task !== 'clip') throw new UsageError(`Expected --task classification or clip but received ${JSON.stringify(task)}`);
     if (task === 'clip' && o.device && o.device !== 'cpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));

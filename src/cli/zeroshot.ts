@@ -2,7 +2,7 @@
 import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { readTextFile } from '../io/files.js';
-import { VitkitError } from '../errors.js';
+import { UsageError, VitkitError } from '../errors.js';
 import { loadClip } from '../models/clip/load.js';
 import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
 import { deviceOption, parseIntOpt } from './common.js';
@@ -19,7 +19,7 @@ interface ZeroshotOpts {
 
 /** labels from --labels "a,b,c" or --labels-file (one a line; blank lines and # comments skipped) */
 export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): string[] {
-  if ((o.labels === undefined) === (o.labelsFile === undefined)) throw new VitkitError('Expected exactly one of --labels "a,b,c" or --labels-file <file>');
+  if ((o.labels === undefined) === (o.labelsFile === undefined)) throw new UsageError('Expected exactly one of --labels "a,b,c" or --labels-file <file>');
   let labels: string[];
   if (o.labels !== undefined) labels = o.labels.split(',').map((s) => s.trim()).filter(Boolean);
   else {

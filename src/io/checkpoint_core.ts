@@ -264,6 +264,9 @@ export function buildCheckpoint(plan: CheckpointPlan, st: SafetensorsFile, prepr
   if (resetHead) initHead(model);
   const pcfg = { ...((cfg['pretrained_cfg'] ?? {}) as Record<string, unknown>) };
   const names = timmLabelNames(cfg, files.config);
+  if (!resetHead && names && names.length !== config.num_classes) {
+    throw new VitkitError(`${files.config}: expected ${config.num_classes} "label_names" (num_classes) but received ${names.length}`);
+  }
   return {
     model, preprocess: preprocessFromTimm(pcfg, imgHW(config), config.in_chans),
     labels: labelsFrom(config.num_classes, resetHead ? null : names, imagenetFn), format: 'timm',
