@@ -38,7 +38,7 @@ export function zeroshotCommand(): Command {
     .option('--labels-file <file>', 'label names, one a line')
     .option('--template <text>', `prompt template with {} for the label; repeat for an ensemble (default "${DEFAULT_TEMPLATES[0]}")`, (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('-k, --top-k <k>', 'labels to show per image', parseIntOpt('--top-k'), 5)
-    .option('--json', 'print [{"image", "top": [{"label", "index", "prob"}]}]')
+    .option('--json', 'print [{"image", "top": [{"label", "index", "score"}]}] (score: the softmax probability)')
     .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
     .action(async (images: string[], o: ZeroshotOpts) => {
       const labels = readLabels(o);
@@ -46,12 +46,12 @@ export function zeroshotCommand(): Command {
       const zs = zeroShotClassifier(clip, labels, o.template.length ? o.template : DEFAULT_TEMPLATES);
       const res = await zs.classify(images, o.topK);
       if (o.json) {
-        console.log(JSON.stringify(images.map((image, i) => ({ image, top: res[i]!.map((p) => ({ label: p.label, index: p.index, prob: p.probability })) }))));
+        console.log(JSON.stringify(images.map((image, i) => ({ image, top: res[i]!.map((p) => ({ label: p.label, index: p.index, score: p.score })) }))));
         return;
       }
       images.forEach((image, i) => {
         console.log(image);
-        for (const p of res[i]!) console.log(`  ${(100 * p.probability).toFixed(2).padStart(6)}%  ${p.label}`);
+        for (const p of res[i]!) console.log(`  ${(100 * p.score).toFixed(2).padStart(6)}%  ${p.label}`);
       });
     });
 }

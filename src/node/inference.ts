@@ -246,7 +246,7 @@ export class InferenceSession {
     const out: Classification[][] = [];
     for (let b = 0; b < B; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);
-      out.push(topK(row, Math.min(topKCount, K)).map((j) => ({ label: this.info.labels[j] ?? `class_${j}`, index: j, probability: row[j]! })));
+      out.push(topK(row, Math.min(topKCount, K)).map((j) => ({ label: this.info.labels[j] ?? `class_${j}`, index: j, score: row[j]! })));
     }
     return out;
   }
@@ -263,7 +263,8 @@ export class InferenceSession {
 export interface Classification {
   label: string;
   index: number;
-  probability: number;
+  /** the softmax probability (transformers.js' name) */
+  score: number;
 }
 
 export interface ClassifyOptions extends SessionOptions {
@@ -299,7 +300,7 @@ function isBatch(image: ImageInput | readonly ImageInput[]): boolean {
 }
 
 /**
- * `await classify(image, { model, topK })` -> [{ label, index, probability }], the top-k classes, off the
+ * `await classify(image, { model, topK })` -> [{ label, index, score }], the top-k classes, off the
  * main thread. One image (a path, Buffer, or (C, H, W) pixel tensor) gives one list; an array of images or
  * a (B, C, H, W) tensor gives one list per image.
  */

@@ -26,7 +26,7 @@ test('no native addon: predict runs on the reference backend after one line of n
   assert.match(lines[0]!, /^vitkit: No native addon for this machine in .* Using the reference \(TypeScript\) backend instead/);
   const withAddon = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitkit.js'), ...args, pick], { encoding: 'utf8' });
   assert.equal(withAddon.status, 0, withAddon.stderr);
-  const [a, b] = [JSON.parse(without.stdout), JSON.parse(withAddon.stdout)] as { top: { index: number; prob: number }[] }[][];
+  const [a, b] = [JSON.parse(without.stdout), JSON.parse(withAddon.stdout)] as { top: { index: number; score: number }[] }[][];
   assert.deepEqual(a![0]!.top.map((t) => t.index), b![0]!.top.map((t) => t.index));
-  assert.ok(Math.abs(a![0]!.top[0]!.prob - b![0]!.top[0]!.prob) < 1e-5);
+  assert.ok(Math.abs(a![0]!.top[0]!.score - b![0]!.top[0]!.score) < 1e-5);
 });
