@@ -8,7 +8,7 @@ import type { DeviceName } from '../models/runner.js';
 export function embedCommand(): Command {
   return deviceOption(new Command('embed'))
     .description('pre-logits embeddings of images (files and/or folders, searched recursively) to a .safetensors or .jsonl file')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-o, --out <file>', 'output: .safetensors (tensor "embeddings" (n, D), file names in the metadata "names") or .jsonl ({"name", "embedding"} per line)')
     .option('--normalize', 'L2-normalize each embedding')
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)

@@ -14,7 +14,7 @@ import path from 'node:path';
 export function indexCommand(): Command {
   return deviceOption(new Command('index'))
     .description('embed images (files or folders, recursively) with a CLIP checkpoint into an index for vitkit search; re-indexing into the same file embeds only new or changed files')
-    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
+    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-o, --out <index.safetensors>', 'index file (an existing vitkit index is updated in place)')
     .option('-b, --batch-size <n>', 'images per forward', parseIntOpt('--batch-size'), 32)
     .option('--overwrite', 'replace --out even if it is not a vitkit index')

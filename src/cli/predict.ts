@@ -40,7 +40,7 @@ export async function predictImages(modelSource: string, images: string[], k = 5
 export function predictCommand(): Command {
   return deviceOption(new Command('predict'))
     .description('classify images with a checkpoint directory or preset: top-k labels with probabilities')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
     .option('--json', 'print [{"image", "top": [{"index", "label", "score"}]}] (score: the softmax probability)')

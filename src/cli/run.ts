@@ -74,7 +74,7 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
 export function runCommand(): Command {
   return deviceOption(new Command('run'))
     .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])

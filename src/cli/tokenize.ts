@@ -25,7 +25,7 @@ function readTexts(file: string): string[] {
 export function tokenizeCommand(): Command {
   const cmd = new Command('tokenize')
     .description("CLIP token ids (open_clip's tokenizer; Hugging Face tokenizer files when the model has them), one row per text padded to the context length")
-    .option('-m, --model <dir>', 'model directory with tokenizer.json, vocab.json + merges.txt or open_clip_config.json (default: the shipped OpenAI vocabulary, context 77)')
+    .option('-m, --model <dir>', 'model directory with tokenizer.json, vocab.json + merges.txt or open_clip_config.json (default: the shipped OpenAI vocabulary, context 77), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-f, --file <texts.json>', 'read the texts from a JSON array of strings (after any given as arguments)')
     .option('--context-length <n>', 'override the context length', parseIntOpt('--context-length', 2))
     .option('--layout <open_clip|hf>', "whose semantics when the directory has both: open_clip (zero padding; the default with open_clip_config.json) or hf (transformers' pad token)")

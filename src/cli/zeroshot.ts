@@ -33,7 +33,7 @@ export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): stri
 export function zeroshotCommand(): Command {
   return deviceOption(new Command('zeroshot'))
     .description("zero-shot classification with a CLIP checkpoint: probabilities of each label for each image (CLIP's prompt ensemble over --template)")
-    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
+    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-l, --labels <a,b,c>', 'comma-separated label names')
     .option('--labels-file <file>', 'label names, one a line')
     .option('--template <text>', `prompt template with {} for the label; repeat for an ensemble (default "${DEFAULT_TEMPLATES[0]}")`, (v: string, prev: string[]) => [...prev, v], [] as string[])

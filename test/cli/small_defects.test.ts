@@ -85,3 +85,12 @@ test('classify(k = -1) and a NaN pixel tensor are refused', async () => {
   px[5] = NaN;
   await assert.rejects(s.classify([new Tensor([3, 32, 32], px)], 1), /Expected finite pixel_values for image 0 but element 5 is NaN/);
 });
+
+test('every --model help says that Hub ids work', () => {
+  for (const cmd of ['predict', 'run', 'embed', 'eval', 'explain', 'fewshot', 'index', 'search', 'tokenize', 'train', 'zeroshot']) {
+    const r = vitkit(cmd, '--help');
+    assert.equal(r.code, 0, r.err);
+    const help = r.out.replace(/\s+/g, ' ');
+    assert.match(help, /--model <[^>]+> .*Hub repo org\/name\[@revision\]/, cmd);
+  }
+});
