@@ -16,33 +16,36 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { makeDirs } from '../io/files.js';
 
+/** environment variables as process.env holds them (declared here so the declarations need no Node types) */
+export type HubEnv = Readonly<Record<string, string | undefined>>;
+
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
 
 /** An environment variable as huggingface_hub reads a boolean: 1/ON/YES/TRUE, any case. */
-export function envTrue(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+export function envTrue(name: string, env: HubEnv = process.env): boolean {
   const v = env[name];
   return v !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(v.trim().toUpperCase());
 }
 
-export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
+export function hfHome(env: HubEnv = process.env): string {
   if (env['HF_HOME']) return expandHome(env['HF_HOME']);
   const xdg = env['XDG_CACHE_HOME'] ? expandHome(env['XDG_CACHE_HOME']) : path.join(homedir(), '.cache');
   return path.join(xdg, 'huggingface');
 }
 
 /** HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (HUGGINGFACE_HUB_CACHE is the old name). */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function hubCacheDir(env: HubEnv = process.env): string {
   const v = env['HF_HUB_CACHE'] ?? env['HUGGINGFACE_HUB_CACHE'];
   return v ? expandHome(v) : path.join(hfHome(env), 'hub');
 }
 
 /** HF_ENDPOINT without a trailing slash; https://huggingface.co by default. */
-export function hubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+export function hubEndpoint(env: HubEnv = process.env): string {
   return (env['HF_ENDPOINT'] || 'https://huggingface.co').replace(/\/+$/, '');
 }
 
 /** HF_TOKEN, else the token file huggingface_hub's `hf auth login` writes (HF_TOKEN_PATH or HF_HOME/token). */
-export function hubToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function hubToken(env: HubEnv = process.env): string | undefined {
   const t = env['HF_TOKEN'] ?? env['HUGGING_FACE_HUB_TOKEN'];
   if (t !== undefined) return t.trim() || undefined;
   const file = env['HF_TOKEN_PATH'] ? expandHome(env['HF_TOKEN_PATH']) : path.join(hfHome(env), 'token');

@@ -17,7 +17,7 @@ import { readTextFile } from '../io/files.js';
 import { parseJsonObject } from '../io/checkpoint_core.js';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
-import { COMMIT_RE, RepoCache, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
+import { COMMIT_RE, RepoCache, type HubEnv, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
 import { HubHttpError, HubNetworkError, MAX_SMALL_FILE_BYTES, OFFLINE_HINT, downloadBlob, fileMetadata, filterFiles, listRepoFiles, type HttpOptions } from './download.js';
 
 export type HubLayout = 'auto' | 'timm' | 'hf' | 'open_clip';
@@ -38,7 +38,7 @@ export interface HubOptions {
   progress?: boolean;
   retries?: number;
   /** environment to read the HF_* variables from (default process.env) */
-  env?: NodeJS.ProcessEnv;
+  env?: HubEnv;
   /** where warnings go (default stderr) */
   warn?: (line: string) => void;
 }
