@@ -48,5 +48,7 @@ export class UsageError extends VitkitError {
 }
 
 export function shapeStr(shape: readonly number[]): string {
+  // a hostile header can declare 10,000 dimensions: show the first and last four and the count
+  if (shape.length > 8) return `(${shape.slice(0, 4).join(', ')}, ..., ${shape.slice(-4).join(', ')}) [${shape.length} dimensions]`;
   return `(${shape.join(', ')})`;
 }

@@ -47,7 +47,15 @@ export function getBackend(name?: BackendName): Backend {
   if (current) return current;
   const f = factories.get('native');
   if (!f) return reference; // not cached: a native backend registered later becomes the default
-  current = f();
+  try {
+    current = f();
+  } catch (e) {
+    // no addon for this platform (macOS, Windows, FreeBSD without a prebuild; npm 11 blocks the
+    // install-time build): the reference backend, with one line of notice; getBackend('native') still throws
+    if (!(e instanceof VitkitError)) throw e;
+    globalThis.console?.error(`vitkit: ${e.message.split('\n')[0]} Using the reference (TypeScript) backend instead: the same results, many times slower.`);
+    current = reference;
+  }
   return current;
 }
 

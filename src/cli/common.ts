@@ -45,6 +45,25 @@ export function deviceOption(cmd: Command): Command {
     parseChoice('--device', DEVICE_NAMES), 'cpu' as DeviceName);
 }
 
+/**
+ * SIGTERM (docker stop, systemd, CI runners) and SIGINT while a command computes: exit 143 / 130 at
+ * once with one line. Outputs are written synchronously and atomically (temporary file, rename), so the
+ * handler runs before a write starts or after it ended: never a partial file under the final name, and
+ * no temporary file left. Returns the function that removes the handlers.
+ */
+export function stopOnSignal(command: string, output: string): () => void {
+  const stop = (sig: NodeJS.Signals): void => {
+    console.error(`error: ${command} stopped by ${sig}; nothing was written to ${output}`);
+    process.exit(sig === 'SIGTERM' ? 143 : 130);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return () => {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+  };
+}
+
 /** Refuse to replace a user's file unless --overwrite was given. */
 export function checkOutput(file: string, overwrite: boolean | undefined): void {
   if (existsSync(file) && !overwrite) throw new VitkitError(`Output ${file} already exists; pass --overwrite to replace it`);

@@ -2,13 +2,13 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
-import { checkOutput, deviceOption, loadForInference, parseIntOpt } from './common.js';
+import { checkOutput, deviceOption, loadForInference, parseIntOpt, stopOnSignal } from './common.js';
 import type { DeviceName } from '../models/runner.js';
 
 export function embedCommand(): Command {
   return deviceOption(new Command('embed'))
     .description('pre-logits embeddings of images (files and/or folders, searched recursively) to a .safetensors or .jsonl file')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-o, --out <file>', 'output: .safetensors (tensor "embeddings" (n, D), file names in the metadata "names") or .jsonl ({"name", "embedding"} per line)')
     .option('--normalize', 'L2-normalize each embedding')
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
@@ -19,6 +19,7 @@ export function embedCommand(): Command {
       embedFormat(o.out);
       checkOutput(o.out, o.overwrite);
       cleanStaleTemps(path.dirname(path.resolve(o.out)));
+      stopOnSignal('embed', o.out);
       const files = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
       const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize, device: o.device });

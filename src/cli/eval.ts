@@ -80,7 +80,7 @@ export function formatEval(r: EvalOutput): string[] {
 export function evalCommand(): Command {
   return deviceOption(new Command('eval'))
     .description('evaluate a checkpoint on a dataset: accuracy, top-5, per-class accuracy and the confusion matrix')
-    .requiredOption('-m, --model <dir>', 'checkpoint directory (timm or Hugging Face layout)')
+    .requiredOption('-m, --model <dir>', 'checkpoint directory (timm or Hugging Face layout), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-d, --data <source>', 'mnist (test split) | image folder (val/ or <class>/) | CIFAR-10 folder (test_batch) | .safetensors with x and y')
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 128)
     .option('--workers <n>', 'data worker threads (0: main thread)', parseIntOpt('--workers', 0))

@@ -1,10 +1,10 @@
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { UsageError, VitkitError, expected } from '../errors.js';
-import { cleanStaleTemps } from '../io/files.js';
+import { cleanStaleTemps, makeDirs } from '../io/files.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';
 import { collectImages } from '../embed/embed.js';
 import { HEAD_FUSIONS, type HeadFusion } from '../explain/rollout.js';
@@ -109,7 +109,7 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
   const clip = loadClip(o.model);
   const targets = textTargets(clip, o.text, o.template);
   if (o.out) {
-    mkdirSync(o.out, { recursive: true });
+    makeDirs(o.out, '--out folder');
     cleanStaleTemps(o.out);
   }
   const results: Record<string, unknown>[] = [];
@@ -151,7 +151,7 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
 export function explainCommand(): Command {
   return deviceOption(new Command('explain'))
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')
     .option('--json', 'print the maps on the patch grid as JSON')
     .option('--method <name>', `${EXPLAIN_METHODS.join(' | ')}`, choice('--method', EXPLAIN_METHODS), 'rollout' as ExplainMethod)
@@ -196,7 +196,7 @@ export function explainCommand(): Command {
             if (existsSync(f)) throw new VitkitError(`Output ${f} already exists; pass --overwrite to replace it`);
           }
         }
-        mkdirSync(o.out, { recursive: true });
+        makeDirs(o.out, '--out folder');
         cleanStaleTemps(o.out);
       }
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'explain' });

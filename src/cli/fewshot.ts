@@ -7,7 +7,7 @@ import type { DeviceName } from '../models/runner.js';
 export function fewshotCommand(): Command {
   return deviceOption(new Command('fewshot'))
     .description('few-shot classification: each query gets the class whose prototype (mean normalized embedding of its support images) is nearest by cosine similarity')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-s, --support <root>', 'support images: <root>/<class>/*.png|jpg|...')
     .option('-k, --top-k <k>', 'classes to show per query (text output)', parseIntOpt('--top-k'), 3)
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)

@@ -7,12 +7,14 @@ import { collectImages } from '../embed/embed.js';
 import { loadClip } from '../models/clip/load.js';
 import { buildClipIndex, readClipIndex, INDEX_FORMAT } from '../models/clip/image_index.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { deviceOption, parseIntOpt } from './common.js';
+import { deviceOption, parseIntOpt, stopOnSignal } from './common.js';
+import { cleanStaleTemps } from '../io/files.js';
+import path from 'node:path';
 
 export function indexCommand(): Command {
   return deviceOption(new Command('index'))
     .description('embed images (files or folders, recursively) with a CLIP checkpoint into an index for vitkit search; re-indexing into the same file embeds only new or changed files')
-    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel)')
+    .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-o, --out <index.safetensors>', 'index file (an existing vitkit index is updated in place)')
     .option('-b, --batch-size <n>', 'images per forward', parseIntOpt('--batch-size'), 32)
     .option('--overwrite', 'replace --out even if it is not a vitkit index')
@@ -24,6 +26,8 @@ export function indexCommand(): Command {
         if (isIndex) previous = readClipIndex(o.out);
         else if (!o.overwrite) throw new VitkitError(`Output ${o.out} already exists and is not a vitkit CLIP index; pass --overwrite to replace it`);
       }
+      cleanStaleTemps(path.dirname(path.resolve(o.out)));
+      stopOnSignal('index', o.out);
       const images = collectImages(inputs);
       const clip = { ...loadClip(o.model), device: o.device };
       const { index, embedded, reused } = await buildClipIndex(clip, o.model, images, previous, o.batchSize);

@@ -11,7 +11,7 @@ import { imgHW } from '../models/config.js';
 
 export interface Prediction {
   image: string;
-  top: { index: number; label: string; prob: number }[];
+  top: { index: number; label: string; score: number }[];
 }
 
 /** Classify image files: the top-k classes with probabilities, per image. */
@@ -30,7 +30,7 @@ export async function predictImages(modelSource: string, images: string[], k = 5
       const row = probs.subarray(b * K, (b + 1) * K);
       const bad = row.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new VitkitError(`Expected finite class probabilities from model ${modelSource} for image ${batch[b]} but received ${row[bad]} for class ${bad}`);
-      out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, prob: row[j]! })) });
+      out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, score: row[j]! })) });
     }
   }
   runner.release();
@@ -40,10 +40,10 @@ export async function predictImages(modelSource: string, images: string[], k = 5
 export function predictCommand(): Command {
   return deviceOption(new Command('predict'))
     .description('classify images with a checkpoint directory or preset: top-k labels with probabilities')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)
     .option('-b, --batch-size <n>', 'images per forward pass', parseIntOpt('--batch-size'), 8)
-    .option('--json', 'print [{"image", "top": [{"index", "label", "prob"}]}]')
+    .option('--json', 'print [{"image", "top": [{"index", "label", "score"}]}] (score: the softmax probability)')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
     .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')})`)
     .action(async (inputs: string[], o: { model: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean; device: DeviceName }) => {
@@ -55,7 +55,7 @@ export function predictCommand(): Command {
       }
       for (const p of preds) {
         console.log(p.image);
-        for (const t of p.top) console.log(`  ${(t.prob * 100).toFixed(2).padStart(6)}%  ${t.label}  (${t.index})`);
+        for (const t of p.top) console.log(`  ${(t.score * 100).toFixed(2).padStart(6)}%  ${t.label}  (${t.index})`);
       }
     });
 }

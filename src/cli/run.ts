@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadModel } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Tensor } from '../tensor.js';
-import { VitkitError, shapeStr } from '../errors.js';
+import { UsageError, VitkitError, shapeStr } from '../errors.js';
 import { checkOutput, deviceOption, parseIntOpt } from './common.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { checkPixelShape } from '../models/vit.js';
@@ -22,10 +22,10 @@ export function parseOutputs(s: string): RunOutput[] {
   for (const n of names) {
     if (!(RUN_OUTPUTS as readonly string[]).includes(n) && !(CLIP_RUN_OUTPUTS as readonly string[]).includes(n) && !(MAE_RUN_OUTPUTS as readonly string[]).includes(n)
       && !(YOLOS_RUN_OUTPUTS as readonly string[]).includes(n)) {
-      throw new VitkitError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')}; MAE: ${MAE_RUN_OUTPUTS.join(', ')}; YOLOS: ${YOLOS_RUN_OUTPUTS.join(', ')})`);
+      throw new UsageError(`Unknown output ${JSON.stringify(n)} in --outputs; expected a comma-separated list of ${RUN_OUTPUTS.join(', ')} (CLIP: ${CLIP_RUN_OUTPUTS.join(', ')}; MAE: ${MAE_RUN_OUTPUTS.join(', ')}; YOLOS: ${YOLOS_RUN_OUTPUTS.join(', ')})`);
     }
   }
-  if (!names.length) throw new VitkitError('--outputs is empty; expected e.g. logits,features');
+  if (!names.length) throw new UsageError('--outputs is empty; expected e.g. logits,features');
   return names as RunOutput[];
 }
 
@@ -87,7 +87,7 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
 export function runCommand(): Command {
   return deviceOption(new Command('run'))
     .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
-    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name')
+    .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])

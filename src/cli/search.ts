@@ -10,7 +10,7 @@ export function searchCommand(): Command {
   return deviceOption(new Command('search'))
     .description('text-to-image (or --image: image-to-image) search over an index made by vitkit index')
     .requiredOption('-x, --index <index.safetensors>', 'index file from vitkit index')
-    .option('-m, --model <dir>', 'CLIP checkpoint (default: the one the index was built with)')
+    .option('-m, --model <dir>', 'CLIP checkpoint (default: the one the index was built with), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('--image <file>', 'query by an image instead of a text')
     .option('-k, --top-k <k>', 'results to show', parseIntOpt('--top-k'), 10)
     .option('--json', 'print [{"path", "index", "score"}]')

@@ -398,7 +398,7 @@ export function trainCommand(): Command {
   const f = (name: string, min = -Infinity, max = Infinity) => parseFloatOpt(name, min, max);
   const cmd = deviceOption(new Command('train'))
     .description('train a ViT from a preset / config (from scratch) or a checkpoint directory (fine-tuning); checkpoints, metrics.jsonl and curves.png go to --out')
-    .option('-m, --model <preset|dir|config.json>', 'preset name (from scratch), checkpoint directory (fine-tune) or JSON config')
+    .option('-m, --model <preset|dir|config.json>', 'preset name (from scratch), checkpoint directory (fine-tune) or JSON config, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-d, --data <source>', 'mnist | image folder (<class>/*.jpg, or train/ + val/) | CIFAR-10 binary folder | .safetensors with x (B,C,H,W) and y (B)')
     .option('--val-data <source>', 'an explicit validation set (any --data form)')
     .option('--val-split <fraction>', 'hold out this fraction of the training data for validation (seeded, stratified)', f('--val-split', 0, 0.9))
@@ -439,7 +439,7 @@ export function trainCommand(): Command {
   cmd.action(async (o: TrainOpts, c: Command) => {
     const explicit = new Set(Object.keys(o).filter((k) => c.getOptionValueSource(k) === 'cli'));
     const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : isMaeResume(o.resume, o.out) ? 'mae' : 'classification');
-    if (task !== 'classification' && task !== 'clip' && task !== 'detect' && task !== 'mae') throw new VitkitError(`Expected --task classification, clip, detect or mae but received ${JSON.stringify(task)}`);
+    if (task !== 'classification' && task !== 'clip' && task !== 'detect' && task !== 'mae') throw new UsageError(`Expected --task classification, clip, detect or mae but received ${JSON.stringify(task)}`);
     if (task === 'detect') {
       if (o.device && o.device !== 'cpu') throw new VitkitError(`train --task detect runs on --device cpu only for now (received --device ${o.device})`);
       const r = await detTrainCli(o as unknown as DetTrainCliOptions, explicit);

@@ -288,14 +288,21 @@ export function gridShape(n: number): [number, number] {
  * One small overlay per map (e.g. per attention head) in a grid on a canvas of the image's own
  * size, all with the same colour scale (0 to the largest value of any map), labelled h0, h1, ...
  */
+/** the smallest tile of a head grid, in pixels */
+const MIN_TILE = 8;
+
 export async function renderGrid(img: RawImage, maps: ArrayLike<number>[], GH: number, GW: number, box: Box, opts: OverlayOptions & { labels?: string[] } = {}): Promise<Overlay> {
-  const { width: W, height: H } = img;
   const [cols, rows] = gridShape(maps.length);
+  // the canvas is the image's size, enlarged where that leaves a tile under MIN_TILE pixels (a 1 x 1
+  // image has no room for 3 x 4 tiles)
+  const grow = Math.max(1, (MIN_TILE * cols) / img.width, (MIN_TILE * rows) / img.height);
+  const W = Math.round(img.width * grow), H = Math.round(img.height * grow);
   const tw = Math.floor(W / cols), th = Math.floor(H / rows);
   const s = Math.min(tw / W, th / H);
   const iw = Math.max(1, Math.round(W * s)), ih = Math.max(1, Math.round(H * s));
   const small = await resizeRgb(img, iw, ih);
-  const sbox: Box = { x0: box.x0 * (iw / W), y0: box.y0 * (ih / H), x1: box.x1 * (iw / W), y1: box.y1 * (ih / H) };
+  // box is in the image's pixels
+  const sbox: Box = { x0: box.x0 * (iw / img.width), y0: box.y0 * (ih / img.height), x1: box.x1 * (iw / img.width), y1: box.y1 * (ih / img.height) };
   let vmax = opts.vmax ?? 0;
   if (opts.vmax === undefined) for (const m of maps) for (let i = 0; i < m.length; i++) vmax = Math.max(vmax, m[i]!);
   const canvas: RawImage = { data: new Uint8Array(W * H * 3), width: W, height: H, channels: 3 };

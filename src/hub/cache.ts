@@ -11,37 +11,41 @@
  * <cache> is HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (XDG_CACHE_HOME honoured as
  * huggingface_hub does).
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../io/files.js';
+
+/** environment variables as process.env holds them (declared here so the declarations need no Node types) */
+export type HubEnv = Readonly<Record<string, string | undefined>>;
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
 
 /** An environment variable as huggingface_hub reads a boolean: 1/ON/YES/TRUE, any case. */
-export function envTrue(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+export function envTrue(name: string, env: HubEnv = process.env): boolean {
   const v = env[name];
   return v !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(v.trim().toUpperCase());
 }
 
-export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
+export function hfHome(env: HubEnv = process.env): string {
   if (env['HF_HOME']) return expandHome(env['HF_HOME']);
   const xdg = env['XDG_CACHE_HOME'] ? expandHome(env['XDG_CACHE_HOME']) : path.join(homedir(), '.cache');
   return path.join(xdg, 'huggingface');
 }
 
 /** HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (HUGGINGFACE_HUB_CACHE is the old name). */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function hubCacheDir(env: HubEnv = process.env): string {
   const v = env['HF_HUB_CACHE'] ?? env['HUGGINGFACE_HUB_CACHE'];
   return v ? expandHome(v) : path.join(hfHome(env), 'hub');
 }
 
 /** HF_ENDPOINT without a trailing slash; https://huggingface.co by default. */
-export function hubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+export function hubEndpoint(env: HubEnv = process.env): string {
   return (env['HF_ENDPOINT'] || 'https://huggingface.co').replace(/\/+$/, '');
 }
 
 /** HF_TOKEN, else the token file huggingface_hub's `hf auth login` writes (HF_TOKEN_PATH or HF_HOME/token). */
-export function hubToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function hubToken(env: HubEnv = process.env): string | undefined {
   const t = env['HF_TOKEN'] ?? env['HUGGING_FACE_HUB_TOKEN'];
   if (t !== undefined) return t.trim() || undefined;
   const file = env['HF_TOKEN_PATH'] ? expandHome(env['HF_TOKEN_PATH']) : path.join(hfHome(env), 'token');
@@ -108,7 +112,7 @@ export class RepoCache {
     try {
       if (readFileSync(file, 'utf8') === commit) return;
     } catch { /* no ref yet */ }
-    mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file), 'Hugging Face cache folder');
     atomicWrite(file, commit);
   }
 
@@ -123,7 +127,7 @@ export class RepoCache {
 
   markNoExist(commit: string, file: string): void {
     const p = this.noExistPath(commit, file);
-    mkdirSync(path.dirname(p), { recursive: true });
+    makeDirs(path.dirname(p), 'Hugging Face cache folder');
     writeFileSync(p, '');
   }
 
@@ -131,7 +135,7 @@ export class RepoCache {
   linkPointer(commit: string, file: string, etag: string): string {
     const pointer = this.pointerPath(commit, file);
     const blob = this.blobPath(etag);
-    mkdirSync(path.dirname(pointer), { recursive: true });
+    makeDirs(path.dirname(pointer), 'Hugging Face cache folder');
     const tmp = `${pointer}.${process.pid}.tmp`;
     removeIfPresent(tmp);
     try {

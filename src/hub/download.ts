@@ -15,12 +15,14 @@
  * Python reads. The protocol is small enough to speak on Node's fetch.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, writeSync, readFileSync, renameSync, unlinkSync, statSync } from 'node:fs';
+import { createReadStream, openSync, closeSync, writeSync, readFileSync, renameSync, unlinkSync, statSync, statfsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VitkitError } from '../errors.js';
 import { RepoCache, fileSize, removeIfPresent } from './cache.js';
+import { makeDirs } from '../io/files.js';
+import { parseJsonText } from '../io/json.js';
 
 export interface HttpOptions {
   endpoint: string;
@@ -32,6 +34,41 @@ export interface HttpOptions {
   progress?: boolean;
   /** attempts per file when the connection drops mid-download (each resumes where the last stopped) */
   retries?: number;
+  /** the most bytes one file may have, whatever the server declares (default: maxFileBytes(file)) */
+  maxBytes?: number;
+}
+
+/** ETags name blobs/<etag> in the cache: a git blob sha1 (40 hex) or an LFS sha256 (64 hex), nothing else. */
+export const ETAG_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+/** configs, tokenizer files and other small files: tokenizer.json of the largest vocabularies is ~20 MB */
+export const MAX_SMALL_FILE_BYTES = 64 << 20;
+/** weights: larger than any single safetensors file vitkit can load into memory */
+export const MAX_WEIGHTS_BYTES = 2 ** 40;
+/** left free on the cache's file system after a download */
+const FREE_SPACE_MARGIN = 64 << 20;
+
+/** The cap on one file's size: weights (.safetensors, .bin, .pt) up to 1 TiB, every other file 64 MiB. */
+export function maxFileBytes(file: string): number {
+  return /\.(safetensors|bin|pt|pth|onnx|gguf)$/i.test(file) ? MAX_WEIGHTS_BYTES : MAX_SMALL_FILE_BYTES;
+}
+
+/** A server-supplied value, abbreviated and quoted for an error message. */
+function shown(v: string): string {
+  return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+}
+
+/** bytes free to this user on the file system holding `dir`, or undefined where statfs is unavailable */
+export function freeBytes(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+function gb(n: number): string {
+  return `${(n / 1e9).toFixed(n < 1e9 ? 3 : 1)} GB`;
 }
 
 export interface FileMetadata {
@@ -138,8 +175,14 @@ export async function fileMetadata(
     const etag = normalizeEtag(src.headers.get('x-linked-etag') ?? src.headers.get('etag'));
     if (!commit) throw new VitkitError(`The server at ${http.endpoint} sent no X-Repo-Commit header for ${what}: is HF_ENDPOINT a Hugging Face Hub?`);
     if (!etag) throw new VitkitError(`The server at ${http.endpoint} sent no ETag for ${what}: cannot name the file in the cache`);
+    // the etag names a file in the cache: anything but a hash could climb out of it ("../../x")
+    if (!ETAG_RE.test(etag)) throw new VitkitError(`Expected an ETag of 40 or 64 hex characters from ${http.endpoint} for ${what} but received ${shown(etag)}; refusing to name a cache file after it`);
     const sizeHeader = src.headers.get('x-linked-size') ?? (res.status < 300 ? res.headers.get('content-length') : null);
-    const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
+    const size = sizeHeader !== null && /^\d{1,16}$/.test(sizeHeader.trim()) ? Number(sizeHeader.trim()) : undefined;
+    const cap = http.maxBytes ?? maxFileBytes(file);
+    if (size !== undefined && size > cap) {
+      throw new VitkitError(`Expected ${what} of at most ${cap} bytes but ${http.endpoint} declares ${size} bytes; refusing to download it`);
+    }
     // as huggingface_hub does: download straight from the redirect target (one hop fewer, and the exact
     // version the metadata describes even if the branch moves in between); a small file at the commit
     const at = res.status >= 300 && location ? new URL(location, url).toString()
@@ -149,12 +192,27 @@ export async function fileMetadata(
   }
 }
 
+/**
+ * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): lock files and temporary
+ * copies. A blob's `.incomplete` is not one of them: it never has a final name and the next run resumes it.
+ */
+export const inFlight = new Set<string>();
+
+/** Remove every in-flight lock and temporary file (a signal handler's last act before exiting). */
+export function removeInFlight(): void {
+  for (const f of inFlight) {
+    try { removeIfPresent(f); } catch { /* best effort on the way out */ }
+  }
+  inFlight.clear();
+}
+
 /** Where a blob may be in flight by another vitkit process: wait for it (an exclusive-create lock file with our pid). */
 async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(path.dirname(lock), { recursive: true });
+  makeDirs(path.dirname(lock), 'Hugging Face cache folder');
   for (;;) {
     try {
       const fd = openSync(lock, 'wx');
+      inFlight.add(lock);
       writeSync(fd, String(process.pid));
       closeSync(fd);
       break;
@@ -176,6 +234,7 @@ async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } finally {
     removeIfPresent(lock);
+    inFlight.delete(lock);
   }
 }
 
@@ -195,11 +254,19 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
   const blob = cache.blobPath(meta.etag);
   await withLock(cache.lockPath(meta.etag), async () => {
     if (fileSize(blob) >= 0) return; // another process finished it while we waited
-    mkdirSync(path.dirname(blob), { recursive: true });
+    makeDirs(path.dirname(blob), 'Hugging Face cache folder');
     const incomplete = `${blob}.incomplete`;
     const what = `${file} of ${cache.repoId}`;
     const retries = http.retries ?? 5;
     const showBar = http.progress ?? (process.stderr.isTTY === true && (meta.size ?? 0) > 1 << 20);
+    // the most bytes this file may take: the declared size, never more than the cap or the free space
+    const cap = http.maxBytes ?? maxFileBytes(file);
+    const free = freeBytes(path.dirname(blob));
+    const need = (meta.size ?? 0) - Math.max(0, fileSize(incomplete));
+    if (free !== undefined && need > free - FREE_SPACE_MARGIN) {
+      throw new VitkitError(`Not enough free space for ${what}: it needs ${gb(need)} but ${path.dirname(blob)} has ${gb(Math.max(0, free))} free; free some space or set HF_HUB_CACHE to another disk`);
+    }
+    const limit = Math.min(meta.size ?? cap, cap);
     let bar: cliProgress.SingleBar | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -207,7 +274,16 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
         let have = Math.max(0, existing);
         if (meta.size !== undefined && have > meta.size) { removeIfPresent(incomplete); have = 0; }
         if (existing >= 0 && have === meta.size) break; // complete already: verify below
-        const res = await get(url, have, http, what);
+        let res: Response;
+        try {
+          res = await get(url, have, http, what);
+        } catch (e) {
+          // after a break: the reconnect failing is part of the broken download, not an unreachable Hub
+          if (attempt === 0 || !(e instanceof HubNetworkError)) throw e;
+          if (attempt >= retries) throw brokeOff(what, http, have, meta.size, e.message.replace(/^.*: ([^:;]+);.*$/, '$1'));
+          await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+          continue;
+        }
         if (res.status === 416 && have > 0) { // our partial file is no prefix of the current one: restart
           await res.body?.cancel();
           removeIfPresent(incomplete);
@@ -245,6 +321,10 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
           for (;;) {
             const next = await readWithTimeout(reader, idle * 1000);
             if (next.done) break;
+            if (have + next.value.length > limit) {
+              await reader.cancel().catch(() => undefined);
+              throw new OverSize();
+            }
             await fh.write(next.value);
             have += next.value.length;
             bar?.update(have, { done: mb(have) });
@@ -254,11 +334,14 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
         } finally {
           await fh.close();
         }
-        if (dropped === undefined) break;
-        if (attempt >= retries) {
-          throw new VitkitError(`Download of ${what} from ${http.endpoint} broke off at ${have} of ${meta.size ?? '?'} bytes (${causeOf(dropped)}); `
-            + `run the command again to resume, or ${OFFLINE_HINT}`);
+        if (dropped instanceof OverSize) {
+          removeIfPresent(incomplete);
+          throw new VitkitError(meta.size !== undefined && meta.size <= cap
+            ? `${http.endpoint} sent more than the ${meta.size} bytes it declared for ${what}; the partial file was deleted`
+            : `Expected ${what} of at most ${cap} bytes but ${http.endpoint} sent more; the partial file was deleted`);
         }
+        if (dropped === undefined) break;
+        if (attempt >= retries) throw brokeOff(what, http, have, meta.size, causeOf(dropped));
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt))); // back off, then resume
       }
     } finally {
@@ -278,6 +361,13 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
     }
     renameSync(incomplete, blob);
   });
+}
+
+class OverSize extends Error {}
+
+function brokeOff(what: string, http: HttpOptions, have: number, size: number | undefined, cause: string): VitkitError {
+  return new VitkitError(`Download of ${what} from ${http.endpoint} broke off at ${have} of ${size ?? '?'} bytes (${cause}); `
+    + `the partial file is kept as .incomplete (never used as the file): run the command again to resume, or ${OFFLINE_HINT}`);
 }
 
 async function readWithTimeout(reader: { read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }>; cancel(): Promise<void> }, ms: number): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }> {
@@ -318,4 +408,121 @@ async function get(url: string, from: number, http: HttpOptions, what: string): 
     return res;
   }
   throw new VitkitError(`Too many redirects for ${what} from ${http.endpoint}`);
+}
+
+/** the most bytes of a repository listing: 16 MiB is ~100,000 file names */
+const MAX_LISTING_BYTES = 16 << 20;
+
+/**
+ * A file name from a server's listing, checked before it names anything on disk: relative, no `..` or `.`
+ * segment, no empty segment, no NUL or other control character, no backslash (a separator on Windows),
+ * no drive letter, at most 1,000 characters. Returns the reason it is refused, or null.
+ */
+export function unsafeRepoPath(name: unknown): string | null {
+  if (typeof name !== 'string') return `not a string (${typeof name})`;
+  if (name.length === 0 || name.length > 1000) return `${name.length} characters (expected 1 to 1000)`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character (NUL included)';
+  if (name.includes('\\')) return 'a backslash';
+  if (name.startsWith('/')) return 'an absolute path';
+  if (/^[A-Za-z]:/.test(name)) return 'a drive letter';
+  const parts = name.split('/');
+  if (parts.some((p) => p === '..')) return 'a ".." segment';
+  if (parts.some((p) => p === '.' || p === '')) return 'an empty or "." segment';
+  return null;
+}
+
+/**
+ * The files of a repository at a revision, as huggingface_hub's snapshot_download lists them:
+ * GET {endpoint}/api/models/{repo}/revision/{revision} -> {"sha", "siblings": [{"rfilename"}]}. The body
+ * is capped (16 MiB), the commit must be 40 hex characters and every name must pass unsafeRepoPath.
+ */
+export async function listRepoFiles(repoId: string, revision: string, http: HttpOptions): Promise<{ commit: string; files: string[] }> {
+  const url = `${http.endpoint}/api/models/${repoId}/revision/${encodeURIComponent(revision)}`;
+  const what = `the file list of ${repoId}@${revision}`;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), (http.etagTimeout ?? 10) * 1000);
+  let text: string;
+  try {
+    const res = await send(url, { method: 'GET', headers: headersFor(url, http), signal: ctl.signal }, what, http.endpoint);
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw httpError(res, repoId, revision, '(file list)', http);
+    }
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > MAX_LISTING_BYTES) {
+      await res.body?.cancel();
+      throw new VitkitError(`Expected ${what} of at most ${MAX_LISTING_BYTES} bytes but ${http.endpoint} declares ${declared} bytes`);
+    }
+    const chunks: Uint8Array[] = [];
+    let n = 0;
+    const reader = res.body!.getReader();
+    try {
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) break;
+        n += next.value.length;
+        if (n > MAX_LISTING_BYTES) {
+          await reader.cancel().catch(() => undefined);
+          throw new VitkitError(`Expected ${what} of at most ${MAX_LISTING_BYTES} bytes but ${http.endpoint} sent more`);
+        }
+        chunks.push(next.value);
+      }
+    } catch (e) {
+      if (e instanceof VitkitError) throw e;
+      throw new VitkitError(`Download of ${what} from ${http.endpoint} broke off after ${n} bytes (${causeOf(e)}); ${OFFLINE_HINT}`);
+    }
+    text = Buffer.concat(chunks).toString('utf8');
+  } finally {
+    clearTimeout(timer);
+  }
+  const v = parseJsonText(text, what);
+  const o = (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as Record<string, unknown>;
+  const commit = o['sha'];
+  if (typeof commit !== 'string' || !/^[0-9a-f]{40}$/.test(commit)) {
+    throw new VitkitError(`Expected a commit of 40 hex characters as "sha" in ${what} from ${http.endpoint} but received ${shown(JSON.stringify(commit) ?? 'nothing')}`);
+  }
+  const siblings = o['siblings'];
+  if (!Array.isArray(siblings)) throw new VitkitError(`Expected a "siblings" array in ${what} from ${http.endpoint} but received ${shown(JSON.stringify(siblings) ?? 'nothing')}`);
+  if (siblings.length > 100_000) throw new VitkitError(`Expected at most 100000 files in ${what} but received ${siblings.length}`);
+  const files: string[] = [];
+  for (const s of siblings) {
+    const name = (typeof s === 'object' && s !== null ? (s as Record<string, unknown>)['rfilename'] : undefined);
+    const bad = unsafeRepoPath(name);
+    if (bad) throw new VitkitError(`${http.endpoint} listed a file name with ${bad} in ${what}: ${shown(String(JSON.stringify(name)))}; refusing to download from this listing`);
+    files.push(name as string);
+  }
+  return { commit, files };
+}
+
+/**
+ * huggingface_hub's allow_patterns / ignore_patterns (fnmatch): `*` matches any characters, `/`
+ * included; `?` one character; `[abc]`, `[!abc]` a class; a pattern ending in `/` matches what is under
+ * that folder.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  const p = pattern.endsWith('/') ? `${pattern}*` : pattern;
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = p.indexOf(']', i + 2);
+      if (end < 0) { re += '\\['; continue; }
+      let body = p.slice(i + 1, end);
+      const neg = body.startsWith('!');
+      if (neg) body = body.slice(1);
+      re += `[${neg ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+      i = end;
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+/** the files that match any of `include` (all when none) and none of `exclude` */
+export function filterFiles(files: readonly string[], include: readonly string[] = [], exclude: readonly string[] = []): string[] {
+  const inc = include.map(globToRegExp);
+  const exc = exclude.map(globToRegExp);
+  return files.filter((f) => (inc.length === 0 || inc.some((r) => r.test(f))) && !exc.some((r) => r.test(f)));
 }

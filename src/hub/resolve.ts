@@ -11,11 +11,14 @@
  * metadata request (files already in snapshots/<commit>/ need none; nor do optional files recorded in
  * .no_exist/<commit>/). Only safetensors: a repository with only pickle weights is refused.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { readTextFile } from '../io/files.js';
+import { parseJsonObject } from '../io/checkpoint_core.js';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
-import { COMMIT_RE, RepoCache, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
-import { HubHttpError, HubNetworkError, OFFLINE_HINT, downloadBlob, fileMetadata, type HttpOptions } from './download.js';
+import { COMMIT_RE, RepoCache, type HubEnv, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';
+import { HubHttpError, HubNetworkError, MAX_SMALL_FILE_BYTES, OFFLINE_HINT, downloadBlob, fileMetadata, filterFiles, listRepoFiles, type HttpOptions } from './download.js';
 
 export type HubLayout = 'auto' | 'timm' | 'hf' | 'open_clip';
 
@@ -35,7 +38,7 @@ export interface HubOptions {
   progress?: boolean;
   retries?: number;
   /** environment to read the HF_* variables from (default process.env) */
-  env?: NodeJS.ProcessEnv;
+  env?: HubEnv;
   /** where warnings go (default stderr) */
   warn?: (line: string) => void;
 }
@@ -140,12 +143,8 @@ export async function downloadModel(repoId: string, opts: HubOptions = {}): Prom
   } else {
     if (layout !== 'auto') await need('config.json');
     const cfgFile = s.path('config.json');
-    let cfg: Record<string, unknown>;
-    try {
-      cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      throw new VitkitError(`config.json of ${repoId}@${s.revision} is not valid JSON (${(e as Error).message}): ${cfgFile}`);
-    }
+    // capped and depth-checked: a cache Python filled is read with the same limits as a download
+    const cfg = parseJsonObject(readTextFile(cfgFile, `config.json of ${repoId}@${s.revision}`, MAX_SMALL_FILE_BYTES), cfgFile);
     if (layout !== 'auto') kind = layout;
     else if ('architecture' in cfg) kind = 'timm';
     else if ('model_type' in cfg || 'architectures' in cfg) kind = 'hf';
@@ -158,6 +157,66 @@ export async function downloadModel(repoId: string, opts: HubOptions = {}): Prom
   }
   const commit = s.commit!;
   return { repoId, revision: s.revision, commit, dir: s.cache.snapshotDir(commit), layout: kind, files };
+}
+
+export interface FilesOptions extends HubOptions {
+  /** glob patterns (huggingface_hub's allow_patterns): only matching files; default every file */
+  include?: readonly string[];
+  /** glob patterns (ignore_patterns): none of these */
+  exclude?: readonly string[];
+}
+
+/**
+ * `huggingface-cli download <repo> --include ... --exclude ...`: the repository's file list at the
+ * revision (every name checked, see listRepoFiles), filtered, each file fetched into the cache at the
+ * listing's commit. Offline (or with the Hub unreachable and the revision cached): the cached
+ * snapshot's files, filtered.
+ */
+export async function downloadFiles(repoId: string, opts: FilesOptions = {}): Promise<Omit<DownloadedModel, 'layout'>> {
+  if (!validRepoId(repoId)) throw new VitkitError(`Expected a Hub repository <org>/<name> but received ${JSON.stringify(repoId)}`);
+  const s = new Session(repoId, opts);
+  let listed: string[];
+  if (!s.offline) {
+    try {
+      const l = await listRepoFiles(repoId, s.revision, s.http);
+      s.pinCommit(l.commit);
+      listed = l.files;
+    } catch (e) {
+      const cached = s.cache.cachedCommit(s.revision);
+      if (!(e instanceof HubNetworkError) || !cached || !existsSync(s.cache.snapshotDir(cached))) throw e;
+      (opts.warn ?? ((l: string) => console.error(l)))(`warning: ${e.message.split(';')[0]}; using the cached snapshot ${cached.slice(0, 12)} of ${repoId}`);
+      s.goOffline(`${s.http.endpoint} cannot be reached`, cached);
+      listed = snapshotFiles(s.cache.snapshotDir(cached));
+    }
+  } else {
+    const cached = s.cache.cachedCommit(s.revision);
+    if (!cached || !existsSync(s.cache.snapshotDir(cached))) {
+      throw new VitkitError(`${repoId}@${s.revision} is not in the Hugging Face cache ${s.cache.cacheDir}, and ${s.offlineWhy}`);
+    }
+    s.goOffline(s.offlineWhy, cached);
+    listed = snapshotFiles(s.cache.snapshotDir(cached));
+  }
+  const files = filterFiles(listed, opts.include, opts.exclude);
+  if (files.length === 0) {
+    throw new VitkitError(`No file of ${repoId}@${s.revision} matches --include ${JSON.stringify(opts.include ?? [])} --exclude ${JSON.stringify(opts.exclude ?? [])} (${listed.length} files listed)`);
+  }
+  for (const f of files) await s.file(f, false);
+  return { repoId, revision: s.revision, commit: s.commit!, dir: s.cache.snapshotDir(s.commit!), files };
+}
+
+/** every file under a snapshot folder, relative, '/'-separated (bounded: 100,000 entries) */
+function snapshotFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      if (out.length >= 100_000) return;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
 }
 
 /** One repository at one revision: the metadata → cache → download steps for each file. */
@@ -244,6 +303,17 @@ class Session {
     if (this.offline) return this.cache.hasPointer(this.commit!, file);
     const rev = this.commit ?? this.revision;
     return (await fileMetadata(this.repoId, rev, file, this.http)).meta !== null;
+  }
+
+  /** the commit a listing named: every file is fetched at it */
+  pinCommit(commit: string): void {
+    this.pin(commit);
+  }
+
+  goOffline(why: string, commit: string): void {
+    this.offline = true;
+    this.offlineWhy = why;
+    this.commit = commit;
   }
 
   private pin(commit: string): void {

@@ -6,8 +6,8 @@
  * layout detection, key maps, state-dict loading, all without fs); here the files are found, read
  * (the weights' header first, to check the config before anything is allocated) and written.
  */
-import { existsSync, statSync, mkdirSync } from 'node:fs';
-import { readRegularFile, writeFileAtomic } from './files.js';
+import { existsSync, statSync } from 'node:fs';
+import { makeDirs, readRegularFile, writeFileAtomic } from './files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import type { ViTConfig } from '../models/config.js';
@@ -83,13 +83,20 @@ export { mulberry32, initWeights } from '../models/init.js';
 
 /** Write a checkpoint directory in timm's layout, each file atomically (temporary file, then rename). */
 export function saveCheckpoint(dir: string, model: Pick<Model, 'params' | 'config'>, meta: { name: string; pretrainedCfg: Record<string, unknown>; labels?: readonly string[] }, opts: { overwrite?: boolean } = {}): void {
-  mkdirSync(dir, { recursive: true });
+  // everything that can refuse is checked before the first byte is written: the config (labels of the
+  // wrong length, a bad pretrained_cfg) and both files' existence
+  if (meta.labels !== undefined && meta.labels.length !== model.config.num_classes) {
+    throw new VitkitError(`Expected ${model.config.num_classes} labels (num_classes) for the checkpoint ${dir} but received ${meta.labels.length}`);
+  }
+  const cfgText = JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n';
+  const cfgPath = path.join(dir, 'config.json');
+  const stPath = path.join(dir, 'model.safetensors');
+  for (const f of [stPath, cfgPath]) if (existsSync(f) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${f}; pass overwrite to replace it`);
+  makeDirs(dir, 'checkpoint folder');
   const tensors: Record<string, StTensorIn> = {};
   for (const spec of model.params.specs) tensors[spec.name] = { dtype: 'F32', shape: spec.shape, data: model.params.get(spec.name) };
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
-  const cfgPath = path.join(dir, 'config.json');
-  if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
-  writeFileAtomic(cfgPath, JSON.stringify(timmConfigJson(meta.name, model.config, meta.pretrainedCfg, meta.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
+  writeSafetensors(stPath, tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
+  writeFileAtomic(cfgPath, cfgText, { overwrite: true, what: 'checkpoint config' });
 }
 
 /**
@@ -101,13 +108,15 @@ export function saveHfCheckpoint(dir: string, architecture: string, config: ViTC
   const layout = HF_LAYOUTS[architecture];
   if (!layout) throw new VitkitError(`Unknown Hugging Face architecture ${architecture}; known: ${Object.keys(HF_LAYOUTS).join(', ')}`);
   const hf = timmToHf(layout, config, state);
-  mkdirSync(dir, { recursive: true });
+  const cfgText = JSON.stringify(layout.hfConfigFrom(config, opts.labels), null, 2) + '\n';
   const cfgPath = path.join(dir, 'config.json');
-  if (existsSync(cfgPath) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${cfgPath}; pass overwrite to replace it`);
+  const stPath = path.join(dir, 'model.safetensors');
+  for (const f of [stPath, cfgPath]) if (existsSync(f) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite ${f}; pass overwrite to replace it`);
+  makeDirs(dir, 'checkpoint folder');
   const tensors: Record<string, StTensorIn> = {};
   for (const [k, t] of hf) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
-  writeFileAtomic(cfgPath, JSON.stringify(layout.hfConfigFrom(config, opts.labels), null, 2) + '\n', { overwrite: true, what: 'checkpoint config' });
+  writeSafetensors(stPath, tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
+  writeFileAtomic(cfgPath, cfgText, { overwrite: true, what: 'checkpoint config' });
 }
 
 export { vitParamSpecs, ParamTable };

@@ -12,6 +12,7 @@
  * anything is allocated, then every tensor decoded and checked finite, then the model built.
  */
 import { VitkitError, shapeStr, expected } from '../errors.js';
+import { checkJsonDepth } from './json.js';
 import { type ViTConfig, resolveConfig, dims, imgHW } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
@@ -81,10 +82,10 @@ export interface BytesLoadOptions extends LoadOptions {
 }
 
 const MAX_JSON_CHARS = 64 << 20;
-
 /** JSON text -> a JSON object, or a one-line VitkitError naming the file. */
 export function parseJsonObject(text: string, file: string): Record<string, unknown> {
   if (text.length > MAX_JSON_CHARS) throw new VitkitError(`Expected ${file} of at most ${MAX_JSON_CHARS} characters but received ${text.length}`);
+  checkJsonDepth(text, file);
   try {
     const v = JSON.parse(text) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
@@ -263,6 +264,9 @@ export function buildCheckpoint(plan: CheckpointPlan, st: SafetensorsFile, prepr
   if (resetHead) initHead(model);
   const pcfg = { ...((cfg['pretrained_cfg'] ?? {}) as Record<string, unknown>) };
   const names = timmLabelNames(cfg, files.config);
+  if (!resetHead && names && names.length !== config.num_classes) {
+    throw new VitkitError(`${files.config}: expected ${config.num_classes} "label_names" (num_classes) but received ${names.length}`);
+  }
   return {
     model, preprocess: preprocessFromTimm(pcfg, imgHW(config), config.in_chans),
     labels: labelsFrom(config.num_classes, resetHead ? null : names, imagenetFn), format: 'timm',

@@ -8,12 +8,13 @@
  *   next run, only when the process that made them is gone.
  */
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeSync, existsSync,
+  closeSync, constants, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync,
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
+import { parseJsonText } from './json.js';
 
 /** errno code plus its words: "ENOSPC (no space left on device)". */
 export function errnoText(e: unknown): string {
@@ -79,6 +80,67 @@ export function readRegularFile(file: string, what: string, maxBytes: number): B
     throw new VitkitError(`Cannot read ${what} ${file}: ${errnoText(e)}`);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Caps for the small files a command reads whole: label lists, text lists, templates, JSON configs. */
+export const MAX_TEXT_FILE_BYTES = 64 << 20;
+
+/** A regular UTF-8 text file of at most `maxBytes` bytes (a FIFO, /dev/zero or a directory is refused before reading). */
+export function readTextFile(file: string, what: string, maxBytes = MAX_TEXT_FILE_BYTES): string {
+  return readRegularFile(file, what, maxBytes).toString('utf8');
+}
+
+/** A regular JSON file of at most `maxBytes` bytes and MAX_JSON_DEPTH levels: the parsed value, or one line naming the file. */
+export function readJsonFile(file: string, what: string, maxBytes = MAX_TEXT_FILE_BYTES): unknown {
+  return parseJsonText(readTextFile(file, what, maxBytes), `${what} ${file}`);
+}
+
+/**
+ * `mkdir -p` with a bounded loop and a truthful error. Node's own `mkdirSync(dir, { recursive: true })`
+ * spins for ever where mkdir answers ENOENT under a folder that exists (/proc/x), and names the
+ * deepest folder rather than the one that failed. Here: walk up to the deepest existing folder (at
+ * most the path's depth), then create each missing one once; the error names the folder mkdir refused
+ * and why (EROFS: read-only file system, EACCES, ENOENT under /proc, a file in the way).
+ */
+export function makeDirs(dir: string, what = 'output folder'): void {
+  const abs = path.resolve(dir);
+  const missing: string[] = [];
+  let cur = abs;
+  for (;;) {
+    let st: Stats | undefined;
+    try {
+      st = statSync(cur);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new VitkitError(`Cannot create ${what} ${dir}: ${cur}: ${errnoText(e)}`);
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new VitkitError(`Cannot create ${what} ${dir}: ${cur} is a file, not a folder`);
+      break;
+    }
+    missing.push(cur);
+    const up = path.dirname(cur);
+    if (up === cur) break; // the root itself is missing: mkdir below reports it
+    cur = up;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    const d = missing[i]!;
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        let isDir = false;
+        try { isDir = statSync(d).isDirectory(); } catch { /* vanished again */ }
+        if (isDir) continue; // made by another process meanwhile
+        throw new VitkitError(`Cannot create ${what} ${dir}: ${d} is a file, not a folder`);
+      }
+      const why = code === 'EROFS' ? 'the file system is read-only (EROFS)'
+        : code === 'ENOENT' ? `${path.dirname(d)} exists but accepts no new folders (ENOENT: a virtual file system such as /proc or /sys?)`
+          : errnoText(e);
+      throw new VitkitError(`Cannot create ${what} ${dir}: mkdir ${d} failed: ${why}`);
+    }
   }
 }
 

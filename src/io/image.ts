@@ -15,8 +15,12 @@
  * at once); only the raster formats above are decoded, recognised by their content, not their
  * name. SVG, PDF and the other formats libvips could render are refused: a 122-byte SVG can ask
  * for a 15000 x 15000 render. An image of more than MAX_INPUT_PIXELS pixels is refused before it
- * is decoded (sharp's limitInputPixels).
+ * is decoded (sharp's limitInputPixels), and so is one whose sides are further apart than
+ * MAX_ASPECT_RATIO (a 97 KB PNG of 10,000,000 x 10 is inside the pixel cap, but resizing its short side
+ * to the model's input makes a row of 2 x 10^8 pixels) or whose decoded bytes exceed
+ * MAX_DECODED_BYTES or half the free memory.
  */
+import { freemem } from 'node:os';
 import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
 import { readRegularFile } from './files.js';
@@ -30,7 +34,13 @@ export const IMAGE_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', '
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 /** Largest image decoded, in pixels (width x height): 10000 x 10000. */
 export const MAX_INPUT_PIXELS = 100_000_000;
+/** Longest side over shortest side: wider than any panorama a classifier is given (a 360-degree strip is ~10:1). */
+export const MAX_ASPECT_RATIO = 100;
+/** Largest decoded raster (width x height x channels x bytes per sample): 1 GiB. */
+export const MAX_DECODED_BYTES = 1 << 30;
 const FORMAT_LIST = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
+/** bytes per sample of libvips' band formats (sharp's metadata().depth) */
+const SAMPLE_BYTES: Record<string, number> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, complex: 8, double: 8, dpcomplex: 16 };
 
 export type { RawImage } from './pixels.js';
 export { convertPixels, cropImage } from './pixels.js';
@@ -38,6 +48,32 @@ export { convertPixels, cropImage } from './pixels.js';
 function sourceName(source: string | Uint8Array, name?: string): string {
   if (name) return name;
   return typeof source === 'string' ? source : '<buffer>';
+}
+
+/**
+ * Refuse, from the header alone, an image whose decoding or resizing would take unbounded memory: more
+ * than MAX_INPUT_PIXELS pixels, sides further apart than MAX_ASPECT_RATIO, a decoded raster over
+ * MAX_DECODED_BYTES or half the free memory.
+ */
+export function checkDecodable(label: string, meta: Pick<sharp.Metadata, 'width' | 'height' | 'channels' | 'depth'>): void {
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (!(w >= 1 && h >= 1)) throw new VitkitError(`Expected an image with at least 1 x 1 pixels for ${label} but its header says ${w} x ${h}`);
+  const px = w * h;
+  if (px > MAX_INPUT_PIXELS) {
+    throw expected(`an image of at most ${MAX_INPUT_PIXELS} pixels`, label, `${w} x ${h} = ${px} pixels`);
+  }
+  const ratio = Math.max(w, h) / Math.min(w, h);
+  if (ratio > MAX_ASPECT_RATIO) {
+    throw expected(`an image whose sides are at most ${MAX_ASPECT_RATIO}:1 apart`, label, `${w} x ${h} (${Math.round(ratio)}:1)`);
+  }
+  const bytesPerSample = SAMPLE_BYTES[String(meta.depth ?? 'uchar')] ?? 8;
+  const decoded = px * Math.max(3, meta.channels ?? 3) * bytesPerSample;
+  const budget = Math.min(MAX_DECODED_BYTES, Math.floor(freemem() / 2));
+  if (decoded > budget) {
+    throw expected(`an image that decodes to at most ${budget} bytes (${budget === MAX_DECODED_BYTES ? 'the cap' : 'half the free memory'})`, label,
+      `${w} x ${h} x ${meta.channels ?? 3} channels = ${decoded} bytes`);
+  }
 }
 
 /** Decode `source` (a path or the encoded bytes) to 8-bit pixels with 1 (PIL 'L') or 3 (PIL 'RGB') channels. */
@@ -68,10 +104,7 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
     const what = fmt === 'heif' ? `HEIF with ${meta.compression ?? 'unknown'} compression` : fmt.toUpperCase();
     throw new VitkitError(`Expected a raster image (${FORMAT_LIST}) for ${label} but received ${what}${fmt === 'svg' ? ' (vector images are not rendered)' : ''}`);
   }
-  const px = (meta.width ?? 0) * (meta.height ?? 0);
-  if (px > MAX_INPUT_PIXELS) {
-    throw expected(`an image of at most ${MAX_INPUT_PIXELS} pixels`, label, `${meta.width} x ${meta.height} = ${px} pixels`);
-  }
+  checkDecodable(label, meta);
   let raw: Buffer;
   let info: sharp.OutputInfo;
   try {

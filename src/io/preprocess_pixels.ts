@@ -105,8 +105,9 @@ function filterFrom(v: unknown, what: string): Filter {
 
 /** std divides: every value must be a finite number > 0 (a 0 would make every pixel_value infinite). */
 function positiveStd(std: number[], what: string): number[] {
-  const i = std.findIndex((v) => !(v > 0) || !Number.isFinite(v));
-  if (i >= 0) throw expected(`std values > 0 (a zero std makes every pixel infinite)`, `${what}[${i}]`, std[i]);
+  // below 1e-6 a pixel value reaches 1e6 and more (1e-300 overflows float32 to Infinity): no real normalization
+  const i = std.findIndex((v) => !(v >= 1e-6) || !(v <= 1e6));
+  if (i >= 0) throw expected(`std values in [1e-6, 1e6] (a zero or tiny std makes every pixel infinite)`, `${what}[${i}]`, std[i]);
   return std;
 }
 

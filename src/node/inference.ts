@@ -18,7 +18,7 @@ import { resolveModelDir } from '../hub/resolve.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { VitkitError } from '../errors.js';
+import { VitkitError, expected, shapeStr } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { softmax, topK } from '../nn/functional.js';
 import { PRESETS } from '../models/presets.js';
@@ -104,8 +104,10 @@ function toWorkerInput(img: ImageInput, i: number): { input: WorkerInput; transf
   if (typeof img === 'string') return { input: { kind: 'path', path: img }, transfer: [] };
   if (img instanceof Tensor) {
     if (img.shape.length !== 3 && img.shape.length !== 4) {
-      throw new VitkitError(`Expected pixel_values of shape (C, H, W) or (B, C, H, W) for image ${i} but received (${img.shape.join(', ')})`);
+      throw new VitkitError(`Expected pixel_values of shape (C, H, W) or (B, C, H, W) for image ${i} but received ${shapeStr(img.shape)}`);
     }
+    const bad = img.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new VitkitError(`Expected finite pixel_values for image ${i} but element ${bad} is ${img.data[bad]}`);
     const data = img.data.slice(); // the caller keeps its tensor; this copy is transferred
     return { input: { kind: 'pixels', data, shape: [...img.shape] }, transfer: [data.buffer] };
   }
@@ -237,13 +239,14 @@ export class InferenceSession {
 
   /** top-k classes per image */
   async classify(images: readonly ImageInput[], topKCount = 5): Promise<Classification[][]> {
+    if (!Number.isInteger(topKCount) || topKCount < 1) throw expected('an integer >= 1', 'the top-k count of classify', topKCount);
     const logits = await this.forward(images);
     const [B, K] = logits.shape as [number, number];
     const probs = softmax(logits.data, B, K); // (B, K)
     const out: Classification[][] = [];
     for (let b = 0; b < B; b++) {
       const row = probs.subarray(b * K, (b + 1) * K);
-      out.push(topK(row, Math.min(topKCount, K)).map((j) => ({ label: this.info.labels[j] ?? `class_${j}`, index: j, probability: row[j]! })));
+      out.push(topK(row, Math.min(topKCount, K)).map((j) => ({ label: this.info.labels[j] ?? `class_${j}`, index: j, score: row[j]! })));
     }
     return out;
   }
@@ -260,7 +263,8 @@ export class InferenceSession {
 export interface Classification {
   label: string;
   index: number;
-  probability: number;
+  /** the softmax probability (transformers.js' name) */
+  score: number;
 }
 
 export interface ClassifyOptions extends SessionOptions {
@@ -296,7 +300,7 @@ function isBatch(image: ImageInput | readonly ImageInput[]): boolean {
 }
 
 /**
- * `await classify(image, { model, topK })` -> [{ label, index, probability }], the top-k classes, off the
+ * `await classify(image, { model, topK })` -> [{ label, index, score }], the top-k classes, off the
  * main thread. One image (a path, Buffer, or (C, H, W) pixel tensor) gives one list; an array of images or
  * a (B, C, H, W) tensor gives one list per image.
  */

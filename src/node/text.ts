@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VitkitError } from '../errors.js';
+import { readJsonFile as readJson, readTextFile } from '../io/files.js';
 import type { BpeTokenizer, TextClean } from '../text/bpe.js';
 import { openAiTokenizer, hfTokenizerJson, hfVocabMerges, OPENAI_CONTEXT_LENGTH, type HfVocabOptions } from '../text/vocab.js';
 
@@ -50,17 +51,7 @@ export function clipTokenizer(contextLength = OPENAI_CONTEXT_LENGTH): BpeTokeniz
 }
 
 function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new VitkitError(`${file} is not valid JSON (${(e as Error).message})`);
-  }
+  return readJson(file, 'tokenizer file');
 }
 
 function obj(v: unknown): Record<string, unknown> {
@@ -116,7 +107,7 @@ function hfFromFiles(dir: string, opts: LoadTokenizerOptions): BpeTokenizer | un
   if (existsSync(f('vocab.json')) && existsSync(f('merges.txt'))) {
     const o = hfOptions(dir, opts.clean);
     if (opts.contextLength !== undefined) o.contextLength = opts.contextLength;
-    return hfVocabMerges(readJsonFile(f('vocab.json')), readFileSync(f('merges.txt'), 'utf8'), { ...o, source: f('merges.txt') });
+    return hfVocabMerges(readJsonFile(f('vocab.json')), readTextFile(f('merges.txt'), 'tokenizer file'), { ...o, source: f('merges.txt') });
   }
   return undefined;
 }

@@ -19,7 +19,7 @@
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
-import { mkdirSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -40,7 +40,7 @@ import { epochRng } from '../data/rng.js';
 import { renderCurves } from './plot.js';
 import { validateRunState } from './state.js';
 import { checkFinite } from '../io/validate.js';
-import { cleanStaleTemps, writeFileAtomic } from '../io/files.js';
+import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
 
 /** Every setting that defines a run (saved with it; a resume continues with these). */
@@ -345,7 +345,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       partial: { lossSum: 0, images: 0, seconds: 0, trainSeconds: 0, lr: trainer.lr }, history: [], rng: { seed: s.seed, epochOrderState: epochRng(s.seed, 0).state }, complete: false, data: opts.data ?? null,
     };
   }
-  mkdirSync(out, { recursive: true });
+  makeDirs(out, 'run folder');
   cleanStaleTemps(out);
   cleanStaleTemps(path.join(out, 'ema'));
   const aug = augmentSpec(s, K);

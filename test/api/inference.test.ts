@@ -90,11 +90,11 @@ test('classify(path, { model, topK }) equals the synchronous predict path', asyn
   const res = await classify(ASTRONAUT, { model: TIMM_DIR, topK: 3 });
   assert.equal(res.length, 3);
   const [sync] = await predictImages(TIMM_DIR, [ASTRONAUT], 3);
-  assert.deepEqual(res.map((r) => [r.label, r.index, r.probability]), sync!.top.map((r) => [r.label, r.index, r.prob]));
-  assert.ok(res[0]!.probability >= res[1]!.probability && res[1]!.probability >= res[2]!.probability);
+  assert.deepEqual(res.map((r) => [r.label, r.index, r.score]), sync!.top.map((r) => [r.label, r.index, r.score]));
+  assert.ok(res[0]!.score >= res[1]!.score && res[1]!.score >= res[2]!.score);
   // a Buffer and a batch through the same cached session
   const bytes = readFileSync(ASTRONAUT);
-  const [fromBytes, fromPath] = await classify([bytes, ASTRONAUT], { model: TIMM_DIR, topK: 3 }) as Array<Array<{ probability: number }>>;
+  const [fromBytes, fromPath] = await classify([bytes, ASTRONAUT], { model: TIMM_DIR, topK: 3 }) as Array<Array<{ score: number }>>;
   assert.deepEqual(fromBytes, res);
   assert.deepEqual(fromPath, res);
   assert.equal(bytes.length, readFileSync(ASTRONAUT).length, 'the caller\'s Buffer was copied, not detached');
@@ -104,7 +104,7 @@ test('classify(path, { model, topK }) equals the synchronous predict path', asyn
 test('classify on a Hugging Face checkpoint (fixture) with its id2label names, and embedImages', async () => {
   const ref = readSafetensors(path.join(HF_DIR, 'ref.safetensors'));
   const pv = ref.f32('pixel_values');
-  const out = await classify(new Tensor(pv.shape, pv.data), { model: HF_DIR, topK: 5 }) as Array<Array<{ label: string; index: number; probability: number }>>;
+  const out = await classify(new Tensor(pv.shape, pv.data), { model: HF_DIR, topK: 5 }) as Array<Array<{ label: string; index: number; score: number }>>;
   assert.equal(out.length, 2);
   const cfg = JSON.parse(readFileSync(path.join(HF_DIR, 'config.json'), 'utf8')) as { id2label: Record<string, string> };
   const logits = ref.f32('logits').data;
@@ -113,7 +113,7 @@ test('classify on a Hugging Face checkpoint (fixture) with its id2label names, a
     const best = row.indexOf(Math.max(...row));
     assert.equal(out[b]![0]!.index, best);
     assert.equal(out[b]![0]!.label, cfg.id2label[String(best)]);
-    assert.ok(Math.abs(out[b]!.reduce((s, r) => s + r.probability, 0) - 1) < 1e-5);
+    assert.ok(Math.abs(out[b]!.reduce((s, r) => s + r.score, 0) - 1) < 1e-5);
   }
   const emb = await embedImages(new Tensor(pv.shape, pv.data), { model: HF_DIR });
   assert.deepEqual(emb.shape, [2, 96]);

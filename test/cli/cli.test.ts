@@ -48,7 +48,7 @@ test('predict --json gives top-k with labels and probabilities', (t) => {
   if (!needRefs(t, IMAGES)) return;
   const r = vitkit('predict', '--model', HF_DIR, '--top-k', '3', '--json', path.join(IMAGES, 'astronaut.png'), path.join(IMAGES, 'chelsea.png'));
   assert.equal(r.code, 0, r.err);
-  const preds = JSON.parse(r.out) as { image: string; top: { index: number; label: string; prob: number }[] }[];
+  const preds = JSON.parse(r.out) as { image: string; top: { index: number; label: string; score: number }[] }[];
   assert.equal(preds.length, 2);
   const ref = readSafetensors(path.join(HF_DIR, 'ref.safetensors')).f32('logits').data;
   for (let b = 0; b < 2; b++) {
@@ -57,7 +57,7 @@ test('predict --json gives top-k with labels and probabilities', (t) => {
     const probs = row.map((v) => Math.exp(v - m) / z);
     const order = probs.map((p, i) => [p, i] as const).sort((a, c) => c[0] - a[0]).slice(0, 3);
     assert.deepEqual(preds[b]!.top.map((x) => x.index), order.map((o) => o[1]));
-    for (let k = 0; k < 3; k++) assert.ok(Math.abs(preds[b]!.top[k]!.prob - order[k]![0]) < 1e-4);
+    for (let k = 0; k < 3; k++) assert.ok(Math.abs(preds[b]!.top[k]!.score - order[k]![0]) < 1e-4);
     assert.equal(preds[b]!.top[0]!.label, ['astronaut', 'cat', 'coffee', 'rocket', 'camera'][order[0]![1]]);
   }
 });

@@ -27,7 +27,7 @@ test('zeroShotClassifier probabilities equal open_clip probs; encodeImage/encode
   const top = await zs.classify(IMAGES, 2);
   assert.equal(top.length, 3);
   assert.equal(top[0]!.length, 2);
-  assert.ok(top[0]![0]!.probability >= top[0]![1]!.probability);
+  assert.ok(top[0]![0]!.score >= top[0]![1]!.score);
 });
 
 test('prompt ensemble: templates averaged after normalisation, then renormalised', { skip: skipClip }, () => {
@@ -50,8 +50,8 @@ test('vitkit zeroshot --json with a labels file matches open_clip probs; bad inp
   writeFileSync(f, '# the reference prompts\n' + PROMPTS.join('\n') + '\n');
   const r = vitkit('zeroshot', '--model', CLIP_DIR, '--labels-file', f, '--template', '{}', '--top-k', '4', '--json', ...IMAGES);
   assert.equal(r.code, 0, r.err);
-  const res = JSON.parse(r.out) as { image: string; top: { index: number; prob: number }[] }[];
-  res.forEach((row, b) => { for (const t of row.top) assert.ok(Math.abs(t.prob - ref[b * 4 + t.index]!) < 1e-5); });
+  const res = JSON.parse(r.out) as { image: string; top: { index: number; score: number }[] }[];
+  res.forEach((row, b) => { for (const t of row.top) assert.ok(Math.abs(t.score - ref[b * 4 + t.index]!) < 1e-5); });
   const txt = vitkit('zeroshot', '--model', CLIP_DIR, '--labels', 'cat,dog', IMAGES[1]!);
   assert.equal(txt.code, 0, txt.err);
   assert.match(txt.out, /%\s+(cat|dog)/);

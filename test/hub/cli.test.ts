@@ -48,10 +48,10 @@ test('vitkit predict --model org/name downloads once into the HF cache and predi
   assert.equal(hub.requests().length, 0);
   const remote = await vitkitAsync(env, 'predict', '--model', 'timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k', '--json', '-k', '3', IMAGE);
   assert.equal(remote.code, 0, remote.err);
-  const [a, b] = [JSON.parse(local.out), JSON.parse(remote.out)] as { top: { index: number; prob: number }[] }[][];
+  const [a, b] = [JSON.parse(local.out), JSON.parse(remote.out)] as { top: { index: number; score: number }[] }[][];
   assert.equal(b![0]!.top[0]!.index, a![0]!.top[0]!.index, 'same top-1 class');
   assert.deepEqual(b![0]!.top.map((t) => t.index), a![0]!.top.map((t) => t.index));
-  assert.ok(Math.abs(b![0]!.top[0]!.prob - a![0]!.top[0]!.prob) < 1e-6);
+  assert.ok(Math.abs(b![0]!.top[0]!.score - a![0]!.top[0]!.score) < 1e-6);
   // HF_HOME/hub is the cache; the weights came through the CDN once
   const snap = path.join(home, 'hub', 'models--timm--vit_tiny_patch16_224.augreg_in21k_ft_in1k', 'snapshots', commit);
   assert.ok(existsSync(path.join(snap, 'model.safetensors')));

@@ -8,7 +8,9 @@
  * - errors with X-Error-Code as the Hub sends them: 401 RepoNotFound without a token, 404 RepoNotFound,
  *   RevisionNotFound, EntryNotFound (with X-Repo-Commit);
  * - renamed repositories: 307 with a relative Location;
- * - faults: drop the connection after N bytes, corrupt a byte, ignore Range.
+ * - the file list `/api/models/{repo}/revision/{revision}` ({"sha", "siblings": [{"rfilename"}]}) as
+ *   huggingface_hub's snapshot_download reads it;
+ * - faults: drop the connection after N bytes, corrupt a byte, ignore Range, send the body slowly.
  * Every request is logged (method, server, path, Range, Authorization).
  */
 import http from 'node:http';
@@ -38,6 +40,8 @@ export interface Faults {
   ignoreRange?: boolean;
   /** large files redirect to a relative CDN-like path on the Hub's own host instead of the other origin */
   relativeLfs?: boolean;
+  /** the CDN sends 64 KiB every this many milliseconds */
+  slowMs?: number;
 }
 
 export function sha256(b: Buffer): string {
@@ -130,6 +134,18 @@ export class FakeHub {
   private onHub(q: http.IncomingMessage, r: http.ServerResponse): void {
     if (q.url?.startsWith('/lfs/')) return this.onCdn(q, r); // the CDN-like path on this host
     this.record('hub', q);
+    const list = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/?]+)/.exec(q.url ?? '');
+    if (list) {
+      const repo = this.repos.get(list[1]!);
+      const authorized = !repo?.token || q.headers.authorization === `Bearer ${repo.token}`;
+      if (!repo || !authorized) return this.fail(r, q.headers.authorization ? 404 : 401, 'RepoNotFound');
+      const rev = decodeURIComponent(list[2]!);
+      const commit = repo.commits.has(rev) ? rev : repo.refs.get(rev);
+      if (!commit) return this.fail(r, 404, 'RevisionNotFound');
+      const body = JSON.stringify({ id: list[1], sha: commit, siblings: [...repo.commits.get(commit)!.keys()].map((rfilename) => ({ rfilename })) });
+      r.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      return void r.end(body);
+    }
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(q.url ?? '');
     if (!m) return this.fail(r, 404, undefined);
     const [, repoId, revEnc, fileEnc] = m as unknown as [string, string, string, string];
@@ -188,6 +204,17 @@ export class FakeHub {
       drop.times--;
       r.write(body.subarray(0, drop.bytes), () => setTimeout(() => r.socket?.destroy(), 20));
       return;
+    }
+    if (this.faults.slowMs) {
+      let off = 0;
+      const tick = (): void => {
+        if (r.destroyed) return;
+        if (off >= body.length) return void r.end();
+        r.write(body.subarray(off, off + 65536));
+        off += 65536;
+        setTimeout(tick, this.faults.slowMs);
+      };
+      return tick();
     }
     r.end(body);
   }

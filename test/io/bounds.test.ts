@@ -64,7 +64,7 @@ test('vector and non-listed formats are refused by content, whatever the name', 
 test('preprocessing bounds: HF size, crop_size, timm crop_pct, std 0, output vs model', () => {
   assert.throws(() => preprocessFromHf({ size: { height: 20000, width: 20000 } }, 224, 3), rejectsWith(/at most 1024 x 1024 .* for preprocessor_config\.json size but received "20000 x 20000"/));
   assert.throws(() => preprocessFromTimm({ crop_pct: 1e-6 }, 224, 3), rejectsWith(/pretrained_cfg\.crop_pct 0\.000001/));
-  assert.throws(() => preprocessFromTimm({ std: [0.2, 0, 0.2] }, 224, 3), rejectsWith(/std values > 0 .* for pretrained_cfg\.std\[1\] but received 0/));
+  assert.throws(() => preprocessFromTimm({ std: [0.2, 0, 0.2] }, 224, 3), rejectsWith(/std values in \[1e-6, 1e6\] .* for pretrained_cfg\.std\[1\] but received 0/));
   assert.throws(() => preprocessFromTimm({ std: 0 }, 224, 3), rejectsWith(/pretrained_cfg\.std/));
   assert.throws(() => preprocessFromHf({ image_std: [0.5, 0.5, -1] }, 64, 3), rejectsWith(/image_std\[2\] but received -1/));
   assert.throws(() => preprocessFromHf({ rescale_factor: Infinity }, 64, 3), rejectsWith(/rescale_factor/));

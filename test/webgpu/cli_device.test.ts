@@ -58,7 +58,7 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
   if (!needRefs(t)) return;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-pred-'));
   try {
-    const pred: Record<string, { image: string; top: { index: number; prob: number }[] }[]> = {};
+    const pred: Record<string, { image: string; top: { index: number; score: number }[] }[]> = {};
     for (const d of ['cpu', 'webgpu']) {
       const r = await cli(['predict', '--device', d, '-m', HF, '-k', '5', '--json', ...IMAGES]);
       assert.equal(r.code, 0, r.err);
@@ -68,7 +68,7 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
     pred['webgpu']!.forEach((p, i) => {
       const q = pred['cpu']![i]!;
       assert.deepEqual(p.top.map((x) => x.index), q.top.map((x) => x.index), p.image);
-      p.top.forEach((x, k) => assert.ok(Math.abs(x.prob - q.top[k]!.prob) <= 1e-5, `${p.image} class ${x.index}`));
+      p.top.forEach((x, k) => assert.ok(Math.abs(x.score - q.top[k]!.score) <= 1e-5, `${p.image} class ${x.index}`));
     });
     const emb: Record<string, Float32Array> = {};
     for (const d of ['cpu', 'webgpu']) {
@@ -158,7 +158,7 @@ test('the async API takes a device: classify(..., { device: "webgpu" }) = the cp
     const cpu = await classify(IMAGES[1]!, { model: HF, topK: 3 });
     const gpu = await classify(IMAGES[1]!, { model: HF, topK: 3, device: 'webgpu' });
     assert.deepEqual(gpu.map((c) => c.index), cpu.map((c) => c.index));
-    gpu.forEach((c, i) => assert.ok(Math.abs(c.probability - cpu[i]!.probability) <= 1e-5, `${c.label}: ${c.probability} vs ${cpu[i]!.probability}`));
+    gpu.forEach((c, i) => assert.ok(Math.abs(c.score - cpu[i]!.score) <= 1e-5, `${c.label}: ${c.score} vs ${cpu[i]!.score}`));
     await assert.rejects(classify(IMAGES[1]!, { model: HF, device: 'tpu' as never }), /Expected device to be one of cpu, webgpu but received "tpu"/);
   } finally {
     await closeSessions();
@@ -185,7 +185,7 @@ test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the im
   const CLIP = path.join(REFS, 'openclip_clip');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-clip-'));
   try {
-    const emb: Record<string, Float32Array> = {}, zs: Record<string, { top: { index: number; prob: number }[] }[]> = {};
+    const emb: Record<string, Float32Array> = {}, zs: Record<string, { top: { index: number; score: number }[] }[]> = {};
     for (const d of ['cpu', 'webgpu']) {
       const idx = path.join(dir, `${d}.safetensors`);
       const r = await cli(['index', '--device', d, '-m', CLIP, '-o', idx, ...IMAGES]);
@@ -203,7 +203,7 @@ test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the im
     assert.ok(maxAbsDiff(emb['webgpu']!, emb['cpu']!) <= 1e-5, 'index embeddings');
     zs['webgpu']!.forEach((p, i) => p.top.forEach((x, k) => {
       assert.equal(x.index, zs['cpu']![i]!.top[k]!.index);
-      assert.ok(Math.abs(x.prob - zs['cpu']![i]!.top[k]!.prob) <= 1e-5);
+      assert.ok(Math.abs(x.score - zs['cpu']![i]!.top[k]!.score) <= 1e-5);
     }));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VitkitError } from '../../errors.js';
+import { VitkitError, shapeStr } from '../../errors.js';
+import { parseJsonText } from '../../io/json.js';
 import { Tensor } from '../../tensor.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import type { LoadedClip } from './load.js';
@@ -84,9 +85,16 @@ export function readClipIndex(file: string): ClipIndex {
   const st = readSafetensors(file);
   if (st.metadata['format'] !== INDEX_FORMAT) throw new VitkitError(`${file} is not a vitkit CLIP index (metadata format ${JSON.stringify(st.metadata['format'])})`);
   let files: IndexedFile[];
-  try { files = JSON.parse(st.metadata['files'] ?? '') as IndexedFile[]; } catch { throw new VitkitError(`${file} has no readable file list`); }
+  try { files = parseJsonText(st.metadata['files'] ?? '', `the file list of ${file}`) as IndexedFile[]; } catch (e) { throw new VitkitError(`${file} has no readable file list (${(e as Error).message})`); }
+  if (!Array.isArray(files)) throw new VitkitError(`${file}: expected a list of files in its metadata but received ${typeof files}`);
+  files.forEach((f, i) => {
+    const ok = typeof f === 'object' && f !== null && typeof f.path === 'string' && Number.isFinite(f.size) && Number.isFinite(f.mtimeMs);
+    if (!ok) throw new VitkitError(`${file}: expected {"path", "size", "mtimeMs"} for file ${i} of the index but received ${JSON.stringify(f)?.slice(0, 80)}`);
+  });
   const e = st.f32('embeds');
-  if (e.shape.length !== 2 || e.shape[0] !== files.length) throw new VitkitError(`${file}: embeds (${e.shape.join(', ')}) does not match its ${files.length} files`);
+  if (e.shape.length !== 2 || e.shape[0] !== files.length) throw new VitkitError(`${file}: embeds ${shapeStr(e.shape)} does not match its ${files.length} files`);
+  const bad = e.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new VitkitError(`${file}: the embedding of ${files[Math.floor(bad / e.shape[1]!)]!.path} has a non-finite value (${e.data[bad]}); re-create the index with vitkit index --overwrite`);
   return new ClipIndex(st.metadata['model'] ?? '', files, e.data, e.shape[1]!);
 }
 

@@ -10,10 +10,11 @@
  */
 import { parseJsonObject } from '../../io/checkpoint_core.js';
 import type { DeviceName } from '../runner.js';
-import { existsSync, readFileSync, statSync, mkdirSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, statSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VitkitError } from '../../errors.js';
+import { makeDirs, readTextFile } from '../../io/files.js';
 import type { Backend } from '../../backend/backend.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../io/safetensors.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from '../../io/preprocess.js';
@@ -42,9 +43,7 @@ export interface LoadedClip {
 }
 
 function readJson(file: string): Record<string, unknown> {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new VitkitError(`Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  return parseJsonObject(text, file);
+  return parseJsonObject(readTextFile(file, 'CLIP config'), file);
 }
 
 /** Which CLIP layout a directory holds, or null when it is not a CLIP checkpoint. */
@@ -56,7 +55,7 @@ export function clipLayoutOf(dir: string): ClipLayout | null {
   const cfg = path.join(dir, 'config.json');
   if (existsSync(cfg)) {
     try {
-      const j = JSON.parse(readFileSync(cfg, 'utf8')) as Record<string, unknown>;
+      const j = parseJsonObject(readTextFile(cfg, 'config'), cfg);
       const arch = Array.isArray(j['architectures']) ? (j['architectures'] as unknown[]) : [];
       if (j['model_type'] === 'clip' || arch.includes('CLIPModel')) return 'hf';
     } catch { /* not JSON: not a CLIP dir */ }
@@ -174,7 +173,7 @@ function atomicWriteText(file: string, text: string): void {
  * are copied beside the weights so the result loads on its own.
  */
 export function saveClip(dir: string, loaded: Pick<LoadedClip, 'model' | 'layout' | 'configJson' | 'dir'>, opts: { overwrite?: boolean; metadata?: Record<string, string> } = {}): string[] {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir, 'CLIP checkpoint folder');
   const { model, layout } = loaded;
   const oc = openAiTensors(model);
   const tensors: Record<string, StTensorIn> = {};

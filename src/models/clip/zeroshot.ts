@@ -45,7 +45,8 @@ export function encodeText(clip: Pick<LoadedClip, 'model' | 'tokenizer'>, texts:
 export interface ZeroShotPrediction {
   label: string;
   index: number;
-  probability: number;
+  /** the softmax probability (transformers.js' name) */
+  score: number;
 }
 
 export class ZeroShotClassifier {
@@ -91,8 +92,8 @@ export class ZeroShotClassifier {
     const K = this.labels.length, k = Math.min(Math.max(1, topK), K);
     const out: ZeroShotPrediction[][] = [];
     for (let b = 0; b < images.length; b++) {
-      const row = Array.from({ length: K }, (_, j) => ({ label: this.labels[j]!, index: j, probability: p.data[b * K + j]! }));
-      row.sort((a, c) => c.probability - a.probability || a.index - c.index);
+      const row = Array.from({ length: K }, (_, j) => ({ label: this.labels[j]!, index: j, score: p.data[b * K + j]! }));
+      row.sort((a, c) => c.score - a.score || a.index - c.index);
       out.push(row.slice(0, k));
     }
     return out;

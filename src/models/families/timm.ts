@@ -71,6 +71,11 @@ export function configFromTimmJson(cfg: Record<string, unknown>, file = 'config.
   if (!isObj(pcfgIn)) throw new VitkitError(`${file}: expected an object for "pretrained_cfg" but received ${JSON.stringify(pcfgIn)}`);
   // timm's load_model_config_from_hf: the top-level num_classes replaces the pretrained cfg's
   const pcfg: Record<string, unknown> = { ...pcfgIn };
+  for (const [where, v] of [['num_classes', cfg['num_classes']], ['pretrained_cfg.num_classes', pcfgIn['num_classes']]] as const) {
+    if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1 << 24)) {
+      throw new VitkitError(`${file}: expected an integer in [0, 16777216] for "${where}" but received ${JSON.stringify(v)}`);
+    }
+  }
   if (typeof cfg['num_classes'] === 'number') pcfg['num_classes'] = cfg['num_classes'];
   let base: Record<string, unknown>;
   if (PRESETS[arch]) base = archDefaults(arch, pcfg);
