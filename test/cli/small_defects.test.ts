@@ -25,7 +25,7 @@ function usage(r: ReturnType<typeof vitkit>, re: RegExp): void {
 }
 
 test('bad option values exit 2: train --task foo, run --outputs foo, zeroshot without labels, tokenize --context-length 1e9', () => {
-  usage(vitkit('train', '--task', 'foo', '--model', 'vit_tiny_patch16_224', '--data', 'mnist'), /Expected --task classification or clip but received "foo"/);
+  usage(vitkit('train', '--task', 'foo', '--model', 'vit_tiny_patch16_224', '--data', 'mnist'), /Expected --task classification, clip, detect or mae but received "foo"/);
   usage(vitkit('run', '-m', HF_DIR, '-i', 'x.safetensors', '-o', path.join(tmp(), 'y.safetensors'), '--outputs', 'foo'), /Unknown output "foo" in --outputs/);
   usage(vitkit('zeroshot', '-m', HF_DIR, 'x.png'), /Expected exactly one of --labels "a,b,c" or --labels-file <file>/);
   const t0 = Date.now();

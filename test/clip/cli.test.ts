@@ -69,7 +69,7 @@ test('vitkit train --task clip on a Hugging Face CLIPModel with a captions.jsonl
   assert.equal(maxAbsDiff(a.params.get('visual.conv1.weight'), b.params.get('visual.conv1.weight')), 0);
   assert.ok(maxAbsDiff(a.params.get('text_projection'), b.params.get('text_projection')) > 0);
   assertUserError(vitkit('train', '--task', 'clip', '--model', hf, '--data', path.join(dir, 'nope.tsv'), '--out', path.join(tmp(), 'o')), /does not exist/);
-  assertUserError(vitkit('train', '--task', 'nope', '--model', hf), /--task classification or clip/);
+  assertUserError(vitkit('train', '--task', 'nope', '--model', hf), /--task classification, clip, detect or mae/);
 });
 
 test('vitkit train --task clip on train_ref.safetensors (x + input_ids) reproduces open_clip after 3 AdamW steps', { skip: skipClip }, () => {
