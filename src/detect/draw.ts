@@ -35,7 +35,7 @@ export function detectionsSvg(W: number, H: number, dets: readonly Detection[]):
 }
 
 /** PNG bytes of `img` with the detections drawn on it */
-export async function renderDetections(img: RawImage, dets: readonly Detection[]): Promise<Buffer> {
+export async function renderDetections(img: RawImage, dets: readonly Detection[]): Promise<Uint8Array> {
   if (img.channels !== 3) throw new VitkitError(`Expected an RGB image to draw detections on but received ${img.channels} channel(s)`);
   try {
     return await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })

@@ -49,7 +49,7 @@ test('vitkit tokenize: malformed command lines exit 2, bad inputs exit 1 with on
   assert.equal(layout.code, 2);
   assert.match(layout.err, /Expected open_clip or hf for --layout but received "timm"/);
   const dir = tmp();
-  assertUserError(vitkit('tokenize', '--file', path.join(dir, 'missing.json')), /Cannot read .*missing\.json: ENOENT/);
+  assertUserError(vitkit('tokenize', '--file', path.join(dir, 'missing.json')), /missing\.json does not exist \(ENOENT\)/);
   const notArray = path.join(dir, 'obj.json');
   writeFileSync(notArray, '{"a": 1}');
   assertUserError(vitkit('tokenize', '--file', notArray), /Expected a JSON array of strings in .*obj\.json but received object/);
