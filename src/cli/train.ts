@@ -3,6 +3,7 @@
  * checkpoint directory (fine-tuning), on any data `--data` names (see data/open.ts), with a
  * progress bar, validation after every epoch, resumable checkpoints and Ctrl-C handling.
  */
+import { imageOptions } from './image_options.js';
 import type { DeviceName } from '../models/runner.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
@@ -392,7 +393,7 @@ export function summaryLines(r: TrainCliResult): string[] {
 
 export function trainCommand(): Command {
   const f = (name: string, min = -Infinity, max = Infinity) => parseFloatOpt(name, min, max);
-  const cmd = deviceOption(new Command('train'))
+  const cmd = imageOptions(deviceOption(new Command('train')))
     .description('train a ViT from a preset / config (from scratch) or a checkpoint directory (fine-tuning); checkpoints, metrics.jsonl and curves.png go to --out')
     .option('-m, --model <preset|dir|config.json>', 'preset name (from scratch), checkpoint directory (fine-tune) or JSON config')
     .option('-d, --data <source>', 'mnist | image folder (<class>/*.jpg, or train/ + val/) | CIFAR-10 binary folder | .safetensors with x (B,C,H,W) and y (B)')

@@ -139,3 +139,21 @@ test('refused with one line, exit 1: truncated pixel data, no pixel data, unsupp
   const r4 = vitkit('run', '--model', identityModel(128), '--image', png, '--output', out, '--outputs', 'pixel_values', '--window', '1064,0');
   assertUserError(r4, /--window.*width/);
 });
+
+test('predict --json and explain on DICOM files (one named without .dcm) write no patient tags; explain draws on the windowed gray image', () => {
+  const m = identityModel(128);
+  const d = tmp();
+  copyFileSync(path.join(DIR, 'CT_small.dcm'), path.join(d, 'ct.dcm'));
+  const noext = path.join(tmp(), 'IM0001'); // recognised by 'DICM' at byte 128
+  copyFileSync(path.join(DIR, 'CT_small.dcm'), noext);
+  const r = vitkit('predict', '--model', m, '--json', '--window', 'ct-soft-tissue', d, noext);
+  assert.equal(r.code, 0, r.err);
+  const preds = JSON.parse(r.out) as { image: string }[];
+  assert.deepEqual(preds.map((p) => path.basename(p.image)), ['ct.dcm', 'IM0001']);
+  const all = r.out + r.err;
+  for (const tag of ['CompressedSamples', '1CT1', '20040119', '2004-01-19']) assert.ok(!all.includes(tag), `patient/study tag ${tag} in predict output`);
+  const outDir = tmp();
+  const e = vitkit('explain', '--model', m, '--window', '40,400', '--out', outDir, path.join(d, 'ct.dcm'));
+  assert.equal(e.code, 0, e.err);
+  for (const tag of ['CompressedSamples', '1CT1', '20040119', '2004-01-19']) assert.ok(!(e.out + e.err).includes(tag), `tag ${tag} in explain output`);
+});
