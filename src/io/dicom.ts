@@ -114,7 +114,11 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
   const le = im.littleEndian;
   const stored = new Int32Array(n); // (frames, rows, cols)
   const shift = 32 - bs;
-  for (let i = 0; i < n; i++) {
+  if (ba === 16 && le && bs === 16) {
+    // the common case (16 bits stored, little endian): a typed-array view, no per-word DataView call
+    const words = pr === 1 ? new Int16Array(raw.slice(0, need)) : new Uint16Array(raw.slice(0, need)); // (frames, rows, cols)
+    stored.set(words);
+  } else for (let i = 0; i < n; i++) {
     let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
     // the low Bits Stored bits; sign-extended for two's complement
     w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
