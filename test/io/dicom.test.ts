@@ -157,3 +157,24 @@ test('predict --json and explain on DICOM files (one named without .dcm) write n
   assert.equal(e.code, 0, e.err);
   for (const tag of ['CompressedSamples', '1CT1', '20040119', '2004-01-19']) assert.ok(!(e.out + e.err).includes(tag), `tag ${tag} in explain output`);
 });
+
+test('--in-chans 1 on a 3-channel model (timm adapt_input_conv): gray x gives the logits RGB (x, x, x) gave', async () => {
+  const { grayModel } = await import('../../src/cli/train.js');
+  const { VisionTransformer } = await import('../../src/models/vit.js');
+  const { Tensor } = await import('../../src/tensor.js');
+  const { adaptInputConvTo1 } = await import('../../src/io/adapt_conv.js');
+  const w = Float32Array.from([1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400]); // (1, 3, 2, 2)
+  assert.deepEqual(Array.from(adaptInputConvTo1(w, [1, 3, 2, 2]).data), [111, 222, 333, 444]);
+  const config = { ...presetConfig('vit_tiny_patch16_224'), img_size: 32, in_chans: 3, embed_dim: 16, depth: 1, num_heads: 2, num_classes: 3 };
+  const rgb = new VisionTransformer(config);
+  initWeights(rgb, 1);
+  const gray = grayModel(rgb, 'test');
+  assert.equal(gray.config.in_chans, 1);
+  const x = new Float32Array(32 * 32); // (1, 1, 32, 32)
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37);
+  const x3 = new Float32Array(3 * x.length); // (1, 3, 32, 32)
+  for (let c = 0; c < 3; c++) x3.set(x, c * x.length);
+  const a = gray.forward(new Tensor([1, 1, 32, 32], x)).data;
+  const b = rgb.forward(new Tensor([1, 3, 32, 32], x3)).data;
+  assert.ok(maxAbsDiff(a, b) <= 1e-5, `max |diff| ${maxAbsDiff(a, b)}`);
+});
