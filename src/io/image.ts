@@ -59,6 +59,7 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   if (bytes.length > MAX_IMAGE_BYTES) throw expected(`an image of at most ${MAX_IMAGE_BYTES} bytes`, label, `${bytes.length} bytes`);
   // DICOM and 16-bit gray PNG/TIFF: windowed (io/medical.ts), here quantised to 8 bits (preprocess.ts keeps floats)
   const med = await loadMedical(bytes, label);
+  if (med && med.frames !== 1) throw new VitkitError(`${label} has ${med.frames} frames; pass --frame k (0..${med.frames - 1})`);
   if (med) return grayTo8bit(med, 0, channels);
   const opts: sharp.SharpOptions = { pages: 1, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
   let meta: sharp.Metadata;
