@@ -3,9 +3,11 @@
  * in the same run, at batch 1 and 8 on 1 and 2 threads; then GEMM GFLOP/s at the ViT-Ti and
  * ViT-B layer shapes next to this machine's measured FMA peak; then MAE's ViT-B pre-training step
  * against a ViT-B training step (maeBench). Medians of several runs.
- *   node dist/bench/bench.js [--json] [--reps N] [--quick] [--only model|gemm|preprocess|mae]     (--device webgpu: bench/webgpu.ts)
+ *   node dist/bench/bench.js [--json] [--reps N] [--quick] [--only model|gemm|preprocess|dicom|detect|mae]     (--device webgpu: bench/webgpu.ts)
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { decodeDicom } from '../src/io/dicom.js';
+import { windowDicom } from '../src/io/medical.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadModel } from '../src/io/checkpoint.js';
@@ -127,6 +129,39 @@ async function gemmBench(): Promise<void> {
 }
 
 /** image preprocessing (decode excluded): timm's eval transform of a 512x512 photo to 224x224 */
+/**
+ * A 512x512 CT slice: CT_small.dcm (128x128, explicit VR little endian, signed 16-bit) with Rows and
+ * Columns set to 512 and its pixels tiled 4x4; decode (daikon + stored values) + modality LUT + window.
+ */
+export function ct512(ct: Buffer): Buffer {
+  const setUS = (b: Buffer, group: number, elem: number, v: number) => {
+    const tag = Buffer.from([group & 255, group >> 8, elem & 255, elem >> 8, 0x55, 0x53, 2, 0]);
+    const i = b.indexOf(tag);
+    if (i < 0) throw new Error(`no (${group.toString(16)},${elem.toString(16)}) US element`);
+    b.writeUInt16LE(v, i + 8);
+  };
+  const head = Buffer.from(ct);
+  const at = head.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57]));
+  if (at < 0 || head.readUInt32LE(at + 8) !== 32768) throw new Error('CT_small.dcm: expected 32768 bytes of OW pixel data');
+  setUS(head, 0x0028, 0x0010, 512);
+  setUS(head, 0x0028, 0x0011, 512);
+  const px = head.subarray(at + 12, at + 12 + 32768); // (128, 128) int16 (the elements after it are dropped)
+  const big = Buffer.alloc(512 * 512 * 2); // (512, 512) int16
+  for (let y = 0; y < 512; y++) for (let tx = 0; tx < 4; tx++) px.copy(big, (y * 512 + tx * 128) * 2, (y % 128) * 256, (y % 128) * 256 + 256);
+  const hdr = Buffer.from(head.subarray(0, at + 12));
+  hdr.writeUInt32LE(big.length, at + 8);
+  return Buffer.concat([hdr, big]);
+}
+
+async function dicomBench(): Promise<void> {
+  const file = path.join(REFS, 'dicom', 'CT_small.dcm');
+  if (!existsSync(file)) return;
+  const bytes = new Uint8Array(ct512(readFileSync(file)));
+  const t = await timeit(() => windowDicom(decodeDicom(bytes, 'ct512'), 'ct512', { window: { center: 40, width: 400 } }));
+  log(`DICOM 512x512 CT slice: decode + modality LUT + window 40/400: ${(t * 1e3).toFixed(2)} ms`);
+  emit({ dicom: 'decode+window 512x512 CT', ms: +(t * 1e3).toFixed(3) });
+}
+
 async function preprocessBench(): Promise<void> {
   const file = path.join(REFS, 'images', 'astronaut.png');
   if (!existsSync(file)) return;
@@ -203,6 +238,6 @@ async function maeBench(): Promise<void> {
 
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
-const sections: Record<string, () => Promise<void>> = { model: modelBench, gemm: gemmBench, preprocess: preprocessBench, detect: detectBench, mae: maeBench };
+const sections: Record<string, () => Promise<void>> = { model: modelBench, gemm: gemmBench, preprocess: preprocessBench, dicom: dicomBench, detect: detectBench, mae: maeBench };
 if (ONLY !== undefined && !sections[ONLY]) throw new Error(`--only expects one of ${Object.keys(sections).join(', ')}`);
 for (const [name, fn] of Object.entries(sections)) if (ONLY === undefined || ONLY === name) await fn();

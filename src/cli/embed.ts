@@ -1,3 +1,4 @@
+import { imageOptions } from './image_options.js';
 import { Command } from 'commander';
 import path from 'node:path';
 import { cleanStaleTemps } from '../io/files.js';
@@ -6,7 +7,7 @@ import { checkOutput, deviceOption, loadForInference, parseIntOpt, stopOnSignal 
 import type { DeviceName } from '../models/runner.js';
 
 export function embedCommand(): Command {
-  return deviceOption(new Command('embed'))
+  return imageOptions(deviceOption(new Command('embed')))
     .description('pre-logits embeddings of images (files and/or folders, searched recursively) to a .safetensors or .jsonl file')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-o, --out <file>', 'output: .safetensors (tensor "embeddings" (n, D), file names in the metadata "names") or .jsonl ({"name", "embedding"} per line)')

@@ -3,6 +3,7 @@
  * per-class accuracy and the confusion matrix on the data's evaluation set (MNIST's test split,
  * CIFAR-10's test_batch, an image folder's val/, a tensor file).
  */
+import { imageOptions } from './image_options.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command, Option } from 'commander';
 import { VitkitError } from '../errors.js';
@@ -78,7 +79,7 @@ export function formatEval(r: EvalOutput): string[] {
 }
 
 export function evalCommand(): Command {
-  return deviceOption(new Command('eval'))
+  return imageOptions(deviceOption(new Command('eval')))
     .description('evaluate a checkpoint on a dataset: accuracy, top-5, per-class accuracy and the confusion matrix')
     .requiredOption('-m, --model <dir>', 'checkpoint directory (timm or Hugging Face layout), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-d, --data <source>', 'mnist (test split) | image folder (val/ or <class>/) | CIFAR-10 folder (test_batch) | .safetensors with x and y')

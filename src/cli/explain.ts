@@ -1,3 +1,4 @@
+import { imageOptions } from './image_options.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
@@ -149,7 +150,7 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
 }
 
 export function explainCommand(): Command {
-  return deviceOption(new Command('explain'))
+  return imageOptions(deviceOption(new Command('explain')))
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')

@@ -1,3 +1,4 @@
+import { imageOptions } from './image_options.js';
 import { Command } from 'commander';
 import { buildSupport, classifyQueries } from '../embed/fewshot.js';
 import { collectImages } from '../embed/embed.js';
@@ -5,7 +6,7 @@ import { deviceOption, loadForInference, parseIntOpt } from './common.js';
 import type { DeviceName } from '../models/runner.js';
 
 export function fewshotCommand(): Command {
-  return deviceOption(new Command('fewshot'))
+  return imageOptions(deviceOption(new Command('fewshot')))
     .description('few-shot classification: each query gets the class whose prototype (mean normalized embedding of its support images) is nearest by cosine similarity')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .requiredOption('-s, --support <root>', 'support images: <root>/<class>/*.png|jpg|...')

@@ -1,3 +1,4 @@
+import { imageOptions } from './image_options.js';
 import { Command } from 'commander';
 import { VitkitError } from '../errors.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';
@@ -38,7 +39,7 @@ export async function predictImages(modelSource: string, images: string[], k = 5
 }
 
 export function predictCommand(): Command {
-  return deviceOption(new Command('predict'))
+  return imageOptions(deviceOption(new Command('predict')))
     .description('classify images with a checkpoint directory or preset: top-k labels with probabilities')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory (timm or Hugging Face layout) or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-k, --top-k <k>', 'number of classes to show', parseIntOpt('--top-k'), 5)

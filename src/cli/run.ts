@@ -13,8 +13,10 @@ import { MAE_RUN_OUTPUTS, runMae } from '../models/families/mae/run.js';
 import { isMaeDir } from '../models/families/mae/load.js';
 import { YOLOS_RUN_OUTPUTS, runYolos } from '../detect/run.js';
 import { isYolosDir } from '../detect/load.js';
+import { imageOptions } from './image_options.js';
+import { preprocessFrames } from '../io/preprocess.js';
 
-export const RUN_OUTPUTS = ['logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
+export const RUN_OUTPUTS = ['pixel_values', 'logits', 'pre_logits', 'features', 'hidden_states', 'attentions', 'rollout', 'cls_logits', 'dist_logits'] as const;
 export type RunOutput = (typeof RUN_OUTPUTS)[number];
 
 export function parseOutputs(s: string): RunOutput[] {
@@ -36,7 +38,8 @@ export function parseOutputs(s: string): RunOutput[] {
  * Identity head), pre_logits (the head input), features (B, N, D) after the final norm, hidden_states.{0..L}
  * (0 = block 0 input), attentions.{0..L-1} (B, NH, N, N), rollout, and for DeiT cls_logits / dist_logits.
  */
-export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu', seed = 0): Promise<Record<string, StTensorIn>> {
+export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu', seed = 0, image?: string): Promise<Record<string, StTensorIn>> {
+  if (image !== undefined && (isMaeDir(modelSource) || isYolosDir(modelSource))) throw new UsageError(`run --image: MAE and YOLOS checkpoints (${modelSource}) take --input pixel_values; detect or reconstruct preprocess images for them`);
   if (isMaeDir(modelSource)) {
     if (device !== 'cpu') throw new VitkitError(`run --device ${device}: MAE models (${modelSource}) run on the cpu device for now`);
     return runMae(modelSource, input, outputs, { seed });
@@ -47,16 +50,24 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
   }
   if (clipLayoutOf(modelSource)) {
     if (device !== 'cpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);
+    if (image !== undefined) throw new VitkitError(`run --image runs ViT-family models; for the CLIP model ${modelSource} pass pixel_values with --input`);
     return runClip(modelSource, input, outputs);
   }
   const clipOnly = outputs.filter((o) => (CLIP_RUN_OUTPUTS as readonly string[]).includes(o));
   if (clipOnly.length) throw new VitkitError(`Output ${clipOnly.join(', ')} needs a CLIP model (open_clip_config.json or a Hugging Face CLIPModel) but ${modelSource} is not one`);
-  const { model } = loadModel(modelSource);
-  const st = readSafetensors(input);
-  if (!st.has('pixel_values')) {
-    throw new VitkitError(`${input} has no tensor "pixel_values" (B, C, H, W); it has: ${st.keys().join(', ') || 'no tensors'}`);
+  const { model, preprocess } = loadModel(modelSource);
+  let pv: { shape: number[]; data: Float32Array };
+  if (image !== undefined) {
+    // --image: the model's own preprocessing (windowing included) makes pixel_values (F, C, H, W)
+    const { data, frames } = await preprocessFrames(image, preprocess, image);
+    pv = { shape: [frames, preprocess.channels, preprocess.height, preprocess.width], data };
+  } else {
+    const st = readSafetensors(input);
+    if (!st.has('pixel_values')) {
+      throw new VitkitError(`${input} has no tensor "pixel_values" (B, C, H, W); it has: ${st.keys().join(', ') || 'no tensors'}`);
+    }
+    pv = st.f32('pixel_values');
   }
-  const pv = st.f32('pixel_values');
   if (pv.shape.length !== 4) throw new VitkitError(`pixel_values in ${input} must be (B, C, H, W) but has shape ${shapeStr(pv.shape)}`);
   const x = new Tensor(pv.shape, pv.data);
   const wantAttn = outputs.includes('attentions') || outputs.includes('rollout');
@@ -69,6 +80,7 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
   const { features: f, heads } = await runner.forwardAll(x, { hiddenStates: outputs.includes('hidden_states'), attentions: wantAttn });
   runner.release();
   const res: Record<string, StTensorIn> = {};
+  if (outputs.includes('pixel_values')) res['pixel_values'] = { shape: x.shape, data: x.data };
   const put = (name: string, t: Tensor) => { res[name] = { shape: t.shape, data: t.data }; };
   if (outputs.includes('logits')) put('logits', heads.logits ?? heads.preLogits);
   if (outputs.includes('pre_logits')) put('pre_logits', heads.preLogits);
@@ -85,17 +97,19 @@ export async function runModel(modelSource: string, input: string, outputs: RunO
 }
 
 export function runCommand(): Command {
-  return deviceOption(new Command('run'))
-    .description('run a model on pixel_values (B, C, H, W) from a safetensors file and write the chosen outputs')
+  return imageOptions(deviceOption(new Command('run')))
+    .description('run a model on pixel_values (B, C, H, W) from a safetensors file (or an image file, preprocessed) and write the chosen outputs')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
-    .requiredOption('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
+    .option('-i, --input <file>', 'safetensors file with pixel_values (B, C, H, W) (CLIP: and/or input_ids (T, L))')
+    .option('--image <file>', "an image (DICOM, 16-bit PNG/TIFF, photo) put through the model's preprocessing instead of --input; every DICOM frame is one batch row")
     .requiredOption('-o, --output <file>', 'safetensors file to write')
     .option('--outputs <list>', `comma-separated: ${RUN_OUTPUTS.join(', ')}`, parseOutputs, ['logits'] as RunOutput[])
     .option('--overwrite', 'replace the output file if it exists')
     .option('--seed <n>', 'MAE: seed of the masking noise when the input has no noise tensor', parseIntOpt('--seed', 0), 0)
-    .action(async (o: { model: string; input: string; output: string; outputs: RunOutput[]; overwrite?: boolean; device: DeviceName; seed: number }) => {
+    .action(async (o: { model: string; input?: string; image?: string; output: string; outputs: RunOutput[]; overwrite?: boolean; device: DeviceName; seed: number }) => {
+      if ((o.input === undefined) === (o.image === undefined)) throw new UsageError('run needs exactly one of --input <file.safetensors> and --image <file>');
       checkOutput(o.output, o.overwrite);
-      const res = await runModel(o.model, o.input, o.outputs, o.device, o.seed);
+      const res = await runModel(o.model, o.input ?? '', o.outputs, o.device, o.seed, o.image);
       writeSafetensors(o.output, res, { producer: 'vitkit' }, { overwrite: o.overwrite ?? false });
       console.log(`wrote ${Object.keys(res).length} tensors to ${o.output}: ${Object.entries(res).map(([k, v]) => `${k} ${shapeStr(v.shape)}`).join(', ')}`);
     });

@@ -3,6 +3,7 @@
  * checkpoint directory (fine-tuning), on any data `--data` names (see data/open.ts), with a
  * progress bar, validation after every epoch, resumable checkpoints and Ctrl-C handling.
  */
+import { imageOptions } from './image_options.js';
 import type { DeviceName } from '../models/runner.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
@@ -14,6 +15,7 @@ import { configFromTimm, initWeights, loadModel } from '../io/checkpoint.js';
 import { DEFAULT_CONFIG, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { PRESETS, getPreset } from '../models/presets.js';
 import { VisionTransformer, vitParamSpecs } from '../models/vit.js';
+import { adaptInputConvTo1 } from '../io/adapt_conv.js';
 import type { Model } from '../models/model.js';
 import { preprocessFromTimm, type PreprocessConfig } from '../io/preprocess.js';
 import { labelsFor } from '../io/labels.js';
@@ -113,13 +115,28 @@ function scratchConfig(source: string, o: ArchOverrides, data: DataSource): { co
   return { config, name, pretrainedCfg: pcfg };
 }
 
+/**
+ * --in-chans 1 on a 3-channel checkpoint: the same weights, the patch-embedding kernel summed over RGB
+ * (timm's adapt_input_conv, io/adapt_conv.ts).
+ */
+export function grayModel(m: PreparedModel['model'], source: string): PreparedModel['model'] {
+  if (m.config.in_chans !== 3) throw new VitkitError(`--in-chans 1 adapts a 3-channel checkpoint but ${source} has in_chans ${m.config.in_chans}`);
+  const g = new VisionTransformer({ ...m.config, in_chans: 1 });
+  for (const spec of g.params.specs) {
+    const src = m.params.get(spec.name);
+    if (spec.name === 'patch_embed.proj.weight') g.params.get(spec.name).set(adaptInputConvTo1(src, [spec.shape[0]!, 3, spec.shape[2]!, spec.shape[3]!]).data);
+    else g.params.get(spec.name).set(src);
+  }
+  return g;
+}
+
 /** Build the model to train: from scratch (seeded init) or from a checkpoint directory. */
 export function prepareModel(source: string, o: ArchOverrides, data: DataSource, seed: number): PreparedModel {
   const isDir = existsSync(source) && statSync(source).isDirectory();
   if (isDir && isMaeDir(source)) return maeClassifier(source, o, data, seed);
   if (isDir) {
     for (const [k, , flag] of ARCH_FLAGS) {
-      if (o[k] !== undefined && k !== 'imgSize' && k !== 'numClasses') {
+      if (o[k] !== undefined && k !== 'imgSize' && k !== 'numClasses' && !(k === 'inChans' && o.inChans === 1)) {
         throw new VitkitError(`${flag} cannot change the architecture of checkpoint ${source}; only --img-size and --num-classes apply when fine-tuning`);
       }
     }
@@ -130,6 +147,7 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
     const lm = numClasses !== undefined && numClasses !== probe.model.config.num_classes
       ? loadModel(source, { ...(o.imgSize !== undefined ? { imgSize: o.imgSize } : {}), numClasses })
       : probe;
+    if (o.inChans === 1 && lm.model.config.in_chans !== 1) lm.model = grayModel(lm.model, source);
     const K = lm.model.config.num_classes;
     const labels = data.labelNames && data.labelNames.length === K ? data.labelNames : lm.labels;
     let pcfg = { ...lm.pretrainedCfg };
@@ -144,6 +162,10 @@ export function prepareModel(source: string, o: ArchOverrides, data: DataSource,
     if (data.pretrainedCfg) {
       pcfg = { ...data.pretrainedCfg, input_size: [lm.model.config.in_chans, ...imgHW(lm.model.config)] };
       preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans);
+    }
+    if (lm.model.config.in_chans !== preprocess.channels) {
+      pcfg = { ...pcfg, input_size: [lm.model.config.in_chans, ...imgHW(lm.model.config)] };
+      preprocess = preprocessFromTimm(pcfg, lm.model.config.img_size, lm.model.config.in_chans); // mean/std: the RGB mean for one channel
     }
     const name = lm.format === 'timm' ? lm.name : 'vit_custom';
     return { model: lm.model, meta: { name, pretrainedCfg: pcfg, labels }, preprocess, origin: 'checkpoint' };
@@ -396,7 +418,7 @@ export function summaryLines(r: TrainCliResult): string[] {
 
 export function trainCommand(): Command {
   const f = (name: string, min = -Infinity, max = Infinity) => parseFloatOpt(name, min, max);
-  const cmd = deviceOption(new Command('train'))
+  const cmd = imageOptions(deviceOption(new Command('train')))
     .description('train a ViT from a preset / config (from scratch) or a checkpoint directory (fine-tuning); checkpoints, metrics.jsonl and curves.png go to --out')
     .option('-m, --model <preset|dir|config.json>', 'preset name (from scratch), checkpoint directory (fine-tune) or JSON config, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-d, --data <source>', 'mnist | image folder (<class>/*.jpg, or train/ + val/) | CIFAR-10 binary folder | .safetensors with x (B,C,H,W) and y (B)')

@@ -1,4 +1,5 @@
 /** `vitkit zeroshot`: classify images against label names with a CLIP checkpoint, no training. */
+import { imageOptions } from './image_options.js';
 import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { readTextFile } from '../io/files.js';
@@ -31,7 +32,7 @@ export function readLabels(o: Pick<ZeroshotOpts, 'labels' | 'labelsFile'>): stri
 }
 
 export function zeroshotCommand(): Command {
-  return deviceOption(new Command('zeroshot'))
+  return imageOptions(deviceOption(new Command('zeroshot')))
     .description("zero-shot classification with a CLIP checkpoint: probabilities of each label for each image (CLIP's prompt ensemble over --template)")
     .requiredOption('-m, --model <dir>', 'CLIP checkpoint (open_clip hub layout or Hugging Face CLIPModel), or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
     .option('-l, --labels <a,b,c>', 'comma-separated label names')

@@ -12,11 +12,12 @@ import { Tensor } from '../tensor.js';
 import type { LoadedModel } from '../io/checkpoint.js';
 import type { Model } from '../models/model.js';
 import { preprocessBatch } from '../io/preprocess.js';
+import { IMAGE_EXTENSIONS } from '../io/image.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { l2normalize } from './prototypes.js';
 import { imgHW } from '../models/config.js';
 
-export const EMBED_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+export const EMBED_IMAGE_EXTENSIONS: readonly string[] = IMAGE_EXTENSIONS;
 
 function isImage(name: string): boolean {
   return EMBED_IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());

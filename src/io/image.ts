@@ -9,7 +9,8 @@
  *   compositing (PIL's rgba2rgb / la2rgb simply discard it); palette images are expanded.
  * - `convert('L')`: ITU-R 601-2 luma with PIL's fixed point,
  *   `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`; alpha is dropped.
- * - 16-bit inputs are reduced to 8 bits by sharp/libvips (v >> 8).
+ * - 16-bit colour inputs are reduced to 8 bits by sharp/libvips (v >> 8); DICOM and 16-bit grayscale
+ *   PNG/TIFF are windowed first (io/medical.ts); preprocess.ts takes them to the model without 8 bits.
  *
  * Bounds: only regular files of at most MAX_IMAGE_BYTES are read (a FIFO or /dev/zero is refused
  * at once); only the raster formats above are decoded, recognised by their content, not their
@@ -25,9 +26,10 @@ import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
 import { readRegularFile } from './files.js';
 import { convertPixels, type RawImage } from './pixels.js';
+import { grayTo8bit, loadMedical } from './medical.js';
 
 /** File extensions of the images every command reads (folders are searched for these). */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.dcm'];
 /** The formats decoded, as sharp's metadata names them (AVIF is 'heif' with AV1 compression). */
 export const IMAGE_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'];
 /** Largest image file read. */
@@ -91,6 +93,10 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   if (bytes.length === 0) throw new VitkitError(`Expected an image for ${label} but received an empty file`);
 
   if (bytes.length > MAX_IMAGE_BYTES) throw expected(`an image of at most ${MAX_IMAGE_BYTES} bytes`, label, `${bytes.length} bytes`);
+  // DICOM and 16-bit gray PNG/TIFF: windowed (io/medical.ts), here quantised to 8 bits (preprocess.ts keeps floats)
+  const med = await loadMedical(bytes, label);
+  if (med && med.frames !== 1) throw new VitkitError(`${label} has ${med.frames} frames; pass --frame k (0..${med.frames - 1})`);
+  if (med) return grayTo8bit(med, 0, channels);
   const opts: sharp.SharpOptions = { pages: 1, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
   let meta: sharp.Metadata;
   try {

@@ -1,19 +1,54 @@
 /**
  * Preprocessing from image files or encoded bytes: decodes with sharp (io/image.ts), then the math
  * of preprocess_pixels.ts (re-exported here), which holds the timm / transformers semantics.
+ * DICOM and 16-bit grayscale PNG / TIFF are windowed to floats in [0, 1] and reach the model
+ * without an 8-bit step (io/medical.ts).
  */
-import { expected } from '../errors.js';
-import { loadImage } from './image.js';
+import { VitkitError, expected } from '../errors.js';
+import { loadImage, MAX_IMAGE_BYTES } from './image.js';
+import { readRegularFile } from './files.js';
+import { grayTo8bit, grayToPixelValues, loadMedical, type GrayImage, type MedicalOptions } from './medical.js';
 import type { RawImage } from './pixels.js';
 import { checkConfig, geometry, toPixelValues, type PreprocessConfig } from './preprocess_pixels.js';
 
 export * from './preprocess_pixels.js';
 
+async function medicalOf(source: string | Uint8Array, name: string | undefined, opts?: MedicalOptions): Promise<{ g: GrayImage; label: string } | null> {
+  const label = name ?? (typeof source === 'string' ? source : '<buffer>');
+  const bytes = typeof source === 'string' ? readRegularFile(source, 'image file', MAX_IMAGE_BYTES) : source;
+  if (!(bytes instanceof Uint8Array)) return null; // loadImage reports the bad source
+  const g = await loadMedical(bytes, label, opts);
+  return g ? { g, label } : null;
+}
+
+function oneFrame(m: { g: GrayImage; label: string }): number {
+  if (m.g.frames !== 1) {
+    throw new VitkitError(`${m.label} has ${m.g.frames} frames; this command reads one image per file: pass --frame k (0..${m.g.frames - 1}), or \`vitkit run --image\` for every frame`);
+  }
+  return 0;
+}
+
 /** One image file (or encoded bytes) to normalized pixel_values (C, H, W). */
 export async function preprocessImage(source: string | Uint8Array, cfg: PreprocessConfig, name?: string): Promise<Float32Array> {
   checkConfig(cfg);
+  const m = await medicalOf(source, name);
+  if (m) return grayToPixelValues(m.g, oneFrame(m), cfg);
   const img = await loadImage(source, cfg.channels, name);
   return toPixelValues(geometry(img, cfg), cfg);
+}
+
+/**
+ * Every image of a file to (F, C, H, W): F = 1 for ordinary images, the frames of a multi-frame
+ * DICOM file (or the one --frame picks). `opts` overrides the process-wide --window / --frame.
+ */
+export async function preprocessFrames(source: string | Uint8Array, cfg: PreprocessConfig, name?: string, opts?: MedicalOptions): Promise<{ data: Float32Array; frames: number }> {
+  checkConfig(cfg);
+  const m = await medicalOf(source, name, opts);
+  if (!m) return { data: await preprocessImage(source, cfg, name), frames: 1 };
+  const per = cfg.channels * cfg.height * cfg.width;
+  const out = new Float32Array(m.g.frames * per); // (F, C, H, W)
+  for (let f = 0; f < m.g.frames; f++) grayToPixelValues(m.g, f, cfg, out, f * per);
+  return { data: out, frames: m.g.frames };
 }
 
 /** Several image files to (B, C, H, W). */
@@ -22,15 +57,23 @@ export async function preprocessBatch(sources: string[], cfg: PreprocessConfig):
   if (!Array.isArray(sources) || sources.length === 0) throw expected('a non-empty list of image files', 'the batch', sources);
   const per = cfg.channels * cfg.height * cfg.width;
   const out = new Float32Array(sources.length * per);
-  const imgs = await Promise.all(sources.map((s) => loadImage(s, cfg.channels)));
-  imgs.forEach((img, b) => toPixelValues(geometry(img, cfg), cfg, out, b * per));
+  const px = await Promise.all(sources.map((s) => preprocessImage(s, cfg)));
+  px.forEach((p, b) => out.set(p, b * per));
   return out;
 }
 
 /** The preprocessed image as 8-bit RGB (H, W, 3) before normalization (for overlays). */
 export async function preprocessForDisplay(source: string | Uint8Array, cfg: PreprocessConfig): Promise<RawImage> {
   checkConfig(cfg);
-  const img = geometry(await loadImage(source, cfg.channels), cfg);
+  const m = await medicalOf(source, undefined);
+  let img: RawImage;
+  if (m) {
+    const gray = { ...cfg, channels: 1 as const, mean: [0], std: [1], doNormalize: false };
+    const g = grayToPixelValues(m.g, oneFrame(m), gray); // (1, H, W) in [0, 1]
+    img = grayTo8bit({ data: g, width: cfg.width, height: cfg.height, frames: 1 }, 0, 3);
+    return img;
+  }
+  img = geometry(await loadImage(source, cfg.channels), cfg);
   if (img.channels === 3) return img;
   const n = img.width * img.height;
   const out = new Uint8Array(n * 3);

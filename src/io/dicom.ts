@@ -1,0 +1,144 @@
+/**
+ * DICOM files (PS3.10) to stored pixel values and the attributes the display pipeline needs, through
+ * daikon (rii-mango/Daikon, MIT): the tag parser for explicit / implicit VR, little / big endian and
+ * deflated files, and its decoders for RLE Lossless, JPEG baseline / lossless, JPEG-LS and JPEG 2000
+ * (all pure JavaScript). vitkit only interprets the decoded pixel words: byte order, Bits Stored within
+ * Bits Allocated (PS3.5 8.1.1: the low bits; sign-extended when Pixel Representation is 1).
+ *
+ * Nothing here keeps patient attributes: a DicomImage carries pixel and display attributes only.
+ */
+import daikon from 'daikon';
+import { VitkitError, expected } from '../errors.js';
+
+/** DICOM magic: 'DICM' at byte 128 (after the 128-byte preamble). */
+export function isDicomBytes(b: Uint8Array): boolean {
+  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
+}
+
+/** Transfer syntaxes whose pixel data daikon decodes (UID -> name). */
+export const TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
+  '1.2.840.10008.1.2': 'Implicit VR Little Endian',
+  '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (Process 1)',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (Process 2 & 4)',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless (Process 14)',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+};
+
+export interface DicomImage {
+  rows: number;
+  cols: number;
+  frames: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  /** 0 unsigned, 1 two's complement */
+  pixelRepresentation: 0 | 1;
+  photometric: 'MONOCHROME1' | 'MONOCHROME2';
+  transferSyntax: string;
+  modality: string;
+  slope: number;
+  intercept: number;
+  /** the file's first WindowCenter / WindowWidth, or null */
+  window: { center: number; width: number } | null;
+  /** Pixel Padding Value (0028,0120) as a stored value, or null */
+  padding: number | null;
+  /** (frames, rows, cols) stored values */
+  stored: Int32Array;
+}
+
+function num(v: number | null | undefined): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Decode a DICOM file's bytes; `label` names the file in every error. */
+export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
+  // daikon reads some elements from view.buffer directly: hand it a buffer of exactly these bytes
+  const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
+    ? bytes.buffer : bytes.slice().buffer;
+  const view = new DataView(ab);
+  let im: ReturnType<typeof daikon.Series.parseImage>;
+  try {
+    im = daikon.Series.parseImage(view);
+  } catch (e) {
+    throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
+  }
+  if (!im) throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed`);
+  const ts = im.getTransferSyntax() ?? '1.2.840.10008.1.2';
+  if (!TRANSFER_SYNTAXES[ts]) {
+    throw new VitkitError(
+      `DICOM file ${label} uses transfer syntax ${ts}, which vitkit cannot decode; supported: ${Object.values(TRANSFER_SYNTAXES).join(', ')}` +
+      ` (convert it first, e.g. with dcmtk's \`dcmdjpeg\`/\`dcmconv +te\` or \`gdcmconv --raw\`)`,
+    );
+  }
+  if (!im.hasPixelData()) throw new VitkitError(`Expected pixel data (7FE0,0010) in DICOM file ${label} but it has none`);
+  const rows = im.getRows();
+  const cols = im.getCols();
+  const ba = im.getBitsAllocated();
+  const bs = im.getBitsStored() || ba;
+  const spp = daikonNumber(im.getTag(0x0028, 0x0002)) ?? 1;
+  if (!(rows > 0) || !(cols > 0)) throw expected('positive Rows and Columns', `DICOM file ${label}`, `${rows} x ${cols}`);
+  if (spp !== 1) throw new VitkitError(`Expected a grayscale DICOM image (Samples per Pixel 1) for ${label} but received Samples per Pixel ${spp}`);
+  if (ba !== 8 && ba !== 16 && ba !== 32) throw expected('Bits Allocated 8, 16 or 32', `DICOM file ${label}`, ba);
+  if (!(bs >= 1 && bs <= ba)) throw expected(`Bits Stored in 1..${ba}`, `DICOM file ${label}`, bs);
+  const pi = (im.getPhotometricInterpretation() ?? 'MONOCHROME2').trim();
+  if (pi !== 'MONOCHROME1' && pi !== 'MONOCHROME2') throw expected('Photometric Interpretation MONOCHROME1 or MONOCHROME2', `DICOM file ${label}`, pi);
+  const frames = Math.max(1, im.getNumberOfFrames() || 1);
+  const n = rows * cols * frames;
+  if (n > 100_000_000) throw expected('at most 100000000 pixels', `DICOM file ${label}`, `${frames} x ${rows} x ${cols}`);
+  const need = n * (ba / 8);
+  const native = ['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'].includes(ts);
+  // the bytes present after the pixel data element's header (daikon's own slice may run one past the end)
+  const pxTag = im.getTag(0x7fe0, 0x0010) as unknown as { offsetValue?: number; value?: { byteLength?: number } } | undefined;
+  const present = typeof pxTag?.offsetValue === 'number' ? Math.min(bytes.length - pxTag.offsetValue, pxTag.value?.byteLength ?? Infinity) : pxTag?.value?.byteLength;
+  if (native && typeof present === 'number' && present < need) {
+    throw new VitkitError(`Expected ${need} bytes of pixel data (${frames} frame(s) of ${rows} x ${cols}, ${ba} bits) in DICOM file ${label} but received ${present} (truncated file?)`);
+  }
+  let raw: ArrayBuffer;
+  try {
+    raw = im.getPixelDataBytes();
+  } catch (e) {
+    throw new VitkitError(`Expected decodable ${TRANSFER_SYNTAXES[ts]} pixel data in DICOM file ${label} but decoding failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
+  }
+  if (!raw || raw.byteLength < need) {
+    throw new VitkitError(`Expected ${need} bytes of pixel data (${frames} frame(s) of ${rows} x ${cols}, ${ba} bits) in DICOM file ${label} but received ${raw?.byteLength ?? 0} (truncated file?)`);
+  }
+  const pr = im.getPixelRepresentation() === 1 ? 1 : 0;
+  const dv = new DataView(raw, 0, need);
+  const le = im.littleEndian;
+  const stored = new Int32Array(n); // (frames, rows, cols)
+  const shift = 32 - bs;
+  if (ba === 16 && le && bs === 16) {
+    // the common case (16 bits stored, little endian): a typed-array view, no per-word DataView call
+    const words = pr === 1 ? new Int16Array(raw.slice(0, need)) : new Uint16Array(raw.slice(0, need)); // (frames, rows, cols)
+    stored.set(words);
+  } else for (let i = 0; i < n; i++) {
+    let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
+    // the low Bits Stored bits; sign-extended for two's complement
+    w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
+    stored[i] = w;
+  }
+  const wc = num(im.getWindowCenter());
+  const ww = num(im.getWindowWidth());
+  let padding = daikonNumber(im.getTag(0x0028, 0x0120));
+  if (padding !== null && pr === 1 && bs < 32) padding = (padding << (32 - bs)) >> (32 - bs); // US-encoded negative padding
+  return {
+    rows, cols, frames, bitsAllocated: ba, bitsStored: bs, pixelRepresentation: pr, photometric: pi, transferSyntax: ts,
+    modality: (im.getModality() ?? '').trim(),
+    slope: num(im.getDataScaleSlope()) ?? 1,
+    intercept: num(im.getDataScaleIntercept()) ?? 0,
+    window: wc !== null && ww !== null ? { center: wc, width: ww } : null,
+    padding, stored,
+  };
+}
+
+function daikonNumber(tag: { value: unknown[] | null } | undefined): number | null {
+  const v = tag?.value?.[0];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}

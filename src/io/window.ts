@@ -1,0 +1,89 @@
+/**
+ * Display of high-bit-depth grayscale: the modality LUT (Rescale Slope / Intercept) and the linear VOI
+ * window of DICOM PS3.3 C.11.2.1.2.1, output range [0, 1]:
+ *   x <= c - 0.5 - (w - 1) / 2        -> 0
+ *   x >  c - 0.5 + (w - 1) / 2        -> 1
+ *   else  ((x - (c - 0.5)) / (w - 1) + 0.5)
+ * (w >= 1; w = 1 is a threshold at c - 0.5). MONOCHROME1 is inverted after the window (1 - y).
+ */
+import { UsageError, VitkitError, expected } from '../errors.js';
+
+/** --window: a center/width pair, the image's own range, or (undefined) the file's window. */
+export type WindowSpec = { center: number; width: number; name?: string } | 'minmax';
+
+/** Named CT windows (center, width) in Hounsfield units. */
+export const WINDOW_PRESETS: Readonly<Record<string, { center: number; width: number }>> = {
+  'ct-soft-tissue': { center: 40, width: 400 },
+  'ct-lung': { center: -600, width: 1500 },
+  'ct-bone': { center: 400, width: 1800 },
+  'ct-brain': { center: 40, width: 80 },
+};
+
+/** Parse `c,w`, `minmax` or a preset name (a UsageError, exit 2, otherwise). */
+export function parseWindow(s: string): WindowSpec {
+  const v = s.trim();
+  if (v === 'minmax') return 'minmax';
+  const p = WINDOW_PRESETS[v];
+  if (p) return { ...p, name: v };
+  const parts = v.split(',');
+  const nums = parts.map((x) => Number(x));
+  if (parts.length !== 2 || parts.some((x) => x.trim() === '') || nums.some((x) => !Number.isFinite(x))) {
+    throw new UsageError(`Expected --window as center,width (e.g. 40,400), minmax or one of ${Object.keys(WINDOW_PRESETS).join(', ')} but received ${JSON.stringify(s)}`);
+  }
+  if (!(nums[1]! >= 1)) throw new UsageError(`Expected a window width >= 1 in --window but received ${JSON.stringify(s)} (a zero-width window maps nothing)`);
+  return { center: nums[0]!, width: nums[1]! };
+}
+
+/** Modality LUT: slope * stored + intercept (float64 math, float32 result). (N,) */
+export function modalityLut(stored: Int32Array | Uint16Array, slope: number, intercept: number): Float32Array {
+  const out = new Float32Array(stored.length); // (N,)
+  for (let i = 0; i < stored.length; i++) out[i] = stored[i]! * slope + intercept;
+  return out;
+}
+
+/** The min / max of x over the pixels not masked out (mask[i] = 1: padding). */
+export function valueRange(x: Float32Array, mask?: Uint8Array): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    if (mask && mask[i]) continue;
+    const v = x[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min > max) return { min: 0, max: 0 };
+  return { min, max };
+}
+
+/** The (center, width) of PS3.3's linear function that maps [min, max] exactly onto [0, 1]. */
+export function minmaxWindow(min: number, max: number): { center: number; width: number } {
+  const width = max - min + 1;
+  return { center: min + 0.5 + (width - 1) / 2, width };
+}
+
+/**
+ * PS3.3 C.11.2.1.2.1 linear VOI LUT of x to [0, 1]; `invert` (MONOCHROME1) gives 1 - y; masked
+ * pixels (padding) give 0 after inversion (the darkest value). (N,)
+ */
+export function applyWindow(x: Float32Array, center: number, width: number, label: string, opts: { invert?: boolean; mask?: Uint8Array; out?: Float32Array } = {}): Float32Array {
+  if (!Number.isFinite(center) || !Number.isFinite(width)) throw expected('a finite window center and width', `the window of ${label}`, `${center},${width}`);
+  if (!(width >= 1)) throw new VitkitError(`Expected a window width >= 1 for ${label} but received ${width} (center ${center}): a zero-width window maps nothing`);
+  const out = opts.out ?? new Float32Array(x.length); // (N,)
+  const lo = center - 0.5 - (width - 1) / 2;
+  const hi = center - 0.5 + (width - 1) / 2;
+  const c0 = center - 0.5;
+  const wm1 = width - 1;
+  const invert = opts.invert ?? false;
+  const mask = opts.mask;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    let y: number;
+    if (v <= lo) y = 0;
+    else if (v > hi) y = 1;
+    else y = (v - c0) / wm1 + 0.5; // wm1 > 0 here: with w = 1, lo = hi
+    if (invert) y = 1 - y;
+    if (mask && mask[i]) y = 0;
+    out[i] = y;
+  }
+  return out;
+}
