@@ -57,7 +57,9 @@ export class MaeTrainer {
   private readonly grads: ParamTable;
   constructor(readonly model: MaskedAutoencoder, readonly o: MaeTrainerOptions) {
     this.grads = model.params.like();
-    this.opt = new AdamW(model.params, { ...maeAdamWOptions(o.lr, o.weightDecay), ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}) });
+    this.opt = new AdamW(model.params, {
+      ...maeAdamWOptions(o.lr, o.weightDecay), ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}), backend: model.backend,
+    });
     this.schedule = new LrSchedule({ kind: o.schedule, lr: o.lr, warmupSteps: o.warmupSteps, totalSteps: Math.max(1, o.totalSteps), minLr: o.minLr });
   }
   get stepCount(): number { return this.steps; }
@@ -73,7 +75,7 @@ export class MaeTrainer {
     const grads = this.grads;
     grads.buffer.fill(0);
     this.model.backward(cache, out.pred, grads, this.arena);
-    if (this.o.clipGrad !== undefined) clipGradNorm(grads, this.o.clipGrad);
+    if (this.o.clipGrad !== undefined) clipGradNorm(grads, this.o.clipGrad, this.model.backend);
     const lr = this.lr;
     this.opt.step(grads, lr);
     this.steps++;

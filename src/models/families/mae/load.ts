@@ -145,15 +145,15 @@ function readTensor(st: SafetensorsFile, layout: 'mae' | 'hf', name: string, sha
 
 /** Save in facebookresearch/mae's layout: mae_config.json + model.safetensors (with the fixed pos tables), atomically. */
 export function saveMae(model: MaskedAutoencoder, dir: string, opts: { overwrite?: boolean } = {}): void {
+  const cfg = path.join(dir, MAE_CONFIG_FILE), weights = path.join(dir, 'model.safetensors');
+  for (const f of [cfg, weights]) if (existsSync(f) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite existing file ${f}: pass --overwrite to replace it`);
   mkdirSync(dir, { recursive: true });
   const c = model.config;
   const tensors: Record<string, StTensorIn> = {};
   tensors['pos_embed'] = { shape: [1, 1 + model.L, c.embed_dim], data: model.posEmbed };
   tensors['decoder_pos_embed'] = { shape: [1, 1 + model.L, c.decoder_embed_dim], data: model.decoderPosEmbed };
   for (const n of model.params.names()) tensors[n] = { shape: model.params.shape(n), data: model.params.get(n) };
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
-  const cfg = path.join(dir, MAE_CONFIG_FILE);
-  if (existsSync(cfg) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite existing file ${cfg}: pass --overwrite to replace it`);
+  writeSafetensors(weights, tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
   const tmp = `${cfg}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(c, null, 1) + '\n');
   renameSync(tmp, cfg);
