@@ -90,6 +90,8 @@ export interface EpochMetrics {
   img_s: number;
   /** with --ema-decay: the EMA weights' validation accuracy */
   val_acc_ema?: number | null;
+  /** where the epoch's steps ran (absent in runs written before it was recorded) */
+  device?: DeviceName;
 }
 
 export interface ModelMeta {
@@ -318,7 +320,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
   const topts = { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) };
   let trainer: RunTrainer;
-  if ((opts.device ?? 'cpu') === 'cpu') {
+  const device: DeviceName = opts.device ?? 'cpu';
+  if (device === 'cpu') {
     trainer = new HostRunTrainer(model, topts);
   } else {
     if (model.family !== 'vit') throw new VitkitError(`train --device ${opts.device} trains the ViT family; this model is ${model.family}`);
@@ -435,7 +438,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       const m: EpochMetrics = {
         epoch: epoch + 1, train_loss: round(p.images ? p.lossSum / p.images : NaN, 6), val_loss: vl === null ? null : round(vl, 6),
         val_acc: va === null ? null : round(va, 2), val_top5: v5 === null ? null : round(v5, 2), lr: p.lr, seconds: round(seconds, 3),
-        img_s: round(p.images / Math.max(1e-9, p.trainSeconds), 1),
+        img_s: round(p.images / Math.max(1e-9, p.trainSeconds), 1), device,
       };
       if (s.emaDecay !== null) m.val_acc_ema = vaEma === null ? null : round(vaEma, 2);
       run.history.push(m);
