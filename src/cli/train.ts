@@ -438,7 +438,7 @@ export function trainCommand(): Command {
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);
-    if (r.result.signal) process.exit(130);
+    if (r.result.signal) process.exit(r.result.signalName === 'SIGTERM' ? 143 : 130);
   });
   return cmd;
 }

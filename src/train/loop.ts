@@ -170,8 +170,10 @@ export interface RunResult {
   history: EpochMetrics[];
   /** stopped early (Ctrl-C or stopAfterSteps) with a resumable checkpoint */
   interrupted: boolean;
-  /** the stop came from SIGINT */
+  /** the stop came from SIGINT or SIGTERM */
   signal?: boolean;
+  /** which of them (the CLI exits 130 for SIGINT, 143 for SIGTERM) */
+  signalName?: 'SIGINT' | 'SIGTERM';
   state: RunState;
 }
 
@@ -360,6 +362,9 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
 
   let interrupted = false;
   let sigints = 0;
+  let stopSignal: 'SIGINT' | 'SIGTERM' = 'SIGINT';
+  // SIGTERM (docker stop, systemd, Kubernetes, CI runners) stops like Ctrl-C: finish the step, save, exit 143
+  const onSigterm = () => { stopSignal = 'SIGTERM'; onSigint(); };
   const onSigint = () => {
     sigints++;
     interrupted = true;
@@ -368,7 +373,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       : 'Still writing the checkpoint; it will be complete in a moment.');
   };
   const handle = opts.handleSigint ?? true;
-  if (handle) process.on('SIGINT', onSigint);
+  if (handle) { process.on('SIGINT', onSigint); process.on('SIGTERM', onSigterm); }
 
   const checkpoint = async (final: boolean) => {
     run.step = trainer.stepCount;
@@ -420,7 +425,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
           p.seconds += (performance.now() - t0) / 1000;
           interrupted = true;
           await checkpoint(false);
-          return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
+          return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
         }
       }
       if (p.images === 0) {
@@ -448,13 +453,13 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       run.complete = run.epoch >= s.epochs;
       await checkpoint(run.complete);
       progress?.epochEnd(m, s.epochs);
-      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
+      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
     }
     run.complete = true;
     // a Ctrl-C that came during the last validation or checkpoint: the run is complete, but the signal is reported
-    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true } : {}), state: run };
+    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true, signalName: stopSignal } : {}), state: run };
   } finally {
-    if (handle) process.removeListener('SIGINT', onSigint);
+    if (handle) { process.removeListener('SIGINT', onSigint); process.removeListener('SIGTERM', onSigterm); }
     await loader.close();
   }
 }
