@@ -10,7 +10,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { checkDemoDir, asciiDigit } from '../../src/cli/demo.js';
-import { ROOT, FIXTURES, REFS, cliInProcess } from '../helpers.js';
+import { ROOT, FIXTURES, REFS, cliInProcess, vitkit } from '../helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'vitkit-cli-train-'));
 
@@ -178,8 +178,16 @@ test('demo: refuses a directory it did not make; ASCII digits', () => {
     writeFileSync(path.join(dir, 'thesis.tex'), 'precious');
     assert.throws(() => checkDemoDir(dir), { message: `Refusing to write the demo into ${dir}: the directory exists and was not made by vitkit demo; pass --out <dir>` });
     writeFileSync(path.join(dir, '.vitkit-demo'), '');
-    checkDemoDir(dir);
+    checkDemoDir(dir); // an earlier demo stopped before its first checkpoint
     checkDemoDir(path.join(dir, 'new'));
+    // a finished (or part-trained) demo is not overwritten without --overwrite
+    writeFileSync(path.join(dir, 'model.safetensors'), 'the 96% model');
+    assert.throws(() => checkDemoDir(dir), { message: `Refusing to overwrite the demo model in ${dir} (model.safetensors): pass --overwrite to train it again from scratch, --out <dir> for a new folder, or vitkit train --resume ${dir} to continue it` });
+    checkDemoDir(dir, true);
+    const second = vitkit('demo', '--out', dir, '--epochs', '1');
+    assert.equal(second.code, 1, second.err);
+    assert.match(second.err, /^error: Refusing to overwrite the demo model in .*: pass --overwrite/);
+    assert.equal(readFileSync(path.join(dir, 'model.safetensors'), 'utf8'), 'the 96% model');
     const px = new Uint8Array(28 * 28);
     for (let y = 4; y < 24; y++) px[y * 28 + 14] = 255;
     const art = asciiDigit(px);
