@@ -19,6 +19,7 @@
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
@@ -212,6 +213,14 @@ export function readRunState(dir: string): LoadedRunState {
     optimizer: { step: optStep, expAvg: tensor('optimizer.exp_avg'), expAvgSq: tensor('optimizer.exp_avg_sq') },
   };
   if (st.has('ema')) trainer.ema = tensor('ema');
+  // the checksum (states written before it was recorded have none): a flipped byte or an edited run is refused
+  const sum = st.metadata['checksum'];
+  if (sum !== undefined) {
+    const all: Record<string, { data: Float32Array }> = { model: { data: weights }, 'optimizer.exp_avg': { data: trainer.optimizer.expAvg }, 'optimizer.exp_avg_sq': { data: trainer.optimizer.expAvgSq } };
+    if (trainer.ema) all['ema'] = { data: trainer.ema };
+    const got = stateChecksum(st.metadata, all);
+    if (got !== sum) throw new VitkitError(`Cannot resume: ${file} does not match its checksum (expected ${sum} but the tensors and run give ${got}): the state was modified or damaged`);
+  }
   for (const [name, t] of [['optimizer.exp_avg', trainer.optimizer.expAvg], ['optimizer.exp_avg_sq', trainer.optimizer.expAvgSq], ['ema', trainer.ema]] as const) {
     if (t && t.length !== weights.length) {
       throw new VitkitError(`Expected tensor ${JSON.stringify(name)} of ${weights.length} values (as "model") in ${file} but received ${t.length}`);
@@ -232,8 +241,20 @@ function writeRunState(dir: string, model: Model, s: TrainerState, run: RunState
     'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq },
   };
   if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
-  writeSafetensors(path.join(dir, STATE_FILE), tensors,
-    { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+  const meta = { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) };
+  writeSafetensors(path.join(dir, STATE_FILE), tensors, { ...meta, checksum: stateChecksum(meta, tensors) }, { overwrite: true });
+}
+
+/** sha256 over the state's metadata (the run, with the model config) and its tensors' bytes, in name order */
+function stateChecksum(meta: Record<string, string>, tensors: Record<string, { data: ArrayBufferView }>): string {
+  const h = createHash('sha256');
+  for (const k of ['format', 'step', 'optimizer_step', 'run']) h.update(`${k}=${meta[k] ?? ''}\n`);
+  for (const name of Object.keys(tensors).sort()) {
+    const d = tensors[name]!.data;
+    h.update(`${name}:${d.byteLength}\n`);
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return 'sha256:' + h.digest('hex');
 }
 
 /** The settings that matter for a Trainer. */
