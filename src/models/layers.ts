@@ -10,7 +10,7 @@
  */
 import type { Ops } from '../backend/ops.js';
 import type { Mem, Params } from '../nn/mem.js';
-import type { Activation, ViTConfig } from './config.js';
+import { type Activation, type ViTConfig, dims } from './config.js';
 
 /** activation kind code of the backend ops (actForward / gluForward / linearForward's fused act) */
 export function actKind(a: Activation): number {
@@ -152,8 +152,7 @@ export function tokensBackward<T>(ctx: GradCtx<T>, c: ViTConfig, dtokens: T, dpo
 
 /** Activations one block saves, per (B, N): the table that maps one-to-one onto its buffers. */
 export function blockSaves(c: ViTConfig, B: number, N: number) {
-  const D = c.embed_dim, H = Math.floor(D * c.mlp_ratio), BN = B * N;
-  const Hact = c.mlp_layer === 'swiglu_packed' ? H / 2 : H;
+  const { D, H, Hact } = dims(c), BN = B * N;
   const ls = c.init_values !== null;
   return {
     ln1: BN * D, ln1Mean: BN, ln1Rstd: BN,      // norm1 output and row stats
@@ -184,9 +183,9 @@ export type Scratch<T> = (name: string, n: number) => T;
  */
 export function blockForward<T>(ctx: LayerCtx<T>, c: ViTConfig, i: number, x: T, B: number, N: number,
   probsOut: T | null, saved: BlockCache<T> | null, scratch: Scratch<T>, stack = 'blocks'): T {
-  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
+  const be = ctx.be, { D, NH, HD, H, Hact } = dims(c);
   const BN = B * N, eps = c.layer_norm_eps, kind = actKind(c.act);
-  const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
+  const glu = c.mlp_layer === 'swiglu_packed';
   const ls = c.init_values !== null;
   const P = (n: string) => ctx.params.get(`${stack}.${i}.${n}`);
   const s = saved;
@@ -235,9 +234,9 @@ export function blockForward<T>(ctx: LayerCtx<T>, c: ViTConfig, i: number, x: T,
 /** Backward of block i of `stack`: dout (B*N, D) = dL/d(block output) -> dL/d(block input) (B*N, D). */
 export function blockBackward<T>(ctx: GradCtx<T>, c: ViTConfig, i: number, s: BlockCache<T>, dout: T, B: number, N: number,
   onAttnOutputGrad?: (block: number, dattn: T) => void, stack = 'blocks'): T {
-  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, H = Math.floor(D * c.mlp_ratio);
+  const be = ctx.be, { D, NH, HD, H, Hact } = dims(c);
   const BN = B * N, kind = actKind(c.act), mem = ctx.mem;
-  const glu = c.mlp_layer === 'swiglu_packed', Hact = glu ? H / 2 : H;
+  const glu = c.mlp_layer === 'swiglu_packed';
   const ls = c.init_values !== null;
   const pre = `${stack}.${i}.`;
   const P = (n: string) => ctx.params.get(pre + n);
@@ -279,7 +278,7 @@ export function blockBackward<T>(ctx: GradCtx<T>, c: ViTConfig, i: number, s: Bl
 
 /** Activations of the attention pool per batch B over N tokens (latent_len 1). */
 export function poolSaves(c: ViTConfig, B: number, N: number) {
-  const D = c.embed_dim, Hm = Math.floor(D * c.mlp_ratio);
+  const { D, poolH: Hm } = dims(c);
   return {
     q1: D,                       // q(latent) (1, D)
     q: B * D,                    // the latent query per image (B, 1, D)
@@ -298,7 +297,7 @@ export type PoolKey = keyof ReturnType<typeof poolSaves>;
 /** x (B*N, D) -> pooled (B, D) = s.z */
 export function attnPoolForward<T>(ctx: LayerCtx<T>, c: ViTConfig, s: Saved<PoolKey, T>, x: T, B: number, N: number,
   probsOut: T | null): T {
-  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio);
+  const be = ctx.be, { D, NH, HD, poolH: Hm } = dims(c);
   const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
   linear(be, s.q1, P('latent'), P('q.weight'), c.qkv_bias ? P('q.bias') : null, 1, D, D);
   be.copyRows(s.q, s.q1, B, 1, 0, 0, 0, 1, D, false);
@@ -317,7 +316,7 @@ export function attnPoolForward<T>(ctx: LayerCtx<T>, c: ViTConfig, s: Saved<Pool
 /** dz (B, D) -> parameter grads; dx (B*N, D) += the token gradient */
 export function attnPoolBackward<T>(ctx: GradCtx<T>, c: ViTConfig, s: Saved<PoolKey, T>, x: T, dz: T, dx: T,
   B: number, N: number): void {
-  const be = ctx.be, D = c.embed_dim, NH = c.num_heads, HD = D / NH, Hm = Math.floor(D * c.mlp_ratio), mem = ctx.mem;
+  const be = ctx.be, { D, NH, HD, poolH: Hm } = dims(c), mem = ctx.mem;
   const P = (n: string) => ctx.params.get(`attn_pool.${n}`);
   const G = (n: string) => ctx.grads.get(`attn_pool.${n}`);
   linearParamGrads(be, G('mlp.fc2.weight'), G('mlp.fc2.bias'), dz, s.a, B, D, Hm);

@@ -144,7 +144,7 @@ export function vitParamSpecs(c: ViTConfig): ParamSpec[] {
   }
   if (!d.useFcNorm) { add('norm.weight', D); add('norm.bias', D); }
   if (c.global_pool === 'map') {
-    const Hm = Math.floor(D * c.mlp_ratio);
+    const Hm = d.poolH;
     add('attn_pool.latent', 1, 1, D);
     add('attn_pool.q.weight', D, D); if (c.qkv_bias) add('attn_pool.q.bias', D);
     add('attn_pool.kv.weight', 2 * D, D); if (c.qkv_bias) add('attn_pool.kv.bias', 2 * D);
@@ -171,7 +171,7 @@ export function vitMacs(c: ViTConfig): number {
   macs += c.depth * block;
   macs += d.useFcNorm ? 5 * D : ln;
   if (c.global_pool === 'map') {
-    const Hm = Math.floor(D * c.mlp_ratio);
+    const Hm = d.poolH;
     macs += D * D + N * D * 2 * D + 2 * d.NH * N * d.HD + D * D + 5 * D + 2 * D * Hm;
   }
   macs += c.num_classes * D * (c.distilled ? 2 : 1);

@@ -19,6 +19,7 @@
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
@@ -90,6 +91,8 @@ export interface EpochMetrics {
   img_s: number;
   /** with --ema-decay: the EMA weights' validation accuracy */
   val_acc_ema?: number | null;
+  /** where the epoch's steps ran (absent in runs written before it was recorded) */
+  device?: DeviceName;
 }
 
 export interface ModelMeta {
@@ -168,8 +171,10 @@ export interface RunResult {
   history: EpochMetrics[];
   /** stopped early (Ctrl-C or stopAfterSteps) with a resumable checkpoint */
   interrupted: boolean;
-  /** the stop came from SIGINT */
+  /** the stop came from SIGINT or SIGTERM */
   signal?: boolean;
+  /** which of them (the CLI exits 130 for SIGINT, 143 for SIGTERM) */
+  signalName?: 'SIGINT' | 'SIGTERM';
   state: RunState;
 }
 
@@ -208,6 +213,14 @@ export function readRunState(dir: string): LoadedRunState {
     optimizer: { step: optStep, expAvg: tensor('optimizer.exp_avg'), expAvgSq: tensor('optimizer.exp_avg_sq') },
   };
   if (st.has('ema')) trainer.ema = tensor('ema');
+  // the checksum (states written before it was recorded have none): a flipped byte or an edited run is refused
+  const sum = st.metadata['checksum'];
+  if (sum !== undefined) {
+    const all: Record<string, { data: Float32Array }> = { model: { data: weights }, 'optimizer.exp_avg': { data: trainer.optimizer.expAvg }, 'optimizer.exp_avg_sq': { data: trainer.optimizer.expAvgSq } };
+    if (trainer.ema) all['ema'] = { data: trainer.ema };
+    const got = stateChecksum(st.metadata, all);
+    if (got !== sum) throw new VitkitError(`Cannot resume: ${file} does not match its checksum (expected ${sum} but the tensors and run give ${got}): the state was modified or damaged`);
+  }
   for (const [name, t] of [['optimizer.exp_avg', trainer.optimizer.expAvg], ['optimizer.exp_avg_sq', trainer.optimizer.expAvgSq], ['ema', trainer.ema]] as const) {
     if (t && t.length !== weights.length) {
       throw new VitkitError(`Expected tensor ${JSON.stringify(name)} of ${weights.length} values (as "model") in ${file} but received ${t.length}`);
@@ -228,8 +241,20 @@ function writeRunState(dir: string, model: Model, s: TrainerState, run: RunState
     'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq },
   };
   if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
-  writeSafetensors(path.join(dir, STATE_FILE), tensors,
-    { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+  const meta = { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) };
+  writeSafetensors(path.join(dir, STATE_FILE), tensors, { ...meta, checksum: stateChecksum(meta, tensors) }, { overwrite: true });
+}
+
+/** sha256 over the state's metadata (the run, with the model config) and its tensors' bytes, in name order */
+function stateChecksum(meta: Record<string, string>, tensors: Record<string, { data: ArrayBufferView }>): string {
+  const h = createHash('sha256');
+  for (const k of ['format', 'step', 'optimizer_step', 'run']) h.update(`${k}=${meta[k] ?? ''}\n`);
+  for (const name of Object.keys(tensors).sort()) {
+    const d = tensors[name]!.data;
+    h.update(`${name}:${d.byteLength}\n`);
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return 'sha256:' + h.digest('hex');
 }
 
 /** The settings that matter for a Trainer. */
@@ -318,7 +343,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
   const topts = { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) };
   let trainer: RunTrainer;
-  if ((opts.device ?? 'cpu') === 'cpu') {
+  const device: DeviceName = opts.device ?? 'cpu';
+  if (device === 'cpu') {
     trainer = new HostRunTrainer(model, topts);
   } else {
     if (model.family !== 'vit') throw new VitkitError(`train --device ${opts.device} trains the ViT family; this model is ${model.family}`);
@@ -357,6 +383,9 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
 
   let interrupted = false;
   let sigints = 0;
+  let stopSignal: 'SIGINT' | 'SIGTERM' = 'SIGINT';
+  // SIGTERM (docker stop, systemd, Kubernetes, CI runners) stops like Ctrl-C: finish the step, save, exit 143
+  const onSigterm = () => { stopSignal = 'SIGTERM'; onSigint(); };
   const onSigint = () => {
     sigints++;
     interrupted = true;
@@ -365,7 +394,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       : 'Still writing the checkpoint; it will be complete in a moment.');
   };
   const handle = opts.handleSigint ?? true;
-  if (handle) process.on('SIGINT', onSigint);
+  if (handle) { process.on('SIGINT', onSigint); process.on('SIGTERM', onSigterm); }
 
   const checkpoint = async (final: boolean) => {
     run.step = trainer.stepCount;
@@ -417,7 +446,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
           p.seconds += (performance.now() - t0) / 1000;
           interrupted = true;
           await checkpoint(false);
-          return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
+          return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
         }
       }
       if (p.images === 0) {
@@ -435,7 +464,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       const m: EpochMetrics = {
         epoch: epoch + 1, train_loss: round(p.images ? p.lossSum / p.images : NaN, 6), val_loss: vl === null ? null : round(vl, 6),
         val_acc: va === null ? null : round(va, 2), val_top5: v5 === null ? null : round(v5, 2), lr: p.lr, seconds: round(seconds, 3),
-        img_s: round(p.images / Math.max(1e-9, p.trainSeconds), 1),
+        img_s: round(p.images / Math.max(1e-9, p.trainSeconds), 1), device,
       };
       if (s.emaDecay !== null) m.val_acc_ema = vaEma === null ? null : round(vaEma, 2);
       run.history.push(m);
@@ -445,13 +474,13 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       run.complete = run.epoch >= s.epochs;
       await checkpoint(run.complete);
       progress?.epochEnd(m, s.epochs);
-      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, state: run };
+      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
     }
     run.complete = true;
     // a Ctrl-C that came during the last validation or checkpoint: the run is complete, but the signal is reported
-    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true } : {}), state: run };
+    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true, signalName: stopSignal } : {}), state: run };
   } finally {
-    if (handle) process.removeListener('SIGINT', onSigint);
+    if (handle) { process.removeListener('SIGINT', onSigint); process.removeListener('SIGTERM', onSigterm); }
     await loader.close();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { VitkitError, brief } from '../errors.js';
 import type { EpochMetrics, RunState, TrainSettings } from './loop.js';
+import { DEVICE_NAMES } from '../models/runner.js';
 
 type Obj = Record<string, unknown>;
 
@@ -110,6 +111,7 @@ function metrics(c: Checker, v: unknown, i: number): EpochMetrics {
     img_s: c.num(m['img_s'], f('img_s'), 0),
   };
   if (m['val_acc_ema'] !== undefined) out.val_acc_ema = c.numOrNull(m['val_acc_ema'], f('val_acc_ema'), 0, 100);
+  if (m['device'] !== undefined) out.device = c.oneOf(m['device'], f('device'), DEVICE_NAMES);
   if (out.epoch !== i + 1) c.fail(f('epoch'), `${i + 1} (history holds one entry per epoch, in order)`, out.epoch);
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * Ctrl-C as a user sends it: a real SIGINT to a `vitkit train` child process on in-memory data
  * (an x/y tensor file) during its only, and so last, epoch. It must stop within a step, write a
- * resumable checkpoint, exit 130 and say how to resume; the resume continues from that step.
+ * resumable checkpoint, exit 130 (SIGTERM, as docker stop sends it: the same, exit 143) and say how to resume; the resume continues from that step.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +21,7 @@ function data(file: string, n: number): void {
   writeSafetensors(file, { x: { shape: [n, 3, 16, 16], data: x }, y: { shape: [n], data: y } });
 }
 
-for (const workers of ['0', '1']) test(`SIGINT during the last epoch on in-memory data (--workers ${workers}) stops within a step, saves, and says how to resume`, async () => {
+for (const [sig, workers, exit] of [['SIGINT', '0', 130], ['SIGINT', '1', 130], ['SIGTERM', '0', 143]] as const) test(`${sig} during the last epoch on in-memory data (--workers ${workers}) stops within a step, saves, and says how to resume`, async () => {
   const dir = tmp();
   const file = path.join(dir, 'xy.safetensors');
   const N = 4000;
@@ -39,10 +39,10 @@ for (const workers of ['0', '1']) test(`SIGINT during the last epoch on in-memor
   assert.match(stdout, /^Data /m, `training did not start: ${stderr}`);
   await new Promise((r) => setTimeout(r, 400));
   const sent = Date.now();
-  child.kill('SIGINT');
+  child.kill(sig);
   const { code } = await exited;
   const took = Date.now() - sent;
-  assert.equal(code, 130, `exit ${code}\n${stdout}\n${stderr}`);
+  assert.equal(code, exit, `exit ${code}\n${stdout}\n${stderr}`);
   assert.ok(took < 5000, `stopped ${took} ms after the signal`);
   assert.match(stderr, /Interrupted: finishing the current step and writing a resumable checkpoint/);
   const m = /Interrupted at epoch 1, step (\d+) of (\d+)\. A resumable checkpoint is in .*run\.\nContinue with: vitkit train --resume .*run/.exec(stdout);

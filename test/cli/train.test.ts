@@ -1,16 +1,16 @@
 import { writeTinyBatch, writeTinyCheckpoint } from '../train/train_tiny.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/io/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { checkDemoDir, asciiDigit } from '../../src/cli/demo.js';
-import { ROOT, FIXTURES, REFS, cliInProcess } from '../helpers.js';
+import { ROOT, FIXTURES, REFS, cliInProcess, vitkit } from '../helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'vitkit-cli-train-'));
 
@@ -178,8 +178,16 @@ test('demo: refuses a directory it did not make; ASCII digits', () => {
     writeFileSync(path.join(dir, 'thesis.tex'), 'precious');
     assert.throws(() => checkDemoDir(dir), { message: `Refusing to write the demo into ${dir}: the directory exists and was not made by vitkit demo; pass --out <dir>` });
     writeFileSync(path.join(dir, '.vitkit-demo'), '');
-    checkDemoDir(dir);
+    checkDemoDir(dir); // an earlier demo stopped before its first checkpoint
     checkDemoDir(path.join(dir, 'new'));
+    // a finished (or part-trained) demo is not overwritten without --overwrite
+    writeFileSync(path.join(dir, 'model.safetensors'), 'the 96% model');
+    assert.throws(() => checkDemoDir(dir), { message: `Refusing to overwrite the demo model in ${dir} (model.safetensors): pass --overwrite to train it again from scratch, --out <dir> for a new folder, or vitkit train --resume ${dir} to continue it` });
+    checkDemoDir(dir, true);
+    const second = vitkit('demo', '--out', dir, '--epochs', '1');
+    assert.equal(second.code, 1, second.err);
+    assert.match(second.err, /^error: Refusing to overwrite the demo model in .*: pass --overwrite/);
+    assert.equal(readFileSync(path.join(dir, 'model.safetensors'), 'utf8'), 'the 96% model');
     const px = new Uint8Array(28 * 28);
     for (let y = 4; y < 24; y++) px[y * 28 + 14] = 255;
     const art = asciiDigit(px);
@@ -244,6 +252,39 @@ test('--betas / --eps reach AdamW for classification: after one step exp_avg = (
       assert.match(r.err, new RegExp(`option '${flag} <[^>]+>' argument '${v!.replace(/[.]/g, '\\.')}' is invalid\\. Expected .* for ${flag} but received`), r.err);
       assert.equal(existsSync(path.join(dir, 'bad')), false);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--resume refuses a training state whose bytes or run were changed (its checksum), in one line, leaving no temp files', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-sum-'));
+  try {
+    const n = 8, x = new Float32Array(n * 3 * 16 * 16), y = new BigInt64Array(n);
+    for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.013);
+    for (let i = 0; i < n; i++) y[i] = BigInt(i % 3);
+    const file = path.join(dir, 'xy.safetensors');
+    writeSafetensors(file, { x: { shape: [n, 3, 16, 16], data: x }, y: { shape: [n], data: y } });
+    const out = path.join(dir, 'run');
+    const r = await cliInProcess(['train', '--model', 'vit_tiny_patch16_224', '--img-size', '16', '--patch-size', '8', '--embed-dim', '16', '--depth', '1', '--num-heads', '2',
+      '--data', file, '--epochs', '1', '--batch-size', '4', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const state = path.join(out, 'train_state.safetensors');
+    const good = readFileSync(state);
+    assert.match(readSafetensors(state).metadata['checksum'] ?? '', /^sha256:[0-9a-f]{64}$/);
+    // one flipped bit in the last tensor byte (an optimizer moment or the weights)
+    const bad = Buffer.from(good);
+    bad[bad.length - 3] ^= 0x10;
+    writeFileSync(state, bad);
+    const r2 = await cliInProcess(['train', '--resume', out, '--epochs', '2']);
+    assert.equal(r2.code, 1, r2.out);
+    assert.match(r2.err, /^error: Cannot resume: .*train_state\.safetensors does not match its checksum \(expected sha256:[0-9a-f]{64} but the tensors and run give sha256:[0-9a-f]{64}\): the state was modified or damaged$/);
+    assert.equal(r2.err.split('\n').length, 1);
+    assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp') || f.startsWith('.')), []);
+    // the intact state resumes
+    writeFileSync(state, good);
+    const r3 = await cliInProcess(['train', '--resume', out, '--epochs', '2']);
+    assert.equal(r3.code, 0, r3.err);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -105,8 +105,9 @@ test('the output directory: timm checkpoint, metrics.jsonl, curves.png, train_st
     const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 2);
     for (const [i, l] of lines.entries()) {
-      assert.deepEqual(Object.keys(l).sort(), ['epoch', 'img_s', 'lr', 'seconds', 'train_loss', 'val_acc', 'val_loss', 'val_top5']);
+      assert.deepEqual(Object.keys(l).sort(), ['device', 'epoch', 'img_s', 'lr', 'seconds', 'train_loss', 'val_acc', 'val_loss', 'val_top5']);
       assert.equal(l['epoch'], i + 1);
+      assert.equal(l['device'], 'cpu');
       assert.equal(l['val_top5'], 100); // 3 classes: top-5 is everything (top-5 itself is checked with K = 10 below)
     }
     const meta = await sharp(path.join(out, 'curves.png')).metadata();

@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -205,6 +205,40 @@ test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the im
       assert.equal(x.index, zs['cpu']![i]!.top[k]!.index);
       assert.ok(Math.abs(x.score - zs['cpu']![i]!.top[k]!.score) <= 1e-5);
     }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('train --device webgpu trains on WebGPU (fresh and --resume): the log and metrics.jsonl name it, and its weights are not the cpu run\'s bits', { skip: dev ? false : reason }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-train-dev-'));
+  try {
+    // tiny on purpose (SwiftShader): img 16, patch 8, D 16, one block, 8 images, 2 epochs of 2 steps
+    const cfg = path.join(dir, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ architecture: 'vit_tiny_patch16_224', num_classes: 3,
+      model_args: { img_size: 16, patch_size: 8, in_chans: 3, embed_dim: 16, depth: 1, num_heads: 2 } }));
+    const n = 8, x = new Float32Array(n * 3 * 16 * 16), y = new BigInt64Array(n);
+    for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 0.8;
+    for (let i = 0; i < n; i++) y[i] = BigInt(i % 3);
+    const data = path.join(dir, 'data.safetensors');
+    writeSafetensors(data, { x: { shape: [n, 3, 16, 16], data: x }, y: { shape: [n], data: y } });
+    const common = ['--model', cfg, '--data', data, '--batch-size', '4', '--lr', '1e-2', '--no-shuffle', '--no-augment', '--warmup-epochs', '0'];
+    const w: Record<string, Float32Array> = {};
+    for (const d of ['cpu', 'webgpu']) {
+      const out = path.join(dir, d);
+      const r1 = await cli(['train', '--device', d, ...common, '--epochs', '1', '--out', out]);
+      assert.equal(r1.code, 0, r1.err);
+      assert.match(r1.out.split('\n').slice(0, 3).join('\n'), new RegExp(`^Device: ${d}$`, 'm'), r1.out);
+      const r2 = await cli(['train', '--device', d, '--resume', out, '--epochs', '2']);
+      assert.equal(r2.code, 0, r2.err);
+      assert.match(r2.out.split('\n').slice(0, 3).join('\n'), new RegExp(`^Device: ${d}$`, 'm'), r2.out);
+      const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { device?: string });
+      assert.deepEqual(lines.map((l) => l.device), [d, d]);
+      w[d] = readSafetensors(path.join(out, 'model.safetensors')).f32('blocks.0.mlp.fc1.weight').data;
+    }
+    const diff = maxAbsDiff(w['webgpu']!, w['cpu']!);
+    assert.ok(diff > 0, 'the webgpu run gave the cpu run\'s weights bit for bit: it did not run on WebGPU');
+    assert.ok(diff < 1e-3, `webgpu vs cpu weights after 4 steps: max |diff| ${diff}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

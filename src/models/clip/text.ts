@@ -13,9 +13,9 @@ import { hostMem } from '../../nn/mem.js';
 import type { Backend } from '../../backend/backend.js';
 import { VitkitError, shapeStr } from '../../errors.js';
 import type { ParamSpec, ParamTable } from '../../nn/params.js';
-import type { ViTConfig } from '../config.js';
+import { type ViTConfig, dims } from '../config.js';
 import { type BlockCache, type GradCtx, type LayerCtx, allocSaved, blockSaves, blockForward, blockBackward } from '../layers.js';
-import type { ClipConfig } from './config.js';
+import { type ClipConfig, textBlockConfig } from './config.js';
 
 /** `be` with causal attention in forward and backward (the kernels' causal flag; every other op unchanged). */
 export function causalBackend(be: Backend): Backend {
@@ -27,7 +27,7 @@ export function causalBackend(be: Backend): Backend {
 
 /** The text tower's parameter table (engine names: CLIP's own plus the ViT block names). */
 export function textParamSpecs(c: ClipConfig): ParamSpec[] {
-  const W = c.text.width, H = Math.floor(W * c.text.mlp_ratio);
+  const W = c.text.width, H = dims(textBlockConfig(c)).H;
   const specs: ParamSpec[] = [
     { name: 'token_embedding.weight', shape: [c.text.vocab_size, W] },
     { name: 'positional_embedding', shape: [c.text.context_length, W] },

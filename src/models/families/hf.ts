@@ -107,7 +107,7 @@ export function hfAct(act: ViTConfig['act']): string {
 }
 
 /** img_size as (H, W) */
-import { imgHW } from '../config.js';
+import { dims, imgHW } from '../config.js';
 export { imgHW };
 
 /** number of patches of the config's native grid */
@@ -118,7 +118,7 @@ export function numPatches(c: ViTConfig): number {
 
 /** MLP hidden width (fc1 rows) */
 export function mlpHidden(c: ViTConfig): number {
-  return c.mlp_hidden ?? Math.floor(c.embed_dim * c.mlp_ratio);
+  return dims(c).H;
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
