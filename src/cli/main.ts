@@ -20,6 +20,7 @@ import { downloadCommand } from './download.js';
 import { zeroshotCommand } from './zeroshot.js';
 import { indexCommand } from './index_cmd.js';
 import { searchCommand } from './search.js';
+import { exportCommand } from './export.js';
 import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   program.addCommand(zeroshotCommand());
   program.addCommand(indexCommand());
   program.addCommand(searchCommand());
+  program.addCommand(exportCommand());
   // commander's own usage errors go through console.error like ours (one line on stderr, exit 2)
   const output = { outputError: (str: string) => console.error(str.trimEnd()) };
   program.exitOverride().configureOutput(output);
