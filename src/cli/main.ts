@@ -22,6 +22,7 @@ import { indexCommand } from './index_cmd.js';
 import { searchCommand } from './search.js';
 import { detectCommand } from './detect.js';
 import { reconstructCommand } from './reconstruct.js';
+import { exportCommand } from './export.js';
 import { resolveModelDir } from '../hub/resolve.js';
 
 export function buildProgram(): Command {
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   program.addCommand(searchCommand());
   program.addCommand(detectCommand());
   program.addCommand(reconstructCommand());
+  program.addCommand(exportCommand());
   // commander's own usage errors go through console.error like ours (one line on stderr, exit 2)
   const output = { outputError: (str: string) => console.error(str.trimEnd()) };
   program.exitOverride().configureOutput(output);
