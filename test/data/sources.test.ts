@@ -60,7 +60,7 @@ test('image folder errors: empty class folder, unknown val class, no class folde
     await makeFolder(path.join(root, 'a'), { x: 1 });
     mkdirSync(path.join(root, 'a', 'y'));
     assert.throws(() => loadImageFolder(path.join(root, 'a')), {
-      message: `Class folder ${path.join(root, 'a', 'y')} has no images: expected files ending in .jpg, .jpeg, .png, .webp, .gif, .tif, .tiff, .avif`,
+      message: `Class folder ${path.join(root, 'a', 'y')} has no images: expected files ending in .jpg, .jpeg, .png, .webp, .gif, .tif, .tiff, .avif, .dcm`,
     });
     await makeFolder(path.join(root, 'b', 'train'), { x: 2 });
     await makeFolder(path.join(root, 'b', 'val'), { z: 1 });
