@@ -66,11 +66,11 @@ console.log(`train 0-4: ${seenTrain.n}, test 0-4: ${seenTest.n}; support pool 5-
 const pp = preprocessFromTimm(MNIST_PRETRAINED_CFG, 28, 1);
 const pipeline = { channels: 1 as const, height: 28, width: 28, preprocess: pp, onBadImage: 'error' as const };
 
-async function evalBatches(ds: Data, fn: (x: InstanceType<typeof Tensor>, idx: Int32Array) => void): Promise<void> {
+async function evalBatches(ds: Data, fn: (x: InstanceType<typeof Tensor>, idx: Int32Array) => void | Promise<void>): Promise<void> {
   for (let i = 0; i < ds.n; i += 256) {
     const idx = Int32Array.from({ length: Math.min(256, ds.n - i) }, (_, k) => i + k);
     const b = await makeBatch(ds, pipeline, { split: 'val', indices: idx, augment: null, seed: 0 });
-    fn(new Tensor([b.size, 1, 28, 28], b.x), idx);
+    await fn(new Tensor([b.size, 1, 28, 28], b.x), idx);
   }
 }
 
@@ -133,11 +133,11 @@ for (let e = 0; e < epochs; e++) {
   for (let s = 0; s < stepsPerEpoch; s++) {
     const idx = order.subarray(s * batchSize, Math.min(seenTrain.n, (s + 1) * batchSize));
     const b = await makeBatch(seenTrain, pipeline, { split: 'train', indices: idx, augment: shift, seed: hashSeed(seed, e, s) });
-    loss += trainer.step(new Tensor([b.size, 1, 28, 28], b.x), b.y).loss;
+    loss += (await trainer.step(new Tensor([b.size, 1, 28, 28], b.x), b.y)).loss;
   }
   let correct = 0;
-  await evalBatches(seenTest, (x, idx) => {
-    const { correct: c } = trainer.evaluate(x, Int32Array.from(idx, (i) => seenTest.labels[i]!));
+  await evalBatches(seenTest, async (x, idx) => {
+    const { correct: c } = await trainer.evaluate(x, Int32Array.from(idx, (i) => seenTest.labels[i]!));
     correct += c;
   });
   seenAcc = (100 * correct) / seenTest.n;

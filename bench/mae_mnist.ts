@@ -101,7 +101,7 @@ async function testAcc(model: InstanceType<typeof VisionTransformer>, tr: Instan
   for (let i = 0; i < mnist.test.n; i += 256) {
     const idx = Int32Array.from({ length: Math.min(256, mnist.test.n - i) }, (_, k) => i + k);
     const b = await makeBatch(mnist.test, pipeline, { split: 'val', indices: idx, augment: null, seed: 0 });
-    correct += tr.evaluate(new Tensor([b.size, 1, 28, 28], b.x), Int32Array.from(idx, (j) => mnist.test.labels[j]!)).correct;
+    correct += (await tr.evaluate(new Tensor([b.size, 1, 28, 28], b.x), Int32Array.from(idx, (j) => mnist.test.labels[j]!))).correct;
   }
   void model;
   return (100 * correct) / mnist.test.n;
@@ -118,7 +118,7 @@ async function finetune(model: InstanceType<typeof VisionTransformer>, layerDeca
     for (let s = 0; s < steps; s++) {
       const idx = order.subarray(s * b64, Math.min(labelled.n, (s + 1) * b64));
       const b = await makeBatch(labelled as Data, pipeline, { split: 'train', indices: idx, augment: shift, seed: hashSeed(seed, 5, e, s) });
-      tr.step(new Tensor([b.size, 1, 28, 28], b.x), b.y);
+      await tr.step(new Tensor([b.size, 1, 28, 28], b.x), b.y);
     }
   }
   const acc = await testAcc(model, tr);

@@ -19,7 +19,7 @@ import { presetConfig } from '../src/models/presets.js';
 import { resolveConfig } from '../src/models/config.js';
 import { initWeights } from '../src/models/init.js';
 import { DeviceViT, type ComputeDevice } from '../src/models/device.js';
-import { DeviceTrainer } from '../src/train/device_trainer.js';
+import { Trainer } from '../src/train/trainer.js';
 import { MNIST_VIT_ARGS } from '../src/data/mnist.js';
 import { getBackend } from '../src/backend/index.js';
 import { Tensor } from '../src/tensor.js';
@@ -109,7 +109,7 @@ for (const B of quick ? [1] : [1, 8]) {
   for (const t of [qkv, out, probs]) dev.release(t);
 }
 
-// ---- the model: inference and training steps (DeviceViT, DeviceTrainer) -------------------------
+// ---- the model: inference and training steps (DeviceViT, Trainer) -------------------------------
 const anchorsFile = path.resolve(packageRoot, '..', 'shared', 'anchors', 'torch_h100_bench.json');
 const anchors = existsSync(anchorsFile) ? (JSON.parse(readFileSync(anchorsFile, 'utf8')) as { gpu?: Record<string, number | string> }).gpu ?? {} : {};
 const anchor = (k: string) => (typeof anchors[k] === 'number' ? ` (PyTorch fp32 on ${anchors['device']}: ${anchors[k]} img/s)` : '');
@@ -157,7 +157,7 @@ for (const [name, config, B] of NO_VIT ? [] : trainCases) {
   const m = new VisionTransformer(config, undefined, host);
   initWeights(m, 0);
   const dm = new DeviceViT(m, cdev);
-  const t = new DeviceTrainer(dm, { lr: 1e-3, weightDecay: 0.05, labelSmoothing: 0.1, totalSteps: 1000 });
+  const t = new Trainer(dm, { lr: 1e-3, weightDecay: 0.05, labelSmoothing: 0.1, totalSteps: 1000 });
   const [H, W] = Array.isArray(config.img_size) ? config.img_size : [config.img_size, config.img_size];
   const x = pixelsOf(B, config.in_chans, H, W, 7);
   const y = Int32Array.from({ length: B }, (_, i) => i % config.num_classes);

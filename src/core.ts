@@ -69,7 +69,6 @@ export {
 export {
   Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState,
 } from './train/trainer.js';
-export { DeviceTrainer } from './train/device_trainer.js';
 export { vitBackward, type BackwardOptions } from './train/backward.js';
 export { crossEntropy } from './train/loss.js';
 export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';

@@ -1,5 +1,5 @@
 /**
- * Where a WebGPU training step spends its time: every op of one DeviceTrainer step on the MNIST
+ * Where a WebGPU training step spends its time: every op of one Trainer step on the MNIST
  * recipe's ViT, synced and timed one by one (so the total is slower than a real step), summed per op name.
  *   node dist/lab/webgpu_profile/step.js [B]
  */
@@ -10,7 +10,7 @@ import { VisionTransformer } from '../../src/models/vit.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { initWeights } from '../../src/models/init.js';
 import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
-import { DeviceTrainer } from '../../src/train/device_trainer.js';
+import { Trainer } from '../../src/train/trainer.js';
 import { MNIST_VIT_ARGS } from '../../src/data/mnist.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -41,7 +41,7 @@ const prof = new Proxy(dev, {
 const config = resolveConfig({ ...MNIST_VIT_ARGS }, 'lab');
 const m = new VisionTransformer(config, undefined, getBackend('native'));
 initWeights(m, 0);
-const t = new DeviceTrainer(new DeviceViT(m, prof), { lr: 1e-3 });
+const t = new Trainer(new DeviceViT(m, prof), { lr: 1e-3 });
 const x = new Tensor([B, 1, 28, 28], new Float32Array(B * 784).fill(0.5));
 const y = Int32Array.from({ length: B }, (_, i) => i % 10);
 await t.step(x, y); // compile

@@ -74,6 +74,11 @@ export interface DeviceBackend extends Ops<DeviceTensor> {
   read(t: DeviceTensor): Promise<Float32Array>;
   /** reads an i32 tensor */
   readInt(t: DeviceTensor): Promise<Int32Array>;
+  /**
+   * only on a backend whose memory is host memory (the cpu device): a tensor over `data` itself,
+   * without a copy (ops on it change `data`). A model's weights are shared with its host model this way.
+   */
+  adopt?(data: Float32Array, shape: readonly number[]): DeviceTensor;
   /** gives an allocation back to the backend; views of it become invalid. Views themselves need no release. */
   release(t: DeviceTensor): void;
   /** submits the enqueued work now (reads and writes do this themselves) */
@@ -95,6 +100,16 @@ export interface DeviceBackend extends Ops<DeviceTensor> {
   crossEntropyForward(loss: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
   /** dlogits (B, K) = (softmax(logits) - q) / B, q the smoothed one-hot targets (B) i32 */
   crossEntropyBackward(dlogits: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
+  /**
+   * loss (1) = mean over b of -sum_k q_bk log_softmax(logits (B, K))_bk against soft targets (B, K)
+   * f32 (mixup / cutmix), q = (1 - labelSmoothing) t + labelSmoothing / K (torch's probability-target
+   * smoothing; timm's mixup folds its smoothing into t, so it passes 0: SoftTargetCrossEntropy).
+   */
+  softCrossEntropyForward(loss: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
+  /** dlogits (B, K) = (softmax(logits) * sum_k q_bk - q) / B, q the smoothed soft targets (B, K) as in the forward */
+  softCrossEntropyBackward(dlogits: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
+  /** out (R) i32 = argmax over the last dim of inp (R, C), the first maximum winning (torch.argmax; a NaN row gives 0) */
+  argmaxRows(out: DeviceTensor, inp: DeviceTensor, R: number, C: number): void;
   /**
    * One torch.optim.AdamW step (decoupled weight decay, bias correction) of params (n) from grads (n)
    * with moments expAvg (n), expAvgSq (n) updated in place; `step` is the 1-based step number;

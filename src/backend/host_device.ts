@@ -2,7 +2,7 @@
  * A host backend (native or reference) as a DeviceBackend: tensors are views of host
  * Float32Arrays / Int32Arrays, `write` copies in, `read` resolves to the memory itself (zero-copy,
  * valid until the next op that writes the tensor), and each op runs at once on the host backend.
- * So the device model code (models/device.ts, train/device_trainer.ts) runs on the CPU with the
+ * So the device model code (models/device.ts, train/trainer.ts) runs on the CPU with the
  * same kernels, in the same order, as the host model: `--device cpu`.
  */
 import { VitkitError } from '../errors.js';
@@ -98,6 +98,12 @@ export class HostDevice implements DeviceBackend {
     return h.data;
   }
 
+  /** a tensor over `data` itself (no copy): the cpu device shares a host model's weights */
+  adopt(data: Float32Array, shape: readonly number[]): DeviceTensor {
+    if (shapeSize(shape) !== data.length) throw new VitkitError(`${this.name} adopt: shape (${shape.join(', ')}) does not hold the ${data.length} values given`);
+    return new HostTensor(this.name, this, data, [...shape], 'f32', 0);
+  }
+
   release(): void {}
   flush(): void {}
   async sync(): Promise<void> {}
@@ -125,6 +131,39 @@ export class HostDevice implements DeviceBackend {
     const d = this.f32(dlogits, 'crossEntropyBackward');
     if (!y) { d.fill(NaN, 0, B * K); return; }
     this.host.crossEntropyForward(new Float32Array(B), d, this.f32(logits, 'crossEntropyBackward'), y, null, B, K, labelSmoothing, 1 / B);
+  }
+
+  softCrossEntropyForward(loss: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void {
+    const op = 'softCrossEntropyForward';
+    const t = this.soft(targets, B, K, op);
+    const losses = new Float32Array(B), dl = new Float32Array(B * K); // (B), (B, K)
+    const total = this.host.crossEntropyForward(losses, dl, this.f32(logits, op), null, t, B, K, labelSmoothing, 1 / B);
+    this.f32(loss, op)[0] = total / B;
+  }
+
+  softCrossEntropyBackward(dlogits: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void {
+    const op = 'softCrossEntropyBackward';
+    const t = this.soft(targets, B, K, op);
+    this.host.crossEntropyForward(new Float32Array(B), this.f32(dlogits, op).subarray(0, B * K), this.f32(logits, op), null, t, B, K, labelSmoothing, 1 / B);
+  }
+
+  /** the soft targets (B, K) */
+  private soft(t: DeviceTensor, B: number, K: number, op: string): Float32Array {
+    const d = this.f32(t, op);
+    if (d.length < B * K) throw new VitkitError(`${this.name} ${op}: targets have ${d.length} elements, expected at least ${B * K} (B*K)`);
+    return d.subarray(0, B * K);
+  }
+
+  argmaxRows(out: DeviceTensor, inp: DeviceTensor, R: number, C: number): void {
+    const h = this.own(out, 'argmaxRows');
+    if (!(h.data instanceof Int32Array)) throw new VitkitError(`${this.name} argmaxRows: out must be an i32 tensor but is ${h.dtype}`);
+    const x = this.f32(inp, 'argmaxRows');
+    if (h.data.length < R || x.length < R * C) throw new VitkitError(`${this.name} argmaxRows: expected out of at least ${R} and inp of at least ${R * C} elements but received ${h.data.length} and ${x.length}`);
+    for (let r = 0; r < R; r++) {
+      let best = 0;
+      for (let c = 1; c < C; c++) if (x[r * C + c]! > x[r * C + best]!) best = c;
+      h.data[r] = best;
+    }
   }
 
   /** the labels (B), or null when one is outside [0, K) (the loss is then NaN, as the device op says) */

@@ -27,8 +27,9 @@ export class DeviceParamTable implements Params<DeviceTensor> {
   readonly buffer: DeviceTensor; // (P)
   private readonly views = new Map<string, DeviceTensor>();
 
-  constructor(readonly dev: DeviceBackend, readonly specs: readonly ParamSpec[], readonly count: number) {
-    this.buffer = dev.alloc([count]);
+  /** `buffer` (P) given: views of it (e.g. host memory adopted by the cpu device); else a new allocation */
+  constructor(readonly dev: DeviceBackend, readonly specs: readonly ParamSpec[], readonly count: number, buffer?: DeviceTensor) {
+    this.buffer = buffer ?? dev.alloc([count]);
     let off = 0;
     for (const s of specs) {
       const n = s.shape.reduce((a, b) => a * b, 1);
@@ -37,8 +38,12 @@ export class DeviceParamTable implements Params<DeviceTensor> {
     }
   }
 
-  /** a table of `params`' layout holding its values */
+  /**
+   * a table of `params`' layout holding its values: on a device whose memory is host memory (cpu,
+   * `adopt`) the same memory, shared with `params` without a copy; elsewhere an uploaded copy
+   */
   static upload(dev: DeviceBackend, params: ParamTable): DeviceParamTable {
+    if (dev.adopt) return new DeviceParamTable(dev, params.specs, params.count, dev.adopt(params.buffer, [params.count]));
     const t = new DeviceParamTable(dev, params.specs, params.count);
     dev.write(t.buffer, params.buffer);
     return t;
@@ -132,7 +137,10 @@ export class DeviceViT {
   private readonly scratch: ReturnType<typeof deviceScratch>;
   private readonly constants = new Map<string, DeviceTensor>();
 
-  /** Uploads `model`'s weights to `dev` (a snapshot: later host changes need `upload()`). */
+  /**
+   * Uploads `model`'s weights to `dev` (a snapshot: later host changes need `upload()`); on the cpu
+   * device (HostDevice) the weights are the host model's own memory, shared, not copied.
+   */
   constructor(readonly model: VisionTransformer, readonly dev: ComputeDevice) {
     if (model.family !== 'vit') throw new VitkitError(`A device model needs the vit family; received ${model.family}`);
     const missing = OP_NAMES.filter((op) => typeof (dev as unknown as Record<string, unknown>)[op] !== 'function');
@@ -173,12 +181,19 @@ export class DeviceViT {
 
   /** Writes the host model's current weights to the device again. */
   upload(): void {
+    if (this.shared) return;
     this.dev.write(this.params.buffer, this.model.params.buffer);
   }
 
-  /** Reads the device weights into the host model (after training on the device). */
+  /** Reads the device weights into the host model (after training on the device); nothing to do when they are shared. */
   async download(): Promise<void> {
+    if (this.shared) return;
     this.model.params.buffer.set(await this.dev.read(this.params.buffer));
+  }
+
+  /** whether the device weights are the host model's memory (the cpu device) */
+  get shared(): boolean {
+    return this.dev.adopt !== undefined;
   }
 
   /** pixel_values (B, C, H, W) on the host -> a device tensor from `mem`, and its token layout */

@@ -27,9 +27,8 @@ import { Tensor } from '../tensor.js';
 import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import type { TrainerState } from './trainer.js';
-import { DeviceRunTrainer, HostRunTrainer, type RunTrainer } from './run_trainer.js';
-import { DeviceViT } from '../models/device.js';
+import { Trainer, type TrainerState } from './trainer.js';
+import { HostDevice } from '../backend/host_device.js';
 import { webgpuDevice, type DeviceName } from '../models/runner.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { crossEntropy } from './loss.js';
@@ -342,15 +341,10 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const stepsPerEpoch = Math.ceil(train.n / s.batchSize);
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
   const topts = { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) };
-  let trainer: RunTrainer;
   const device: DeviceName = opts.device ?? 'cpu';
-  if (device === 'cpu') {
-    trainer = new HostRunTrainer(model, topts);
-  } else {
-    if (model.family !== 'vit') throw new VitkitError(`train --device ${opts.device} trains the ViT family; this model is ${model.family}`);
-    const dm = new DeviceViT(model as VisionTransformer, await webgpuDevice());
-    trainer = new DeviceRunTrainer(dm, topts);
-  }
+  if (model.family !== 'vit') throw new VitkitError(`train trains the ViT family; this model is ${model.family}`);
+  // one trainer on every device; on cpu it shares the host model's weights
+  const trainer = new Trainer(model as VisionTransformer, { ...topts, device: device === 'cpu' ? new HostDevice(model.backend) : await webgpuDevice() });
   const meta = opts.meta;
   let run: RunState;
   if (opts.resume) {
@@ -399,9 +393,10 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const checkpoint = async (final: boolean) => {
     run.step = trainer.stepCount;
     run.rng = { seed: s.seed, epochOrderState: epochRng(s.seed, run.epoch).state };
-    writeRunState(out, model, await trainer.sync(), run);
+    await trainer.download();
+    writeRunState(out, model, await trainer.state(), run);
     saveCheckpoint(out, model, meta, { overwrite: true });
-    const ema = trainer.emaModel();
+    const ema = await trainer.emaModel();
     if (ema) saveCheckpoint(path.join(out, 'ema'), ema, meta, { overwrite: true });
     writeAtomic(path.join(out, 'train_state.json'), JSON.stringify(run, null, 1) + '\n');
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
@@ -456,9 +451,9 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       }
       let vl: number | null = null, va: number | null = null, v5: number | null = null, vaEma: number | null = null;
       if (val && val.n > 0) {
-        const r = await evaluateModel(model, loader, evalBatch, trainer.evalForward(false));
+        const r = await evaluateModel(model, loader, evalBatch, (x) => trainer.forward(x));
         vl = r.loss; va = r.acc; v5 = r.top5;
-        if (s.emaDecay !== null) vaEma = (await evaluateModel(model, loader, evalBatch, trainer.evalForward(true))).acc;
+        if (s.emaDecay !== null) vaEma = (await evaluateModel(model, loader, evalBatch, (x) => trainer.forward(x, { ema: true }))).acc;
       }
       const seconds = p.seconds + (performance.now() - t0) / 1000;
       const m: EpochMetrics = {

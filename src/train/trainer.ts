@@ -1,27 +1,36 @@
 /**
- * Trainer: one object that owns everything a training run updates: the model's parameters, a
- * gradient table, AdamW with timm's parameter groups, the lr schedule, gradient clipping and an
- * optional weight EMA. Each `step` is: forward (keeping activations) -> cross entropy ->
- * backward -> clip -> AdamW at the scheduled lr -> EMA -> advance the schedule, the order of a
- * timm / PyTorch train loop (loss.backward(); clip_grad_norm_; opt.step(); ema.update; sched.step()).
+ * Trainer: the one training step of vitkit, on every device. It owns everything a training run
+ * updates: the model's parameters on the device, a gradient table, AdamW with timm's parameter
+ * groups, the lr schedule, gradient clipping and an optional weight EMA. Each `step` is: forward
+ * (keeping activations) -> cross entropy (hard labels, soft mixup / cutmix targets, or DeiT hard
+ * distillation against a teacher run on the same device) -> backward -> clip -> AdamW at the
+ * scheduled lr -> EMA -> advance the schedule, the order of a timm / PyTorch train loop
+ * (loss.backward(); clip_grad_norm_; opt.step(); ema.update; sched.step()). Every op is enqueued
+ * on the device and the host reads once per step (the losses and the gradient norm).
+ *
+ * The model is a DeviceViT (models/device.ts) over a ComputeDevice, or a host model, which is put
+ * on `opts.device` (default: the cpu device, HostDevice over the model's backend, which shares the
+ * host weights without a copy, so on cpu the host model is always the trained one).
  *
  *   const trainer = new Trainer(model, { lr: 2e-3, weightDecay: 0.05, labelSmoothing: 0.1,
- *     schedule: 'cosine', warmupSteps: 63, totalSteps: 1890 });
- *   for (...) { const { loss, lr, gradNorm } = trainer.step(x, y); }
- *   const { loss, correct, count } = trainer.evaluate(xTest, yTest);
- *   saveTrainerState(file, trainer.state()); ... trainer.loadState(loadTrainerState(file));  (trainer_file.ts, Node)
+ *     schedule: 'cosine', warmupSteps: 63, totalSteps: 1890 });            // + device: webgpu
+ *   for (...) { const { loss, lr, gradNorm } = await trainer.step(x, y); }
+ *   const { loss, correct, count } = await trainer.evaluate(xTest, yTest);
+ *   await trainer.download();  // weights back into the host model (nothing to do on cpu)
+ *   saveTrainerState(file, await trainer.state()); ... trainer.loadState(loadTrainerState(file));  (trainer_file.ts, Node)
  */
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { emptyCache } from '../models/vit.js';
+import type { DeviceTensor } from '../backend/device.js';
+import { HostDevice } from '../backend/host_device.js';
+import type { ForwardCache, VisionTransformer } from '../models/vit.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
+import { DeviceArena, DeviceParamTable, DeviceViT, type ComputeDevice } from '../models/device.js';
 import { ParamTable } from '../nn/params.js';
-import { argmaxRows } from '../nn/functional.js';
 import type { SafetensorsFile, StTensorIn } from '../io/safetensors_bytes.js';
-import { Arena } from '../nn/arena.js';
-import { crossEntropy, countCorrect } from './loss.js';
-import { AdamW, ModelEma, clipGradNorm, gradNorm, type AdamWState } from './optim.js';
+import { checkLabels, countCorrect } from './loss.js';
+import { checkAdamW, checkEmaDecay, paramGroups, type AdamWState, type ParamSegment } from './optim.js';
 import { LrSchedule, type ScheduleKind } from './schedule.js';
 
 export interface TrainerOptions {
@@ -33,7 +42,10 @@ export interface TrainerOptions {
   betas?: [number, number];
   /** AdamW eps (outside the sqrt); default 1e-8 */
   eps?: number;
-  /** cross-entropy label smoothing (torch's label_smoothing); default 0 */
+  /**
+   * cross-entropy label smoothing (torch's label_smoothing); default 0. With soft targets torch's
+   * probability-target smoothing (1 - ε) t + ε / K; timm's mixup folds it into the targets: pass 0 there.
+   */
   labelSmoothing?: number;
   /** clip the global gradient L2 norm to this (torch clip_grad_norm_); undefined = no clipping */
   clipGrad?: number;
@@ -54,9 +66,12 @@ export interface TrainerOptions {
   /**
    * DeiT hard distillation (the student must be `distilled`): loss = (CE(class head, y) +
    * CE(distillation head, argmax teacher(x))) / 2, label smoothing on the first term only (DeiT's
-   * DistillationLoss, distillation_type 'hard', alpha 0.5). The teacher runs in inference mode.
+   * DistillationLoss, distillation_type 'hard', alpha 0.5). The teacher runs in inference mode on
+   * the trainer's device (a host model is put there; on cpu without a copy).
    */
-  teacher?: Model;
+  teacher?: Model | DeviceViT;
+  /** where a host model trains (default: the cpu device over the model's backend); a DeviceViT brings its own */
+  device?: ComputeDevice;
 }
 
 export interface StepResult {
@@ -91,8 +106,7 @@ export interface TrainerState {
   ema?: Float32Array;
 }
 
-
-/** The checks every trainer (host and device) makes of its model's head and of the loss and clipping options. */
+/** The checks of a trainer's model head and of the loss and clipping options. */
 export function checkTrainerOptions(numClasses: number, opts: TrainerOptions): void {
   if (numClasses < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
   const ls = opts.labelSmoothing ?? 0;
@@ -108,40 +122,92 @@ export function scheduleFor(opts: TrainerOptions): LrSchedule {
   });
 }
 
-export class Trainer {
-  readonly model: Model;
-  /** dL/dparams of the last step (before clipping is applied in place), model.params layout */
-  readonly grads: ParamTable;
-  readonly optimizer: AdamW;
-  readonly schedule: LrSchedule;
-  readonly ema: ModelEma | null;
-  readonly options: Readonly<TrainerOptions>;
-  private iteration = 0;
-  private emaView: Model | null = null;
-  /** the step's activation and gradient buffers, reused across steps */
-  private readonly arena = new Arena();
+/** a host model on `dev` (the cpu device over its backend by default), or the DeviceViT itself */
+function onDevice(m: Model | DeviceViT, dev: ComputeDevice | undefined, what: string): DeviceViT {
+  if (m instanceof DeviceViT) {
+    if (dev && m.dev !== dev) throw new VitkitError(`The ${what} is a device model on ${m.dev.name} but the trainer's device option is ${dev.name}`);
+    return m;
+  }
+  return new DeviceViT(m as VisionTransformer, dev ?? new HostDevice(m.backend));
+}
 
-  constructor(model: Model, opts: TrainerOptions) {
-    checkTrainerOptions(model.config.num_classes, opts);
+export class Trainer {
+  /** the model on the device (its weights are trained in place) */
+  readonly deviceModel: DeviceViT;
+  readonly options: Readonly<TrainerOptions>;
+  readonly schedule: LrSchedule;
+  readonly segments: readonly ParamSegment[];
+  /** dL/dparams of the last step (after clipping), the model's layout, on the device */
+  readonly grads: DeviceParamTable;
+  private readonly expAvg: DeviceParamTable;
+  private readonly expAvgSq: DeviceParamTable;
+  private readonly ema: DeviceParamTable | null;
+  private readonly teacher: DeviceViT | null;
+  private readonly arena: DeviceArena;
+  private readonly scalars: DeviceTensor; // (3): class-head loss, distillation loss, gradient norm
+  private labels: DeviceTensor | null = null; // (B) i32
+  private teacherLabels: DeviceTensor | null = null; // (B) i32
+  private soft: DeviceTensor | null = null; // (B, K)
+  private swap: DeviceTensor | null = null; // (P): the trained weights while the EMA weights are evaluated
+  private emaHost: Model | null = null;
+  private readonly beta1: number;
+  private readonly beta2: number;
+  private readonly eps: number;
+  private iteration = 0;
+  private optStep = 0;
+
+  constructor(model: Model | DeviceViT, opts: TrainerOptions) {
+    const cfg = model.config;
+    checkTrainerOptions(cfg.num_classes, opts);
     if (opts.teacher) {
-      if (!model.config.distilled) throw new VitkitError('A teacher needs a distilled student (config.distilled true: a dist_token and head_dist)');
-      if (opts.teacher.config.num_classes !== model.config.num_classes) {
-        throw new VitkitError(`The teacher has ${opts.teacher.config.num_classes} classes but the student has ${model.config.num_classes}`);
+      if (!cfg.distilled) throw new VitkitError('A teacher needs a distilled student (config.distilled true: a dist_token and head_dist)');
+      if (opts.teacher.config.num_classes !== cfg.num_classes) {
+        throw new VitkitError(`The teacher has ${opts.teacher.config.num_classes} classes but the student has ${cfg.num_classes}`);
       }
     }
-    this.model = model;
-    this.options = { ...opts };
-    this.grads = model.params.like();
-    this.optimizer = new AdamW(model.params, {
-      lr: opts.lr, weightDecay: opts.weightDecay ?? 0.05,
-      ...(opts.betas ? { betas: opts.betas } : {}),
-      ...(opts.eps !== undefined ? { eps: opts.eps } : {}),
+    const wd = opts.weightDecay ?? 0.05;
+    const { betas: [b1, b2], eps } = checkAdamW({ lr: opts.lr, weightDecay: wd, ...(opts.betas ? { betas: opts.betas } : {}), ...(opts.eps !== undefined ? { eps: opts.eps } : {}) });
+    if (opts.emaDecay !== undefined) checkEmaDecay(opts.emaDecay);
+    this.schedule = scheduleFor(opts);
+    const host = model instanceof DeviceViT ? model.model.params : model.params;
+    this.segments = paramGroups(host, {
+      weightDecay: wd,
       ...(opts.layerDecay !== undefined ? { layerDecay: opts.layerDecay } : {}),
       ...(opts.noWeightDecay ? { noWeightDecay: opts.noWeightDecay } : {}),
-      backend: model.backend,
     });
-    this.schedule = scheduleFor(opts);
-    this.ema = opts.emaDecay !== undefined ? new ModelEma(model.params, opts.emaDecay, model.backend) : null;
+    const dm = onDevice(model, opts.device, 'model');
+    const dev = dm.dev;
+    this.deviceModel = dm;
+    this.teacher = opts.teacher ? onDevice(opts.teacher, dev, 'teacher') : null;
+    this.beta1 = b1;
+    this.beta2 = b2;
+    this.eps = eps;
+    const { teacher: _t, device: _d, ...plain } = opts;
+    this.options = plain;
+    const zeros = (): DeviceParamTable => {
+      const t = new DeviceParamTable(dev, host.specs, host.count);
+      dev.fill(t.buffer, 0);
+      return t;
+    };
+    this.grads = zeros();
+    this.expAvg = zeros();
+    this.expAvgSq = zeros();
+    this.ema = null;
+    if (opts.emaDecay !== undefined) {
+      this.ema = new DeviceParamTable(dev, host.specs, host.count);
+      dev.copy(this.ema.buffer, dm.params.buffer, host.count);
+    }
+    this.arena = new DeviceArena(dev);
+    this.scalars = dev.alloc([3]);
+  }
+
+  /** the host model (its weights are the trained ones after `download()`; always on cpu) */
+  get model(): VisionTransformer {
+    return this.deviceModel.model;
+  }
+
+  get dev(): ComputeDevice {
+    return this.deviceModel.dev;
   }
 
   /** iterations done so far */
@@ -154,87 +220,202 @@ export class Trainer {
     return this.schedule.at(this.iteration);
   }
 
-  /**
-   * One training iteration on a batch x (B, C, H, W) with hard labels (Int32Array (B)) or soft
-   * targets (Float32Array (B*K)). Returns the loss before the update, the lr used and the
-   * gradient norm before clipping.
-   */
-  step(x: Tensor, target: Int32Array | Float32Array): StepResult {
-    const m = this.model, K = m.config.num_classes;
-    const B = x.shape[0] ?? 0;
-    const want = target instanceof Int32Array ? B : B * K;
-    if (target.length !== want) {
-      throw new VitkitError(`Batch has ${B} images but the targets have ${target.length} values (expected ${target instanceof Int32Array ? `${B} labels` : `${B} x ${K} soft targets`})`);
-    }
-    // activations and gradients reuse the previous step's buffers (they are dead by now)
-    this.arena.reset();
-    const be = m.backend;
-    const cache = emptyCache(this.arena);
-    const ls = this.options.labelSmoothing ?? 0;
-    this.grads.buffer.fill(0);
-    let loss: number;
-    const extra: Partial<StepResult> = {};
-    const teacher = this.options.teacher;
-    if (teacher) {
-      // DeiT hard distillation: the distillation head learns the teacher's argmax
-      const yt = argmaxRows(teacher.forward(x).data, B, K);
-      const f = m.forwardFeatures(x, { cache });
-      const h = m.forwardHeads(f.features, { cache });
-      const a = crossEntropy(h.clsLogits!, target, ls, K, be), b = crossEntropy(h.distLogits!, yt, 0, K, be);
-      be.scale(a.dlogits, a.dlogits, 0.5, B * K);
-      be.scale(b.dlogits, b.dlogits, 0.5, B * K);
-      m.backward(cache, a.dlogits, this.grads, { dDistLogits: b.dlogits });
-      loss = (a.loss + b.loss) / 2;
-      extra.clsLoss = a.loss;
-      extra.distLoss = b.loss;
-    } else {
-      const logits = m.forward(x, { cache });
-      const r = crossEntropy(logits, target, ls, K, be);
-      m.backward(cache, r.dlogits, this.grads);
-      loss = r.loss;
-    }
-    const norm = this.options.clipGrad !== undefined ? clipGradNorm(this.grads, this.options.clipGrad, be) : gradNorm(this.grads, be);
-    const lr = this.schedule.at(this.iteration);
-    this.optimizer.step(this.grads, lr);
-    this.ema?.update(m.params);
-    this.iteration++;
-    return { loss, lr, gradNorm: norm, ...extra };
+  private reuse(t: DeviceTensor | null, n: number, dtype: 'f32' | 'i32'): DeviceTensor {
+    if (t && t.size === n) return t;
+    if (t) this.dev.release(t);
+    return this.dev.alloc([n], dtype);
   }
 
-  /** A model sharing the EMA weights (null without EMA); its weights follow every step. */
-  emaModel(): Model | null {
-    if (!this.ema) return null;
-    this.emaView ??= createModel(this.model.config, { family: this.model.family, params: this.ema.params, backend: this.model.backend });
-    this.emaView.backend = this.model.backend;
-    return this.emaView;
+  private labelTensor(y: Int32Array): DeviceTensor {
+    this.labels = this.reuse(this.labels, y.length, 'i32');
+    this.dev.write(this.labels, y);
+    return this.labels;
+  }
+
+  /** the teacher's argmax (B) i32 of x, enqueued on the device */
+  private teacherTargets(x: Tensor, B: number): DeviceTensor {
+    const t = this.teacher!, K = t.config.num_classes;
+    t.arena.reset();
+    const mem = t.arena.mem();
+    const inp = t.input(x, mem);
+    const f = t.featuresOn(inp.x, B, inp.layout, mem);
+    const logits = t.core.head(f.features, B, inp.layout.N, true, mem).logits!; // (B, K)
+    this.teacherLabels = this.reuse(this.teacherLabels, B, 'i32');
+    this.dev.argmaxRows(this.teacherLabels, logits, B, K);
+    return this.teacherLabels;
+  }
+
+  /**
+   * One training iteration on a batch x (B, C, H, W) with hard labels (Int32Array (B)) or soft
+   * targets (Float32Array (B*K), mixup / cutmix). Returns the loss before the update, the lr used
+   * and the gradient norm before clipping (with a teacher also both terms of the loss).
+   */
+  async step(x: Tensor, target: Int32Array | Float32Array): Promise<StepResult> {
+    const m = this.deviceModel, dev = m.dev, K = m.config.num_classes;
+    const B = x.shape[0] ?? 0;
+    const hard = target instanceof Int32Array;
+    const want = hard ? B : B * K;
+    if (target.length !== want) {
+      throw new VitkitError(`Batch has ${B} images but the targets have ${target.length} values (expected ${hard ? `${B} labels` : `${B} x ${K} soft targets`})`);
+    }
+    if (hard) checkLabels(target, K);
+    // activations and gradients reuse the previous step's buffers (they are dead by now)
+    this.arena.reset();
+    const mem = this.arena.mem();
+    const inp = m.input(x, mem);
+    let tgt: DeviceTensor;
+    if (hard) {
+      tgt = this.labelTensor(target);
+    } else {
+      this.soft = this.reuse(this.soft, B * K, 'f32');
+      dev.write(this.soft, target);
+      tgt = this.soft;
+    }
+    const ls = this.options.labelSmoothing ?? 0;
+    const clsLoss = dev.view(this.scalars, 0, [1]), distLoss = dev.view(this.scalars, 1, [1]), norm = dev.view(this.scalars, 2, [1]);
+    const teacherY = this.teacher ? this.teacherTargets(x, B) : null;
+    const cache = { mem } as unknown as ForwardCache<DeviceTensor>;
+    const f = m.featuresOn(inp.x, B, inp.layout, mem, { cache });
+    const h = m.core.head(f.features, B, inp.layout.N, true, mem, cache);
+    const ce = (loss: DeviceTensor, dlogits: DeviceTensor, logits: DeviceTensor) => {
+      if (hard) {
+        dev.crossEntropyForward(loss, logits, tgt, B, K, ls);
+        dev.crossEntropyBackward(dlogits, logits, tgt, B, K, ls);
+      } else {
+        dev.softCrossEntropyForward(loss, logits, tgt, B, K, ls);
+        dev.softCrossEntropyBackward(dlogits, logits, tgt, B, K, ls);
+      }
+    };
+    dev.fill(this.grads.buffer, 0);
+    if (teacherY) {
+      // DeiT hard distillation: the distillation head learns the teacher's argmax, no smoothing
+      const da = mem.take(B * K, false), db = mem.take(B * K, false); // (B, K), (B, K)
+      ce(clsLoss, da, h.cls!);
+      dev.crossEntropyForward(distLoss, h.dist!, teacherY, B, K, 0);
+      dev.crossEntropyBackward(db, h.dist!, teacherY, B, K, 0);
+      dev.scale(da, da, 0.5, B * K);
+      dev.scale(db, db, 0.5, B * K);
+      m.core.backward(cache, da, this.grads, mem, { dDistLogits: db });
+    } else {
+      const dlogits = mem.take(B * K, false); // (B, K)
+      ce(clsLoss, dlogits, h.logits!);
+      m.core.backward(cache, dlogits, this.grads, mem);
+    }
+    const n = this.grads.buffer.size;
+    if (this.options.clipGrad !== undefined) dev.clipGradNorm(this.grads.buffer, norm, n, this.options.clipGrad);
+    else dev.gradNorm(norm, this.grads.buffer, n);
+    const lr = this.schedule.at(this.iteration);
+    this.optStep++;
+    for (const s of this.segments) {
+      dev.adamw(m.params.get(s.name), this.grads.get(s.name), this.expAvg.get(s.name), this.expAvgSq.get(s.name), s.length,
+        lr * s.lrScale, this.beta1, this.beta2, this.eps, s.weightDecay, this.optStep);
+    }
+    if (this.ema) dev.emaUpdate(this.ema.buffer, m.params.buffer, this.options.emaDecay!, n);
+    this.iteration++;
+    const r = await dev.read(this.scalars);
+    if (!teacherY) return { loss: r[0]!, lr, gradNorm: r[2]! };
+    return { loss: (r[0]! + r[1]!) / 2, clsLoss: r[0]!, distLoss: r[1]!, lr, gradNorm: r[2]! };
+  }
+
+  /** runs `f` with the EMA weights in the model's place when `ema` (the trained weights are put back after) */
+  private async withWeights<R>(ema: boolean, f: () => Promise<R>): Promise<R> {
+    if (!ema) return f();
+    if (!this.ema) throw new VitkitError('evaluate({ ema: true }) needs a Trainer created with emaDecay');
+    const dev = this.dev, p = this.deviceModel.params.buffer, n = p.size;
+    this.swap ??= dev.alloc([n]);
+    dev.copy(this.swap, p, n);
+    dev.copy(p, this.ema.buffer, n);
+    try {
+      return await f();
+    } finally {
+      dev.copy(p, this.swap, n);
+    }
+  }
+
+  /** Logits (B, K) of x with the current weights (`ema`: the EMA weights), e.g. for validation. */
+  async forward(x: Tensor, opts: { ema?: boolean } = {}): Promise<Tensor> {
+    return this.withWeights(opts.ema ?? false, () => this.deviceModel.forward(x));
   }
 
   /** Loss (no smoothing) and correct count on a batch, without touching any state; `ema` evaluates the EMA weights. */
-  evaluate(x: Tensor, y: Int32Array, opts: { ema?: boolean } = {}): EvalResult {
-    const model = opts.ema ? this.emaModel() : this.model;
-    if (!model) throw new VitkitError('evaluate({ ema: true }) needs a Trainer created with emaDecay');
-    const B = x.shape[0] ?? 0, K = model.config.num_classes;
+  async evaluate(x: Tensor, y: Int32Array, opts: { ema?: boolean } = {}): Promise<EvalResult> {
+    const m = this.deviceModel, dev = m.dev, K = m.config.num_classes;
+    if (opts.ema && !this.ema) throw new VitkitError('evaluate({ ema: true }) needs a Trainer created with emaDecay');
+    const B = x.shape[0] ?? 0;
     if (y.length !== B) throw new VitkitError(`Batch has ${B} images but ${y.length} labels`);
-    const logits = model.forward(x);
-    const { loss } = crossEntropy(logits, y, 0, K, model.backend);
-    return { loss, correct: countCorrect(logits.data, y, K), count: B, logits };
+    checkLabels(y, K);
+    return this.withWeights(opts.ema ?? false, async () => {
+      this.arena.reset();
+      const mem = this.arena.mem();
+      const inp = m.input(x, mem);
+      const f = m.featuresOn(inp.x, B, inp.layout, mem);
+      const logits = m.core.head(f.features, B, inp.layout.N, true, mem).logits!; // (B, K)
+      const loss = dev.view(this.scalars, 0, [1]);
+      dev.crossEntropyForward(loss, logits, this.labelTensor(y), B, K, 0);
+      const host = (await dev.read(logits)).slice();
+      const l = (await dev.read(this.scalars))[0]!;
+      return { loss: l, correct: countCorrect(host, y, K), count: B, logits: new Tensor([B, K], host) };
+    });
   }
 
-  state(): TrainerState {
-    const s: TrainerState = { step: this.iteration, optimizer: this.optimizer.state() };
-    if (this.ema) s.ema = this.ema.state();
+  /** Brings the trained weights into the host model (`model`); nothing to do on the cpu device, which shares them. */
+  async download(): Promise<void> {
+    await this.deviceModel.download();
+  }
+
+  /** A host model with the EMA weights as of this call (null without EMA), e.g. for a checkpoint. */
+  async emaModel(): Promise<Model | null> {
+    if (!this.ema) return null;
+    const host = this.model;
+    this.emaHost ??= createModel(host.config, { family: host.family, params: new ParamTable(host.params.specs), backend: host.backend });
+    this.emaHost.params.buffer.set(await this.dev.read(this.ema.buffer));
+    return this.emaHost;
+  }
+
+  /** Everything needed to resume (read from the device). */
+  async state(): Promise<TrainerState> {
+    const dev = this.dev;
+    const s: TrainerState = {
+      step: this.iteration,
+      optimizer: { step: this.optStep, expAvg: (await dev.read(this.expAvg.buffer)).slice(), expAvgSq: (await dev.read(this.expAvgSq.buffer)).slice() },
+    };
+    if (this.ema) s.ema = (await dev.read(this.ema.buffer)).slice();
     return s;
   }
 
-  /** Restore optimizer moments, step counts and EMA (the weights are loaded separately, e.g. loadModel). */
+  /**
+   * Restores optimizer moments, step counts and EMA. The weights are the host model's (load them
+   * first, e.g. loadModel or params.buffer.set): they are written to the device here.
+   */
   loadState(s: TrainerState): void {
+    const dev = this.dev, n = this.grads.buffer.size;
     if (!Number.isInteger(s.step) || s.step < 0) throw new VitkitError(`Trainer state has an invalid step ${s.step}`);
-    this.optimizer.loadState(s.optimizer);
+    if (!Number.isInteger(s.optimizer.step) || s.optimizer.step < 0) throw new VitkitError(`Optimizer state has an invalid step count ${s.optimizer.step}`);
+    if (s.optimizer.expAvg.length !== n || s.optimizer.expAvgSq.length !== n) {
+      throw new VitkitError(`Optimizer state has ${s.optimizer.expAvg.length} / ${s.optimizer.expAvgSq.length} moments but the model has ${n} parameters`);
+    }
+    this.deviceModel.upload();
+    dev.write(this.expAvg.buffer, s.optimizer.expAvg);
+    dev.write(this.expAvgSq.buffer, s.optimizer.expAvgSq);
     if (this.ema) {
-      if (s.ema) this.ema.loadState(s.ema);
-      else this.ema.params.buffer.set(this.model.params.buffer); // resuming a run that had no EMA: start it here
+      if (s.ema) {
+        if (s.ema.length !== n) throw new VitkitError(`EMA state has ${s.ema.length} values but the model has ${n} parameters`);
+        dev.write(this.ema.buffer, s.ema);
+      } else {
+        dev.copy(this.ema.buffer, this.deviceModel.params.buffer, n); // resuming a run that had no EMA: start it here
+      }
     }
     this.iteration = s.step;
+    this.optStep = s.optimizer.step;
+  }
+
+  /** Gives the trainer's device buffers back (the models keep theirs). */
+  release(): void {
+    const dev = this.dev;
+    this.arena.release();
+    for (const t of [this.grads, this.expAvg, this.expAvgSq, this.ema]) t?.release();
+    dev.release(this.scalars);
+    for (const t of [this.labels, this.teacherLabels, this.soft, this.swap]) if (t) dev.release(t);
   }
 }
 

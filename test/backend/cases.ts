@@ -570,7 +570,7 @@ export const cases: readonly Case[] = [
   crossAttnCase(3, 1, 257, 4, 13),
   crossAttnCase(1, 3, 17, 2, 5),
   crossAttnCase(2, 5, 300, 3, 40, true),
-  ceCase(5, 1000, false), ceCase(8, 10, true), ceCase(3, 257, false),
+  ceCase(5, 1000, false), ceCase(8, 10, true), ceCase(3, 257, false), ceCase(3, 1000, true), ceCase(3, 10, true),
   optimCase(1003),
   scaleEmaCase(1003),
   axpbyCase(197 * 3),

@@ -1,6 +1,7 @@
 /**
- * The device model code (DeviceViT, DeviceTrainer: VitCore over DeviceTensor) on the native
- * backend as a device (HostDevice, zero-copy) against the host model (VitCore over Float32Array).
+ * The device model code (DeviceViT, Trainer: VitCore over DeviceTensor) on the native backend as
+ * a device (HostDevice, zero-copy) against the host model (VitCore over Float32Array) and a
+ * training step written with the host layers (loss.ts, optim.ts).
  * Both run the same kernels in the same order, so every output, hidden state, attention map,
  * loss, gradient norm and weight after training must be bit-identical; the one exception is a
  * resampled position embedding, which a device computes as M @ pos_embed (1e-6 there).
@@ -10,9 +11,15 @@ import assert from 'node:assert/strict';
 import { getBackend } from '../../src/backend/index.js';
 import { HostDevice } from '../../src/backend/host_device.js';
 import { DeviceViT } from '../../src/models/device.js';
-import { DeviceTrainer } from '../../src/train/device_trainer.js';
-import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
-import { maxAbsDiff } from '../helpers.js';
+import { Trainer, scheduleFor, type TrainerOptions } from '../../src/train/trainer.js';
+import { AdamW, ModelEma, clipGradNorm, gradNorm } from '../../src/train/optim.js';
+import { crossEntropy, countCorrect } from '../../src/train/loss.js';
+import { argmaxRows } from '../../src/nn/functional.js';
+import { createModel } from '../../src/models/registry.js';
+import { emptyCache, type VisionTransformer } from '../../src/models/vit.js';
+import type { ParamTable } from '../../src/nn/params.js';
+import type { Tensor } from '../../src/tensor.js';
+import { maxAbsDiff, randn } from '../helpers.js';
 import { DEVICE_CONFIGS, randomModel, pixels } from './cases.js';
 
 const native = getBackend('native');
@@ -64,75 +71,167 @@ const TRAIN: Record<string, TrainerOptions> = {
   'layer decay, betas, eps': { lr: 1e-3, weightDecay: 0.1, layerDecay: 0.75, betas: [0.8, 0.95], eps: 1e-6 },
 };
 
+/**
+ * The training step written with the host layers only (the host model's forward / backward,
+ * loss.ts, optim.ts): what the Trainer computed before it ran on devices, as the reference the
+ * Trainer on the cpu device (the device code over HostDevice) must equal bit for bit.
+ */
+class HostStep {
+  readonly grads: ParamTable;
+  readonly opt: AdamW;
+  readonly ema: ModelEma | null;
+  readonly schedule;
+  private it = 0;
+  constructor(readonly m: VisionTransformer, readonly o: TrainerOptions, readonly teacher: VisionTransformer | null = null) {
+    this.grads = m.params.like();
+    this.opt = new AdamW(m.params, {
+      lr: o.lr, weightDecay: o.weightDecay ?? 0.05, backend: m.backend,
+      ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}), ...(o.layerDecay !== undefined ? { layerDecay: o.layerDecay } : {}),
+    });
+    this.schedule = scheduleFor(o);
+    this.ema = o.emaDecay !== undefined ? new ModelEma(m.params, o.emaDecay, m.backend) : null;
+  }
+  step(x: Tensor, target: Int32Array | Float32Array): { loss: number; lr: number; gradNorm: number; clsLoss?: number; distLoss?: number } {
+    const m = this.m, be = m.backend, K = m.config.num_classes, B = x.shape[0]!, ls = this.o.labelSmoothing ?? 0;
+    const cache = emptyCache();
+    this.grads.buffer.fill(0);
+    let loss: number, extra = {};
+    if (this.teacher) {
+      const yt = argmaxRows(this.teacher.forward(x).data, B, K);
+      const h = m.forwardHeads(m.forwardFeatures(x, { cache }).features, { cache });
+      const a = crossEntropy(h.clsLogits!, target, ls, K, be), b = crossEntropy(h.distLogits!, yt, 0, K, be);
+      be.scale(a.dlogits, a.dlogits, 0.5, B * K);
+      be.scale(b.dlogits, b.dlogits, 0.5, B * K);
+      m.backward(cache, a.dlogits, this.grads, { dDistLogits: b.dlogits });
+      loss = (Math.fround(a.loss) + Math.fround(b.loss)) / 2;
+      extra = { clsLoss: Math.fround(a.loss), distLoss: Math.fround(b.loss) };
+    } else {
+      const r = crossEntropy(m.forward(x, { cache }), target, ls, K, be);
+      m.backward(cache, r.dlogits, this.grads);
+      loss = Math.fround(r.loss);
+    }
+    const norm = this.o.clipGrad !== undefined ? clipGradNorm(this.grads, this.o.clipGrad, be) : gradNorm(this.grads, be);
+    const lr = this.schedule.at(this.it++);
+    this.opt.step(this.grads, lr);
+    this.ema?.update(m.params);
+    return { loss, lr, gradNorm: Math.fround(norm), ...extra };
+  }
+}
+
+function softTargets(B: number, K: number, seed: number): Float32Array {
+  const t = new Float32Array(B * K); // (B, K): timm mixup_target rows (smoothed, mixed with the flipped batch)
+  for (let b = 0; b < B; b++) {
+    const lam = 0.3 + 0.1 * ((b + seed) % 5), off = 0.1 / K;
+    t[b * K + ((b + seed) % K)] += lam * (1 - 0.1) ;
+    t[b * K + ((B - 1 - b + 2 * seed) % K)] += (1 - lam) * (1 - 0.1);
+    for (let k = 0; k < K; k++) t[b * K + k] += off;
+  }
+  return t;
+}
+
 for (const [cname, cfg] of Object.entries(DEVICE_CONFIGS)) {
   if (cfg.num_classes === 0 || cfg.global_pool === '') continue;
   for (const [oname, opts] of Object.entries(TRAIN)) {
-    test(`device training = host training, bit for bit, 3 steps: ${cname}; ${oname}`, async () => {
+    test(`Trainer on the cpu device = the host training step, bit for bit, 3 steps: ${cname}; ${oname}`, async () => {
       const host = randomModel(cfg, native, 7), devModel = randomModel(cfg, native, 7);
-      const t = new Trainer(host, opts);
-      const dm = new DeviceViT(devModel, new HostDevice(native));
-      const dt = new DeviceTrainer(dm, opts);
+      const t = new HostStep(host, opts);
+      const dt = new Trainer(devModel, opts);
       for (let s = 0; s < 3; s++) {
         const x = pixels(host.config, 4, 20 + s);
         const y = Int32Array.from({ length: 4 }, (_, i) => (i * 3 + s) % host.config.num_classes);
         const a = t.step(x, y), b = await dt.step(x, y);
         assert.ok(Number.isFinite(a.loss) && a.loss > 0);
-        assert.equal(b.loss, Math.fround(a.loss), `step ${s} loss`);
-        assert.equal(b.gradNorm, Math.fround(a.gradNorm), `step ${s} grad norm`);
+        assert.equal(b.loss, a.loss, `step ${s} loss`);
+        assert.equal(b.gradNorm, a.gradNorm, `step ${s} grad norm`);
         assert.equal(b.lr, a.lr);
-        same(await dm.dev.read(dt.grads.buffer), t.grads.buffer, `step ${s} gradients`);
+        same(await dt.dev.read(dt.grads.buffer), t.grads.buffer, `step ${s} gradients`);
       }
-      await dt.download();
+      // the cpu device shares the host model's weights: no download needed
       same(devModel.params.buffer, host.params.buffer, 'weights after 3 steps');
-      const st = await dt.state(), hs = t.state();
+      const st = await dt.state(), hs = t.opt.state();
       assert.equal(st.step, 3);
-      assert.equal(st.optimizer.step, hs.optimizer.step);
-      same(st.optimizer.expAvg, hs.optimizer.expAvg, 'exp_avg');
-      same(st.optimizer.expAvgSq, hs.optimizer.expAvgSq, 'exp_avg_sq');
-      if (hs.ema) same(st.ema!, hs.ema, 'ema');
+      assert.equal(st.optimizer.step, hs.step);
+      same(st.optimizer.expAvg, hs.expAvg, 'exp_avg');
+      same(st.optimizer.expAvgSq, hs.expAvgSq, 'exp_avg_sq');
+      if (t.ema) same(st.ema!, t.ema.params.buffer, 'ema');
       const xe = pixels(host.config, 3, 99), ye = Int32Array.from([0, 1, 2]);
-      const ea = t.evaluate(xe, ye), eb = await dt.evaluate(xe, ye);
-      same(eb.logits.data, ea.logits.data, 'eval logits');
-      assert.equal(eb.correct, ea.correct);
-      assert.equal(eb.loss, Math.fround(ea.loss));
-      if (opts.emaDecay !== undefined) {
+      const ea = host.forward(xe), eb = await dt.evaluate(xe, ye);
+      same(eb.logits.data, ea.data, 'eval logits');
+      assert.equal(eb.correct, countCorrect(ea.data, ye, host.config.num_classes));
+      assert.equal(eb.loss, Math.fround(crossEntropy(ea, ye).loss));
+      if (t.ema) {
+        const emaHost = createModel(host.config, { params: t.ema.params, backend: native });
         const ema = await dt.evaluate(xe, ye, { ema: true });
-        same(ema.logits.data, t.evaluate(xe, ye, { ema: true }).logits.data, 'EMA eval logits');
+        same(ema.logits.data, emaHost.forward(xe).data, 'EMA eval logits');
+        same((await dt.emaModel())!.params.buffer, t.ema.params.buffer, 'emaModel weights');
         // evaluating the EMA leaves the trained weights in place
-        same((await dt.evaluate(xe, ye)).logits.data, ea.logits.data, 'eval logits after the EMA eval');
+        same((await dt.evaluate(xe, ye)).logits.data, ea.data, 'eval logits after the EMA eval');
       }
     });
   }
 }
 
-test('a resumed device trainer continues exactly like an uninterrupted host trainer', async () => {
+for (const cname of ['plain', 'deit distilled']) {
+  test(`Trainer on the cpu device with soft targets (mixup / cutmix) = the host step, bit for bit: ${cname}`, async () => {
+    const cfg = DEVICE_CONFIGS[cname]!, opts = TRAIN['cosine, warmup, clipping, label smoothing, EMA']!;
+    const host = randomModel(cfg, native, 5), devModel = randomModel(cfg, native, 5);
+    const t = new HostStep(host, opts), dt = new Trainer(devModel, opts);
+    for (let s = 0; s < 3; s++) {
+      const x = pixels(host.config, 3, 30 + s), soft = softTargets(3, host.config.num_classes, s);
+      const a = t.step(x, soft), b = await dt.step(x, soft);
+      assert.ok(Number.isFinite(a.loss) && a.loss > 0);
+      assert.equal(b.loss, a.loss, `step ${s} loss`);
+      assert.equal(b.gradNorm, a.gradNorm, `step ${s} grad norm`);
+    }
+    same(devModel.params.buffer, host.params.buffer, 'weights after 3 steps');
+  });
+}
+
+test('Trainer on the cpu device with a teacher (DeiT hard distillation) = the host step, bit for bit', async () => {
+  const cfg = DEVICE_CONFIGS['deit distilled']!, opts = TRAIN['layer decay, betas, eps']!;
+  const teacher = randomModel(DEVICE_CONFIGS['plain']!, native, 12);
+  teacher.params.get('head.weight').set(randn(7 * 36, 13, 3)); // a teacher whose argmax varies over the batch
+  const host = randomModel(cfg, native, 6), devModel = randomModel(cfg, native, 6);
+  const t = new HostStep(host, { ...opts, labelSmoothing: 0.1 }, teacher), dt = new Trainer(devModel, { ...opts, labelSmoothing: 0.1, teacher });
+  for (let s = 0; s < 3; s++) {
+    const x = pixels(host.config, 4, 50 + s), y = Int32Array.from([s % 7, 1, 2, 3]);
+    const a = t.step(x, y), b = await dt.step(x, y);
+    assert.ok(a.distLoss! > 0 && a.clsLoss! > 0);
+    assert.deepEqual(b, a, `step ${s}`);
+  }
+  same(devModel.params.buffer, host.params.buffer, 'weights after 3 steps');
+});
+
+test('a resumed trainer continues exactly like an uninterrupted one', async () => {
   const cfg = DEVICE_CONFIGS['plain']!, opts = TRAIN['cosine, warmup, clipping, label smoothing, EMA']!;
   const host = randomModel(cfg, native, 8);
   const t = new Trainer(host, opts);
   const batches = [0, 1, 2, 3].map((s) => ({ x: pixels(host.config, 2, 40 + s), y: Int32Array.from([s % 7, (s + 2) % 7]) }));
-  for (const b of batches.slice(0, 2)) t.step(b.x, b.y);
+  for (const b of batches.slice(0, 2)) await t.step(b.x, b.y);
   const resumedModel = randomModel(cfg, native, 0);
   resumedModel.params.buffer.set(host.params.buffer);
-  const dt = new DeviceTrainer(new DeviceViT(resumedModel, new HostDevice(native)), opts);
-  dt.loadState(t.state());
+  const dt = new Trainer(new DeviceViT(resumedModel, new HostDevice(native)), opts);
+  dt.loadState(await t.state());
   for (const b of batches.slice(2)) {
-    const a = t.step(b.x, b.y), r = await dt.step(b.x, b.y);
-    assert.equal(r.loss, Math.fround(a.loss));
+    const a = await t.step(b.x, b.y), r = await dt.step(b.x, b.y);
+    assert.equal(r.loss, a.loss);
     assert.equal(r.lr, a.lr);
   }
   await dt.download();
   same(resumedModel.params.buffer, host.params.buffer, 'weights');
 });
 
-test('device trainer rejects what it cannot train, naming it', async () => {
+test('the trainer rejects what it cannot train, naming it', async () => {
   const m = randomModel(DEVICE_CONFIGS['plain']!, native, 1);
-  const dt = new DeviceTrainer(new DeviceViT(m, new HostDevice(native)), { lr: 1e-3 });
+  const dt = new Trainer(new DeviceViT(m, new HostDevice(native)), { lr: 1e-3 });
   const x = pixels(m.config, 2, 1);
-  await assert.rejects(dt.step(x, new Float32Array(14)), /Soft targets/);
+  await assert.rejects(dt.step(x, new Float32Array(13)), /Batch has 2 images but the targets have 13 values \(expected 2 x 7 soft targets\)/);
   await assert.rejects(dt.step(x, Int32Array.from([0, 7])), /Target 7 at index 1 is out of bounds/);
   await assert.rejects(dt.step(x, Int32Array.from([0])), /Batch has 2 images but the targets have 1/);
   const hf = randomModel(DEVICE_CONFIGS['dinov2-reg (layerscale, registers, no_embed_class, dynamic size, no head)']!, native, 1);
-  assert.throws(() => new DeviceTrainer(new DeviceViT(hf, new HostDevice(native)), { lr: 1e-3 }), /num_classes 0/);
+  assert.throws(() => new Trainer(new DeviceViT(hf, new HostDevice(native)), { lr: 1e-3 }), /num_classes 0/);
+  const other = new HostDevice(native);
+  assert.throws(() => new Trainer(new DeviceViT(m, new HostDevice(native)), { lr: 1e-3, device: other }), /device option/);
 });
 
 test('attention gradients on a device (strided dO V^T GEMMs on the saved qkv) = the host hook', async () => {

@@ -70,14 +70,14 @@ for (const name of ['timm_train_dinov2', 'timm_train_siglip']) {
       t.diagnostic(`logits err ${logitErr.toExponential(2)}, worst grad ${worst.name} ${worst.rel.toExponential(2)} x max|ref|`);
     });
 
-    test(`${name} (${backendName}): 3 AdamW steps (losses, parameters)`, (t) => {
+    test(`${name} (${backendName}): 3 AdamW steps (losses, parameters)`, async (t) => {
       const dir = path.join(REFS, name);
       if (!needRefs(t, ...['model.safetensors', 'ref.safetensors', 'spec.json'].map((f) => path.join(dir, f)))) return;
       const { model, ref, x, y } = setup(name, backendName);
       const trainer = new Trainer(model, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05, labelSmoothing: 0.1, schedule: 'constant' });
       const refLosses = ref.f32('losses').data;
       for (let s = 0; s < 3; s++) {
-        const r = trainer.step(x, y);
+        const r = await trainer.step(x, y);
         assert.ok(Math.abs(r.loss - refLosses[s]!) <= 1e-5, `loss before step ${s + 1}: ${r.loss} vs ${refLosses[s]}`);
       }
       // the refs README's after-3 rule, one implementation (test/after3_rule.ts)

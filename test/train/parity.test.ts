@@ -31,12 +31,12 @@ for (const backendName of ['native', 'reference'] as const) {
     assert.ok(Math.abs(loss - refLoss) <= 1e-5, `loss ${loss} vs ${refLoss}`);
   });
 
-  test(`timm parity (${backendName}): 3 AdamW steps (losses, parameters)`, { skip: TRAIN_TINY_SKIP }, () => {
+  test(`timm parity (${backendName}): 3 AdamW steps (losses, parameters)`, { skip: TRAIN_TINY_SKIP }, async () => {
     const { model, ref, x, y, D } = setupTrainTiny(getBackend(backendName));
     const trainer = new Trainer(model, TRAIN_TINY_OPTS);
     const losses: number[] = [];
     for (let s = 0; s < 3; s++) {
-      const r = trainer.step(x, y);
+      const r = await trainer.step(x, y);
       assert.equal(r.lr, 1e-3);
       losses.push(r.loss);
     }

@@ -14,7 +14,6 @@ import { VisionTransformer } from '../../src/models/vit.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { initWeights } from '../../src/models/init.js';
 import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
-import { DeviceTrainer } from '../../src/train/device_trainer.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { MNIST_MEAN, MNIST_STD, MNIST_VIT_ARGS, loadMnist } from '../../src/data/mnist.js';
 import { Tensor } from '../../src/tensor.js';
@@ -129,7 +128,7 @@ test('a short MNIST run of the recipe\'s ViT on WebGPU follows the cpu loss curv
   const gpuModel = new VisionTransformer(config, undefined, getBackend('native'));
   gpuModel.params.buffer.set(cpu.params.buffer);
   const opts = { lr: 2e-3, weightDecay: 0.05, labelSmoothing: 0.1, warmupSteps: 2, totalSteps: 8, clipGrad: 1 };
-  const ht = new Trainer(cpu, opts), dt = new DeviceTrainer(new DeviceViT(gpuModel, dev as unknown as ComputeDevice), opts);
+  const ht = new Trainer(cpu, opts), dt = new Trainer(new DeviceViT(gpuModel, dev as unknown as ComputeDevice), opts);
   const B = 16, P = 28 * 28;
   const curve: string[] = [];
   for (let s = 0; s < 5; s++) {
@@ -140,7 +139,7 @@ test('a short MNIST run of the recipe\'s ViT on WebGPU follows the cpu loss curv
       for (let p = 0; p < P; p++) x[b * P + p] = (train.pixels[i * P + p]! / 255 - MNIST_MEAN) / MNIST_STD;
     }
     const xt = new Tensor([B, 1, 28, 28], x);
-    const a = ht.step(xt, y), g = await dt.step(xt, y);
+    const a = await ht.step(xt, y), g = await dt.step(xt, y);
     curve.push(`${a.loss.toFixed(5)}/${g.loss.toFixed(5)}`);
     assert.ok(Math.abs(a.loss - g.loss) <= 1e-4 * Math.max(1, a.loss), `step ${s}: loss ${g.loss} on webgpu vs ${a.loss} on cpu`);
     assert.ok(Math.abs(a.gradNorm - g.gradNorm) <= 1e-4 * a.gradNorm, `step ${s}: grad norm ${g.gradNorm} vs ${a.gradNorm}`);

@@ -1,5 +1,5 @@
 /**
- * The model code itself on WebGPU (DeviceViT / DeviceTrainer: VitCore over DeviceTensor) against
+ * The model code itself on WebGPU (DeviceViT / Trainer: VitCore over DeviceTensor) against
  * ../shared/refs with the refs' tolerances: hf_vit_small loaded by the ordinary loader (logits,
  * every hidden state, every attention map; one submission per forward), timm_train_tiny (step-1
  * gradients of every parameter, parameters after 3 AdamW steps), the host model's outputs on a set
@@ -14,7 +14,7 @@ import { loadModel } from '../../src/io/checkpoint.js';
 import { getBackend } from '../../src/backend/index.js';
 import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
 import type { VisionTransformer } from '../../src/models/vit.js';
-import { DeviceTrainer } from '../../src/train/device_trainer.js';
+import { Trainer } from '../../src/train/trainer.js';
 import { attentionRollout } from '../../src/explain/rollout.js';
 import { Tensor } from '../../src/tensor.js';
 import { REFS, needRefs, refsSkip, maxAbsDiff, maxAbs } from '../helpers.js';
@@ -60,7 +60,7 @@ test('webgpu model: hf_vit_small logits, every hidden state and attention map = 
 test('webgpu training: timm_train_tiny step-1 gradients and parameters after 3 AdamW steps = timm', { skip: skip || TRAIN_TINY_SKIP }, async (t) => {
   const { model, ref, x, y, D } = setupTrainTiny(getBackend('native'));
   const dm = new DeviceViT(model, dev!);
-  const tr = new DeviceTrainer(dm, TRAIN_TINY_OPTS);
+  const tr = new Trainer(dm, TRAIN_TINY_OPTS);
   const losses: number[] = [];
   for (let s = 0; s < 3; s++) {
     const r = await tr.step(x, y);

@@ -849,6 +849,35 @@ export class WebGpuBackend implements DeviceBackend {
     this.dispatch(K.CE_BWD, [{ t: d, used: B * K_ }, { t: x, used: B * K_ }, { t: y, used: B }], { B, K: K_, smoothing: labelSmoothing }, B);
   }
 
+  private softCeArgs(op: string, logits: DeviceTensor, targets: DeviceTensor, B: number, K_: number, labelSmoothing: number) {
+    this.dims(op, { B, K: K_ });
+    if (B === 0 || K_ === 0) throw new VitkitError(`webgpu ${op}: needs a non-empty batch and class count (B ${B}, K ${K_})`);
+    if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new VitkitError(`webgpu ${op}: expected labelSmoothing in [0, 1] but received ${labelSmoothing}`);
+    return { x: this.arg(op, 'logits', logits, B * K_, 'B*K'), t: this.arg(op, 'targets', targets, B * K_, 'B*K') };
+  }
+
+  softCrossEntropyForward(loss: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K_: number, labelSmoothing: number): void {
+    const op = 'softCrossEntropyForward';
+    const { x, t } = this.softCeArgs(op, logits, targets, B, K_, labelSmoothing);
+    const l = this.arg(op, 'loss', loss, 1, '1');
+    this.dispatch(K.SOFT_CE_FWD, [{ t: l, used: 1 }, { t: x, used: B * K_ }, { t, used: B * K_ }], { B, K: K_, smoothing: labelSmoothing }, 1);
+  }
+
+  softCrossEntropyBackward(dlogits: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K_: number, labelSmoothing: number): void {
+    const op = 'softCrossEntropyBackward';
+    const { x, t } = this.softCeArgs(op, logits, targets, B, K_, labelSmoothing);
+    const d = this.arg(op, 'dlogits', dlogits, B * K_, 'B*K');
+    this.dispatch(K.SOFT_CE_BWD, [{ t: d, used: B * K_ }, { t: x, used: B * K_ }, { t, used: B * K_ }], { B, K: K_, smoothing: labelSmoothing }, B);
+  }
+
+  argmaxRows(out: DeviceTensor, inp: DeviceTensor, R: number, C: number): void {
+    const op = 'argmaxRows';
+    this.dims(op, { R, C });
+    if (C === 0) throw new VitkitError(`webgpu ${op}: needs at least one column (C ${C})`);
+    const o = this.arg(op, 'out', out, R, 'R', 'i32'), x = this.arg(op, 'inp', inp, R * C, 'R*C');
+    this.elementwise(K.ARGMAX_ROWS, [{ t: o, used: R }, { t: x, used: R * C }], R, { C });
+  }
+
   adamw(params: DeviceTensor, grads: DeviceTensor, expAvg: DeviceTensor, expAvgSq: DeviceTensor, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, gradScale: DeviceTensor | null = null): void {
     const op = 'adamw';

@@ -855,6 +855,83 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 `,
 };
 
+/**
+ * Soft targets (mixup / cutmix): q = (1 - eps) t + eps / K per row; loss (1) = mean_b sum_k q (lse - x_k)
+ * = mean_b [lse * sum_k q - sum_k q x_k]: one workgroup loops over rows
+ */
+export const SOFT_CE_FWD: KernelDef = {
+  name: 'soft_cross_entropy_fwd',
+  args: [{ name: 'LOSS', write: true }, { name: 'LOGITS' }, { name: 'TARGETS' }],
+  params: ['B: u32', 'K: u32', 'smoothing: f32'],
+  code: REDUCE128 + LSE + /* wgsl */ `
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let l = lid.x;
+  let off = p.smoothing / f32(p.K);
+  var total = 0.0;
+  for (var b = 0u; b < p.B; b = b + 1u) {
+    let base = p.o_LOGITS + b * p.K;
+    let lse = row_lse(base, p.K, l);
+    var sq = 0.0;
+    var sqx = 0.0;
+    for (var k = l; k < p.K; k = k + 128u) {
+      let q = (1.0 - p.smoothing) * TARGETS[p.o_TARGETS + b * p.K + k] + off;
+      sq = sq + q;
+      sqx = sqx + q * LOGITS[base + k];
+    }
+    sq = wg_sum(sq, l);
+    sqx = wg_sum(sqx, l);
+    total = total + (lse * sq - sqx);
+  }
+  if (l == 0u) { LOSS[p.o_LOSS] = total / f32(p.B); }
+}
+`,
+};
+
+/** dlogits (B, K) = (softmax * sum_k q - q) / B, q = (1 - eps) t + eps / K: one workgroup per row */
+export const SOFT_CE_BWD: KernelDef = {
+  name: 'soft_cross_entropy_bwd',
+  args: [{ name: 'DLOGITS', write: true }, { name: 'LOGITS' }, { name: 'TARGETS' }],
+  params: ['B: u32', 'K: u32', 'smoothing: f32'],
+  code: REDUCE128 + LSE + /* wgsl */ `
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let b = wg_index(wid, nwg);
+  if (b >= p.B) { return; }
+  let l = lid.x;
+  let base = p.o_LOGITS + b * p.K;
+  let tb = p.o_TARGETS + b * p.K;
+  let lse = row_lse(base, p.K, l);
+  let off = p.smoothing / f32(p.K);
+  var sq = 0.0;
+  for (var k = l; k < p.K; k = k + 128u) { sq = sq + (1.0 - p.smoothing) * TARGETS[tb + k] + off; }
+  sq = wg_sum(sq, l);
+  for (var k = l; k < p.K; k = k + 128u) {
+    let q = (1.0 - p.smoothing) * TARGETS[tb + k] + off;
+    DLOGITS[p.o_DLOGITS + b * p.K + k] = (exp(LOGITS[base + k] - lse) * sq - q) / f32(p.B);
+  }
+}
+`,
+};
+
+/** out (R) i32 = first index of the row maximum of inp (R, C) (torch.argmax): one thread per row */
+export const ARGMAX_ROWS: KernelDef = {
+  name: 'argmax_rows',
+  args: [{ name: 'OUT', write: true, int: true }, { name: 'INP' }],
+  params: ['n: u32', 'C: u32'],
+  code: ELEMENTWISE_HEAD + /* wgsl */ `
+  let base = p.o_INP + i * p.C;
+  var best = 0u;
+  var m = INP[base];
+  for (var c = 1u; c < p.C; c = c + 1u) {
+    let v = INP[base + c];
+    if (v > m) { m = v; best = c; }
+  }
+  OUT[p.o_OUT + i] = i32(best);
+}
+`,
+};
+
 /** torch.optim.AdamW, one element per thread; bias corrections and step size come from the host */
 export const ADAMW: KernelDef = {
   name: 'adamw',
@@ -1235,7 +1312,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 export const ALL_KERNELS: readonly KernelDef[] = [
   GEMM, ERF, LN_FWD, LN_BWD_ROWS, LN_BWD_COLS, BIAS_BWD, GELU_FWD, GELU_BWD, ADD, COPY, COPY_I32, FILL, BIAS_ADD, IM2COL, COL2IM,
-  SOFTMAX_FWD, SOFTMAX_BWD, ATTN_PROBS, ATTN_FLASH, ATTN_BWD_Q, ATTN_BWD_KV, CE_FWD, CE_BWD, ADAMW, SUMSQ_PARTIAL,
+  SOFTMAX_FWD, SOFTMAX_BWD, ATTN_PROBS, ATTN_FLASH, ATTN_BWD_Q, ATTN_BWD_KV, CE_FWD, CE_BWD, SOFT_CE_FWD, SOFT_CE_BWD, ARGMAX_ROWS, ADAMW, SUMSQ_PARTIAL,
   NORM_FINAL, CLIP_SCALE, COPY_ROWS, MEAN_ROWS, MEAN_ROWS_BWD, MULCOL_ADD, MULCOL_BWD_DINP, MULCOL_BWD_DG, ACT_FWD, ACT_BWD,
   GLU_FWD, GLU_BWD, AXPBY, SCALE, EMA, XATTN_FWD, XATTN_BWD_Q, XATTN_BWD_KV,
 ];
