@@ -7,6 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { reference } from '../../src/backend/reference.js';
 import { crossEntropy } from '../../src/train/loss.js';
+import { argmaxRows } from '../../src/nn/functional.js';
 import { AdamW, clipGradNorm } from '../../src/train/optim.js';
 import { ParamTable } from '../../src/nn/params.js';
 import { VitkitError } from '../../src/errors.js';
@@ -186,6 +187,47 @@ for (const [B, K, eps] of [[5, 13, 0.1], [8, 10, 0], [3, 1000, 0.1]] as const) {
     const [l] = await dev!.read(loss);
     assert.ok(Math.abs(l! - want.loss) <= 2e-6 * Math.max(1, Math.abs(want.loss)), `loss ${l} vs ${want.loss}`);
     assert.ok(maxAbsDiff(await dev!.read(dl), want.dlogits) <= 1e-7, `dlogits error ${maxAbsDiff(await dev!.read(dl), want.dlogits)}`);
+  });
+}
+
+for (const [B, K, eps] of [[3, 10, 0], [3, 1000, 0.1], [8, 10, 0.1], [5, 257, 0]] as const) {
+  test(`webgpu soft-target cross-entropy (mixup / cutmix) B=${B} K=${K} label smoothing ${eps} = loss.ts`, { skip }, async () => {
+    const logits = randn(B * K, 160 + K, 4);
+    // rows of timm's mixup_target: two smoothed one-hots mixed with weights lam, 1 - lam
+    const t = new Float32Array(B * K); // (B, K)
+    for (let b = 0; b < B; b++) {
+      const lam = 0.2 + 0.15 * b, off = 0.1 / K;
+      for (let k = 0; k < K; k++) t[b * K + k] = off;
+      t[b * K + ((b * 7 + 3) % K)]! += lam * 0.9;
+      t[b * K + ((b * 5 + 1) % K)]! += (1 - lam) * 0.9;
+    }
+    const want = crossEntropy(logits, t, eps, K);
+    const tl = upload(logits), tt = upload(t);
+    const loss = dev!.alloc([1]), dl = dev!.alloc([B, K]);
+    dev!.softCrossEntropyForward(loss, tl, tt, B, K, eps);
+    dev!.softCrossEntropyBackward(dl, tl, tt, B, K, eps);
+    const [l] = await dev!.read(loss);
+    assert.ok(Math.abs(l! - want.loss) <= 2e-6 * Math.max(1, Math.abs(want.loss)), `loss ${l} vs ${want.loss}`);
+    const e = maxAbsDiff(await dev!.read(dl), want.dlogits);
+    assert.ok(e <= 1e-7, `dlogits error ${e}`);
+  });
+}
+
+test('webgpu soft-target cross-entropy names a short targets tensor', { skip }, async () => {
+  const tl = upload(randn(12, 3)), tt = upload(new Float32Array(11));
+  assert.throws(() => dev!.softCrossEntropyForward(dev!.alloc([1]), tl, tt, 3, 4, 0), /softCrossEntropyForward: targets has 11 elements, expected at least 12/);
+});
+
+for (const [R, C] of [[3, 10], [3, 1000], [300, 7], [1, 1]] as const) {
+  test(`webgpu argmaxRows R=${R} C=${C} = the first maximum (torch.argmax)`, { skip }, async () => {
+    const x = randn(R * C, 200 + C, 2);
+    // ties: row 0's maximum appears twice, the first must win
+    if (C > 2) { let m = 0; for (let c = 1; c < C; c++) if (x[c]! > x[m]!) m = c; x[(m + 1) % C] = x[m]!; }
+    const want = argmaxRows(x, R, C);
+    const out = dev!.alloc([R], 'i32');
+    dev!.argmaxRows(out, upload(x), R, C);
+    assert.deepEqual(await dev!.readInt(out), want);
+    if (C > 1) assert.ok(new Set(want).size > 1 || R === 1, 'the rows have different maxima');
   });
 }
 

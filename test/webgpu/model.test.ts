@@ -14,10 +14,11 @@ import { loadModel } from '../../src/io/checkpoint.js';
 import { getBackend } from '../../src/backend/index.js';
 import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
 import type { VisionTransformer } from '../../src/models/vit.js';
-import { Trainer } from '../../src/train/trainer.js';
+import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
+import { resolveConfig } from '../../src/models/config.js';
 import { attentionRollout } from '../../src/explain/rollout.js';
 import { Tensor } from '../../src/tensor.js';
-import { REFS, needRefs, refsSkip, maxAbsDiff, maxAbs } from '../helpers.js';
+import { REFS, needRefs, refsSkip, maxAbsDiff, maxAbs, randn } from '../helpers.js';
 import { getTestDevice } from './setup.js';
 import { TRAIN_TINY_OPTS, TRAIN_TINY_SKIP, checkAfter3, checkStep1Grads, setupTrainTiny } from '../train/train_tiny.js';
 import { DEVICE_CONFIGS, pixels, randomModel } from '../device/cases.js';
@@ -76,6 +77,64 @@ test('webgpu training: timm_train_tiny step-1 gradients and parameters after 3 A
   t.diagnostic(checkAfter3(model.params.names(), (n) => model.params.get(n), losses, ref, D));
   tr.release();
   dm.release();
+});
+
+/** timm mixup_target rows: smoothed one-hots of two labels mixed with lam, 1 - lam (B, K) */
+function mixedTargets(B: number, K: number, s: number): Float32Array {
+  const t = new Float32Array(B * K).fill(0.1 / K);
+  for (let b = 0; b < B; b++) {
+    const lam = 0.25 + 0.1 * ((b + s) % 5);
+    t[b * K + ((b + s) % K)]! += lam * 0.9;
+    t[b * K + ((3 * b + 2 * s + 1) % K)]! += (1 - lam) * 0.9;
+  }
+  return t;
+}
+
+/**
+ * The same 3 steps on the cpu device and on webgpu: losses and gradient norms within 1e-4 of the
+ * cpu's, weights within 1e-4, and the weights not bit-identical (the run really was on webgpu).
+ */
+async function cpuVsWebgpu(t: { diagnostic(s: string): void }, cname: string, opts: TrainerOptions, batch: (s: number, K: number) => { x: Tensor; target: Int32Array | Float32Array },
+  teacher?: VisionTransformer): Promise<void> {
+  const native = getBackend('native');
+  const cpuModel = randomModel(DEVICE_CONFIGS[cname]!, native, 21), gpuModel = randomModel(DEVICE_CONFIGS[cname]!, native, 21);
+  const ct = new Trainer(cpuModel, { ...opts, ...(teacher ? { teacher } : {}) });
+  const gt = new Trainer(gpuModel, { ...opts, device: dev!, ...(teacher ? { teacher } : {}) });
+  const K = cpuModel.config.num_classes, curve: string[] = [];
+  for (let s = 0; s < 3; s++) {
+    const { x, target } = batch(s, K);
+    const a = await ct.step(x, target), g = await gt.step(x, target);
+    curve.push(`${a.loss.toFixed(6)}/${g.loss.toFixed(6)}`);
+    assert.ok(Number.isFinite(a.loss) && a.loss > 0);
+    assert.ok(Math.abs(a.loss - g.loss) <= 1e-4 * Math.max(1, a.loss), `step ${s}: loss ${g.loss} on webgpu vs ${a.loss} on cpu`);
+    assert.ok(Math.abs(a.gradNorm - g.gradNorm) <= 1e-4 * a.gradNorm, `step ${s}: grad norm ${g.gradNorm} vs ${a.gradNorm}`);
+    if (teacher) {
+      assert.ok(a.distLoss! > 0 && Math.abs(a.distLoss! - g.distLoss!) <= 1e-4 * Math.max(1, a.distLoss!), `step ${s}: distillation loss ${g.distLoss} vs ${a.distLoss}`);
+      assert.ok(Math.abs(a.clsLoss! - g.clsLoss!) <= 1e-4 * Math.max(1, a.clsLoss!), `step ${s}: class-head loss ${g.clsLoss} vs ${a.clsLoss}`);
+    }
+  }
+  await gt.download();
+  const e = maxAbsDiff(gpuModel.params.buffer, cpuModel.params.buffer);
+  t.diagnostic(`loss cpu/webgpu per step: ${curve.join(' ')}; weights max diff ${e.toExponential(2)}`);
+  assert.ok(e <= 1e-4, `weights after 3 steps: max abs diff ${e}`);
+  assert.ok(e > 0, 'the webgpu weights are bit-identical to the cpu ones: the run did not train on webgpu');
+  const xe = pixels(cpuModel.config, 3, 77), ye = Int32Array.from([0, 1, 2]);
+  const ee = maxAbsDiff((await gt.evaluate(xe, ye, { ema: opts.emaDecay !== undefined })).logits.data, (await ct.evaluate(xe, ye, { ema: opts.emaDecay !== undefined })).logits.data);
+  assert.ok(ee <= 1e-4, `eval logits ${ee}`);
+  gt.release();
+}
+
+const MIX_OPTS: TrainerOptions = { lr: 3e-3, weightDecay: 0.05, clipGrad: 0.5, warmupSteps: 1, totalSteps: 4, emaDecay: 0.9, layerDecay: 0.75 };
+
+test('webgpu training with mixup / cutmix soft targets = the cpu device (within 1e-4, not bit-identical)', { skip: dev ? false : reason }, async (t) => {
+  await cpuVsWebgpu(t, 'plain', MIX_OPTS, (s, K) => ({ x: pixels(resolveConfig({ ...DEVICE_CONFIGS['plain']! }), 4, 60 + s), target: mixedTargets(4, K, s) }));
+});
+
+test('webgpu training with a teacher (DeiT hard distillation) = the cpu device (within 1e-4, not bit-identical)', { skip: dev ? false : reason }, async (t) => {
+  const teacher = randomModel(DEVICE_CONFIGS['plain']!, getBackend('native'), 12);
+  teacher.params.get('head.weight').set(randn(7 * 36, 13, 3)); // clear argmax margins: both devices agree on the teacher's labels
+  const cfg = resolveConfig({ ...DEVICE_CONFIGS['deit distilled']! });
+  await cpuVsWebgpu(t, 'deit distilled', { ...MIX_OPTS, labelSmoothing: 0.1 }, (s) => ({ x: pixels(cfg, 4, 70 + s), target: Int32Array.from([s % 7, 1, 2, 3]) }), teacher);
 });
 
 for (const [name, cfg] of Object.entries(DEVICE_CONFIGS)) {
