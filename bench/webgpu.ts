@@ -2,7 +2,7 @@
  * WebGPU benchmark (`npm run bench -- --device webgpu [--json]`): GEMM TFLOP/s at the ViT-B/16
  * layer shapes (through linearForward, the op the model runs), fused attention at ViT-B's 12 heads
  * x 197 tokens with and without probabilities, the model itself (DeviceViT: ViT-Ti/S/B inference
- * img/s at batch 1, 8 and 64, random weights) and its training step (DeviceTrainer: ViT-Ti at 224
+ * img/s at batch 1, 8 and 64, random weights) and its training step (Trainer: ViT-Ti at 224
  * and the MNIST recipe's ViT, img/s), next to the PyTorch anchors of ../shared/anchors. Times are
  * medians of submitted-and-finished runs, after one warm-up that compiles.
  *   node dist/bench/webgpu.js [--json] [--reps N] [--full] [--no-vit]
