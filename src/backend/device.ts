@@ -108,7 +108,7 @@ export interface DeviceBackend extends Ops<DeviceTensor> {
   softCrossEntropyForward(loss: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
   /** dlogits (B, K) = (softmax(logits) * sum_k q_bk - q) / B, q the smoothed soft targets (B, K) as in the forward */
   softCrossEntropyBackward(dlogits: DeviceTensor, logits: DeviceTensor, targets: DeviceTensor, B: number, K: number, labelSmoothing: number): void;
-  /** out (R) i32 = argmax over the last dim of inp (R, C), the first maximum winning (torch.argmax; a NaN row gives 0) */
+  /** out (R) i32 = argmax over the last dim of inp (R, C), the first maximum winning (torch.argmax on finite rows; a NaN never wins, as nn/functional argmaxRows) */
   argmaxRows(out: DeviceTensor, inp: DeviceTensor, R: number, C: number): void;
   /**
    * One torch.optim.AdamW step (decoupled weight decay, bias correction) of params (n) from grads (n)

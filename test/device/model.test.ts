@@ -122,7 +122,7 @@ function softTargets(B: number, K: number, seed: number): Float32Array {
   const t = new Float32Array(B * K); // (B, K): timm mixup_target rows (smoothed, mixed with the flipped batch)
   for (let b = 0; b < B; b++) {
     const lam = 0.3 + 0.1 * ((b + seed) % 5), off = 0.1 / K;
-    t[b * K + ((b + seed) % K)] += lam * (1 - 0.1) ;
+    t[b * K + ((b + seed) % K)] += lam * (1 - 0.1);
     t[b * K + ((B - 1 - b + 2 * seed) % K)] += (1 - lam) * (1 - 0.1);
     for (let k = 0; k < K; k++) t[b * K + k] += off;
   }
@@ -187,19 +187,20 @@ for (const cname of ['plain', 'deit distilled']) {
   });
 }
 
-test('Trainer on the cpu device with a teacher (DeiT hard distillation) = the host step, bit for bit', async () => {
+test('Trainer on the cpu device with a teacher (DeiT hard distillation, hard and soft targets) = the host step, bit for bit', async () => {
   const cfg = DEVICE_CONFIGS['deit distilled']!, opts = TRAIN['layer decay, betas, eps']!;
   const teacher = randomModel(DEVICE_CONFIGS['plain']!, native, 12);
   teacher.params.get('head.weight').set(randn(7 * 36, 13, 3)); // a teacher whose argmax varies over the batch
   const host = randomModel(cfg, native, 6), devModel = randomModel(cfg, native, 6);
   const t = new HostStep(host, { ...opts, labelSmoothing: 0.1 }, teacher), dt = new Trainer(devModel, { ...opts, labelSmoothing: 0.1, teacher });
-  for (let s = 0; s < 3; s++) {
-    const x = pixels(host.config, 4, 50 + s), y = Int32Array.from([s % 7, 1, 2, 3]);
+  for (let s = 0; s < 4; s++) {
+    // the last step has mixup targets with the teacher: the class head learns the soft targets
+    const x = pixels(host.config, 4, 50 + s), y = s < 3 ? Int32Array.from([s % 7, 1, 2, 3]) : softTargets(4, 7, s);
     const a = t.step(x, y), b = await dt.step(x, y);
     assert.ok(a.distLoss! > 0 && a.clsLoss! > 0);
     assert.deepEqual(b, a, `step ${s}`);
   }
-  same(devModel.params.buffer, host.params.buffer, 'weights after 3 steps');
+  same(devModel.params.buffer, host.params.buffer, 'weights after 4 steps');
 });
 
 test('a resumed trainer continues exactly like an uninterrupted one', async () => {
