@@ -23,7 +23,7 @@ import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { DeviceTensor } from '../backend/device.js';
 import { HostDevice } from '../backend/host_device.js';
-import type { ForwardCache, VisionTransformer } from '../models/vit.js';
+import { checkPixelShape, type ForwardCache, type VisionTransformer } from '../models/vit.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
 import { DeviceArena, DeviceParamTable, DeviceViT, type ComputeDevice } from '../models/device.js';
@@ -107,7 +107,7 @@ export interface TrainerState {
 }
 
 /** The checks of a trainer's model head and of the loss and clipping options. */
-export function checkTrainerOptions(numClasses: number, opts: TrainerOptions): void {
+function checkTrainerOptions(numClasses: number, opts: TrainerOptions): void {
   if (numClasses < 1) throw new VitkitError('Training needs a classifier head: the model has num_classes 0');
   const ls = opts.labelSmoothing ?? 0;
   if (!(ls >= 0 && ls < 1)) throw new VitkitError(`Expected labelSmoothing in [0, 1) but received ${ls}`);
@@ -232,14 +232,14 @@ export class Trainer {
     return this.labels;
   }
 
-  /** the teacher's argmax (B) i32 of x, enqueued on the device */
-  private teacherTargets(x: Tensor, B: number): DeviceTensor {
+  /** the teacher's argmax (B) i32 of the batch already on the device, x (B, C, H, W), enqueued */
+  private teacherTargets(x: DeviceTensor, shape: readonly number[], B: number): DeviceTensor {
     const t = this.teacher!, K = t.config.num_classes;
+    const layout = checkPixelShape(t.config, shape);
     t.arena.reset();
     const mem = t.arena.mem();
-    const inp = t.input(x, mem);
-    const f = t.featuresOn(inp.x, B, inp.layout, mem);
-    const logits = t.core.head(f.features, B, inp.layout.N, true, mem).logits!; // (B, K)
+    const f = t.featuresOn(x, B, layout, mem);
+    const logits = t.core.head(f.features, B, layout.N, true, mem).logits!; // (B, K)
     this.teacherLabels = this.reuse(this.teacherLabels, B, 'i32');
     this.dev.argmaxRows(this.teacherLabels, logits, B, K);
     return this.teacherLabels;
@@ -273,7 +273,7 @@ export class Trainer {
     }
     const ls = this.options.labelSmoothing ?? 0;
     const clsLoss = dev.view(this.scalars, 0, [1]), distLoss = dev.view(this.scalars, 1, [1]), norm = dev.view(this.scalars, 2, [1]);
-    const teacherY = this.teacher ? this.teacherTargets(x, B) : null;
+    const teacherY = this.teacher ? this.teacherTargets(inp.x, x.shape, B) : null;
     const cache = { mem } as unknown as ForwardCache<DeviceTensor>;
     const f = m.featuresOn(inp.x, B, inp.layout, mem, { cache });
     const h = m.core.head(f.features, B, inp.layout.N, true, mem, cache);
