@@ -11,7 +11,8 @@
  * accuracy 95.61 % of 2,004 with the unseen templates (95.61 % with the training ones). The loss
  * floors near 2.71: a batch of 128 holds ~13 pairs per digit whose captions match each other.
  */
-import { loadModel, mulberry32 } from '../src/io/checkpoint.js';
+import { loadModel } from '../src/io/checkpoint.js';
+import { mulberry32 } from '../src/data/rng.js';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from '../src/data/mnist.js';
 import { ClipModel } from '../src/models/clip/model.js';
 import type { ClipConfig } from '../src/models/clip/config.js';

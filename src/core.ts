@@ -39,7 +39,8 @@ export {
 } from './models/runner.js';
 export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
 export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
-export { initHead, initWeights, mulberry32 } from './models/init.js';
+export { initHead, initWeights } from './models/init.js';
+export { mulberry32 } from './data/rng.js';
 export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
 export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
 export { ParamTable, type ParamSpec } from './nn/params.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
-import { mulberry32 } from '../src/io/checkpoint.js';
+import { mulberry32 } from '../src/data/rng.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 

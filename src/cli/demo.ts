@@ -20,6 +20,7 @@ import { barProgress, fmtDuration, prepareModel, preparePipeline } from './train
 import { parseIntOpt } from './common.js';
 import { MNIST_VIT_ARGS } from '../data/mnist.js';
 import { imgHW } from '../models/config.js';
+import { argmaxRows } from '../nn/functional.js';
 
 export const DEMO_MARKER = '.vitkit-demo';
 export const DEMO_EPOCHS = 30; // the full recipe of ../shared/anchors: about 50 s on 2 cores
@@ -106,12 +107,7 @@ export function demoCommand(): Command {
       const b = await makeBatch(test, pipeline, { split: 'val', indices: idx, augment: null, seed: 0 });
       const logits = pm.model.forward(new Tensor([b.size, 1, ...imgHW(c)], b.x));
       const K = c.num_classes;
-      const preds = Array.from({ length: b.size }, (_, i) => {
-        const row = logits.data.subarray(i * K, (i + 1) * K);
-        let best = 0;
-        for (let k = 1; k < K; k++) if (row[k]! > row[best]!) best = k;
-        return best;
-      });
+      const preds = argmaxRows(logits.data, b.size, K); // (B)
       const sampleDir = path.join(o.out, 'samples');
       mkdirSync(sampleDir, { recursive: true });
       const per = 28 * 28;

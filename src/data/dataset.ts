@@ -8,7 +8,7 @@
  * - 'files': image files decoded when a batch is made (image folders).
  */
 import { VitkitError } from '../errors.js';
-import { splitRng } from './rng.js';
+import { shuffleInPlace, splitRng } from './rng.js';
 
 interface DatasetBase {
   /** where it came from, for messages: "MNIST train", a file or folder path */
@@ -112,12 +112,7 @@ export function stratifiedSplit(labels: Int32Array, fraction: number, seed: numb
   for (const cls of [...byClass.keys()].sort((a, b) => a - b)) {
     const items = byClass.get(cls)!;
     const rng = splitRng(seed, cls);
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = Math.floor(rng.next() * (i + 1));
-      const t = items[i]!;
-      items[i] = items[j]!;
-      items[j] = t;
-    }
+    shuffleInPlace(items, rng);
     let k = Math.round(fraction * items.length);
     if (k === 0 && items.length >= 2) k = 1;
     if (k === items.length) k = items.length - 1;

@@ -93,6 +93,12 @@ const ORDER = 1;
 const AUGMENT = 2;
 const SPLIT = 3;
 
+/** The same generator as a plain function (`rand()` in [0, 1)): weight init, detection and tests draw from it. */
+export function mulberry32(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
+
 /** The generator for the sample order of one epoch. */
 export function epochRng(seed: number, epoch: number): Rng {
   return new Rng(hashSeed(seed, ORDER, epoch));
@@ -108,15 +114,20 @@ export function splitRng(seed: number, cls: number): Rng {
   return new Rng(hashSeed(seed, SPLIT, cls));
 }
 
+/** Fisher-Yates shuffle of `items` in place (from the end: j = floor(next() * (i + 1))): the toolkit's one shuffler. */
+export function shuffleInPlace<T extends { length: number; [i: number]: number }>(items: T, rng: Rng): T {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    const t = items[i]!;
+    items[i] = items[j]!;
+    items[j] = t;
+  }
+  return items;
+}
+
 /** Fisher-Yates shuffle of 0..n-1. */
 export function permutation(n: number, rng: Rng): Int32Array {
-  const p = new Int32Array(n);
+  const p = new Int32Array(n); // (n)
   for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
+  return shuffleInPlace(p, rng);
 }

@@ -12,6 +12,7 @@
  * class_error and cardinality_error are logged as DETR does (no gradient).
  */
 import { VitkitError } from '../errors.js';
+import { argmax } from '../nn/functional.js';
 import { linearSumAssignment } from './assign.js';
 import { cxcywhToXyxy, generalizedBoxIou, giouPairGrad } from './box_ops.js';
 
@@ -211,8 +212,7 @@ export function postProcess(logits: ArrayLike<number>, boxes: ArrayLike<number>,
     for (let q = 0; q < Q; q++) {
       const r = b * Q + q;
       softmaxRow(logits, r * K1, K1, prob);
-      let best = 0;
-      for (let k = 1; k < K1 - 1; k++) if (prob[k]! > prob[best]!) best = k;
+      const best = argmax(prob, 0, K1 - 1); // the last class is "no object"
       scores[q] = prob[best]!; labels[q] = best;
       const cx = boxes[r * 4]!, cy = boxes[r * 4 + 1]!, bw = boxes[r * 4 + 2]!, bh = boxes[r * 4 + 3]!;
       bx[q * 4] = (cx - 0.5 * bw) * w; bx[q * 4 + 1] = (cy - 0.5 * bh) * h;

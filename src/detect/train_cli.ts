@@ -24,7 +24,7 @@ import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/files.js';
 import { loadImage } from '../io/image.js';
-import { mulberry32 } from '../models/init.js';
+import { Rng, mulberry32, shuffleInPlace } from '../data/rng.js';
 import { loadYolos, type LoadedYolos } from './load.js';
 import { Yolos, initLinear, type YolosConfig } from './yolos.js';
 import { DetTrainer } from './train.js';
@@ -244,14 +244,11 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   let lastLoss = NaN, stopped = false;
   try {
     for (let e = epoch0; e < o.epochs; e++) {
-      const order = Array.from({ length: data.n }, (_, i) => i);
-      if (o.shuffle) {
-        const r = mulberry32(o.seed + e);
-        for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [order[i], order[j]] = [order[j]!, order[i]!]; }
-      }
+      const order = Int32Array.from({ length: data.n }, (_, i) => i); // (N)
+      if (o.shuffle) shuffleInPlace(order, new Rng(o.seed + e));
       let sum = 0, count = 0;
       for (let p = e === epoch0 ? pos0 : 0; p < data.n; p += bs) {
-        const idx = order.slice(p, p + bs);
+        const idx = Array.from(order.subarray(p, p + bs));
         const rand = o.augment ? mulberry32((o.seed + 1) * 1_000_003 + steps) : null;
         const { x, targets } = await data.batch(idx, rand);
         const r = trainer.step(x, targets);

@@ -26,7 +26,8 @@ import { resolveConfig, type ViTConfig } from '../models/config.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';
 import { VisionTransformer, emptyCache, vitParamSpecs, type ForwardCache } from '../models/vit.js';
 import { linearInputGrad, linearParamGrads } from '../models/layers.js';
-import { initWeights, mulberry32 } from '../models/init.js';
+import { initWeights } from '../models/init.js';
+import { mulberry32 } from '../data/rng.js';
 
 export interface YolosConfig {
   /** the backbone: det_tokens > 0, num_classes 0, global_pool '', dynamic_img_size, img_size = the position embedding's grid x patch */

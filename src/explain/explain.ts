@@ -12,7 +12,7 @@ import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { loadImage, type RawImage } from '../io/image.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { dims, imgHW } from '../models/config.js';
-import { softmax, topK } from '../nn/functional.js';
+import { argmax, softmax, topK } from '../nn/functional.js';
 import { attentionRollout, gradientRollout, headMaps, patchMap, type HeadFusion } from './rollout.js';
 import { attentionGradients } from './gradients.js';
 import { deviceAttentionGradients } from './device_gradients.js';
@@ -148,7 +148,6 @@ export function toRows(map: ArrayLike<number>, GH: number, GW: number): number[]
 
 /** [row, col] of the largest value */
 export function hottest(map: ArrayLike<number>, GW: number): [number, number] {
-  let best = 0;
-  for (let i = 1; i < map.length; i++) if (map[i]! > map[best]!) best = i;
+  const best = argmax(map);
   return [Math.floor(best / GW), best % GW];
 }

@@ -79,7 +79,7 @@ export function presetModel(name: string, opts: LoadOptions = {}, seed = 0): Loa
   };
 }
 
-export { mulberry32, initWeights } from '../models/init.js';
+export { initWeights } from '../models/init.js';
 
 /** Write a checkpoint directory in timm's layout, each file atomically (temporary file, then rename). */
 export function saveCheckpoint(dir: string, model: Pick<Model, 'params' | 'config'>, meta: { name: string; pretrainedCfg: Record<string, unknown>; labels?: readonly string[] }, opts: { overwrite?: boolean } = {}): void {

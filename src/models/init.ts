@@ -6,18 +6,7 @@
  */
 import type { ParamTable } from '../nn/params.js';
 import type { ViTConfig } from './config.js';
-
-/** mulberry32: a small seeded PRNG for reproducible initialization */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../data/rng.js';
 
 export function truncNormal(rand: () => number, std: number): number {
   // Box-Muller, redrawn outside +-2 std (timm's trunc_normal_ with a=-2std, b=2std)

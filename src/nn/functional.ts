@@ -20,13 +20,20 @@ export function topK(row: ArrayLike<number>, k: number): number[] {
   return idx.slice(0, k);
 }
 
+/**
+ * Index of the largest of x[start], ..., x[start + n - 1], counted from start (first maximum wins,
+ * as torch.argmax; NaN never wins). The one argmax of the toolkit: argmaxRows, accuracy, top-1,
+ * the hottest patch, the CLIP text pool and YOLOS's class pick all call it.
+ */
+export function argmax(x: ArrayLike<number>, start = 0, n = x.length - start): number {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (x[start + i]! > x[start + best]!) best = i;
+  return best;
+}
+
 /** argmax of each row of x (R, C) */
-export function argmaxRows(x: Float32Array, R: number, C: number): Int32Array {
-  const out = new Int32Array(R);
-  for (let r = 0; r < R; r++) {
-    let best = 0;
-    for (let c = 1; c < C; c++) if (x[r * C + c]! > x[r * C + best]!) best = c;
-    out[r] = best;
-  }
+export function argmaxRows(x: ArrayLike<number>, R: number, C: number): Int32Array {
+  const out = new Int32Array(R); // (R)
+  for (let r = 0; r < R; r++) out[r] = argmax(x, r * C, C);
   return out;
 }

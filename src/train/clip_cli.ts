@@ -21,7 +21,7 @@ import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { preprocessImage, type PreprocessConfig } from '../io/preprocess.js';
-import { mulberry32 } from '../io/checkpoint.js';
+import { Rng, permutation } from '../data/rng.js';
 import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../models/clip/load.js';
 import { ClipTrainer } from './clip_train.js';
 import type { BpeTokenizer } from '../text/bpe.js';
@@ -101,13 +101,10 @@ export async function clipBatch(p: ClipPairs, idx: readonly number[], pre: Prepr
   return { x: new Tensor([B, 3, pre.height, pre.width], x), ids: t.ids, idsShape: [B, L] };
 }
 
-/** the order of epoch e: a seeded Fisher–Yates shuffle (identity with shuffle off) */
-export function epochOrder(n: number, seed: number, epoch: number, shuffle: boolean): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  if (!shuffle) return order;
-  const r = mulberry32(seed * 1000 + epoch);
-  for (let i = n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [order[i], order[j]] = [order[j]!, order[i]!]; }
-  return order;
+/** the order of epoch e: data/rng.ts's Fisher–Yates from seed·1000 + e (identity with shuffle off; the orders CLIP runs were saved with) */
+function clipEpochOrder(n: number, seed: number, epoch: number, shuffle: boolean): number[] {
+  if (!shuffle) return Array.from({ length: n }, (_, i) => i);
+  return Array.from(permutation(n, new Rng(seed * 1000 + epoch)));
 }
 
 export interface ClipTrainCliOptions {
@@ -218,7 +215,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   let lastLoss = NaN, stepsThisRun = 0, stopped = false;
   log(`CLIP ${loaded.layout} model ${source}: ${model.numParams.toLocaleString()} parameters; ${n} pairs, ${perEpoch} steps/epoch x ${o.epochs} epochs${o.lockImage ? ' (image tower locked)' : ''}${o.lockText ? ' (text tower locked)' : ''}`);
   for (; epoch < o.epochs && !stopped; epoch++, batch = 0) {
-    const order = epochOrder(n, o.seed, epoch, o.shuffle);
+    const order = clipEpochOrder(n, o.seed, epoch, o.shuffle);
     let sum = 0, cnt = 0;
     for (; batch < perEpoch; batch++) {
       const b = await clipBatch(train, order.slice(batch * o.batchSize, (batch + 1) * o.batchSize), loaded.preprocess, loaded.tokenizer, L);

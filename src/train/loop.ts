@@ -42,6 +42,7 @@ import { validateRunState } from './state.js';
 import { checkFinite } from '../io/validate.js';
 import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
+import { argmax } from '../nn/functional.js';
 
 /** Every setting that defines a run (saved with it; a resume continues with these). */
 export interface TrainSettings {
@@ -307,8 +308,7 @@ export async function evaluateModel(model: Model, loader: BatchLoader, batchSize
     for (let i = 0; i < b.size; i++) {
       const row = logits.data.subarray(i * K, (i + 1) * K);
       const y = b.y[i]!;
-      let best = 0;
-      for (let k = 1; k < K; k++) if (row[k]! > row[best]!) best = k;
+      const best = argmax(row);
       // rank of the true class: classes with a strictly larger logit (ties resolved like torch.topk: lower index first)
       let rank = 0;
       for (let k = 0; k < K; k++) if (row[k]! > row[y]! || (row[k] === row[y] && k < y)) rank++;

@@ -14,6 +14,7 @@ import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { reference } from '../backend/reference.js';
+import { argmax } from '../nn/functional.js';
 
 export interface LossResult {
   /** mean over the batch */
@@ -76,9 +77,7 @@ export function checkLabels(y: Int32Array, K: number): void {
 export function countCorrect(logits: Float32Array, labels: Int32Array, K: number): number {
   let correct = 0;
   for (let b = 0; b < labels.length; b++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (logits[b * K + k]! > logits[b * K + best]!) best = k;
-    if (best === labels[b]) correct++;
+    if (argmax(logits, b * K, K) === labels[b]) correct++;
   }
   return correct;
 }

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CORPUS, TARGETS, mutateBytes, mutateJson, runFuzz } from '../../fuzz/fuzz.js';
-import { mulberry32 } from '../../src/io/checkpoint.js';
+import { mulberry32 } from '../../src/data/rng.js';
 
 test('mutations are reproducible from the seed', () => {
   const src = new Uint8Array(64).map((_, i) => i);

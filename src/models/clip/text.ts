@@ -10,6 +10,7 @@
  * backward pass the kernels' causal flag (j > i gets probability exactly 0, as PyTorch's -inf mask).
  */
 import { hostMem } from '../../nn/mem.js';
+import { argmax } from '../../nn/functional.js';
 import type { Backend } from '../../backend/backend.js';
 import { VitkitError, shapeStr } from '../../errors.js';
 import type { ParamSpec, ParamTable } from '../../nn/params.js';
@@ -112,13 +113,13 @@ export class TextTower {
     const L = this.clip.text.context_length, pool = this.clip.text.pool;
     const out = new Int32Array(B);
     for (let b = 0; b < B; b++) {
-      let best = 0;
       if (pool.kind === 'argmax') {
-        for (let t = 1; t < L; t++) if (ids[b * L + t]! > ids[b * L + best]!) best = t;
+        out[b] = argmax(ids, b * L, L);
       } else {
-        for (let t = 0; t < L; t++) if (ids[b * L + t] === pool.id) { best = t; break; }
+        let at = 0;
+        for (let t = 0; t < L; t++) if (ids[b * L + t] === pool.id) { at = t; break; }
+        out[b] = at;
       }
-      out[b] = best;
     }
     return out;
   }
