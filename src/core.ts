@@ -35,7 +35,7 @@ export {
 } from './models/vit.js';
 export { DeviceViT, DeviceParamTable, DeviceArena, type ComputeDevice, type DeviceFeatures } from './models/device.js';
 export {
-  runnerFor, webgpuDevice, closeDevices, checkDeviceName, DEVICE_NAMES, type DeviceName, type Runner, type ForwardAllOptions,
+  runnerFor, webgpuDevice, openDevice, closeDevices, checkDeviceName, DEVICE_NAMES, type DeviceName, type DeviceKind, type Device, type Runner, type ForwardAllOptions,
 } from './models/runner.js';
 export { type Model, type ModelFamily, registerFamily, getFamily, familyNames } from './models/model.js';
 export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.js';
@@ -77,7 +77,7 @@ export { LrSchedule, type ScheduleOptions } from './train/schedule.js';
 
 // Explanation and embeddings
 export { attentionRollout, gradientRollout, fuseHeads, type HeadFusion, type RolloutOptions } from './explain/rollout.js';
-export { attentionGradients } from './explain/gradients.js';
+export { attentionGradients, type AttentionGradients, type GradientTarget } from './explain/gradients.js';
 export { classPrototypes, prototypeScores, nearestPrototype, cosine, l2normalize } from './embed/prototypes.js';
 
 // Text (CLIP's tokenizer, from the vocabulary's text; reading its files is in the Node entry)

@@ -84,11 +84,20 @@ export function vitkit(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** A user error: non-zero exit, one line on stderr matching `re`, no stack trace. */
+/**
+ * stderr without the device line a command that runs a model writes before it computes
+ * (`device: cpu (...)`, src/cli/main.ts): what is left is the command's own messages
+ */
+export function withoutDeviceLine(err: string): string {
+  return err.split('\n').filter((l) => !/^device: \S+ \(/.test(l)).join('\n');
+}
+
+/** A user error: non-zero exit, one line on stderr matching `re` (besides the device line), no stack trace. */
 export function assertUserError(r: ReturnType<typeof vitkit>, re: RegExp) {
   assert.notEqual(r.code, 0, `expected failure, got exit 0: ${r.out}`);
   assert.match(r.err, re);
-  assert.equal(r.err.trim().split('\n').length, 1, `expected one line, got:\n${r.err}`);
+  assert.equal(withoutDeviceLine(r.err).trim().split('\n').length, 1, `expected one line, got:\n${r.err}`);
+  assert.ok(r.err.split('\n').filter((l) => l.startsWith('device: ')).length <= 1, `at most one device line:\n${r.err}`);
   assert.doesNotMatch(r.err, /\n\s+at /);
 }
 

@@ -94,7 +94,7 @@ export function evalCommand(): Command {
       const task = o.task ?? 'classification';
       if (task !== 'classification' && task !== 'detect') throw new VitkitError(`Expected --task classification or detect but received ${JSON.stringify(task)}`);
       if (task === 'detect') {
-        if (o.device !== 'cpu') throw new VitkitError(`eval --task detect runs on --device cpu only for now (received --device ${o.device})`);
+        if (o.device === 'webgpu') throw new VitkitError(`eval --task detect runs on --device cpu only for now (received --device ${o.device})`);
         const r = await evalDetect(o);
         if (o.json) { console.log(JSON.stringify(r)); return; }
         console.log(`Evaluated ${r.model} on ${r.data}: ${r.images} images`);

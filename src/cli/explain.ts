@@ -114,8 +114,9 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
     cleanStaleTemps(o.out);
   }
   const results: Record<string, unknown>[] = [];
+  const tower = await runnerFor(clip.model.visual, o.device); // the image tower on the device; the text tower ran on the host above
   for (let i = 0; i < images.length; i++) {
-    const es = await explainClipOne(clip, images[i]!, targets, { discardRatio: o.discardRatio });
+    const es = await explainClipOne(clip, images[i]!, targets, { discardRatio: o.discardRatio, tower: tower.deviceModel });
     const [GH, GW] = es[0]!.grid;
     let headsFile: string | undefined;
     if (o.out) {
@@ -179,7 +180,6 @@ export function explainCommand(): Command {
         if (!isClip) {
           throw new VitkitError(`--text explains a CLIP checkpoint toward a prompt, but ${o.model} is not one (expected open_clip_config.json + open_clip_model.safetensors, or a Hugging Face CLIPModel)`);
         }
-        if (o.device !== 'cpu') throw new VitkitError(`explain --text runs CLIP on --device cpu only for now (received --device ${o.device})`);
         await explainText(collectImages(inputs), o);
         return;
       }

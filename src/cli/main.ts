@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, VitkitError } from '../errors.js';
 import { parseIntOpt } from './common.js';
 import { setNativeThreads } from '../backend/native.js';
-import { closeDevices } from '../models/runner.js';
+import { closeDevices, onDevice } from '../backend/devices.js';
 import '../backend/index.js'; // registers the native backend as the default
 import { predictCommand } from './predict.js';
 import { runCommand } from './run.js';
@@ -71,6 +71,14 @@ export function buildProgram(): Command {
 /** Runs the CLI; returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // every command that runs a model names its device once, on stderr (stdout stays the command's output)
+  const said = new Set<string>();
+  const stopListening = onDevice((d, role) => {
+    const line = `device: ${d.description}${role ? ` (${role})` : ''}`;
+    if (said.has(line)) return;
+    said.add(line);
+    console.error(line);
+  });
   try {
     await program.parseAsync(argv);
     return 0;
@@ -89,6 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     if (process.env['VITKIT_DEBUG']) console.error(err.stack);
     return 1;
   } finally {
+    stopListening();
     await closeDevices(); // a process that used the GPU exits by itself
   }
 }

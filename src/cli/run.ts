@@ -41,15 +41,15 @@ export function parseOutputs(s: string): RunOutput[] {
 export async function runModel(modelSource: string, input: string, outputs: RunOutput[], device: DeviceName = 'cpu', seed = 0, image?: string): Promise<Record<string, StTensorIn>> {
   if (image !== undefined && (isMaeDir(modelSource) || isYolosDir(modelSource))) throw new UsageError(`run --image: MAE and YOLOS checkpoints (${modelSource}) take --input pixel_values; detect or reconstruct preprocess images for them`);
   if (isMaeDir(modelSource)) {
-    if (device !== 'cpu') throw new VitkitError(`run --device ${device}: MAE models (${modelSource}) run on the cpu device for now`);
+    if (device === 'webgpu') throw new VitkitError(`run --device ${device}: MAE models (${modelSource}) run on the cpu device for now`);
     return runMae(modelSource, input, outputs, { seed });
   }
   if (isYolosDir(modelSource)) {
-    if (device !== 'cpu') throw new VitkitError(`run --device ${device}: YOLOS models (${modelSource}) run on the cpu device for now`);
+    if (device === 'webgpu') throw new VitkitError(`run --device ${device}: YOLOS models (${modelSource}) run on the cpu device for now`);
     return runYolos(modelSource, input, outputs);
   }
   if (clipLayoutOf(modelSource)) {
-    if (device !== 'cpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);
+    if (device === 'webgpu') throw new VitkitError(`run --device ${device} runs the ViT family; CLIP models (${modelSource}) run on the cpu device for now`);
     if (image !== undefined) throw new VitkitError(`run --image runs ViT-family models; for the CLIP model ${modelSource} pass pixel_values with --input`);
     return runClip(modelSource, input, outputs);
   }

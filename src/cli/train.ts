@@ -355,7 +355,6 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
-    log(`Device: ${o.device ?? 'cpu'}`);
     log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
     // the run state does not record the teacher: pass --teacher again to keep distilling
     const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, model) : undefined;
@@ -384,7 +383,6 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     ...(o.betas ? { betas: o.betas } : {}), ...(o.eps !== undefined ? { eps: o.eps } : {}),
   };
   const c = pm.model.config;
-  log(`Device: ${o.device ?? 'cpu'}`);
   log(`Training ${pm.origin === 'checkpoint' ? `from ${o.model}` : `${o.model} from scratch`}: img ${c.img_size}, patch ${c.patch_size}, D ${c.embed_dim}, depth ${c.depth}, ` +
     `${c.num_heads} heads, ${c.num_classes} classes, ${(pm.model.numParams / 1e6).toFixed(3)}M parameters`);
   log(`Data ${o.data}: ${data.train!.n} train / ${data.val ? data.val.n : 0} val images${data.val ? '' : ' (no validation set: pass --val-split or --val-data)'}; ` +
@@ -464,18 +462,18 @@ export function trainCommand(): Command {
     const task = (o as { task?: string }).task ?? (isClipResume(o.resume, o.out) ? 'clip' : isMaeResume(o.resume, o.out) ? 'mae' : 'classification');
     if (task !== 'classification' && task !== 'clip' && task !== 'detect' && task !== 'mae') throw new UsageError(`Expected --task classification, clip, detect or mae but received ${JSON.stringify(task)}`);
     if (task === 'detect') {
-      if (o.device && o.device !== 'cpu') throw new VitkitError(`train --task detect runs on --device cpu only for now (received --device ${o.device})`);
+      if (o.device === 'webgpu') throw new VitkitError(`train --task detect runs on --device cpu only for now (received --device ${o.device})`);
       const r = await detTrainCli(o as unknown as DetTrainCliOptions, explicit);
       if (r.signal) process.exit(130);
       return;
     }
     if (task === 'mae') {
-      if (o.device && o.device !== 'cpu') throw new VitkitError(`train --task mae runs on --device cpu only for now (received --device ${o.device})`);
+      if (o.device === 'webgpu') throw new VitkitError(`train --task mae runs on --device cpu only for now (received --device ${o.device})`);
       const r = await maeTrainCli(o as unknown as MaeTrainCliOptions, explicit);
       if (r.signal) process.exit(130);
       return;
     }
-    if (task === 'clip' && o.device && o.device !== 'cpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
+    if (task === 'clip' && o.device === 'webgpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);

@@ -18,6 +18,7 @@ import type { Backend } from '../backend/backend.js';
 import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { parseJsonObject } from '../io/checkpoint_core.js';
 import { Yolos, yolosVitConfig, type YolosConfig } from './yolos.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
 
 /** YolosImageProcessor's resize and normalisation (YOLOS's eval transform). */
 export interface DetPreprocess {
@@ -135,6 +136,12 @@ function hfPreprocess(dir: string): DetPreprocess {
 
 /** Load a YOLOS directory (hustvl or Hugging Face layout, told apart by yolos_config.json / config.json). */
 export function loadYolos(dir: string, backend?: Backend): LoadedYolos {
+  const loaded = readYolos(dir, backend);
+  announceDevice(hostDevice(loaded.model.backend)); // YOLOS runs on the host backend (the cpu device)
+  return loaded;
+}
+
+function readYolos(dir: string, backend?: Backend): LoadedYolos {
   const weights = path.join(dir, 'model.safetensors');
   const hustvl = path.join(dir, 'yolos_config.json'), hf = path.join(dir, 'config.json');
   if (!existsSync(weights)) throw new VitkitError(`Expected ${weights} (a YOLOS checkpoint) but it does not exist`);

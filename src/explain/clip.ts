@@ -21,13 +21,13 @@ import { VitkitError } from '../errors.js';
 import { loadImage, type RawImage } from '../io/image.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { dims } from '../models/config.js';
-import { emptyCache } from '../models/vit.js';
 import type { ClipModel } from '../models/clip/model.js';
 import { normalizeRows } from '../models/clip/model.js';
 import { loadClip, type LoadedClip } from '../models/clip/load.js';
 import { encodeText } from '../models/clip/zeroshot.js';
 import { gradientRollout, headMaps, patchMap } from './rollout.js';
-import { attentionGradientHook } from './gradients.js';
+import { attentionGradients } from './gradients.js';
+import type { DeviceViT } from '../models/device.js';
 import { cropBox, type Box } from './overlay.js';
 
 /** One prompt as a target: its text, the texts embedded for it, and the unit embedding (E). */
@@ -92,21 +92,31 @@ export interface ClipAttentionGradients {
   grads: Tensor[];
 }
 
-/** Attention gradients of the image tower for pixel_values x (B, 3, H, W) toward one unit text embedding (E). */
-export function clipAttentionGradients(model: ClipModel, x: Tensor, target: Float32Array): ClipAttentionGradients {
+/**
+ * Attention gradients of the image tower for pixel_values x (B, 3, H, W) toward one unit text
+ * embedding (E), on the device `tower` runs on (default: the cpu device over the host model).
+ */
+export async function clipAttentionGradients(model: ClipModel, x: Tensor, target: Float32Array, tower?: DeviceViT): Promise<ClipAttentionGradients> {
   const c = model.config, E = c.embed_dim, Wv = c.vision.width, be = model.backend;
   const vit = model.visual;
   if (vit.config.depth === 0) throw new VitkitError('The CLIP image tower has no transformer blocks (depth 0): there is no attention to explain');
-  const cache = { vision: emptyCache() };
-  const img = model.encodeImage(x, cache); // (B, E)
-  const B = x.shape[0]!;
-  const s = similarityScoreGrad(img.data, B, E, target, Math.exp(model.logitScale));
-  // back through visual.proj: dpooled = dscore/de @ proj^T (B, Wv); then ln_post and the blocks
-  const dpooled = new Float32Array(B * Wv); // (B, Wv)
-  be.gemm(false, true, B, Wv, E, 1, s.grad, E, model.params.get('visual.proj'), E, 0, dpooled, Wv);
-  const { hook, attentions, grads } = attentionGradientHook(vit, cache.vision);
-  vit.backward(cache.vision, dpooled, vit.params.like(), { onAttnOutputGrad: hook });
-  return { imageEmbeds: img, cosine: s.cosine, score: s.score, attentions, grads };
+  if (vit.config.num_classes !== 0) throw new VitkitError(`Expected a CLIP image tower without a classifier (num_classes 0) but it has ${vit.config.num_classes}`);
+  const proj = model.params.get('visual.proj'); // (Wv, E)
+  let s: ReturnType<typeof similarityScoreGrad> | null = null;
+  let img: Tensor | null = null;
+  const g = await attentionGradients(tower ?? vit, x, (pooled) => {
+    // image_embeds = pooled (B, Wv) @ proj; back through visual.proj: dpooled = dscore/de @ proj^T (B, Wv)
+    const B = pooled.shape[0]!;
+    const e = new Float32Array(B * E); // (B, E)
+    be.gemm(false, false, B, E, Wv, 1, pooled.data, Wv, proj, E, 0, e, E);
+    img = new Tensor([B, E], e);
+    s = similarityScoreGrad(e, B, E, target, Math.exp(model.logitScale));
+    const dpooled = new Float32Array(B * Wv); // (B, Wv)
+    be.gemm(false, true, B, Wv, E, 1, s.grad, E, proj, E, 0, dpooled, Wv);
+    return dpooled;
+  });
+  const sg = s as ReturnType<typeof similarityScoreGrad> | null;
+  return { imageEmbeds: img!, cosine: sg!.cosine, score: sg!.score, attentions: g.attentions, grads: g.grads };
 }
 
 export interface ClipExplanation {
@@ -133,6 +143,8 @@ export interface ClipExplainOptions {
   /** prompt templates with {} (the prompt ensemble); default: the texts as given */
   templates?: readonly string[];
   discardRatio?: number;
+  /** the image tower on a device (a runner's deviceModel); default: the cpu device */
+  tower?: DeviceViT;
 }
 
 /** One map per target for one image file. */
@@ -145,7 +157,7 @@ export async function explainClipOne(clip: LoadedClip, file: string, targets: re
   const box = cropBox(clip.preprocess, original.width, original.height);
   const out: ClipExplanation[] = [];
   for (const t of targets) {
-    const g = clipAttentionGradients(clip.model, x, t.embedding);
+    const g = await clipAttentionGradients(clip.model, x, t.embedding, opts.tower);
     const R = gradientRollout(g.attentions, g.grads, { discardRatio: opts.discardRatio ?? 0, numPrefix: d.numPrefix, classToken: true });
     out.push({
       image: file, original, box, grid: [d.gridH, d.gridW], token: 'cls', method: 'grad-rollout',

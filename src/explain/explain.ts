@@ -15,7 +15,6 @@ import { dims, imgHW } from '../models/config.js';
 import { argmax, softmax, topK } from '../nn/functional.js';
 import { attentionRollout, gradientRollout, headMaps, patchMap, type HeadFusion } from './rollout.js';
 import { attentionGradients } from './gradients.js';
-import { deviceAttentionGradients } from './device_gradients.js';
 import { runnerFor, type DeviceName, type Runner } from '../models/runner.js';
 import { cropBox, type Box } from './overlay.js';
 
@@ -97,7 +96,7 @@ export async function explainOne(loaded: LoadedModel, file: string, opts: Explai
     const runner = opts.runner ?? await runnerFor(model, opts.device ?? 'cpu');
     const pre = await runner.forward(x);
     const k = opts.classTarget !== undefined ? resolveClass(opts.classTarget, labels) : topK(pre.data, 1)[0]!;
-    const g = runner.deviceModel ? await deviceAttentionGradients(runner.deviceModel, x, k) : attentionGradients(model, x, k);
+    const g = await attentionGradients(runner.deviceModel, x, k);
     if (!opts.runner) runner.release();
     attentions = g.attentions;
     logits = g.logits;

@@ -25,6 +25,7 @@ import { Rng, permutation } from '../data/rng.js';
 import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../models/clip/load.js';
 import { ClipTrainer } from './clip_train.js';
 import type { BpeTokenizer } from '../text/bpe.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
 
 export const CLIP_STATE_FILE = 'clip_train_state.safetensors';
 
@@ -180,6 +181,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   const loaded: LoadedClip = loadClip(source);
   const model = loaded.model;
   const train = openClipPairs(o.data);
+  announceDevice(hostDevice(model.backend)); // CLIP training runs both towers on the host backend
   const val = o.valData ? openClipPairs(o.valData) : null;
   const n = pairCount(train);
   if (o.batchSize < 2) throw new VitkitError(`Expected --batch-size >= 2 for contrastive training (each pair needs negatives) but received ${o.batchSize}`);

@@ -28,8 +28,7 @@ import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Trainer, type TrainerState } from './trainer.js';
-import { HostDevice } from '../backend/host_device.js';
-import { webgpuDevice, type DeviceName } from '../models/runner.js';
+import { openDevice, type DeviceKind, type DeviceName } from '../backend/devices.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { crossEntropy } from './loss.js';
 import { BatchLoader } from '../data/loader.js';
@@ -92,7 +91,7 @@ export interface EpochMetrics {
   /** with --ema-decay: the EMA weights' validation accuracy */
   val_acc_ema?: number | null;
   /** where the epoch's steps ran (absent in runs written before it was recorded) */
-  device?: DeviceName;
+  device?: DeviceKind;
 }
 
 export interface ModelMeta {
@@ -341,10 +340,11 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   const stepsPerEpoch = Math.ceil(train.n / s.batchSize);
   if (train.n === 0) throw new VitkitError(`Expected training samples in ${train.name} but received none`);
   const topts = { ...trainerOptions(s, stepsPerEpoch), ...(opts.teacher ? { teacher: opts.teacher } : {}) };
-  const device: DeviceName = opts.device ?? 'cpu';
   if (model.family !== 'vit') throw new VitkitError(`train trains the ViT family; this model is ${model.family}`);
   // one trainer on every device; on cpu it shares the host model's weights
-  const trainer = new Trainer(model as VisionTransformer, { ...topts, device: device === 'cpu' ? new HostDevice(model.backend) : await webgpuDevice() });
+  const dev = await openDevice(opts.device ?? 'cpu', model.backend);
+  const device = dev.kind;
+  const trainer = new Trainer(model as VisionTransformer, { ...topts, device: dev.compute });
   const meta = opts.meta;
   let run: RunState;
   if (opts.resume) {

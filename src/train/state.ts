@@ -6,7 +6,10 @@
  */
 import { VitkitError, brief } from '../errors.js';
 import type { EpochMetrics, RunState, TrainSettings } from './loop.js';
-import { DEVICE_NAMES } from '../models/runner.js';
+import { DEVICE_NAMES } from '../backend/devices.js';
+
+/** the kinds an epoch can have run on (`auto` is resolved before training) */
+const DEVICE_KINDS = DEVICE_NAMES.filter((n): n is Exclude<typeof n, 'auto'> => n !== 'auto');
 
 type Obj = Record<string, unknown>;
 
@@ -111,7 +114,7 @@ function metrics(c: Checker, v: unknown, i: number): EpochMetrics {
     img_s: c.num(m['img_s'], f('img_s'), 0),
   };
   if (m['val_acc_ema'] !== undefined) out.val_acc_ema = c.numOrNull(m['val_acc_ema'], f('val_acc_ema'), 0, 100);
-  if (m['device'] !== undefined) out.device = c.oneOf(m['device'], f('device'), DEVICE_NAMES);
+  if (m['device'] !== undefined) out.device = c.oneOf(m['device'], f('device'), DEVICE_KINDS);
   if (out.epoch !== i + 1) c.fail(f('epoch'), `${i + 1} (history holds one entry per epoch, in order)`, out.epoch);
   return out;
 }

@@ -235,20 +235,45 @@ test('the trainer rejects what it cannot train, naming it', async () => {
   assert.throws(() => new Trainer(new DeviceViT(m, new HostDevice(native)), { lr: 1e-3, device: other }), /device option/);
 });
 
-test('attention gradients on a device (strided dO V^T GEMMs on the saved qkv) = the host hook', async () => {
+test('attention gradients (strided dO V^T GEMMs on the saved qkv) = dO V^T in float64 from the host backward\'s attention-output gradient', async () => {
   const { attentionGradients } = await import('../../src/explain/gradients.js');
-  const { deviceAttentionGradients } = await import('../../src/explain/device_gradients.js');
+  const { emptyCache } = await import('../../src/models/vit.js');
   for (const name of ['plain', 'deit distilled', 'clip (pre-norm, quick_gelu, no patch bias)']) {
     const m = randomModel(DEVICE_CONFIGS[name]!, native, 11);
     const x = pixels(m.config, 2, 12);
-    const h = attentionGradients(m, x, 3);
-    const d = await deviceAttentionGradients(new DeviceViT(m, new HostDevice(native)), x, 3);
-    same(d.logits.data, h.logits.data, `${name}: logits`);
+    const d = await attentionGradients(new DeviceViT(m, new HostDevice(native)), x, 3);
+    // independently: the host model's forward and backward from one-hot(3), and dA = dO V^T per image and head in float64
+    const cache = emptyCache();
+    const logits = m.forward(x, { cache });
+    const B = 2, K = m.config.num_classes, D = m.config.embed_dim, NH = m.config.num_heads, HD = D / NH, N = cache.layout.N;
+    const onehot = new Float32Array(B * K);
+    for (let b = 0; b < B; b++) onehot[b * K + 3] = 1;
+    const want: Float64Array[] = [];
+    m.backward(cache, onehot, m.params.like(), {
+      onAttnOutputGrad: (i, dO) => {
+        const qkv = cache.blocks[i]!.qkv, g = new Float64Array(B * NH * N * N); // (B, NH, N, N)
+        for (let b = 0; b < B; b++) for (let h = 0; h < NH; h++) for (let t = 0; t < N; t++) for (let u = 0; u < N; u++) {
+          let acc = 0;
+          for (let e = 0; e < HD; e++) acc += dO[(b * N + t) * D + h * HD + e]! * qkv[(b * N + u) * 3 * D + 2 * D + h * HD + e]!;
+          g[((b * NH + h) * N + t) * N + u] = acc;
+        }
+        want[i] = g;
+      },
+    });
+    same(d.logits.data, logits.data, `${name}: logits`);
     assert.equal(d.grads.length, m.config.depth);
-    h.grads.forEach((g, i) => {
-      same(d.attentions[i]!.data, h.attentions[i]!.data, `${name}: attentions.${i}`);
-      const e = maxAbsDiff(d.grads[i]!.data, g.data), s = Math.max(...g.data.map(Math.abs));
-      assert.ok(s > 0 && e <= 1e-6 * s, `${name}: dA.${i} error ${e} (max ${s})`);
+    want.forEach((g, i) => {
+      same(d.attentions[i]!.data, cache.blocks[i]!.probs, `${name}: attentions.${i}`);
+      const e = maxAbsDiff(d.grads[i]!.data, g), s = Math.max(...g.map(Math.abs));
+      assert.ok(s > 0 && e <= 1e-5 * s, `${name}: dA.${i} error ${e} (max ${s})`);
     });
   }
+  // a caller-computed gradient at the output: dL/dlogits = 2 * one-hot(1) gives twice the class-1 gradients
+  const m = randomModel(DEVICE_CONFIGS['plain']!, native, 5);
+  const x = pixels(m.config, 2, 3);
+  const one = await attentionGradients(m, x, 1);
+  const two = await attentionGradients(m, x, (out) => { const g = new Float32Array(out.data.length); for (let b = 0; b < 2; b++) g[b * out.shape[1]! + 1] = 2; return g; });
+  one.grads.forEach((g, i) => same(two.grads[i]!.data, g.data.map((v) => 2 * v), `twice dA.${i}`));
+  await assert.rejects(attentionGradients(m, x, () => new Float32Array(3)), /Expected the target's gradient of \(2, \d+\)/);
+  await assert.rejects(attentionGradients(m, x, 99), /class index in \[0, /);
 });

@@ -68,13 +68,13 @@ function perturbed(depth: number, block: number, idx: number, eps: number): Back
   };
 }
 
-test('dscore/dA of every image-tower block matches finite differences of the similarity logit (open_clip reference model)', { skip: skipClip }, () => {
+test('dscore/dA of every image-tower block matches finite differences of the similarity logit (open_clip reference model)', { skip: skipClip }, async () => {
   const clip = loadClip(CLIP_DIR, { backend: reference });
   const m = clip.model;
   const [t] = textTargets(clip, ['a photo of a cat']);
   const { height: H, width: W } = clip.preprocess;
   const x = new Tensor([1, 3, H, W], randn(3 * H * W, 11));
-  const g = clipAttentionGradients(m, x, t!.embedding);
+  const g = await clipAttentionGradients(m, x, t!.embedding);
   const depth = m.visual.config.depth;
   assert.equal(g.grads.length, depth);
   const score = (be: Backend) => {
@@ -104,7 +104,7 @@ test('dscore/dA of every image-tower block matches finite differences of the sim
   assert.ok(worst <= 2e-3 * Math.max(1, scale), `max |fd - analytic| ${worst} over ${checked} entries (scale ${scale})`);
 });
 
-test('constructed tower: the map toward "red" lies on the red patches, toward "blue" on the blue ones; plain rollout is the same for both', { skip: skipClip }, () => {
+test('constructed tower: the map toward "red" lies on the red patches, toward "blue" on the blue ones; plain rollout is the same for both', { skip: skipClip }, async () => {
   const clip = loadClip(CLIP_DIR, { backend: reference });
   const m = clip.model, p = m.params;
   const Wv = m.config.vision.width, E = m.config.embed_dim, P = m.config.vision.patch_size;
@@ -128,11 +128,11 @@ test('constructed tower: the map toward "red" lies on the red patches, toward "b
   const px = new Tensor([1, 3, H, W], x);
   const d = dims(m.visual.config);
   const axis = (k: number) => { const t = new Float32Array(E); t[k] = 1; return t; };
-  const mapFor = (t: Float32Array) => {
-    const g = clipAttentionGradients(m, px, t);
+  const mapFor = async (t: Float32Array) => {
+    const g = await clipAttentionGradients(m, px, t);
     return { map: patchMap(gradientRollout(g.attentions, g.grads, { numPrefix: 1 }).data, 0, d.N, 1), g };
   };
-  const red = mapFor(axis(0)), blue = mapFor(axis(1));
+  const red = await mapFor(axis(0)), blue = await mapFor(axis(1));
   const left = (j: number) => j % d.gridW < d.gridW / 2;
   const sums = (map: Float32Array) => {
     let l = 0, r = 0;
@@ -149,7 +149,7 @@ test('constructed tower: the map toward "red" lies on the red patches, toward "b
   assert.ok(Math.abs(pl - pr) < 1e-6, `plain rollout ${pl} vs ${pr}`);
 });
 
-test('textTargets: templates make the prompt ensemble (normalised mean of the filled templates); a template without {} is refused', { skip: skipClip }, () => {
+test('textTargets: templates make the prompt ensemble (normalised mean of the filled templates); a template without {} is refused', { skip: skipClip }, async () => {
   const clip = loadClip(CLIP_DIR);
   const [one] = textTargets(clip, ['cat']);
   assert.deepEqual(one!.prompts, ['cat']);

@@ -50,11 +50,11 @@ function perturbed(depth: number, block: number, idx: number, eps: number): Back
   };
 }
 
-function checkFd(model: VisionTransformer, label: string) {
+async function checkFd(model: VisionTransformer, label: string) {
   const c = model.config;
   const x = new Tensor([2, 3, ...imgHW(c)], randn(2 * 3 * imgHW(c)[0] * imgHW(c)[1], 99));
   const k = 2;
-  const g = attentionGradients(model, x, k);
+  const g = await attentionGradients(model, x, k);
   assert.equal(g.grads.length, c.depth);
   const [B, NH, N] = g.grads[0]!.shape as [number, number, number, number];
   const logitSum = (be: Backend) => {
@@ -83,10 +83,10 @@ function checkFd(model: VisionTransformer, label: string) {
   assert.ok(worst <= 2e-3 * Math.max(1, scale), `${label}: max |fd - analytic| ${worst} (scale ${scale})`);
 }
 
-test('dL/dA matches finite differences (class token, token pooling)', () => {
-  checkFd(tinyModel({}, 1), 'token');
+test('dL/dA matches finite differences (class token, token pooling)', async () => {
+  await checkFd(tinyModel({}, 1), 'token');
 });
 
-test('dL/dA matches finite differences (no class token, average pooling with fc_norm, tanh GELU)', () => {
-  checkFd(tinyModel({ class_token: false, global_pool: 'avg', act: 'gelu_tanh', depth: 3 }, 7), 'avg');
+test('dL/dA matches finite differences (no class token, average pooling with fc_norm, tanh GELU)', async () => {
+  await checkFd(tinyModel({ class_token: false, global_pool: 'avg', act: 'gelu_tanh', depth: 3 }, 7), 'avg');
 });

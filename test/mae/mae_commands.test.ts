@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES, cliInProcess, maxAbsDiff, tmp } from '../helpers.js';
+import { withoutDeviceLine } from '../helpers.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 
 const DIR = path.join(FIXTURES, 'mae');
@@ -78,12 +79,12 @@ test('bad input: mask ratio outside [0, 1), encoder-only checkpoint, image size 
   const r2 = await cliInProcess(['reconstruct', '--model', dir, '--out', tmp(), IMG]);
   assert.equal(r2.code, 1);
   assert.match(r2.err, /^error: .*model.safetensors is an encoder-only checkpoint: it has no decoder weights/);
-  assert.equal(r2.err.split('\n').length, 1);
+  assert.equal(withoutDeviceLine(r2.err).split('\n').length, 1);
   const input = path.join(tmp(), 'odd.safetensors');
   writeSafetensors(input, { pixel_values: { shape: [1, 3, 30, 30], data: new Float32Array(2700) } });
   const r3 = await cliInProcess(['run', '--model', DIR, '--input', input, '--output', path.join(tmp(), 'o.safetensors'), '--outputs', 'loss']);
   assert.equal(r3.code, 1);
-  assert.match(r3.err, /^error: Image size 30x30 \(pixel_values \(1, 3, 30, 30\)\) is not divisible by the patch size 8$/);
+  assert.match(withoutDeviceLine(r3.err), /^error: Image size 30x30 \(pixel_values \(1, 3, 30, 30\)\) is not divisible by the patch size 8$/);
   const r4 = await cliInProcess(['run', '--model', DIR, '--input', input, '--output', path.join(tmp(), 'o.safetensors'), '--outputs', 'logits']);
   assert.equal(r4.code, 1);
   assert.match(r4.err, /logits is not an MAE output/);

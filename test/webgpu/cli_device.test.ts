@@ -27,6 +27,16 @@ const skip = !dev ? reason : refsSkip();
 
 const cli = cliInProcess;
 
+/** the command said on stderr which device the model (CLIP: its image tower) ran on: the device table's line */
+function ranOn(r: { err: string }, d: string): void {
+  assert.ok(r.err.split('\n').some((l) => l.startsWith(`device: ${d} (`) && !l.endsWith('(the text tower)')), r.err);
+}
+
+/** WebGPU's result is not the cpu device's bits: it ran on the GPU (and agrees within the bound the caller checks) */
+function notCpuBits(gpu: ArrayLike<number>, cpu: ArrayLike<number>, what: string): void {
+  assert.ok(maxAbsDiff(gpu, cpu) > 0, `${what}: webgpu gave the cpu device's bits, so it did not run on WebGPU`);
+}
+
 const HF = path.join(REFS, 'hf_vit_small');
 const IMAGES = ['astronaut.png', 'chelsea.png', 'coffee.png'].map((f) => path.join(REFS, 'images', f));
 
@@ -39,13 +49,15 @@ test('run --device webgpu = transformers and = run --device cpu (logits, attenti
       const o = path.join(dir, `${d}.safetensors`);
       const r = await cli(['run', '--device', d, '-m', HF, '-i', path.join(HF, 'ref.safetensors'), '-o', o, '--outputs', 'logits,attentions,rollout']);
       assert.equal(r.code, 0, r.err);
-      assert.equal(r.err, '', 'nothing on stderr');
+      ranOn(r, d);
+      assert.equal(r.err.split('\n').length, 1, `only the device line on stderr: ${r.err}`);
       outs[d] = readSafetensors(o);
     }
     const ref = readSafetensors(path.join(HF, 'ref.safetensors'));
     const g = outs['webgpu']!, c = outs['cpu']!;
     assert.ok(maxAbsDiff(g.f32('logits').data, ref.f32('logits').data) <= 1e-4);
     assert.ok(maxAbsDiff(g.f32('logits').data, c.f32('logits').data) <= 1e-5);
+    notCpuBits(g.f32('logits').data, c.f32('logits').data, 'run logits');
     for (let i = 0; i < 3; i++) assert.ok(maxAbsDiff(g.f32(`attentions.${i}`).data, ref.f32(`attentions.${i}`).data) <= 1e-5);
     assert.ok(maxAbsDiff(g.f32('rollout').data, c.f32('rollout').data) <= 1e-5);
   } finally {
@@ -61,6 +73,7 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
     for (const d of ['cpu', 'webgpu']) {
       const r = await cli(['predict', '--device', d, '-m', HF, '-k', '5', '--json', ...IMAGES]);
       assert.equal(r.code, 0, r.err);
+      ranOn(r, d);
       pred[d] = JSON.parse(r.out);
     }
     assert.equal(pred['webgpu']!.length, 3);
@@ -74,9 +87,11 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
       const o = path.join(dir, `${d}.safetensors`);
       const r = await cli(['embed', '--device', d, '-m', HF, '-o', o, ...IMAGES]);
       assert.equal(r.code, 0, r.err);
+      ranOn(r, d);
       emb[d] = readSafetensors(o).f32('embeddings').data;
     }
     assert.ok(maxAbsDiff(emb['webgpu']!, emb['cpu']!) <= 1e-5);
+    notCpuBits(emb['webgpu']!, emb['cpu']!, 'embed');
     // eval over a tensor file of the reference pixels with the model's own top classes as labels
     const ref = readSafetensors(path.join(HF, 'ref.safetensors'));
     const pv = ref.f32('pixel_values');
@@ -87,11 +102,13 @@ test('predict, embed and eval --device webgpu agree with the cpu device', { skip
     for (const d of ['cpu', 'webgpu']) {
       const r = await cli(['eval', '--device', d, '-m', HF, '-d', path.join(dir, 'val.safetensors'), '--json']);
       assert.equal(r.code, 0, r.err);
+      ranOn(r, d);
       ev[d] = JSON.parse(r.out);
     }
     assert.equal(ev['webgpu']!.acc, 100);
     assert.equal(ev['webgpu']!.count, pv.shape[0]);
     assert.ok(Math.abs(ev['webgpu']!.loss - ev['cpu']!.loss) <= 1e-5);
+    assert.notEqual(ev['webgpu']!.loss, ev['cpu']!.loss, 'eval: webgpu gave the cpu device\'s loss bits');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -158,7 +175,7 @@ test('the async API takes a device: classify(..., { device: "webgpu" }) = the cp
     const gpu = await classify(IMAGES[1]!, { model: HF, topK: 3, device: 'webgpu' });
     assert.deepEqual(gpu.map((c) => c.index), cpu.map((c) => c.index));
     gpu.forEach((c, i) => assert.ok(Math.abs(c.score - cpu[i]!.score) <= 1e-5, `${c.label}: ${c.score} vs ${cpu[i]!.score}`));
-    await assert.rejects(classify(IMAGES[1]!, { model: HF, device: 'tpu' as never }), /Expected device to be one of cpu, webgpu but received "tpu"/);
+    await assert.rejects(classify(IMAGES[1]!, { model: HF, device: 'tpu' as never }), /Expected device to be one of cpu, webgpu, auto but received "tpu"/);
   } finally {
     await closeSessions();
   }
@@ -171,11 +188,13 @@ test('explain --device webgpu (rollout and grad-rollout) = the cpu device', { sk
     for (const d of ['cpu', 'webgpu']) {
       const r = await cli(['explain', '--device', d, '-m', HF, '--method', method, '--json', IMAGES[1]!]);
       assert.equal(r.code, 0, r.err);
+      ranOn(r, d);
       maps[`${method}/${d}`] = JSON.parse(r.out);
     }
     const g = maps[`${method}/webgpu`]![0]!, c = maps[`${method}/cpu`]![0]!;
     assert.equal(g.predicted.index, c.predicted.index);
     assert.ok(maxAbsDiff(g.rollout.flat(), c.rollout.flat()) <= 1e-5, `${method} map`);
+    notCpuBits(g.rollout.flat(), c.rollout.flat(), `${method} map`);
   }
 });
 
@@ -185,10 +204,17 @@ test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the im
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vitkit-dev-clip-'));
   try {
     const emb: Record<string, Float32Array> = {}, zs: Record<string, { top: { index: number; score: number }[] }[]> = {};
+    const ex: Record<string, { similarity: number; rollout: number[][] }> = {};
     for (const d of ['cpu', 'webgpu']) {
+      // explain --text: the image tower's forward and backward on the device, the text tower on the host
+      const e = await cli(['explain', '--device', d, '-m', CLIP, '--text', 'a cat', '--json', IMAGES[1]!]);
+      assert.equal(e.code, 0, e.err);
+      ranOn(e, d);
+      ex[d] = (JSON.parse(e.out) as { similarity: number; rollout: number[][] }[])[0]!;
       const idx = path.join(dir, `${d}.safetensors`);
       const r = await cli(['index', '--device', d, '-m', CLIP, '-o', idx, ...IMAGES]);
       assert.equal(r.code, 0, r.err);
+      ranOn(r, d);
       const st = readSafetensors(idx);
       emb[d] = st.f32(st.keys().find((k) => st.f32(k).shape.length === 2)!).data;
       const z = await cli(['zeroshot', '--device', d, '-m', CLIP, '--labels', 'astronaut,cat,coffee', '--json', ...IMAGES]);
@@ -200,6 +226,10 @@ test('CLIP on WebGPU: index, search --image and zeroshot --device webgpu (the im
     }
     assert.ok(emb['cpu']!.length > 0);
     assert.ok(maxAbsDiff(emb['webgpu']!, emb['cpu']!) <= 1e-5, 'index embeddings');
+    notCpuBits(emb['webgpu']!, emb['cpu']!, 'index embeddings');
+    assert.ok(Math.abs(ex['webgpu']!.similarity - ex['cpu']!.similarity) <= 1e-5, 'explain --text similarity');
+    assert.ok(maxAbsDiff(ex['webgpu']!.rollout.flat(), ex['cpu']!.rollout.flat()) <= 1e-5, 'explain --text map');
+    notCpuBits(ex['webgpu']!.rollout.flat(), ex['cpu']!.rollout.flat(), 'explain --text map');
     zs['webgpu']!.forEach((p, i) => p.top.forEach((x, k) => {
       assert.equal(x.index, zs['cpu']![i]!.top[k]!.index);
       assert.ok(Math.abs(x.score - zs['cpu']![i]!.top[k]!.score) <= 1e-5);
@@ -227,10 +257,10 @@ test('train --device webgpu trains on WebGPU (fresh and --resume): the log and m
       const out = path.join(dir, d);
       const r1 = await cli(['train', '--device', d, ...common, '--epochs', '1', '--out', out]);
       assert.equal(r1.code, 0, r1.err);
-      assert.match(r1.out.split('\n').slice(0, 3).join('\n'), new RegExp(`^Device: ${d}$`, 'm'), r1.out);
+      assert.match(r1.err.split('\n')[0]!, new RegExp(`^device: ${d} \\(`), r1.err); // the first line it writes on stderr
       const r2 = await cli(['train', '--device', d, '--resume', out, '--epochs', '2']);
       assert.equal(r2.code, 0, r2.err);
-      assert.match(r2.out.split('\n').slice(0, 3).join('\n'), new RegExp(`^Device: ${d}$`, 'm'), r2.out);
+      assert.match(r2.err.split('\n')[0]!, new RegExp(`^device: ${d} \\(`), r2.err); // the first line it writes on stderr
       const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { device?: string });
       assert.deepEqual(lines.map((l) => l.device), [d, d]);
       w[d] = readSafetensors(path.join(out, 'model.safetensors')).f32('blocks.0.mlp.fc1.weight').data;

@@ -70,6 +70,8 @@ export interface WebGpuInfo {
   architecture: string;
   device: string;
   description: string;
+  /** a software adapter (adapter.info.isFallbackAdapter: SwiftShader) */
+  fallback: boolean;
 }
 
 export class WebGpuBackend implements DeviceBackend {

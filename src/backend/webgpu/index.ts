@@ -10,7 +10,7 @@
  * idle process holding a device).
  */
 import { VitkitError } from '../../errors.js';
-import { WebGpuBackend } from './backend.js';
+import { WebGpuBackend, type WebGpuInfo } from './backend.js';
 
 export { WebGpuBackend } from './backend.js';
 
@@ -75,7 +75,8 @@ export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<Web
     },
   });
   const i = adapter.info;
-  return new WebGpuBackend(device, gpu, { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description });
+  const fallback = Boolean((i as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+  return new WebGpuBackend(device, gpu, { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, fallback });
 }
 
 export interface AdapterListing {
@@ -96,11 +97,17 @@ export interface AdapterListing {
   limits: Record<string, number>;
 }
 
-function backendOf(info: GPUAdapterInfo): string {
+function backendOf(info: Pick<GPUAdapterInfo, 'description' | 'architecture' | 'device'>): string {
   const text = `${info.description} ${info.architecture} ${info.device}`.toLowerCase();
   for (const b of ['vulkan', 'metal', 'd3d12', 'd3d11', 'opengl']) if (text.includes(b)) return b;
   if (text.includes('swiftshader')) return 'vulkan (swiftshader)';
   return 'webgpu';
+}
+
+/** One line for an opened adapter: "SwiftShader driver 5.0.0, vulkan (swiftshader), software fallback" */
+export function describeAdapter(info: WebGpuInfo): string {
+  const name = info.description || `${info.vendor} ${info.architecture}`.trim() || info.device || 'unknown adapter';
+  return [name, backendOf(info), info.fallback ? 'software fallback' : ''].filter(Boolean).join(', ');
 }
 
 /**

@@ -9,6 +9,7 @@ import { readSafetensors, type StTensorIn } from '../../io/safetensors.js';
 import { Tensor } from '../../tensor.js';
 import { loadClip } from './load.js';
 import { similarityLogits, softmaxRows } from './model.js';
+import { announceDevice, hostDevice } from '../../backend/devices.js';
 
 export const CLIP_RUN_OUTPUTS = ['image_embeds', 'text_embeds', 'logits_per_image', 'logits_per_text', 'probs'] as const;
 export type ClipRunOutput = (typeof CLIP_RUN_OUTPUTS)[number];
@@ -23,6 +24,7 @@ export function runClip(dir: string, input: string, outputs: readonly string[]):
   if (needImage && !st.has('pixel_values')) throw new VitkitError(`${input} has no tensor "pixel_values" (B, 3, H, W), needed for ${outputs.filter((o) => o !== 'text_embeds').join(', ')}; it has: ${st.keys().join(', ') || 'no tensors'}`);
   if (needText && !st.has('input_ids')) throw new VitkitError(`${input} has no tensor "input_ids" (T, L), needed for ${outputs.filter((o) => o !== 'image_embeds').join(', ')}; it has: ${st.keys().join(', ') || 'no tensors'}`);
   const { model } = loadClip(dir);
+  announceDevice(hostDevice(model.backend)); // both towers run on the host backend here
   const res: Record<string, StTensorIn> = {};
   let img: Tensor | undefined, txt: Tensor | undefined;
   if (needImage) {

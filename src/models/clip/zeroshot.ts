@@ -14,6 +14,7 @@ import { preprocessImage } from '../../io/preprocess.js';
 import type { LoadedClip } from './load.js';
 import { normalizeRows, type ClipModel } from './model.js';
 import { runnerFor, type Runner } from '../runner.js';
+import { announceDevice, hostDevice } from '../../backend/devices.js';
 
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
 
@@ -26,18 +27,25 @@ export async function encodeImage(clip: Pick<LoadedClip, 'model' | 'preprocess'>
   for (let i = 0; i < images.length; i++) x.set(await preprocessImage(images[i]!, clip.preprocess, typeof images[i] === 'string' ? (images[i] as string) : `image ${i}`), i * per);
   const px = new Tensor([images.length, 3, H, W], x);
   const device = (clip as Pick<LoadedClip, 'device'>).device ?? 'cpu';
-  if (device === 'cpu') return clip.model.encodeImage(px);
-  // the image tower on the device (its weights uploaded once per model), the projection on the host
-  let runner = runners.get(clip.model);
-  if (!runner) { runner = await runnerFor(clip.model.visual, device); runners.set(clip.model, runner); }
-  return clip.model.project((await runner.embed(px)).data, images.length);
+  // the image tower on the device (on webgpu its weights uploaded once per model and device), the projection on the host
+  const byDevice = runners.get(clip.model) ?? new Map<string, Promise<Runner>>();
+  runners.set(clip.model, byDevice);
+  let runner = byDevice.get(device);
+  if (!runner) {
+    runner = runnerFor(clip.model.visual, device);
+    byDevice.set(device, runner);
+    runner.catch(() => byDevice.delete(device)); // a device that could not be opened is asked again next time
+  }
+  const r = await runner;
+  return clip.model.project((await r.embed(px)).data, images.length);
 }
 
-const runners = new WeakMap<ClipModel, Runner>();
+const runners = new WeakMap<ClipModel, Map<string, Promise<Runner>>>();
 
 /** texts -> text_embeds (T, E) before normalisation (tokenized with the checkpoint's tokenizer) */
 export function encodeText(clip: Pick<LoadedClip, 'model' | 'tokenizer'>, texts: readonly string[]): Tensor {
   if (texts.length === 0) throw new VitkitError('encodeText needs at least one text');
+  announceDevice(hostDevice(clip.model.backend), 'the text tower'); // the text tower runs on the host backend
   const t = clip.tokenizer.tokenize(texts, clip.model.config.text.context_length);
   return clip.model.encodeText(t.ids, t.shape);
 }

@@ -16,6 +16,7 @@ import { type MaeConfig, encoderVitConfig, maeConfigFromHf, resolveMaeConfig } f
 import { VisionTransformer } from '../../vit.js';
 import { Rng } from '../../../data/rng.js';
 import { MaskedAutoencoder } from './model.js';
+import { announceDevice, hostDevice } from '../../../backend/devices.js';
 
 export const MAE_CONFIG_FILE = 'mae_config.json';
 
@@ -110,6 +111,7 @@ export function loadMae(dir: string, backend?: Backend): MaskedAutoencoder {
     for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - table[i]!));
     if (worst > 1e-5) throw new VitkitError(`${file}: ${name} is not MAE's fixed 2-D sin-cos table (max difference ${worst.toExponential(2)}); vitkit's MAE keeps it fixed`);
   }
+  announceDevice(hostDevice(model.backend)); // MAE runs on the host backend (the cpu device)
   return model;
 }
 
