@@ -193,8 +193,10 @@ export async function fileMetadata(
 }
 
 /**
- * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): lock files and temporary
- * copies. A blob's `.incomplete` is not one of them: it never has a final name and the next run resumes it.
+ * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): its lock files. Temporary
+ * files (src/io/files.ts) are written and committed synchronously, so no signal handler runs between the
+ * two. A blob's `.incomplete` (partialName) is not one of them: it never has a final name and the next
+ * run resumes it.
  */
 export const inFlight = new Set<string>();
 
