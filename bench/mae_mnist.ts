@@ -18,7 +18,6 @@
  * for 8 test digits (one row each).
  */
 import { parseArgs } from 'node:util';
-import { writeFileSync } from 'node:fs';
 
 const { values: a } = parseArgs({
   options: {
@@ -47,6 +46,7 @@ const { saveMae, loadMaeEncoderAsVit } = await import('../src/models/families/ma
 const { MaeTrainer } = await import('../src/train/mae_run.js');
 const { panelImage } = await import('../src/cli/reconstruct.js');
 const { mkdtempSync } = await import('node:fs');
+const { writeFileAtomic } = await import('../src/io/files.js');
 const { tmpdir } = await import('node:os');
 const path = await import('node:path');
 const sharp = (await import('sharp')).default;
@@ -149,7 +149,7 @@ if (a.picture) {
   const gap = 4, H = 8 * h + 7 * gap;
   const all = Buffer.alloc(w * H * 3, 255);
   rows.forEach((r, i) => r.copy(all, i * (h + gap) * w * 3));
-  writeFileSync(a.picture, await sharp(all, { raw: { width: w, height: H, channels: 3 } }).png().toBuffer());
+  writeFileAtomic(a.picture, await sharp(all, { raw: { width: w, height: H, channels: 3 } }).png().toBuffer(), { overwrite: true, what: 'PNG' });
   console.log(`wrote ${a.picture}`);
 }
 console.log(JSON.stringify({

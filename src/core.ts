@@ -7,7 +7,9 @@
  * (navigator.gpu in browsers). The Node entry
  * (index.ts) re-exports all of this and adds files, images, the native addon, the Hub and the CLI;
  * it registers the native backend, which getBackend() then returns by default.
- * test/core/core_imports.test.ts walks this file's import graph to keep it so.
+ * test/core/core_imports.test.ts walks this file's import graph to keep it so. The engine's
+ * internals (the op list, the devices' arenas and parameter tables, the model core and its backward)
+ * are in internal.ts (`vitkit/internal`), not here.
  */
 
 // Tensors, errors, backends
@@ -18,22 +20,15 @@ export {
 } from './backend/select.js';
 export { reference as referenceBackend } from './backend/reference.js';
 export { createWebGpuBackend, listAdapters, WebGpuBackend, type WebGpuOptions, type AdapterListing } from './backend/webgpu/index.js';
-export type { DeviceBackend, DeviceTensor, DeviceDType } from './backend/device.js';
-export { OP_NAMES, type Ops, type ThreadControl } from './backend/ops.js';
-export { HostDevice } from './backend/host_device.js';
-export { hostMem, type Mem, type Params } from './nn/mem.js';
 
 // The model
 export {
-  type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer, type TokenLayout,
-  DEFAULT_CONFIG, resolveConfig, dims, imgHW, tokenLayout,
+  type ViTConfig, type GlobalPool, type PosEmbedKind, type Activation, type MlpLayer,
+  DEFAULT_CONFIG, resolveConfig, imgHW,
 } from './models/config.js';
 export { PRESETS, getPreset, presetConfig, archDefaults, type Preset, type PretrainedCfg } from './models/presets.js';
-export {
-  VisionTransformer, VitCore, vitParamSpecs, vitMacs, emptyCache, checkPixelShape,
-  type VitRuntime, type CoreBackwardOptions, type ForwardOptions, type FeaturesOutput, type ForwardCache, type BlockCache, type HeadsOutput,
-} from './models/vit.js';
-export { DeviceViT, DeviceParamTable, DeviceArena, type ComputeDevice, type DeviceFeatures } from './models/device.js';
+export { VisionTransformer, vitMacs, type ForwardOptions, type FeaturesOutput, type HeadsOutput } from './models/vit.js';
+export type { ComputeDevice } from './models/device.js';
 export {
   runnerFor, webgpuDevice, openDevice, closeDevices, checkDeviceName, DEVICE_NAMES, type DeviceName, type DeviceKind, type Device, type Runner, type ForwardAllOptions,
 } from './models/runner.js';
@@ -70,7 +65,6 @@ export {
 export {
   Trainer, trainerStateTensors, trainerStateFrom, type TrainerOptions, type StepResult, type TrainerState,
 } from './train/trainer.js';
-export { vitBackward, type BackwardOptions } from './train/backward.js';
 export { crossEntropy } from './train/loss.js';
 export { AdamW, clipGradNorm, ModelEma, paramGroups, type AdamWOptions } from './train/optim.js';
 export { LrSchedule, type ScheduleOptions } from './train/schedule.js';

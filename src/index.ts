@@ -3,7 +3,8 @@
  * Internal modules may change; this file is the contract. It is the core (core.ts: everything
  * that runs without Node, re-exported whole so the two cannot drift) plus what needs Node: files,
  * images, the native backend, the Hub, workers and the CLI. test/core/surface.test.ts holds the
- * list of names this surface must keep.
+ * list of names this surface must keep. The engine's internals are not here: they are
+ * internal.ts (`vitkit/internal`), which may change in any release.
  */
 
 // Node: importing the backend switch registers the native backend (its addon loads on first use) as the default
@@ -35,7 +36,7 @@ export { embedFiles, embedPixels, writeEmbeddings } from './embed/embed.js';
 export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } from './embed/fewshot.js';
 
 // CLIP: both towers, the open_clip and Hugging Face layouts, zero-shot classification, contrastive training
-export { ClipModel, normalizeRows, similarityLogits, softmaxRows, type ClipOutput, type ClipCache } from './models/clip/model.js';
+export { ClipModel, normalizeRows, similarityLogits, softmaxRows, type ClipOutput } from './models/clip/model.js';
 export { type ClipConfig, configFromOpenClip, configFromHfClip, LOGIT_SCALE_MAX } from './models/clip/config.js';
 export { loadClip, saveClip, clipLayoutOf, type LoadedClip, type ClipLayout } from './models/clip/load.js';
 export { hfKeyMap, openAiToHf, hfToOpenAi, type HfEntry } from './models/clip/names.js';
@@ -45,8 +46,8 @@ export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
 export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
 // MAE: facebookresearch/mae's masked autoencoder (and HF ViTMAEForPreTraining), reconstruction, pre-training, fine-tuning
 export {
-  MaskedAutoencoder, maeParamSpecs, maeSincosPosEmbed, randomMasking, maskingNoise, patchify, unpatchify, normalizePatches, initMae,
-  type Masking, type MaeCache, type MaeOutput,
+  MaskedAutoencoder, maeSincosPosEmbed, randomMasking, maskingNoise, patchify, unpatchify, normalizePatches, initMae,
+  type Masking, type MaeOutput,
 } from './models/families/mae/model.js';
 export { type MaeConfig, MAE_DEFAULTS, MAE_PRESETS, resolveMaeConfig, maeConfigFromHf, hfConfigFromMae, encoderVitConfig, decoderVitConfig, checkMaskRatio } from './models/families/mae/config.js';
 export { loadMae, saveMae, isMaeDir, readMaeConfig, loadMaeEncoderAsVit, hfNamesOf as maeHfNamesOf, MAE_CONFIG_FILE } from './models/families/mae/load.js';
@@ -71,7 +72,7 @@ export {
 export { run as runCli } from './cli/main.js';
 
 // Object detection: YOLOS (hustvl and Hugging Face layouts), DETR's set criterion, COCO evaluation
-export { Yolos, yolosParamSpecs, yolosVitConfig, emptyYolosCache, initYolos, initLinear, type YolosConfig, type YolosCache, type YolosOutput } from './detect/yolos.js';
+export { Yolos, yolosVitConfig, initYolos, type YolosConfig, type YolosOutput } from './detect/yolos.js';
 export { loadYolos, yolosHfSources, YOLOS_DEFAULT_PREPROCESS, type LoadedYolos, type DetPreprocess } from './detect/load.js';
 export { detect, detResizeSize, detResizeSizeHf, detPreprocessImage, padBatch, type Detection, type DetectionResult, type DetectOptions } from './detect/detect.js';
 export { setCriterion, hungarianMatch, postProcess, type DetTarget, type Match, type CriterionOptions, type CriterionResult, type PostProcessed } from './detect/criterion.js';

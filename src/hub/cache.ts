@@ -11,10 +11,10 @@
  * <cache> is HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (XDG_CACHE_HOME honoured as
  * huggingface_hub does).
  */
-import { existsSync, lstatSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, symlinkSync, unlinkSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { makeDirs } from '../io/files.js';
+import { cleanStaleTemps, makeDirs, syncFile, writeFileAtomic, writeThroughTemp } from '../io/files.js';
 
 /** environment variables as process.env holds them (declared here so the declarations need no Node types) */
 export type HubEnv = Readonly<Record<string, string | undefined>>;
@@ -113,7 +113,7 @@ export class RepoCache {
       if (readFileSync(file, 'utf8') === commit) return;
     } catch { /* no ref yet */ }
     makeDirs(path.dirname(file), 'Hugging Face cache folder');
-    atomicWrite(file, commit);
+    writeFileAtomic(file, commit, { overwrite: true, what: 'Hugging Face cache ref' });
   }
 
   /** snapshots/<commit>/<file> resolves to an existing blob */
@@ -128,7 +128,7 @@ export class RepoCache {
   markNoExist(commit: string, file: string): void {
     const p = this.noExistPath(commit, file);
     makeDirs(path.dirname(p), 'Hugging Face cache folder');
-    writeFileSync(p, '');
+    writeFileAtomic(p, '', { overwrite: true, what: 'Hugging Face cache marker' });
   }
 
   /** snapshots/<commit>/<file> -> relative symlink to the blob (a copy where symlinks are not allowed). */
@@ -136,16 +136,17 @@ export class RepoCache {
     const pointer = this.pointerPath(commit, file);
     const blob = this.blobPath(etag);
     makeDirs(path.dirname(pointer), 'Hugging Face cache folder');
-    const tmp = `${pointer}.${process.pid}.tmp`;
-    removeIfPresent(tmp);
-    try {
-      symlinkSync(path.relative(path.dirname(pointer), blob), tmp);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EACCES') throw e;
-      copyFileSync(blob, tmp); // Windows without developer mode: huggingface_hub also falls back to real files
-    }
-    renameSync(tmp, pointer);
+    cleanStaleTemps(path.dirname(pointer)); // what a killed download left here
+    writeThroughTemp(pointer, { overwrite: true, what: 'Hugging Face cache pointer' }, (tmp) => {
+      try {
+        symlinkSync(path.relative(path.dirname(pointer), blob), tmp);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EACCES') throw e;
+        copyFileSync(blob, tmp); // Windows without developer mode: huggingface_hub also falls back to real files
+        syncFile(tmp);
+      }
+    });
     return pointer;
   }
 }
@@ -157,12 +158,6 @@ export function removeIfPresent(p: string): void {
     return;
   }
   unlinkSync(p);
-}
-
-export function atomicWrite(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 export function fileSize(p: string): number {

@@ -15,13 +15,13 @@
  * Python reads. The protocol is small enough to speak on Node's fetch.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, openSync, closeSync, writeSync, readFileSync, renameSync, unlinkSync, statSync, statfsSync } from 'node:fs';
+import { createReadStream, openSync, closeSync, writeSync, readFileSync, unlinkSync, statSync, statfsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { VitkitError } from '../errors.js';
 import { RepoCache, fileSize, removeIfPresent } from './cache.js';
-import { makeDirs } from '../io/files.js';
+import { commitTemp, makeDirs, partialName, syncFile } from '../io/files.js';
 import { parseJsonText } from '../io/json.js';
 
 export interface HttpOptions {
@@ -193,8 +193,10 @@ export async function fileMetadata(
 }
 
 /**
- * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): lock files and temporary
- * copies. A blob's `.incomplete` is not one of them: it never has a final name and the next run resumes it.
+ * Files this process must not leave behind if it is stopped (SIGINT/SIGTERM): its lock files. Temporary
+ * files (src/io/files.ts) are written and committed synchronously, so no signal handler runs between the
+ * two. A blob's `.incomplete` (partialName) is not one of them: it never has a final name and the next
+ * run resumes it.
  */
 export const inFlight = new Set<string>();
 
@@ -255,7 +257,7 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
   await withLock(cache.lockPath(meta.etag), async () => {
     if (fileSize(blob) >= 0) return; // another process finished it while we waited
     makeDirs(path.dirname(blob), 'Hugging Face cache folder');
-    const incomplete = `${blob}.incomplete`;
+    const incomplete = partialName(blob);
     const what = `${file} of ${cache.repoId}`;
     const retries = http.retries ?? 5;
     const showBar = http.progress ?? (process.stderr.isTTY === true && (meta.size ?? 0) > 1 << 20);
@@ -359,7 +361,8 @@ export async function downloadBlob(cache: RepoCache, file: string, revision: str
         throw new VitkitError(`Download of ${what} is corrupt: sha256 ${sum} but the Hub's etag is ${meta.etag}; the file was deleted, run the command again`);
       }
     }
-    renameSync(incomplete, blob);
+    syncFile(incomplete);
+    commitTemp(incomplete, blob, { overwrite: true, what: `Hugging Face cache blob for ${what}` });
   });
 }
 

@@ -4,11 +4,14 @@
  *   cap, so no input can hang a command or exhaust memory;
  * - writes are atomic (`<file>.tmp-<pid>-<hex>`, fsync, then rename, or link when the file must not
  *   be replaced), name the file in every error (ENOSPC included) and leave no temporary file behind;
+ * - every writer goes through these helpers (writeFileAtomic, copyFileAtomic, writeThroughTemp for
+ *   other kinds of file, commitTemp for a streamed one), so every temporary name is tempName's
+ *   (a resumable download's is partialName's);
  * - temporary files of our own naming that an interrupted vitkit process left are removed by the
- *   next run, only when the process that made them is gone.
+ *   next run (cleanStaleTemps), only when the process that made them is gone.
  */
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync,
+  closeSync, constants, copyFileSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync,
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -174,11 +177,23 @@ export function readRegularFileHead(file: string, what: string, n: number): { he
   }
 }
 
-/** Our temporary-file naming: `<final name>.tmp-<pid>` or `<final name>.tmp-<pid>-<12 hex>`. */
+/**
+ * Our temporary-file naming: `<final name>.tmp-<pid>` or `<final name>.tmp-<pid>-<12 hex>`, made by
+ * tempName and by nothing else. The one other name a vitkit writer leaves is a resumable partial
+ * download, `<final name>.incomplete` (partialName; Hugging Face's cache convention, so huggingface_hub
+ * and vitkit resume each other's downloads).
+ */
 const TEMP_RE = /^(.+)\.tmp-(\d+)(?:-[0-9a-f]{12})?$/;
+const PARTIAL_SUFFIX = '.incomplete';
 
+/** A fresh temporary name beside `file` (same folder, so the commit is a rename): `<file>.tmp-<pid>-<12 hex>`. */
 export function tempName(file: string): string {
   return `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** Where a streamed download of `file` that may be resumed by a later process collects its bytes. */
+export function partialName(file: string): string {
+  return file + PARTIAL_SUFFIX;
 }
 
 function pidAlive(pid: number): boolean {
@@ -191,27 +206,54 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/**
- * Remove `<name>.tmp-<pid>[-<hex>]` files in `dir` whose process is no longer running (what an
- * interrupted or killed vitkit left). Files of a live process, and any other name, are kept.
- * Returns the removed paths.
- */
-export function cleanStaleTemps(dir: string): string[] {
+/** A file in a folder that one of vitkit's writers made and has not (yet) committed under its final name. */
+export interface LeftoverTemp {
+  path: string;
+  /** the final name it was to become */
+  final: string;
+  /** temp: `.tmp-<pid>[-<hex>]`; partial: a resumable `.incomplete` download */
+  kind: 'temp' | 'partial';
+  /** the writer's process id (temps only) */
+  pid?: number;
+  /** a temp whose process is gone: nothing will ever commit it */
+  stale: boolean;
+}
+
+/** Every temporary or partial file of our naming in `dir` (an unreadable or missing folder has none). */
+export function listTemps(dir: string): LeftoverTemp[] {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
     return [];
   }
-  const removed: string[] = [];
+  const out: LeftoverTemp[] = [];
   for (const n of names) {
+    const p = path.join(dir, n);
     const m = TEMP_RE.exec(n);
-    if (!m) continue;
-    const pid = Number(m[2]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pidAlive(pid)) continue;
+    if (m) {
+      const pid = Number(m[2]);
+      const valid = Number.isSafeInteger(pid) && pid > 0;
+      out.push({ path: p, final: path.join(dir, m[1]!), kind: 'temp', pid, stale: valid && !pidAlive(pid) });
+    } else if (n.endsWith(PARTIAL_SUFFIX) && n.length > PARTIAL_SUFFIX.length) {
+      out.push({ path: p, final: path.join(dir, n.slice(0, -PARTIAL_SUFFIX.length)), kind: 'partial', stale: false });
+    }
+  }
+  return out;
+}
+
+/**
+ * Remove `<name>.tmp-<pid>[-<hex>]` files in `dir` whose process is no longer running (what an
+ * interrupted or killed vitkit left). Files of a live process, and any other name, are kept; so are
+ * `.incomplete` partial downloads, which the next download resumes. Returns the removed paths.
+ */
+export function cleanStaleTemps(dir: string): string[] {
+  const removed: string[] = [];
+  for (const t of listTemps(dir)) {
+    if (t.kind !== 'temp' || !t.stale) continue;
     try {
-      unlinkSync(path.join(dir, n));
-      removed.push(path.join(dir, n));
+      unlinkSync(t.path);
+      removed.push(t.path);
     } catch {
       // gone already, or not ours to remove
     }
@@ -228,52 +270,106 @@ export interface AtomicWriteOptions {
   refuse?: string;
 }
 
+function refusal(file: string, opts: AtomicWriteOptions): VitkitError {
+  return new VitkitError(opts.refuse ?? `Output ${file} already exists; pass --overwrite to replace it`);
+}
+
+/** The error for a failed write of `file`, naming it; a missing or unwritable folder is said in words. */
+function writeError(file: string, what: string, e: unknown): VitkitError {
+  if (e instanceof VitkitError) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  const dir = path.dirname(file);
+  const why = code === 'ENOENT' && !existsSync(dir) ? `its folder ${dir} does not exist (ENOENT)`
+    : code === 'ENOTDIR' ? `${dir} is not a folder (ENOTDIR)`
+      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `its folder ${dir} is not writable: ${errnoText(e)}`
+        : errnoText(e);
+  return new VitkitError(`Cannot write ${what} ${file}: ${why}`);
+}
+
+/**
+ * Commit a finished temporary file (tempName or partialName, fsynced by its writer) under its final
+ * name: rename (overwrite) or hard link (no overwrite: fails instead of replacing a file that
+ * appeared meanwhile), then persist the folder. The temporary file is gone afterwards, on failure too;
+ * the error names `file`, and a file already there is untouched unless it is replaced whole.
+ */
+export function commitTemp(tmp: string, file: string, opts: AtomicWriteOptions = {}): void {
+  let pending = true;
+  try {
+    if (opts.overwrite) {
+      renameSync(tmp, file);
+      pending = false;
+    } else {
+      try {
+        linkSync(tmp, file);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' || existsSync(file)) throw refusal(file, opts);
+        renameSync(tmp, file); // filesystems without hard links
+        pending = false;
+      }
+    }
+    syncDir(path.dirname(file));
+  } catch (err) {
+    throw writeError(file, opts.what ?? 'file', err);
+  } finally {
+    if (pending) {
+      try { unlinkSync(tmp); } catch { /* linked: the final name holds it now */ }
+    }
+  }
+}
+
+/**
+ * Make `file` through a fresh temporary file beside it: `fill(tmp)` creates and writes the temporary
+ * file (durably: fsync it), then it is committed (commitTemp). On any failure nothing is left under
+ * either name and the error names `file`. Without overwrite, an existing file is refused first.
+ */
+export function writeThroughTemp(file: string, opts: AtomicWriteOptions, fill: (tmp: string) => void): void {
+  if (!opts.overwrite && existsSync(file)) throw refusal(file, opts);
+  const tmp = tempName(file);
+  try {
+    fill(tmp);
+  } catch (err) {
+    try { unlinkSync(tmp); } catch { /* never created */ }
+    throw writeError(file, opts.what ?? 'file', err);
+  }
+  commitTemp(tmp, file, opts);
+}
+
+/** fsync a file by name (what a writer that did not hold the descriptor calls before commitTemp). */
+export function syncFile(file: string): void {
+  const fd = openSync(file, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Write `data` to `file` atomically: a temporary file in the same folder, fsync, then rename
  * (overwrite) or hard link (no overwrite: fails instead of replacing a file that appeared meanwhile).
  * On any failure the temporary file is removed and the error names `file`.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
-  const what = opts.what ?? 'file';
-  const refuse = () => new VitkitError(opts.refuse ?? `Output ${file} already exists; pass --overwrite to replace it`);
-  if (!opts.overwrite && existsSync(file)) throw refuse();
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const tmp = tempName(file);
-  let fd: number | undefined;
-  let created = false;
-  try {
-    fd = openSync(tmp, 'wx');
-    created = true;
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    if (opts.overwrite) {
-      renameSync(tmp, file);
-      created = false;
-    } else {
-      try {
-        linkSync(tmp, file);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST' || existsSync(file)) throw refuse();
-        renameSync(tmp, file); // filesystems without hard links
-        created = false;
-      }
+  writeThroughTemp(file, opts, (tmp) => {
+    const fd = openSync(tmp, 'wx');
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    syncDir(path.dirname(file));
-  } catch (err) {
-    if (err instanceof VitkitError) throw err;
-    throw new VitkitError(`Cannot write ${what} ${file}: ${errnoText(err)}`);
-  } finally {
-    if (fd !== undefined) {
-      try { closeSync(fd); } catch { /* already failing */ }
-    }
-    if (created) {
-      try { unlinkSync(tmp); } catch { /* renamed or linked away */ }
-    }
-  }
+  });
+}
+
+/** Copy `src` to `file` atomically (temporary copy, fsync, commit); errors name `file`. */
+export function copyFileAtomic(src: string, file: string, opts: AtomicWriteOptions = {}): void {
+  writeThroughTemp(file, opts, (tmp) => {
+    copyFileSync(src, tmp, constants.COPYFILE_EXCL);
+    syncFile(tmp);
+  });
 }
 
 /** Best effort: persist the rename itself (not supported on every platform). */

@@ -13,7 +13,8 @@
  * model.safetensors + mae_config.json (facebookresearch/mae's layout), mae_train_state.safetensors
  * (weights, AdamW moments, position: --resume continues bit-exactly), metrics.jsonl and curves.png.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Rng, batchRng } from '../data/rng.js';
@@ -158,9 +159,7 @@ export interface MaeRunResult {
 }
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
+  writeFileAtomic(file, data, { overwrite: true });
 }
 
 /** A resumable run's saved state in `dir`, or null. */

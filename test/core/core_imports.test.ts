@@ -99,6 +99,20 @@ test('core.js reaches no node:* or bare module, no addon loader, and only the gu
   assert.equal(g.dynamic.length, 1, 'expected exactly the one (WebGPU) dynamic import');
 });
 
+test('internal.js (vitkit/internal) is browser-safe like the core: no node:* or bare module, no addon loader', () => {
+  const file = path.join(DIST, 'internal.js');
+  assert.ok(existsSync(file), `${file} missing: run tsc`);
+  const g = walk(file);
+  for (const f of ['backend/host_device.js', 'models/device.js', 'train/backward.js', 'models/families/mae/model.js', 'detect/yolos.js']) {
+    assert.ok(g.files.has(path.join(DIST, f)), `expected ${f} in the internal entry's graph`);
+  }
+  const bad = g.bare.map((b) => `${b.spec} (${chain(g, b.file)})`);
+  assert.deepEqual(bad, [], `internal.js imports Node-only or bare modules:\n  ${bad.join('\n  ')}`);
+  const loaders = ['backend/native.js', 'backend/addon_path.js', 'backend/index.js'].filter((f) => g.files.has(path.join(DIST, f)));
+  assert.deepEqual(loaders, [], `internal.js reaches the native addon loader: ${loaders.map((f) => chain(g, path.join(DIST, f))).join('; ')}`);
+  assert.deepEqual(g.dynamic.filter((d) => !d.guarded).map((d) => d.file), []);
+});
+
 /** a loader that throws on every Node built-in (and sharp, commander, ...) imported by a module under dist/src */
 const BLOCK_HOOKS = `
 import { isBuiltin } from 'node:module';

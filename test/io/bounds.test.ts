@@ -104,7 +104,7 @@ test('writeFileAtomic: refuses, replaces, and names the file on a write error wi
   writeFileAtomic(f, 'three', { overwrite: true });
   assert.equal(readFileSync(f, 'utf8'), 'three');
   assert.deepEqual(readdirSync(d), ['out.txt']);
-  assert.throws(() => writeFileAtomic(path.join(d, 'no', 'such', 'x.png'), 'x', { what: 'PNG' }), rejectsWith(/Cannot write PNG .*x\.png: ENOENT/));
+  assert.throws(() => writeFileAtomic(path.join(d, 'no', 'such', 'x.png'), 'x', { what: 'PNG' }), rejectsWith(/Cannot write PNG .*x\.png: its folder .*no\/such does not exist \(ENOENT\)/));
   // a write that fails midway (file size limit, as a full disk would): the error names the file, nothing is left
   const script = `import { writeFileAtomic } from ${JSON.stringify(path.join(ROOT, 'dist', 'src', 'io', 'files.js'))};
     try { writeFileAtomic(${JSON.stringify(path.join(d, 'big.bin'))}, new Uint8Array(1 << 20), { what: 'PNG' }); } catch (e) { console.log(e.name + ': ' + e.message); }`;

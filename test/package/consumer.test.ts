@@ -58,7 +58,7 @@ test('the packed tarball installs and works in a fresh project without a C++ com
       lap('npm pack');
       const info = (JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string; size: number }[] }[])[0]!;
       const files = new Set(info.files.map((f) => f.path));
-      for (const f of ['LICENSE', 'package.json', 'bin/vitkit.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
+      for (const f of ['LICENSE', 'package.json', 'bin/vitkit.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/internal.js', 'dist/src/internal.d.ts', 'dist/src/cli/main.js',
         'data/mnist.bin.br', 'data/imagenet1k_labels.tsv', 'binding.gyp', 'native/addon.cc', `prebuilds/linux-${process.arch}/vitkit.napi.glibc.node`]) {
         assert.ok(files.has(f), `the tarball lacks ${f}`);
       }
@@ -104,14 +104,16 @@ test('the packed tarball installs and works in a fresh project without a C++ com
       // the API, and the native addon (the prebuild) doing arithmetic
       const script = [
         "import { resolveConfig, getBackend } from 'vitkit';",
+        "import { OP_NAMES } from 'vitkit/internal';",
         "const c = resolveConfig({ embed_dim: 192, depth: 12, num_heads: 3 });",
         "const b = getBackend('native');",
         'const x = Float32Array.of(-1, 0, 0.5, 2); const y = new Float32Array(4);',
         'b.geluForward(y, x, 4, 0);',
-        "console.log(JSON.stringify({ embed_dim: c.embed_dim, depth: c.depth, y: [...y] }));",
+        "console.log(JSON.stringify({ embed_dim: c.embed_dim, depth: c.depth, y: [...y], ops: OP_NAMES.length }));",
       ].join('\n');
       const api = run('node', ['--input-type=module', '-e', script], app, env);
-      const out = JSON.parse(api.stdout.trim().split('\n').pop()!) as { embed_dim: number; depth: number; y: number[] };
+      const out = JSON.parse(api.stdout.trim().split('\n').pop()!) as { embed_dim: number; depth: number; y: number[]; ops: number };
+      assert.ok(out.ops > 10, 'vitkit/internal resolves in an installed package');
       assert.equal(out.embed_dim, 192);
       assert.equal(out.depth, 12);
       // exact GELU: x * Phi(x)

@@ -4,6 +4,7 @@
  * types of vitkit's own in the way: vitkit's declaration files must not need `@types/node` (they
  * named `NodeJS.ProcessEnv`, which TypeScript 7's `tsc --strict` refused). Errors in the dependencies'
  * declarations (sharp's need @types/node, which a consumer installs) are not vitkit's and are ignored.
+ * It also imports the engine's internals from `vitkit/internal`, and must fail to import one from `vitkit`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,11 @@ import { ROOT } from '../helpers.js';
 
 const CONSUMER = `import { classify, downloadModel, hubCacheDir, type Classification } from 'vitkit';
 import { Tensor } from 'vitkit/core';
+import { HostDevice, OP_NAMES, type Ops } from 'vitkit/internal';
+// @ts-expect-error the engine's internals are not in the public entry (issue 16)
+import { VitCore } from 'vitkit';
+const ops: Ops<Float32Array> | undefined = undefined;
+console.log(OP_NAMES.length, typeof HostDevice, ops, typeof VitCore);
 const top: Classification[] = await classify('cat.png', { model: 'timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k', topK: 3 });
 const s: number = top[0]!.score;
 const t = new Tensor([1, 2], new Float32Array(2));

@@ -10,11 +10,10 @@
  */
 import { parseJsonObject } from '../../io/checkpoint_core.js';
 import type { DeviceName } from '../runner.js';
-import { existsSync, statSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { VitkitError } from '../../errors.js';
-import { makeDirs, readTextFile } from '../../io/files.js';
+import { copyFileAtomic, makeDirs, readTextFile, writeFileAtomic } from '../../io/files.js';
 import type { Backend } from '../../backend/backend.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../io/safetensors.js';
 import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from '../../io/preprocess.js';
@@ -161,12 +160,6 @@ export function openAiTensors(model: ClipModel): Map<string, RawTensor> {
   return out;
 }
 
-function atomicWriteText(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  writeFileSync(tmp, text, { flag: 'wx' });
-  renameSync(tmp, file);
-}
-
 /**
  * Save in the layout `loaded` came from, into `dir` (created). Refuses to overwrite existing
  * checkpoint files unless `overwrite`. Tokenizer and preprocessor files of the source directory
@@ -187,13 +180,13 @@ export function saveClip(dir: string, loaded: Pick<LoadedClip, 'model' | 'layout
   for (const [k, t] of src) tensors[k] = { shape: t.shape, data: t.data };
   writeSafetensors(wPath, tensors, opts.metadata, { overwrite: opts.overwrite ?? false });
   const written = [wPath];
-  atomicWriteText(cfgPath, JSON.stringify(loaded.configJson, null, 2) + '\n');
+  writeFileAtomic(cfgPath, JSON.stringify(loaded.configJson, null, 2) + '\n', { overwrite: opts.overwrite ?? false, what: 'CLIP config' });
   written.push(cfgPath);
   const extras = layout === 'hf' ? ['preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'special_tokens_map.json'] : [];
   if (path.resolve(loaded.dir) !== path.resolve(dir)) {
     for (const f of extras) {
       const from = path.join(loaded.dir, f), to = path.join(dir, f);
-      if (existsSync(from) && (!existsSync(to) || opts.overwrite)) { copyFileSync(from, to); written.push(to); }
+      if (existsSync(from) && (!existsSync(to) || opts.overwrite)) { copyFileAtomic(from, to, { overwrite: opts.overwrite ?? false, what: 'CLIP checkpoint file' }); written.push(to); }
     }
   }
   return written;

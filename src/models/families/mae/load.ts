@@ -7,7 +7,8 @@
  *   mapped key by key as transformers' convert_vit_mae_to_pytorch.py relates the two.
  * The fixed sin-cos position embeddings are checked against MAE's table when the file holds them.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { makeDirs, writeFileAtomic } from '../../../io/files.js';
 import path from 'node:path';
 import { VitkitError, shapeStr } from '../../../errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsFile, type StTensorIn } from '../../../io/safetensors.js';
@@ -149,16 +150,14 @@ function readTensor(st: SafetensorsFile, layout: 'mae' | 'hf', name: string, sha
 export function saveMae(model: MaskedAutoencoder, dir: string, opts: { overwrite?: boolean } = {}): void {
   const cfg = path.join(dir, MAE_CONFIG_FILE), weights = path.join(dir, 'model.safetensors');
   for (const f of [cfg, weights]) if (existsSync(f) && !opts.overwrite) throw new VitkitError(`Refusing to overwrite existing file ${f}: pass --overwrite to replace it`);
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir, 'MAE checkpoint folder');
   const c = model.config;
   const tensors: Record<string, StTensorIn> = {};
   tensors['pos_embed'] = { shape: [1, 1 + model.L, c.embed_dim], data: model.posEmbed };
   tensors['decoder_pos_embed'] = { shape: [1, 1 + model.L, c.decoder_embed_dim], data: model.decoderPosEmbed };
   for (const n of model.params.names()) tensors[n] = { shape: model.params.shape(n), data: model.params.get(n) };
   writeSafetensors(weights, tensors, { format: 'pt' }, { overwrite: opts.overwrite ?? false });
-  const tmp = `${cfg}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(c, null, 1) + '\n');
-  renameSync(tmp, cfg);
+  writeFileAtomic(cfg, JSON.stringify(c, null, 1) + '\n', { overwrite: opts.overwrite ?? false, what: 'MAE config' });
 }
 
 /**
