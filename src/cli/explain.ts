@@ -170,8 +170,7 @@ async function explainDet(inputs: string[], o: ExplainCliOptions, cmd: Command):
   }
   if (o.detToken === undefined) throw new VitkitError(`${o.model} is a YOLOS detector: pass --det-token k to map what det token k (from 0) looked at for its box`);
   for (const [flag, key] of [['--text', 'text'], ['--template', 'template'], ['--class', 'class'], ['--method', 'method'], ['--random-weights', 'randomWeights']] as const) {
-    const src = cmd.getOptionValueSource(key);
-    if (src === 'cli' && !(Array.isArray(o[key]) && (o[key] as string[]).length === 0)) {
+    if (cmd.getOptionValueSource(key) === 'cli') {
       throw new UsageError(`--det-token maps the last block's attention of a det token (and, in --json, its rollout); ${flag} does not apply to it`);
     }
   }

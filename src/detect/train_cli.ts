@@ -189,6 +189,14 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   if (!state && existsSync(path.join(o.out, 'model.safetensors')) && !o.overwrite) {
     throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (model.safetensors); pass --resume to continue that run or --overwrite to replace it`);
   }
+  const isFolder = existsSync(o.data) && statSync(o.data).isDirectory();
+  let crop: DetCropOptions | null = null;
+  if (o.randomSizeCrop !== undefined) {
+    if (!o.augment) throw new VitkitError('--random-size-crop is an augmentation; it cannot be combined with --no-augment');
+    if (!isFolder) throw new VitkitError(`--random-size-crop crops images of a COCO folder, but --data ${o.data} is not a folder (a .safetensors batch is used as it is, flipped only)`);
+    crop = { size: o.randomSizeCrop === true ? DETR_CROP_SIZE : o.randomSizeCrop, resize: DETR_CROP_RESIZE };
+    checkCropOptions(crop);
+  }
   const loaded: LoadedYolos = loadYolos(source);
   let model = loaded.model;
   if (o.numClasses !== undefined && !state && o.numClasses !== model.config.numClasses) {
@@ -198,14 +206,6 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   }
   const K = model.config.numClasses;
   const S = o.shortestEdge ?? loaded.preprocess.shortestEdge, M = o.longestEdge ?? loaded.preprocess.longestEdge;
-  const isFolder = existsSync(o.data) && statSync(o.data).isDirectory();
-  let crop: DetCropOptions | null = null;
-  if (o.randomSizeCrop !== undefined) {
-    if (!o.augment) throw new VitkitError('--random-size-crop is an augmentation; it cannot be combined with --no-augment');
-    if (!isFolder) throw new VitkitError(`--random-size-crop crops images of a COCO folder, but --data ${o.data} is not a folder (a .safetensors batch is used as it is, flipped only)`);
-    crop = { size: o.randomSizeCrop === true ? DETR_CROP_SIZE : o.randomSizeCrop, resize: DETR_CROP_RESIZE };
-    checkCropOptions(crop);
-  }
   const data = isFolder ? openFolder(o.data, K, S, M, crop, log)
     : o.data.endsWith('.safetensors') ? openTensors(o.data, K)
       : (() => { throw new VitkitError(`--data ${o.data}: expected a COCO folder (annotations/*.json + images/) or a .safetensors file with x and targets.{b}.*`); })();

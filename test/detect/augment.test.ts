@@ -164,5 +164,8 @@ test('vitkit train --task detect --random-size-crop on a COCO folder: seeded, ch
   const malformed = await cliInProcess(args('e', '--random-size-crop', '384'));
   assert.equal(malformed.code, 2);
   assert.match(malformed.err, /--random-size-crop/);
-  for (const r of [big, noAug]) assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  const tensors = await cliInProcess(['train', '--task', 'detect', '-m', DIR, '-d', path.join(work, 'batch.safetensors'), '-o', path.join(work, 'f'), '--random-size-crop']);
+  assert.equal(tensors.code, 1);
+  assert.match(tensors.err, /--random-size-crop crops images of a COCO folder, but --data .*batch\.safetensors is not a folder/);
+  for (const r of [big, noAug, tensors]) assert.equal(r.err.trim().split('\n').length, 1, r.err);
 });
