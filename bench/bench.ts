@@ -17,6 +17,7 @@ import { loadImage } from '../src/io/image.js';
 import { preprocessFromTimm, geometry, toPixelValues } from '../src/io/preprocess.js';
 import { Yolos, yolosVitConfig, initYolos } from '../src/detect/yolos.js';
 import { hungarianMatch } from '../src/detect/criterion.js';
+import { exportYolosOnnx } from '../src/export/onnx.js';
 
 const args = process.argv.slice(2);
 const devArg = args.indexOf('--device');
@@ -61,19 +62,25 @@ function randomInput(n: number): Float32Array {
   return x;
 }
 
+/**
+ * onnxruntime-node is the benchmark's own dependency (bench/package.json, installed by `npm run bench`);
+ * its API is onnxruntime-common's (a devDependency, for the types). Undefined (and said) when missing.
+ */
+function loadOrt(): typeof import('onnxruntime-common') | undefined {
+  try {
+    return createRequire(path.join(packageRoot, 'bench', 'package.json'))('onnxruntime-node') as typeof import('onnxruntime-common');
+  } catch (e) {
+    log(`onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); run npm run bench (node scripts/bench-deps.mjs)`);
+    return undefined;
+  }
+}
+
 async function modelBench(): Promise<void> {
   if (!existsSync(MODEL_DIR) || !existsSync(ONNX)) {
     log(`skipping the model benchmark: ${MODEL_DIR} or ${ONNX} is missing (../shared/refs beside the checkout)`);
     return;
   }
-  // onnxruntime-node is the benchmark's own dependency (bench/package.json, installed by `npm run bench`);
-  // its API is onnxruntime-common's (a devDependency, for the types)
-  let ort: typeof import('onnxruntime-common') | undefined;
-  try {
-    ort = createRequire(path.join(packageRoot, 'bench', 'package.json'))('onnxruntime-node') as typeof import('onnxruntime-common');
-  } catch (e) {
-    log(`onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); run npm run bench (node scripts/bench-deps.mjs)`);
-  }
+  const ort = loadOrt();
   const { model } = loadModel(MODEL_DIR);
   log(`ViT-Ti/16 (vit_tiny_patch16_224, 5.72M params, 1.26 GMACs/img) — median of ${REPS} runs, images/s`);
   log(`gemm path: ${addon.gemmIsa()}`);
@@ -175,19 +182,37 @@ async function preprocessBench(): Promise<void> {
 
 /**
  * detection: YOLOS-Ti (hustvl/yolos-tiny's shape: D 192, 12 blocks, 3 heads, 100 det tokens, 91 + 1
- * classes, position grid 50x83) at the Hub config's eval size 512x864, random weights; and DETR's
- * Hungarian matcher (cost matrix and exact assignment) for 100 det tokens x 50 targets. No ONNX
- * export of YOLOS exists here to compare against (it needs torch's exporter).
+ * classes, position grid 50x83) at the Hub config's eval size 512x864, random weights, 2 threads,
+ * next to onnxruntime-node on `vitkit export`'s ONNX graph of the same weights at that size
+ * (exportYolosOnnx: the position embedding resampled at export); and DETR's Hungarian matcher (cost
+ * matrix and exact assignment) for 100 det tokens x 50 targets.
  */
 async function detectBench(): Promise<void> {
   const vit = yolosVitConfig({ patch_size: 16, embed_dim: 192, depth: 12, num_heads: 3, mlp_hidden: 768, qkv_bias: true, pe_size: [800, 1333], det_tokens: 100, layer_norm_eps: 1e-12 }, 'bench');
   const model = new Yolos({ vit, numClasses: 91, labels: null });
   initYolos(model, 0);
-  const x = new Tensor([1, 3, 512, 864], randomInput(3 * 512 * 864));
+  const threads = 2;
+  addon.setThreads(threads);
+  const xd = randomInput(3 * 512 * 864);
+  const x = new Tensor([1, 3, 512, 864], xd);
   const t = await timeit(() => model.forward(x), 1);
+  const ort = loadOrt();
+  let tOrt = NaN;
+  if (ort) {
+    const session = await ort.InferenceSession.create(exportYolosOnnx(model, { imgSize: [512, 864] }), {
+      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+    });
+    const feeds = { pixel_values: new ort.Tensor('float32', xd, [1, 3, 512, 864]) };
+    tOrt = await timeit(() => session.run(feeds), 1);
+    await session.release();
+  }
+  const v = 1 / t, o = 1 / tOrt;
   log('');
-  log(`YOLOS-Ti 512x864 (1 + 32*54 patches + 100 det tokens), batch 1: ${(1 / t).toFixed(2)} img/s (${(t * 1e3).toFixed(0)} ms)`);
-  emit({ detect: 'yolos-ti 512x864', img_s: +(1 / t).toFixed(3) });
+  log(`YOLOS-Ti 512x864 (1 + 32*54 patches + 100 det tokens), batch 1, ${threads} threads, img/s`);
+  log('| vitkit img/s | onnxruntime img/s | ratio |');
+  log('| ---: | ---: | ---: |');
+  log(`| ${v.toFixed(2)} | ${Number.isNaN(o) ? 'n/a' : o.toFixed(2)} | ${Number.isNaN(o) ? 'n/a' : (v / o).toFixed(2)} |`);
+  emit({ detect: 'yolos-ti 512x864', threads, img_s: +v.toFixed(3), onnxruntime_img_s: Number.isNaN(o) ? null : +o.toFixed(3) });
   const Q = 100, T = 50, K1 = 92;
   const logits = randomInput(Q * K1);
   const boxes = Float32Array.from(randomInput(Q * 4), (v) => 0.3 + 0.2 * v);

@@ -83,4 +83,4 @@ export { cocoEvaluate, COCO_STAT_KEYS, type CocoGt, type CocoDetection, type Coc
 export { readCocoFolder, cocoTargets, type CocoFolder } from './detect/coco_data.js';
 export { saveYolos, detTrainCli } from './detect/train_cli.js';
 export { renderDetections } from './detect/draw.js';
-export { detTokenMaps, type DetTokenMaps } from './detect/explain.js';
+export { detTokenMaps, explainDetToken, type DetTokenMaps, type DetTokenExplanation, type DetTokenExplainOptions } from './detect/explain.js';

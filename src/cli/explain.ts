@@ -12,9 +12,12 @@ import { HEAD_FUSIONS, type HeadFusion } from '../explain/rollout.js';
 import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
 import { EXPLAIN_METHODS, NO_CLASS_TOKEN_NOTE, explainOne, hottest, toRows, type ExplainMethod } from '../explain/explain.js';
-import { deviceOption, loadForInference, parseChoice, parseFloatOpt } from './common.js';
+import { deviceOption, loadForInference, parseChoice, parseFloatOpt, parseIntOpt } from './common.js';
 import { clipLayoutOf, loadClip } from '../models/clip/load.js';
 import { explainClipOne, textTargets } from '../explain/clip.js';
+import { isYolosDir, loadYolos } from '../detect/load.js';
+import { explainDetToken } from '../detect/explain.js';
+import { writeDetectionsPng } from '../detect/draw.js';
 
 interface ExplainCliOptions {
   model: string;
@@ -31,6 +34,9 @@ interface ExplainCliOptions {
   text: string[];
   template: string[];
   device: DeviceName;
+  detToken?: number;
+  shortestEdge?: number;
+  longestEdge?: number;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -150,11 +156,77 @@ async function explainText(images: string[], o: ExplainCliOptions): Promise<void
   if (o.json) console.log(JSON.stringify(results));
 }
 
+/** Output files of `--det-token k`: per image <stem>.det<k>.png (fused attention + the token's box) and <stem>.det<k>.heads.png. */
+export function detOutputNames(images: string[], k: number, out: string): { map: string; heads: string }[] {
+  return outputNames(images, out).map((n) => {
+    const stem = n.rollout.slice(0, -'.rollout.png'.length);
+    return { map: `${stem}.det${k}.png`, heads: `${stem}.det${k}.heads.png` };
+  });
+}
+
+/** `vitkit explain --det-token k`: a YOLOS detector's det token k, its last block's attention over the patches and its box. */
+async function explainDet(inputs: string[], o: ExplainCliOptions, cmd: Command): Promise<void> {
+  if (!isYolosDir(o.model)) {
+    throw new VitkitError(`--det-token explains a det token of a YOLOS detector, but ${o.model} is not one (expected yolos_config.json, or a config.json with "model_type": "yolos")`);
+  }
+  if (o.detToken === undefined) throw new VitkitError(`${o.model} is a YOLOS detector: pass --det-token k to map what det token k (from 0) looked at for its box`);
+  for (const [flag, key] of [['--text', 'text'], ['--template', 'template'], ['--class', 'class'], ['--method', 'method'], ['--random-weights', 'randomWeights']] as const) {
+    if (cmd.getOptionValueSource(key) === 'cli') {
+      throw new UsageError(`--det-token maps the last block's attention of a det token (and, in --json, its rollout); ${flag} does not apply to it`);
+    }
+  }
+  if (o.device !== 'cpu') throw new VitkitError(`explain --det-token runs YOLOS on --device cpu only for now (received --device ${o.device})`);
+  const k = o.detToken;
+  const images = collectImages(inputs);
+  const names = o.out ? detOutputNames(images, k, o.out) : [];
+  if (o.out) {
+    if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new VitkitError(`Expected a folder for --out but ${o.out} is a file`);
+    if (!o.overwrite) {
+      for (const n of names) for (const f of [n.map, n.heads]) if (existsSync(f)) throw new VitkitError(`Output ${f} already exists; pass --overwrite to replace it`);
+    }
+  }
+  const loaded = loadYolos(o.model);
+  const Q = loaded.model.numDetTokens;
+  if (k >= Q) throw new VitkitError(`Expected --det-token in 0..${Q - 1} (${o.model} has ${Q} det tokens) but received ${k}`);
+  if (o.out) {
+    makeDirs(o.out, '--out folder');
+    cleanStaleTemps(o.out);
+  }
+  const results: Record<string, unknown>[] = [];
+  for (let i = 0; i < images.length; i++) {
+    const e = await explainDetToken(loaded, images[i]!, k, {
+      headFusion: o.headFusion, discardRatio: o.discardRatio,
+      ...(o.shortestEdge !== undefined ? { shortestEdge: o.shortestEdge } : {}), ...(o.longestEdge !== undefined ? { longestEdge: o.longestEdge } : {}),
+    });
+    const [GH, GW] = e.grid;
+    if (o.out) {
+      const ov = renderOverlay(e.original, e.attention, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title: `det${k}` });
+      await writeDetectionsPng(names[i]!.map, ov.image, [e.detection], { overwrite: o.overwrite ?? false });
+      const grid = await renderGrid(e.original, e.heads, GH, GW, e.box, { colormap: o.colormap, alpha: o.alpha, title: 'attn' });
+      await writePng(names[i]!.heads, grid.image, { overwrite: o.overwrite ?? false });
+    }
+    const hot = hottest(e.attention, GW);
+    const d = e.detection;
+    if (o.json) {
+      results.push({
+        image: e.image, det_token: k, grid: e.grid, head_fusion: o.headFusion, discard_ratio: o.discardRatio,
+        detection: d, hottest: hot, attention: toRows(e.attention, GH, GW), heads: e.heads.map((h) => toRows(h, GH, GW)),
+        rollout: toRows(e.rollout, GH, GW), ...(o.out ? { files: { map: names[i]!.map, heads: names[i]!.heads } } : {}),
+      });
+    } else {
+      console.log(`${e.image}: det token ${k} predicts ${d.label} (${d.label_id}) ${(d.score * 100).toFixed(1)}% [${d.box.map((v) => v.toFixed(1)).join(', ')}]; ` +
+        `last-block attention (${o.headFusion} over heads) hottest patch row ${hot[0]} col ${hot[1]} of ${GH}x${GW}`);
+      if (o.out) console.log(`  wrote ${names[i]!.map} and ${names[i]!.heads} (${e.heads.length} heads)`);
+    }
+  }
+  if (o.json) console.log(JSON.stringify(results));
+}
+
 export function explainCommand(): Command {
   return imageOptions(deviceOption(new Command('explain')))
     .description('attention maps: rollout over all blocks and the last block\'s heads, as overlays on each image (PNG) and/or as patch-grid maps (--json)')
     .requiredOption('-m, --model <dir|preset>', 'checkpoint directory or preset name, or a Hub repo org/name[@revision] (fetched into the Hugging Face cache)')
-    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt); created if missing')
+    .option('-o, --out <dir>', 'folder for <image>.rollout.png and <image>.heads.png (with --text: <image>.<prompt>.rollout.png per prompt; with --det-token k: <image>.det<k>.png and <image>.det<k>.heads.png); created if missing')
     .option('--json', 'print the maps on the patch grid as JSON')
     .option('--method <name>', `${EXPLAIN_METHODS.join(' | ')}`, choice('--method', EXPLAIN_METHODS), 'rollout' as ExplainMethod)
     .option('--head-fusion <mode>', `how rollout fuses the heads of a block: ${HEAD_FUSIONS.join(' | ')}`, choice('--head-fusion', HEAD_FUSIONS), 'mean' as HeadFusion)
@@ -166,9 +238,17 @@ export function explainCommand(): Command {
     .option('--alpha <a>', 'heat-map opacity over the image, in [0, 1]', parseFloatOpt('--alpha', 0, 1), 0.5)
     .option('--overwrite', 'replace existing PNGs in --out')
     .option('--random-weights', 'allow a preset name without weights (random initialization)')
+    .option('--det-token <k>', 'YOLOS detector: det token k (from 0) — the last block\'s attention of that token over the patches (<image>.det<k>.png, with the box it predicts, and <image>.det<k>.heads.png per head)', parseIntOpt('--det-token', 0))
+    .option('--shortest-edge <px>', 'with --det-token: YOLOS\'s resize, the short side to this (default: the checkpoint\'s preprocessor, else 800)', parseIntOpt('--shortest-edge'))
+    .option('--longest-edge <px>', 'with --det-token: unless the long side would pass this (default: the checkpoint\'s, else 1333)', parseIntOpt('--longest-edge'))
     .argument('<images...>', `image files or folders (${IMAGE_EXTENSIONS.join(', ')})`)
     .action(async (inputs: string[], o: ExplainCliOptions, cmd: Command) => {
       if (!o.out && !o.json) throw new UsageError('Expected --out <dir> for the PNGs and/or --json for the maps but received neither');
+      if (o.detToken !== undefined || isYolosDir(o.model)) {
+        await explainDet(inputs, o, cmd);
+        return;
+      }
+      if (o.shortestEdge !== undefined || o.longestEdge !== undefined) throw new UsageError('--shortest-edge / --longest-edge resize images for a YOLOS detector; pass them with --det-token');
       if (o.template.length && !o.text.length) throw new UsageError('--template fills in the prompts of --text; pass --text with it');
       const clipLayout = clipLayoutOf(o.model);
       const isClip = clipLayout !== null;

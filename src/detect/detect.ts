@@ -1,6 +1,7 @@
 /**
  * Detection on image files: YOLOS's eval transform (datasets/transforms.py RandomResize([S],
- * max_size=M) on the PIL image: the short side to S unless the long side would pass M, PIL bilinear;
+ * max_size=M) on the PIL image: the short side to S unless the long side would pass M, both sides
+ * floored to multiples of 16, PIL bilinear;
  * ToTensor; ImageNet mean/std — the same as YolosImageProcessor), zero padding bottom/right to the
  * batch's largest size (YOLOS ignores the padding mask, so a padded batch gives other outputs than
  * one image alone), the model, and PostProcess with each file's own size.
@@ -43,16 +44,21 @@ export interface DetectOptions {
   preprocess?: DetPreprocess;
 }
 
-/** YOLOS get_size_with_aspect_ratio: (oh, ow) for an image of w x h, short side S, long side at most M */
+/**
+ * hustvl/YOLOS get_size_with_aspect_ratio (datasets/transforms.py resize): (oh, ow) for an image of
+ * w x h, short side S unless the long side would pass M, then both sides floored to multiples of 16
+ * (YOLOS's change to DETR's rule; also when the short side is S already).
+ */
 export function detResizeSize(w: number, h: number, S: number, M: number | null): [number, number] {
   let size = S;
   if (M !== null) {
     const mn = Math.min(w, h), mx = Math.max(w, h);
     if ((mx / mn) * size > M) size = pyRound((M * mn) / mx);
   }
-  if ((w <= h && w === size) || (h <= w && h === size)) return [h, w];
-  if (w < h) return [Math.trunc((size * h) / w), size];
-  return [size, Math.trunc((size * w) / h)];
+  const f16 = (v: number) => v - (v % 16);
+  if ((w <= h && w === size) || (h <= w && h === size)) return [f16(h), f16(w)];
+  if (w < h) return [f16(Math.trunc((size * h) / w)), f16(size)];
+  return [f16(size), f16(Math.trunc((size * w) / h))];
 }
 
 /** transformers' YolosImageProcessor get_size_with_aspect_ratio_yolos: (oh, ow), both floored to multiples of 16 */

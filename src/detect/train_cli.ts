@@ -7,7 +7,9 @@
  * --longest-edge, with YOLOS's random horizontal flip and a multi-scale short side, each image's
  * boxes normalised to its own size, the batch zero-padded) or a .safetensors file with x (B, 3, H, W)
  * and per image b `targets.{b}.labels` (n_b) int64 and `targets.{b}.boxes` (n_b, 4) normalised cx cy w h.
- * Not implemented: YOLOS's RandomSizeCrop branch of the augmentation.
+ * --random-size-crop [min,max] (folders): YOLOS/DETR's RandomSelect between the plain multi-scale
+ * resize and RandomResize([400, 500, 600]) + RandomSizeCrop(min, max) + the multi-scale resize
+ * (augment.ts; DETR's 384,600 when given without a value).
  *
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size (the last partial one kept).
  * After every epoch (and on Ctrl-C or --stop-after-steps, after the step in flight) the model is
@@ -16,15 +18,16 @@
  * --resume continues exactly.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseFloatOpt, parseIntOpt } from '../cli/common.js';
 import path from 'node:path';
-import { VitkitError } from '../errors.js';
+import { VitkitError, expected } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/files.js';
 import { loadImage } from '../io/image.js';
 import { Rng, mulberry32, shuffleInPlace } from '../data/rng.js';
+import { DETR_CROP_RESIZE, DETR_CROP_SIZE, augmentDetection, checkCropOptions, flipTarget, type DetCropOptions } from './augment.js';
 import { loadYolos, type LoadedYolos } from './load.js';
 import { Yolos, initLinear, type YolosConfig } from './yolos.js';
 import { DetTrainer } from './train.js';
@@ -57,6 +60,8 @@ export interface DetTrainCliOptions {
   giouLossCoef?: number;
   shortestEdge?: number;
   longestEdge?: number;
+  /** RandomSizeCrop's min,max (true: DETR's 384,600); folders only */
+  randomSizeCrop?: [number, number] | true;
 }
 
 /** One training example: pixels made on demand (a file) or a row of a tensor. */
@@ -64,8 +69,8 @@ interface DetData {
   n: number;
   /** class names by index, when the data names its categories */
   labels?: string[];
-  /** the batch of the given indices (flip / scale drawn from rand when augmenting) */
-  batch(idx: number[], rand: (() => number) | null): Promise<{ x: Tensor; targets: DetTarget[] }>;
+  /** the batch of the given indices (flip / crop / scale drawn from rng when augmenting) */
+  batch(idx: number[], rng: Rng | null): Promise<{ x: Tensor; targets: DetTarget[] }>;
   source: string;
 }
 
@@ -92,11 +97,11 @@ function openTensors(file: string, numClasses: number): DetData {
   const per = 3 * H * W;
   return {
     n: B, source: file,
-    batch: async (idx, rand) => {
+    batch: async (idx, rng) => {
       const x = new Float32Array(idx.length * per); // (b, 3, H, W)
       const t: DetTarget[] = [];
       idx.forEach((i, k) => {
-        const flip = rand !== null && rand() < 0.5;
+        const flip = rng !== null && rng.next() < 0.5;
         const src = xv.data.subarray(i * per, (i + 1) * per);
         if (!flip) x.set(src, k * per);
         else for (let r = 0; r < 3 * H; r++) for (let c = 0; c < W; c++) x[k * per + r * W + c] = src[r * W + W - 1 - c]!;
@@ -107,14 +112,7 @@ function openTensors(file: string, numClasses: number): DetData {
   };
 }
 
-/** horizontal flip of normalised cx cy w h boxes: cx -> 1 - cx (YOLOS RandomHorizontalFlip) */
-function flipTarget(t: DetTarget): DetTarget {
-  const b = Float32Array.from(t.boxes);
-  for (let i = 0; i < b.length; i += 4) b[i] = 1 - b[i]!;
-  return { labels: t.labels, boxes: b };
-}
-
-function openFolder(dir: string, numClasses: number, S: number, M: number, log: (s: string) => void): DetData {
+function openFolder(dir: string, numClasses: number, S: number, M: number, crop: DetCropOptions | null, log: (s: string) => void): DetData {
   const folder = readCocoFolder(dir);
   const { targets, skipped } = cocoTargets(folder, numClasses);
   const nSkip = skipped.crowd + skipped.empty + skipped.outside;
@@ -123,21 +121,17 @@ function openFolder(dir: string, numClasses: number, S: number, M: number, log: 
   const labels = Array.from({ length: numClasses }, (_, k) => folder.categories.find((c) => c.id === k)?.name ?? `class_${k}`);
   return {
     n: folder.images.length, source: dir, labels,
-    batch: async (idx, rand) => {
+    batch: async (idx, rng) => {
       const items: { pixels: Float32Array; h: number; w: number }[] = [], t: DetTarget[] = [];
       for (const i of idx) {
         const im = folder.images[i]!;
         let img = await loadImage(im.file, 3);
         if (img.width !== im.width || img.height !== im.height) throw new VitkitError(`${im.file} is ${img.width}x${img.height} but ${folder.annotationFile} says ${im.width}x${im.height}`);
         let tg = targets.get(im.id)!;
-        if (rand && rand() < 0.5) {
-          const d = new Uint8Array(img.data.length);
-          for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) for (let c = 0; c < 3; c++) d[(y * img.width + x) * 3 + c] = img.data[(y * img.width + img.width - 1 - x) * 3 + c]!;
-          img = { ...img, data: d };
-          tg = flipTarget(tg);
-        }
+        // flip, then (with --random-size-crop) RandomSelect and the crop branch (augment.ts)
+        if (rng) ({ img, target: tg } = augmentDetection(img, tg, rng, crop));
         // multi-scale: the short side drawn from S x {0.6, 0.7, ..., 1.0} (YOLOS draws from a list of scales up to S)
-        const s = rand ? Math.max(16, Math.round(S * (0.6 + 0.1 * Math.floor(rand() * 5)))) : S;
+        const s = rng ? Math.max(16, Math.round(S * (0.6 + 0.1 * Math.floor(rng.next() * 5)))) : S;
         items.push(detPreprocessImage(img, s, M));
         t.push(tg);
       }
@@ -195,6 +189,14 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   if (!state && existsSync(path.join(o.out, 'model.safetensors')) && !o.overwrite) {
     throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (model.safetensors); pass --resume to continue that run or --overwrite to replace it`);
   }
+  const isFolder = existsSync(o.data) && statSync(o.data).isDirectory();
+  let crop: DetCropOptions | null = null;
+  if (o.randomSizeCrop !== undefined) {
+    if (!o.augment) throw new VitkitError('--random-size-crop is an augmentation; it cannot be combined with --no-augment');
+    if (!isFolder) throw new VitkitError(`--random-size-crop crops images of a COCO folder, but --data ${o.data} is not a folder (a .safetensors batch is used as it is, flipped only)`);
+    crop = { size: o.randomSizeCrop === true ? DETR_CROP_SIZE : o.randomSizeCrop, resize: DETR_CROP_RESIZE };
+    checkCropOptions(crop);
+  }
   const loaded: LoadedYolos = loadYolos(source);
   let model = loaded.model;
   if (o.numClasses !== undefined && !state && o.numClasses !== model.config.numClasses) {
@@ -204,7 +206,7 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   }
   const K = model.config.numClasses;
   const S = o.shortestEdge ?? loaded.preprocess.shortestEdge, M = o.longestEdge ?? loaded.preprocess.longestEdge;
-  const data = existsSync(o.data) && statSync(o.data).isDirectory() ? openFolder(o.data, K, S, M, log)
+  const data = isFolder ? openFolder(o.data, K, S, M, crop, log)
     : o.data.endsWith('.safetensors') ? openTensors(o.data, K)
       : (() => { throw new VitkitError(`--data ${o.data}: expected a COCO folder (annotations/*.json + images/) or a .safetensors file with x and targets.{b}.*`); })();
   if (data.n === 0) throw new VitkitError(`No training images in ${data.source}`);
@@ -249,8 +251,8 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
       let sum = 0, count = 0;
       for (let p = e === epoch0 ? pos0 : 0; p < data.n; p += bs) {
         const idx = Array.from(order.subarray(p, p + bs));
-        const rand = o.augment ? mulberry32((o.seed + 1) * 1_000_003 + steps) : null;
-        const { x, targets } = await data.batch(idx, rand);
+        const rng = o.augment ? new Rng((o.seed + 1) * 1_000_003 + steps) : null;
+        const { x, targets } = await data.batch(idx, rng);
         const r = trainer.step(x, targets);
         steps++; lastLoss = r.loss; sum += r.loss * idx.length; count += idx.length;
         const next = p + bs;
@@ -270,6 +272,13 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   return { out: o.out, steps, epochs: o.epochs, lastLoss, stopped, signal: false };
 }
 
+function parseCropSize(v: string): [number, number] {
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(v);
+  const mn = m ? Number(m[1]) : NaN, mx = m ? Number(m[2]) : NaN;
+  if (!(mn >= 1 && mx >= mn)) throw new InvalidArgumentError(expected('min,max integers with 1 <= min <= max (DETR: 384,600)', '--random-size-crop', v).message);
+  return [mn, mx];
+}
+
 /** The detection options of `vitkit train` (with --task detect). */
 export function addDetTrainOptions(cmd: Command): Command {
   return cmd
@@ -277,5 +286,6 @@ export function addDetTrainOptions(cmd: Command): Command {
     .option('--bbox-loss-coef <w>', 'detect: weight of the L1 box loss (default 5)', parseFloatOpt('--bbox-loss-coef', 0))
     .option('--giou-loss-coef <w>', 'detect: weight of the GIoU loss (default 2)', parseFloatOpt('--giou-loss-coef', 0))
     .option('--shortest-edge <px>', 'detect: training short side for COCO folders (default: the checkpoint\'s preprocessor, else 800)', parseIntOpt('--shortest-edge'))
-    .option('--longest-edge <px>', 'detect: long side limit (default: the checkpoint\'s, else 1333)', parseIntOpt('--longest-edge'));
+    .option('--longest-edge <px>', 'detect: long side limit (default: the checkpoint\'s, else 1333)', parseIntOpt('--longest-edge'))
+    .option('--random-size-crop [min,max]', 'detect, COCO folders: YOLOS/DETR\'s random crop — for half the images RandomResize([400, 500, 600]) then RandomSizeCrop(min, max) before the multi-scale resize, boxes clipped and emptied ones dropped (no value: DETR\'s 384,600)', parseCropSize);
 }

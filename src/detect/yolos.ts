@@ -158,7 +158,7 @@ export class Yolos {
    * resampled from the configured grid (bicubic, align_corners False, no antialias; class and det rows
    * copied) when the patch count differs, with the matrix M (m, n) that did it.
    */
-  private midTables(gh: number, gw: number): { tables: Float32Array[]; rows: number; M: Float32Array | null } | null {
+  midPosTables(gh: number, gw: number): { tables: Float32Array[]; rows: number; M: Float32Array | null } | null {
     const mp = this.config.midPe;
     if (!mp) return null;
     const c = this.config.vit, D = c.embed_dim, Q = c.det_tokens, L = c.depth - 1;
@@ -176,7 +176,7 @@ export class Yolos {
     const xin = this.fit(x);
     const B = xin.shape[0]!, c = this.config.vit, D = c.embed_dim, Q = c.det_tokens, K1 = this.config.numClasses + 1;
     const bcache = opts.cache ? emptyCache() : undefined;
-    const mid = this.midTables(xin.shape[2]! / c.patch_size, xin.shape[3]! / c.patch_size);
+    const mid = this.midPosTables(xin.shape[2]! / c.patch_size, xin.shape[3]! / c.patch_size);
     const afterBlock = mid ? (i: number, h: Float32Array) => { if (i < c.depth - 1) this.backend.biasAdd(h, mid.tables[i]!, B, mid.rows * D); } : undefined;
     const f = this.backbone.forwardFeatures(xin, { attentions: opts.attentions ?? false, ...(bcache ? { cache: bcache } : {}), ...(afterBlock ? { afterBlock } : {}) });
     if (bcache) this.backbone.forwardHeads(f.features, { cache: bcache }); // the (identity) head: backward starts there
@@ -237,7 +237,7 @@ export class Yolos {
     if (mp) {
       const t = cache.backbone.layout, n = mp[0] * mp[1], m = t.numPatches, L = c.depth - 1, per = (1 + n + Q) * D;
       const dall = grads.get('backbone.mid_pos_embed');
-      const mid = this.midTables(t.gridH, t.gridW)!;
+      const mid = this.midPosTables(t.gridH, t.gridW)!;
       onBlockOutputGrad = (i, dout) => {
         if (i >= L) return;
         const dmid = dall.subarray(i * per, (i + 1) * per);

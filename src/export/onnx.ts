@@ -2,7 +2,11 @@
  * ONNX export of the Vision Transformer family (opset 17): the graph follows VisionTransformer's
  * op order (src/models/vit.ts, layers.ts) with the config's epsilons; weights are float32
  * initializers (raw_data, little-endian). Input `pixel_values` (B, C, H, W), outputs `logits` and/or
- * `pre_logits`. Encoded with protobufjs over ONNX's schema (./onnx_proto.ts).
+ * `pre_logits`. YOLOS (exportYolosOnnx): the same backbone at one fixed input size, the det tokens
+ * after the patches, the position embedding (and mid position embeddings) resampled to that size's
+ * grid at export time as the model resamples them, and the two MLP heads: outputs `pred_logits`
+ * (B, Q, K + 1) and `pred_boxes` (B, Q, 4, sigmoid cx cy w h). Encoded with protobufjs over ONNX's
+ * schema (./onnx_proto.ts).
  */
 import { VitkitError } from '../errors.js';
 import { dims, imgHW, type ViTConfig } from '../models/config.js';
@@ -10,6 +14,7 @@ import type { ParamTable } from '../nn/params.js';
 import { prefixParts } from '../models/layers.js';
 import { sincos2dPosEmbed } from '../models/pos_embed.js';
 import { ATTR, FLOAT, INT64, modelProto } from './onnx_proto.js';
+import type { Yolos } from '../detect/yolos.js';
 
 export const OPSET = 17;
 /** ONNX IR version 8 (the one onnx pairs with opset 17) */
@@ -90,28 +95,99 @@ function transposed(w: Float32Array, N: number, K: number): Float32Array {
   return t;
 }
 
+/** x (..., K) -> (..., N) = x @ W^T + b for the Linear `pre` of a parameter table */
+function linearOp(g: GraphBuilder, params: ParamTable, x: string, pre: string, bias = true): string {
+  const [N, Kin] = params.specs.find((s) => s.name === `${pre}.weight`)!.shape as [number, number];
+  let y = g.op('MatMul', [x, g.f32(`${pre}.weight_t`, transposed(params.get(`${pre}.weight`), N, Kin), [Kin, N])]);
+  if (bias && params.has(`${pre}.bias`)) y = g.op('Add', [y, g.f32(`${pre}.bias`, params.get(`${pre}.bias`), [N])]);
+  return y;
+}
+
+type Dim = { dim_value: number } | { dim_param: string };
+
+/** What a model other than the plain ViT changes in the graph (YOLOS). */
+interface GraphSpec {
+  /** the input's height and width (default: the config's image size); the stride-P conv drops a partial patch */
+  inputHW?: [number, number];
+  /** the learned position table added to [prefix, patches, det] (default: pos_embed) */
+  pos?: Float32Array;
+  /** after block i: the next value of the tokens (B, N, D) */
+  afterBlock?: (g: GraphBuilder, i: number, x: string) => string;
+  /** the graph outputs from the final-normed tokens (B, N, D), instead of the classifier's */
+  head?: (g: GraphBuilder, x: string, batchDim: Dim) => { name: string; value: string; dims: Dim[] }[];
+  /** the graph's name (default vitkit_vit) */
+  name?: string;
+}
+
 /** Export a VisionTransformer's config and parameters as an ONNX ModelProto (bytes). */
 export function exportOnnx(c: ViTConfig, params: ParamTable, opts: ExportOptions = {}): Uint8Array {
-  const d = dims(c);
+  return buildGraph(c, params, opts, {});
+}
+
+export interface YolosExportOptions {
+  /** the fixed input height and width (default: the checkpoint's position-embedding size) */
+  imgSize?: [number, number];
+  dynamicBatch?: boolean;
+  batch?: number;
+  producerVersion?: string;
+}
+
+/**
+ * Export a YOLOS detector (hustvl/YOLOS, HF YolosForObjectDetection) at one input size: outputs
+ * pred_logits (B, Q, K + 1) and pred_boxes (B, Q, 4). Sides that are not multiples of the patch
+ * size lose their last partial patch, as in the model.
+ */
+export function exportYolosOnnx(model: Yolos, opts: YolosExportOptions = {}): Uint8Array {
+  const c = model.config.vit, P = c.patch_size, D = c.embed_dim, Q = model.numDetTokens, K1 = model.config.numClasses + 1;
+  const [H, W] = opts.imgSize ?? imgHW(c);
+  if (!(Number.isInteger(H) && Number.isInteger(W) && H >= P && W >= P)) throw new VitkitError(`Expected the YOLOS export size height,width integers >= the patch size ${P} but received ${H},${W}`);
+  const gh = Math.floor(H / P), gw = Math.floor(W / P);
+  const layout = model.backbone.layout(gh * P, gw * P);
+  const pos = model.backbone.posEmbedFor(layout).pos!; // (1 + gh*gw + Q, D)
+  const mid = model.midPosTables(gh, gw);
+  const spec: GraphSpec = {
+    inputHW: [H, W], pos, name: 'vitkit_yolos',
+    head: (g, x, batchDim) => {
+      const N = layout.N;
+      const det = g.op('Slice', [x, g.i64('det.starts', [N - Q]), g.i64('det.ends', [N]), g.i64('det.axes', [1])]); // (B, Q, D)
+      const mlp = (m: string) => {
+        const h1 = g.op('Relu', [linearOp(g, model.params, det, `${m}.layers.0`)]);
+        const h2 = g.op('Relu', [linearOp(g, model.params, h1, `${m}.layers.1`)]);
+        return linearOp(g, model.params, h2, `${m}.layers.2`);
+      };
+      return [
+        { name: 'pred_logits', value: mlp('class_embed'), dims: [batchDim, { dim_value: Q }, { dim_value: K1 }] },
+        { name: 'pred_boxes', value: g.op('Sigmoid', [mlp('bbox_embed')]), dims: [batchDim, { dim_value: Q }, { dim_value: 4 }] },
+      ];
+    },
+  };
+  if (mid) spec.afterBlock = (g, i, x) => (i < c.depth - 1 ? g.op('Add', [x, g.f32(`mid_pos_embed.${i}`, mid.tables[i]!, [1, mid.rows, D])]) : x);
+  const o: ExportOptions = {};
+  if (opts.dynamicBatch !== undefined) o.dynamicBatch = opts.dynamicBatch;
+  if (opts.batch !== undefined) o.batch = opts.batch;
+  if (opts.producerVersion !== undefined) o.producerVersion = opts.producerVersion;
+  return buildGraph(c, model.backbone.params, o, spec);
+}
+
+/** The ViT graph (patch embedding, tokens, blocks, final norm) with the classifier's outputs or `spec.head`'s. */
+function buildGraph(c: ViTConfig, params: ParamTable, opts: ExportOptions, spec: GraphSpec): Uint8Array {
+  const P0 = c.patch_size;
+  const [imgH, imgW] = spec.inputHW ?? imgHW(c);
+  const d = dims(c, Math.floor(imgH / P0), Math.floor(imgW / P0));
   const { D, NH, HD } = d;
   const K = c.num_classes;
   const outputs = opts.outputs ?? [K > 0 ? 'logits' : 'pre_logits'];
-  if (outputs.length === 0) throw new VitkitError('Expected at least one ONNX output (logits, pre_logits)');
-  if (outputs.includes('logits') && K === 0) throw new VitkitError('Output logits needs a head, but the model has num_classes 0; export --outputs pre_logits');
-  const [imgH, imgW] = imgHW(c);
+  if (!spec.head) {
+    if (outputs.length === 0) throw new VitkitError('Expected at least one ONNX output (logits, pre_logits)');
+    if (outputs.includes('logits') && K === 0) throw new VitkitError('Output logits needs a head, but the model has num_classes 0; export --outputs pre_logits');
+  }
   const g = new GraphBuilder();
   const P = (name: string) => params.get(name);
   const shapeOf = (name: string) => params.specs.find((s) => s.name === name)!.shape;
   const eps = c.layer_norm_eps;
   const ln = (x: string, pre: string) =>
     g.op('LayerNormalization', [x, g.f32(`${pre}.weight`, P(`${pre}.weight`), [D]), g.f32(`${pre}.bias`, P(`${pre}.bias`), [D])], [ai('axis', -1), af('epsilon', eps)]);
-  /** x (..., K) -> (..., N) = x @ W^T + b for a Linear `pre` */
-  const linear = (x: string, pre: string, bias = true) => {
-    const [N, Kin] = shapeOf(`${pre}.weight`) as [number, number];
-    let y = g.op('MatMul', [x, g.f32(`${pre}.weight_t`, transposed(P(`${pre}.weight`), N, Kin), [Kin, N])]);
-    if (bias && params.has(`${pre}.bias`)) y = g.op('Add', [y, g.f32(`${pre}.bias`, P(`${pre}.bias`), [N])]);
-    return y;
-  };
+  const linear = (x: string, pre: string, bias = true) => linearOp(g, params, x, pre, bias);
   const half = () => g.scalar('const.half', 0.5), one = () => g.scalar('const.one', 1); // made on first use
   const act = (x: string) => {
     if (c.act === 'gelu') { // x * 0.5 * (1 + erf(x / sqrt 2))
@@ -142,17 +218,26 @@ export function exportOnnx(c: ViTConfig, params: ParamTable, opts: ExportOptions
   let x = g.op('Transpose', [g.op('Reshape', [conv, g.i64('shape.b_d_np', [0, D, -1])])], [aints('perm', [0, 2, 1])]); // (B, NP, D)
   // position embedding on the patches (no_embed_class, sin-cos) before the prefix tokens
   const onPatches = c.pos_embed === 'sincos' || c.no_embed_class;
+  const pos = spec.pos ?? (c.pos_embed === 'learn' ? P('pos_embed') : null); // (rows, D)
   if (c.pos_embed === 'sincos') x = g.op('Add', [x, g.f32('pos_embed', sincos2dPosEmbed(d.gridH, d.gridW, D), [1, d.numPatches, D])]);
-  else if (c.pos_embed === 'learn' && onPatches) x = g.op('Add', [x, g.f32('pos_embed', P('pos_embed'), [1, d.posLen, D])]);
+  else if (pos && onPatches) x = g.op('Add', [x, g.f32('pos_embed', pos, [1, pos.length / D, D])]);
+  let batch: string | null = null; // (1,) = [B], made on first use
+  /** (1, n, D) tokens broadcast over the batch -> (B, n, D) */
+  const expand = (name: string, data: Float32Array, n: number) => {
+    batch ??= g.op('Slice', [g.op('Shape', ['pixel_values']), g.i64('const.s0', [0]), g.i64('const.s1', [1])]);
+    const shape = g.op('Concat', [batch, g.i64(`shape.${name}_nd`, [n, D])], [ai('axis', 0)]);
+    return g.op('Expand', [g.f32(name, data, [1, n, D]), shape]);
+  };
   if (d.numPrefix > 0) { // [cls, dist | reg...] (1, numPrefix, D) broadcast over the batch
     const prefix = new Float32Array(d.numPrefix * D); // (numPrefix, D)
     for (const p of prefixParts(c)) prefix.set(P(p.name).subarray(0, p.count * D), p.off * D);
-    const batch = g.op('Slice', [g.op('Shape', ['pixel_values']), g.i64('const.s0', [0]), g.i64('const.s1', [1])]); // (1,) = [B]
-    const shape = g.op('Concat', [batch, g.i64('shape.prefix_nd', [d.numPrefix, D])], [ai('axis', 0)]);
-    const tokens = g.op('Expand', [g.f32('prefix_tokens', prefix, [1, d.numPrefix, D]), shape]); // (B, numPrefix, D)
-    x = g.op('Concat', [tokens, x], [ai('axis', 1)]); // (B, N, D)
+    x = g.op('Concat', [expand('prefix_tokens', prefix, d.numPrefix), x], [ai('axis', 1)]); // (B, numPrefix + NP, D)
   }
-  if (c.pos_embed === 'learn' && !onPatches) x = g.op('Add', [x, g.f32('pos_embed', P('pos_embed'), [1, d.posLen, D])]);
+  if (d.det > 0) x = g.op('Concat', [x, expand('det_token', P('det_token'), d.det)], [ai('axis', 1)]); // YOLOS: [cls, patches, det] (B, N, D)
+  if (pos && !onPatches) {
+    if (pos.length !== d.N * D) throw new VitkitError(`The position table has ${pos.length / D} rows but the ${d.gridH}x${d.gridW} grid has ${d.N} tokens`);
+    x = g.op('Add', [x, g.f32('pos_embed', pos, [1, d.N, D])]);
+  }
   if (c.pre_norm) x = ln(x, 'norm_pre');
 
   const qkvShape = g.i64('shape.qkv', [0, 0, 3, NH, HD]), mergeShape = g.i64('shape.merge', [0, 0, D]);
@@ -174,39 +259,41 @@ export function exportOnnx(c: ViTConfig, params: ParamTable, opts: ExportOptions
     let z = linear(h, p + 'mlp.fc2');
     if (c.init_values !== null) z = g.op('Mul', [z, g.f32(p + 'ls2.gamma', P(p + 'ls2.gamma'), [D])]);
     x = g.op('Add', [x, z]);
+    if (spec.afterBlock) x = spec.afterBlock(g, i, x);
   }
   if (!d.useFcNorm) x = ln(x, 'norm'); // (B, N, D)
+  const batchDim: Dim = opts.dynamicBatch ? { dim_param: 'batch' } : { dim_value: opts.batch ?? 1 };
+  const classifierOutputs = (): { name: string; value: string; dims: Dim[] }[] => {
+    let pre: string, logits: string | null = null;
+    if (c.distilled) {
+      const cls = gather(x, 0, 1), dist = gather(x, 1, 1); // (B, D)
+      pre = g.op('Mul', [g.op('Add', [cls, dist]), half()]);
+      if (K > 0) logits = g.op('Mul', [g.op('Add', [linear(cls, 'head'), linear(dist, 'head_dist')]), half()]);
+    } else {
+      let pooled: string;
+      if (c.global_pool === 'token') pooled = gather(x, 0, 1);
+      else if (c.global_pool === 'avg') {
+        const patches = g.op('Slice', [x, g.i64('pool.starts', [d.numPrefix]), g.i64('pool.ends', [d.N]), g.i64('pool.axes', [1])]);
+        pooled = g.op('ReduceMean', [patches], [aints('axes', [1]), ai('keepdims', 0)]);
+      } else if (c.global_pool === 'map') { // AttentionPoolLatent, one latent query
+        const q1 = g.op('Transpose', [g.op('Reshape', [linear(g.f32('attn_pool.latent', P('attn_pool.latent'), [1, 1, D]), 'attn_pool.q'), g.i64('shape.pool_q', [1, 1, NH, HD])])], [aints('perm', [0, 2, 1, 3])]); // (1, NH, 1, HD)
+        const kv = g.op('Transpose', [g.op('Reshape', [linear(x, 'attn_pool.kv'), g.i64('shape.pool_kv', [0, 0, 2, NH, HD])])], [aints('perm', [2, 0, 3, 1, 4])]); // (2, B, NH, N, HD)
+        const pk = gather(kv, 0, 0), pv = gather(kv, 1, 0);
+        const probs = g.op('Softmax', [g.op('MatMul', [g.op('Mul', [q1, scale]), g.op('Transpose', [pk], [aints('perm', [0, 1, 3, 2])])])], [ai('axis', -1)]); // (B, NH, 1, N)
+        const o = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, pv])], [aints('perm', [0, 2, 1, 3])]), g.i64('shape.pool_o', [-1, D])]); // (B, D)
+        const y = linear(o, 'attn_pool.proj');
+        pooled = g.op('Add', [y, linear(act(linear(ln(y, 'attn_pool.norm'), 'attn_pool.mlp.fc1')), 'attn_pool.mlp.fc2')]);
+      } else pooled = x; // every token goes through the head (B, N, D)
+      pre = d.useFcNorm ? ln(pooled, 'fc_norm') : pooled;
+      if (K > 0) logits = linear(pre, 'head');
+    }
 
-  let pre: string, logits: string | null = null;
-  if (c.distilled) {
-    const cls = gather(x, 0, 1), dist = gather(x, 1, 1); // (B, D)
-    pre = g.op('Mul', [g.op('Add', [cls, dist]), half()]);
-    if (K > 0) logits = g.op('Mul', [g.op('Add', [linear(cls, 'head'), linear(dist, 'head_dist')]), half()]);
-  } else {
-    let pooled: string;
-    if (c.global_pool === 'token') pooled = gather(x, 0, 1);
-    else if (c.global_pool === 'avg') {
-      const patches = g.op('Slice', [x, g.i64('pool.starts', [d.numPrefix]), g.i64('pool.ends', [d.N]), g.i64('pool.axes', [1])]);
-      pooled = g.op('ReduceMean', [patches], [aints('axes', [1]), ai('keepdims', 0)]);
-    } else if (c.global_pool === 'map') { // AttentionPoolLatent, one latent query
-      const q1 = g.op('Transpose', [g.op('Reshape', [linear(g.f32('attn_pool.latent', P('attn_pool.latent'), [1, 1, D]), 'attn_pool.q'), g.i64('shape.pool_q', [1, 1, NH, HD])])], [aints('perm', [0, 2, 1, 3])]); // (1, NH, 1, HD)
-      const kv = g.op('Transpose', [g.op('Reshape', [linear(x, 'attn_pool.kv'), g.i64('shape.pool_kv', [0, 0, 2, NH, HD])])], [aints('perm', [2, 0, 3, 1, 4])]); // (2, B, NH, N, HD)
-      const pk = gather(kv, 0, 0), pv = gather(kv, 1, 0);
-      const probs = g.op('Softmax', [g.op('MatMul', [g.op('Mul', [q1, scale]), g.op('Transpose', [pk], [aints('perm', [0, 1, 3, 2])])])], [ai('axis', -1)]); // (B, NH, 1, N)
-      const o = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, pv])], [aints('perm', [0, 2, 1, 3])]), g.i64('shape.pool_o', [-1, D])]); // (B, D)
-      const y = linear(o, 'attn_pool.proj');
-      pooled = g.op('Add', [y, linear(act(linear(ln(y, 'attn_pool.norm'), 'attn_pool.mlp.fc1')), 'attn_pool.mlp.fc2')]);
-    } else pooled = x; // every token goes through the head (B, N, D)
-    pre = d.useFcNorm ? ln(pooled, 'fc_norm') : pooled;
-    if (K > 0) logits = linear(pre, 'head');
-  }
-
-  // name the outputs (Identity keeps a graph output distinct from an inner value)
-  const batchDim = opts.dynamicBatch ? { dim_param: 'batch' } : { dim_value: opts.batch ?? 1 };
-  const rowDims = c.global_pool === '' && !c.distilled ? [batchDim, { dim_value: d.N }] : [batchDim];
-  const outInfo = outputs.map((name) => {
-    g.op('Identity', [name === 'logits' ? logits! : pre], [], name);
-    return valueInfo(name, [...rowDims, { dim_value: name === 'logits' ? K : D }]);
+    const rowDims: Dim[] = c.global_pool === '' && !c.distilled ? [batchDim, { dim_value: d.N }] : [batchDim];
+    return outputs.map((name) => ({ name, value: name === 'logits' ? logits! : pre, dims: [...rowDims, { dim_value: name === 'logits' ? K : D }] }));
+  };
+  const outInfo = (spec.head ? spec.head(g, x, batchDim) : classifierOutputs()).map((o) => {
+    g.op('Identity', [o.value], [], o.name); // Identity keeps a graph output distinct from an inner value
+    return valueInfo(o.name, o.dims);
   });
   const model = {
     ir_version: IR_VERSION,
@@ -214,7 +301,7 @@ export function exportOnnx(c: ViTConfig, params: ParamTable, opts: ExportOptions
     producer_name: 'vitkit',
     producer_version: opts.producerVersion ?? '',
     graph: {
-      name: 'vitkit_vit',
+      name: spec.name ?? 'vitkit_vit',
       node: g.nodes,
       initializer: g.inits,
       input: [valueInfo('pixel_values', [batchDim, { dim_value: c.in_chans }, { dim_value: imgH }, { dim_value: imgW }])],
@@ -225,7 +312,7 @@ export function exportOnnx(c: ViTConfig, params: ParamTable, opts: ExportOptions
   return T.encode(T.fromObject(model)).finish();
 }
 
-function valueInfo(name: string, dim: ({ dim_value: number } | { dim_param: string })[]) {
+function valueInfo(name: string, dim: Dim[]) {
   return { name, type: { tensor_type: { elem_type: FLOAT, shape: { dim } } } };
 }
 

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { FIXTURES, REFS, maxAbsDiff, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage } from '../../src/io/image.js';
@@ -16,11 +17,16 @@ import { detect, detPreprocessImage, detResizeSize, detResizeSizeHf } from '../.
 const DIR = path.join(FIXTURES, 'yolos_det');
 const IMAGES = ['astronaut', 'chelsea', 'coffee'].map((n) => path.join(REFS, 'images', `${n}.png`));
 
-test('detResizeSize: short side to S unless the long side would pass M (YOLOS get_size_with_aspect_ratio)', () => {
+test('detResizeSize: short side to S unless the long side would pass M, both floored to 16 (YOLOS get_size_with_aspect_ratio)', () => {
   assert.deepEqual(detResizeSize(512, 512, 64, 112), [64, 64]);
   assert.deepEqual(detResizeSize(451, 300, 64, 112), [64, 96]); // 451 * 64 / 300 = 96.2 -> 96
-  // 64 * 1000 / 300 > 112: S = round(112 * 300 / 1000) = 34, long side int(34 * 1000 / 300) = 113 (YOLOS passes M by one here too)
-  assert.deepEqual(detResizeSize(1000, 300, 64, 112), [34, 113]);
+  // 64 * 1000 / 300 > 112: S = round(112 * 300 / 1000) = 34, long side int(34 * 1000 / 300) = 113, floored to 16: 32 x 112
+  assert.deepEqual(detResizeSize(1000, 300, 64, 112), [32, 112]);
+  // every case of test/fixtures/yolos_resize (hustvl/YOLOS resize() on PIL images of each size)
+  const ref = JSON.parse(readFileSync(path.join(FIXTURES, 'yolos_resize', 'resize_ref.json'), 'utf8')) as { cases: [number, number, number, number | null, number, number][] };
+  assert.ok(ref.cases.length > 200);
+  const wrong = ref.cases.filter(([w, h, s, m, ow, oh]) => { const [a, b] = detResizeSize(w, h, s, m); return a !== oh || b !== ow; });
+  assert.deepEqual(wrong, [], `${wrong.length} of ${ref.cases.length} sizes differ from hustvl/YOLOS resize()`);
   // YolosImageProcessor: the long side from the unrounded size 33.6 (int(33.6 * 1000 / 300) = 112), then both floored to 16
   assert.deepEqual(detResizeSizeHf(1000, 300, 64, 112), [32, 112]);
   assert.deepEqual(detResizeSizeHf(640, 480, 512, 1333), [512, 672]); // 682 -> 672

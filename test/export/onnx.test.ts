@@ -3,6 +3,10 @@
  * scripts/bench-deps.mjs) and matches vitkit's logits within 1e-4 (fp32) and timm's reference logits
  * within 1e-4 (../shared/refs: timm_vit_tiny, timm_deit_distilled, timm_dinov2_reg, timm_clip_vit,
  * timm_siglip); the header (opset, input/output names, dims) decoded with the same protobuf schema.
+ * YOLOS (test/fixtures/yolos_det, hustvl's layout): pred_logits / pred_boxes = hustvl/YOLOS's reference
+ * outputs within 1e-4 at the position embedding's own size and at x2's 48x80 (resampled at export),
+ * and = vitkit's forward with mid position embeddings at a resampled grid and at a size that is not a
+ * multiple of the patch.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +17,10 @@ import { loadModel } from '../../src/io/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { VisionTransformer } from '../../src/models/vit.js';
-import { readOnnxSummary } from '../../src/export/onnx.js';
-import { REFS, ROOT, IN_CI, maxAbsDiff, tmp, needRefs, vitkit, assertUserError } from '../helpers.js';
+import { exportYolosOnnx, readOnnxSummary } from '../../src/export/onnx.js';
+import { loadYolos } from '../../src/detect/load.js';
+import { Yolos } from '../../src/detect/yolos.js';
+import { FIXTURES, REFS, ROOT, IN_CI, maxAbsDiff, rng, tmp, needRefs, vitkit, assertUserError } from '../helpers.js';
 
 type Ort = typeof import('onnxruntime-common') & { InferenceSession: { create(p: string, o?: object): Promise<{ run(f: object): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> }> } };
 function loadOrt(): Ort | null {
@@ -134,4 +140,65 @@ test('export refuses: --format other than onnx (exit 2), an unknown output; fixe
   const h = readOnnxSummary(readFileSync(out));
   assert.deepEqual(h.inputs, [{ name: 'pixel_values', dims: [1, 3, 224, 224] }]);
   assert.deepEqual(h.outputs, [{ name: 'logits', dims: [1, 1000] }]);
+});
+
+test('YOLOS export: onnxruntime pred_logits / pred_boxes = hustvl/YOLOS within 1e-4 (own size, and 48x80 resampled); header', async (t) => {
+  if (!needOrt(t)) return;
+  const DIR = path.join(FIXTURES, 'yolos_det');
+  const ref = readSafetensors(path.join(DIR, 'ref.safetensors'));
+  const { model } = loadYolos(DIR);
+  const def = exportTo(DIR);
+  const h0 = readOnnxSummary(readFileSync(def));
+  assert.equal(h0.opset, 17);
+  assert.deepEqual(h0.inputs, [{ name: 'pixel_values', dims: [1, 3, 64, 96] }]);
+  assert.deepEqual(h0.outputs, [{ name: 'pred_logits', dims: [1, 10, 6] }, { name: 'pred_boxes', dims: [1, 10, 4] }]);
+  const report: string[] = [];
+  for (const [key, pre, size] of [['pixel_values', '', '64,96'], ['x2', 'x2.', '48x80']] as const) {
+    const out = exportTo(DIR, '--img-size', size, '--dynamic-batch');
+    const pv = ref.f32(key);
+    const x = new Tensor(pv.shape, pv.data);
+    assert.deepEqual(readOnnxSummary(readFileSync(out)).inputs[0]!.dims, ['batch', 3, pv.shape[2], pv.shape[3]]);
+    const got = await runOnnx(out, x, ['pred_logits', 'pred_boxes']);
+    const mine = model.forward(x);
+    const e = [maxAbsDiff(got['pred_logits']!, ref.f32(`${pre}pred_logits`).data), maxAbsDiff(got['pred_boxes']!, ref.f32(`${pre}pred_boxes`).data),
+      maxAbsDiff(got['pred_logits']!, mine.logits.data), maxAbsDiff(got['pred_boxes']!, mine.boxes.data)];
+    report.push(`${key}: vs YOLOS ${e[0]!.toExponential(2)} / ${e[1]!.toExponential(2)}, vs vitkit ${e[2]!.toExponential(2)} / ${e[3]!.toExponential(2)}`);
+    assert.ok(e.every((v) => v <= 1e-4), `${key}: ${e.join(', ')}`);
+  }
+  t.diagnostic(report.join('; '));
+});
+
+test('YOLOS export with mid position embeddings, at a resampled grid and a size that is not a multiple of the patch = vitkit', async (t) => {
+  if (!needOrt(t)) return;
+  const { model } = loadYolos(path.join(FIXTURES, 'yolos_det'));
+  const m = new Yolos({ ...model.config, midPe: [4, 6] });
+  for (const n of model.params.names()) m.params.get(n).set(model.params.get(n));
+  const mid = m.params.get('backbone.mid_pos_embed'), r = rng(11);
+  for (let i = 0; i < mid.length; i++) mid[i] = 0.2 * (r() * 2 - 1);
+  for (const [H, W] of [[48, 112], [70, 100], [64, 96]] as const) {
+    const file = path.join(tmp(), 'y.onnx');
+    writeFileSync(file, exportYolosOnnx(m, { imgSize: [H, W] }));
+    const x = new Tensor([1, 3, H, W], Float32Array.from({ length: 3 * H * W }, () => r() * 4 - 2));
+    const got = await runOnnx(file, x, ['pred_logits', 'pred_boxes']);
+    const mine = m.forward(x);
+    const e = Math.max(maxAbsDiff(got['pred_logits']!, mine.logits.data), maxAbsDiff(got['pred_boxes']!, mine.boxes.data));
+    t.diagnostic(`${H}x${W}: ${e.toExponential(2)}`);
+    assert.ok(e <= 1e-4, `${H}x${W}: ${e}`);
+  }
+});
+
+test('YOLOS export refuses --outputs, a size under one patch; --img-size is for YOLOS only', (t) => {
+  const DIR = path.join(FIXTURES, 'yolos_det'), out = path.join(tmp(), 'y.onnx');
+  const r = vitkit('export', '--model', DIR, '--out', out, '--outputs', 'logits');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /A YOLOS export has the outputs pred_logits and pred_boxes; --outputs is for classifiers/);
+  assertUserError(vitkit('export', '--model', DIR, '--out', out, '--img-size', '8,96'), /height,width integers >= the patch size 16 but received 8,96/);
+  const bad = vitkit('export', '--model', DIR, '--out', out, '--img-size', '64;96');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /Expected --img-size as height,width/);
+  const vit = path.join(REFS, 'timm_vit_tiny');
+  if (!needRefs(t, vit)) return;
+  const c = vitkit('export', '--model', vit, '--out', out, '--img-size', '224,224');
+  assert.equal(c.code, 2);
+  assert.match(c.err, /--img-size sets a YOLOS export's input size/);
 });
