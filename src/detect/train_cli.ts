@@ -12,8 +12,9 @@
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size (the last partial one kept).
  * After every epoch (and on Ctrl-C or --stop-after-steps, after the step in flight) the model is
  * written to --out in hustvl's layout (model.safetensors + yolos_config.json) and
- * `det_train_state.safetensors` (weights, AdamW moments, position), each atomically, so
- * --resume continues exactly.
+ * `checkpoint/det_train_state.safetensors` (weights, AdamW moments, position), each atomically, so
+ * --resume continues exactly (the run folder's layout: train/state.ts STATE_DIR; a legacy top-level
+ * state is still read).
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -22,7 +23,8 @@ import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/files.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
+import { STATE_DIR, findStateFile, prepareStateDir, removeLegacyState, runStateEntries, stateWritePath } from '../train/state.js';
 import { loadImage } from '../io/image.js';
 import { Rng, mulberry32, shuffleInPlace } from '../data/rng.js';
 import { loadYolos, type LoadedYolos } from './load.js';
@@ -184,16 +186,19 @@ export interface DetTrainCliResult {
 export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, log: (s: string) => void = (s) => console.log(s)): Promise<DetTrainCliResult> {
   const resumeDir = o.resume === undefined || o.resume === false ? undefined : o.resume === true ? o.out : o.resume;
   let state: ReturnType<typeof readSafetensors> | null = null;
+  let stateFile = '';
   if (resumeDir) {
-    const f = path.join(resumeDir, DET_STATE_FILE);
-    if (!existsSync(f)) throw new VitkitError(`Cannot resume: no ${DET_STATE_FILE} in ${resumeDir}`);
+    const f = findStateFile(resumeDir, DET_STATE_FILE);
+    if (f === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${DET_STATE_FILE} in ${resumeDir}`);
     state = readSafetensors(f);
+    stateFile = f;
   }
   const source = state ? resumeDir! : o.model;
   if (!source) throw new VitkitError('train --task detect needs --model <YOLOS checkpoint directory> (or --resume)');
   if (!o.data) throw new VitkitError('train --task detect needs --data <COCO folder | .safetensors with x and targets.{b}.*>');
-  if (!state && existsSync(path.join(o.out, 'model.safetensors')) && !o.overwrite) {
-    throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (model.safetensors); pass --resume to continue that run or --overwrite to replace it`);
+  if (!state && existsSync(o.out) && !o.overwrite) {
+    const found = [...['model.safetensors', 'yolos_config.json'].filter((f) => existsSync(path.join(o.out, f))), ...runStateEntries(o.out, DET_STATE_FILE)];
+    if (found.length) throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (${found.join(', ')}); pass --resume to continue that run or --overwrite to replace it`);
   }
   const loaded: LoadedYolos = loadYolos(source);
   let model = loaded.model;
@@ -221,22 +226,24 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   if (state) {
     const meta = state.metadata;
     epoch0 = Number(meta['epoch']); pos0 = Number(meta['position']); steps = Number(meta['steps']);
-    if (![epoch0, pos0, steps].every((v) => Number.isInteger(v) && v >= 0)) throw new VitkitError(`${resumeDir}/${DET_STATE_FILE}: bad epoch / position / steps metadata`);
+    if (![epoch0, pos0, steps].every((v) => Number.isInteger(v) && v >= 0)) throw new VitkitError(`${stateFile}: bad epoch / position / steps metadata`);
     const p = state.f32('params').data, m = state.f32('exp_avg').data, v = state.f32('exp_avg_sq').data;
-    if (p.length !== model.params.count) throw new VitkitError(`${resumeDir}/${DET_STATE_FILE} holds ${p.length} parameters but the model has ${model.params.count}`);
+    if (p.length !== model.params.count) throw new VitkitError(`${stateFile} holds ${p.length} parameters but the model has ${model.params.count}`);
     model.params.buffer.set(p);
     trainer.optimizer.loadState({ step: Number(meta['adam_step']), expAvg: m, expAvgSq: v });
     log(`resuming at epoch ${epoch0 + 1}, image ${pos0} of ${data.n} (${steps} steps done)`);
   }
-  mkdirSync(o.out, { recursive: true });
+  makeDirs(o.out, 'run folder');
+  prepareStateDir(o.out);
   const save = (epoch: number, position: number) => {
     saveYolos(o.out, model, { overwrite: true });
     const st = trainer.optimizer.state();
-    writeSafetensors(path.join(o.out, DET_STATE_FILE), {
+    writeSafetensors(stateWritePath(o.out, DET_STATE_FILE), {
       params: { dtype: 'F32', shape: [model.params.count], data: model.params.buffer },
       exp_avg: { dtype: 'F32', shape: [st.expAvg.length], data: st.expAvg },
       exp_avg_sq: { dtype: 'F32', shape: [st.expAvgSq.length], data: st.expAvgSq },
     }, { epoch: String(epoch), position: String(position), steps: String(steps), adam_step: String(st.step), data: data.source }, { overwrite: true });
+    removeLegacyState(o.out, [DET_STATE_FILE]);
   };
   let interrupted = false;
   const onSig = () => { interrupted = true; };

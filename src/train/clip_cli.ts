@@ -12,7 +12,8 @@
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size pairs (the last partial batch
  * is dropped, as open_clip's loader does), ClipTrainer steps. After every epoch (and on
  * --stop-after-steps) the model is saved in the layout it was loaded from, plus
- * `clip_train_state.safetensors` (weights, AdamW moments, position) for an exact --resume.
+ * `checkpoint/clip_train_state.safetensors` (weights, AdamW moments, position) for an exact --resume
+ * (the run folder's layout: train/state.ts STATE_DIR; a legacy top-level state is still read).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { Rng, permutation } from '../data/rng.js';
 import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../models/clip/load.js';
 import { ClipTrainer } from './clip_train.js';
 import type { BpeTokenizer } from '../text/bpe.js';
+import { STATE_DIR, findStateFile, prepareStateDir, removeLegacyState, runStateEntries, stateWritePath } from './state.js';
 
 export const CLIP_STATE_FILE = 'clip_train_state.safetensors';
 
@@ -158,8 +160,8 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   const resumeDir = o.resume === undefined || o.resume === false ? undefined : o.resume === true ? o.out : o.resume;
   let state: { run: ClipRunState; weights: Float32Array; m: Float32Array; v: Float32Array; ostep: number } | undefined;
   if (resumeDir) {
-    const file = path.join(resumeDir, CLIP_STATE_FILE);
-    if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${CLIP_STATE_FILE} in ${resumeDir}`);
+    const file = findStateFile(resumeDir, CLIP_STATE_FILE);
+    if (file === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${CLIP_STATE_FILE} in ${resumeDir}`);
     const st = readSafetensors(file);
     let run: ClipRunState;
     try { run = JSON.parse(st.metadata['run'] ?? '') as ClipRunState; } catch { throw new VitkitError(`${file} is not a vitkit CLIP training state`); }
@@ -172,7 +174,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   if (!clipLayoutOf(source)) throw new VitkitError(`--task clip needs a CLIP checkpoint but ${source} is not one (expected open_clip_config.json, or config.json with model_type "clip")`);
   if (!o.data) throw new VitkitError('--task clip needs --data: a folder with captions.jsonl, a .tsv of path<TAB>caption, or a .safetensors with x and input_ids');
   if (!state) {
-    const found = existsSync(o.out) ? ['open_clip_model.safetensors', 'model.safetensors', CLIP_STATE_FILE].filter((f) => existsSync(path.join(o.out, f))) : [];
+    const found = existsSync(o.out) ? [...['open_clip_model.safetensors', 'model.safetensors'].filter((f) => existsSync(path.join(o.out, f))), ...runStateEntries(o.out, CLIP_STATE_FILE)] : [];
     if (found.length && !o.overwrite) throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (${found.join(', ')}); pass --resume to continue that run or --overwrite to replace it`);
   }
   const lr = explicit.has('lr') || state ? o.lr : CLIP_DEFAULTS.lr;
@@ -206,11 +208,13 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   const save = (ep: number, b: number) => {
     const saved = { model, layout: loaded.layout, configJson: loaded.configJson, dir: loaded.dir };
     saveClip(o.out, saved, { overwrite: true, metadata: { producer: 'vitkit train --task clip' } });
+    prepareStateDir(o.out);
     const s = trainer.state(), N = model.params.count;
     const run: ClipRunState = { format: 'vitkit-clip-train-state', source: path.resolve(state ? state.run.source : source), epoch: ep, batch: b, step: trainer.stepCount, settings };
-    writeSafetensors(path.join(o.out, CLIP_STATE_FILE), {
+    writeSafetensors(stateWritePath(o.out, CLIP_STATE_FILE), {
       model: { shape: [N], data: model.params.buffer }, 'optimizer.exp_avg': { shape: [N], data: s.optimizer.expAvg }, 'optimizer.exp_avg_sq': { shape: [N], data: s.optimizer.expAvgSq },
     }, { format: 'vitkit-clip-train-state', optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+    removeLegacyState(o.out, [CLIP_STATE_FILE]);
   };
   let lastLoss = NaN, stepsThisRun = 0, stopped = false;
   log(`CLIP ${loaded.layout} model ${source}: ${model.numParams.toLocaleString()} parameters; ${n} pairs, ${perEpoch} steps/epoch x ${o.epochs} epochs${o.lockImage ? ' (image tower locked)' : ''}${o.lockText ? ' (text tower locked)' : ''}`);
@@ -232,7 +236,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   }
   const res: ClipTrainCliResult = { out: o.out, steps: trainer.stepCount, epochs: o.epochs, lastLoss, stopped };
   if (val && !stopped) res.val = await evaluateClip(trainer, val, loaded, o.batchSize);
-  log(`${stopped ? 'stopped' : 'done'} after ${trainer.stepCount} steps; saved the ${loaded.layout} checkpoint and ${CLIP_STATE_FILE} in ${o.out}`);
+  log(`${stopped ? 'stopped' : 'done'} after ${trainer.stepCount} steps; saved the ${loaded.layout} checkpoint in ${o.out} and its training state in ${path.join(o.out, STATE_DIR)}`);
   return res;
 }
 
@@ -249,10 +253,10 @@ export async function evaluateClip(trainer: ClipTrainer, p: ClipPairs, loaded: L
   return { loss: loss / Math.max(batches, 1), i2t, t2i, count };
 }
 
-/** `--resume [dir]` of a CLIP run (the directory holds clip_train_state.safetensors) */
+/** `--resume [dir]` of a CLIP run (the directory holds checkpoint/clip_train_state.safetensors, or a legacy top-level one) */
 export function isClipResume(resume: string | boolean | undefined, out: string): boolean {
   if (resume === undefined || resume === false) return false;
-  return existsSync(path.join(resume === true ? out : resume, CLIP_STATE_FILE));
+  return findStateFile(resume === true ? out : resume, CLIP_STATE_FILE) !== null;
 }
 
 /** The options `--task clip` adds to `vitkit train` (--betas and --eps, shared by every task, are the train command's). */

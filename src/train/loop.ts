@@ -2,25 +2,26 @@
  * The training run: epochs of Trainer steps over a BatchLoader, validation after every epoch, and
  * a checkpoint directory that is always complete and resumable.
  *
- * `<out>/` after every epoch (and on Ctrl-C):
+ * `<out>/` after every epoch (and on Ctrl-C), a folder timm loads as it is
+ * (`timm.create_model('local-dir:<out>', pretrained=True)`; layout: train/state.ts STATE_DIR):
  *   config.json + model.safetensors   the model in timm's layout (saveCheckpoint)
  *   ema/                              the EMA weights, same layout (with --ema-decay)
- *   train_state.safetensors           everything a resume needs, in ONE atomically written file:
+ *   checkpoint/train_state.safetensors  everything a resume needs, in ONE atomically written file:
  *                                     model weights, AdamW moments, EMA, and (metadata "run") the
  *                                     run state: epoch, batch within the epoch, step, settings,
  *                                     the RNG seed, the partial-epoch sums and the metrics history
- *   train_state.json                  a readable copy of the run state
+ *   checkpoint/train_state.json       a readable copy of the run state
  *   metrics.jsonl                     one line per epoch (rewritten whole, atomically)
  *   curves.png                        loss and accuracy curves
  * Each file is written to a temporary name and renamed. Resuming reads train_state.safetensors
- * only, so a crash between two of these writes cannot mix epochs.
+ * only, so a crash between two of these writes cannot mix epochs. A run folder from before
+ * checkpoint/ (the state at the top level) is read, and its next save moves the state.
  *
  * Exact resume: the sample order of epoch e and the augmentation of batch b are pure functions of
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -38,7 +39,7 @@ import type { Pipeline } from '../data/batch.js';
 import { defaultAugment, type AugmentSpec } from '../data/augment.js';
 import { epochRng } from '../data/rng.js';
 import { renderCurves } from './plot.js';
-import { validateRunState } from './state.js';
+import { STATE_DIR, findStateFile, prepareStateDir, removeLegacyState, stateWritePath, validateRunState } from './state.js';
 import { checkFinite } from '../io/validate.js';
 import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
@@ -108,7 +109,10 @@ export interface RunState {
   version: 1;
   /** epochs completed */
   epoch: number;
-  /** batches done of epoch `epoch` (0 at an epoch boundary) */
+  /**
+   * batches done of epoch `epoch`: 0 at an epoch boundary; stepsPerEpoch when a stop came after the
+   * epoch's last step, before its validation (the resume validates and ends that epoch first)
+   */
   batch: number;
   /** optimizer steps done */
   step: number;
@@ -179,6 +183,8 @@ export interface RunResult {
 }
 
 export interface LoadedRunState {
+  /** the file it was read from (<run>/checkpoint/train_state.safetensors, or a legacy <run>/train_state.safetensors) */
+  file: string;
   run: RunState;
   weights: Float32Array;
   trainer: TrainerState;
@@ -186,10 +192,13 @@ export interface LoadedRunState {
 
 export const STATE_FILE = 'train_state.safetensors';
 
-/** Read `<dir>/train_state.safetensors`. */
+/** The readable copy of the run state, beside STATE_FILE */
+const STATE_JSON = 'train_state.json';
+
+/** Read the training state of the run folder `dir` (`<dir>/checkpoint/train_state.safetensors`, or a legacy `<dir>/train_state.safetensors`). */
 export function readRunState(dir: string): LoadedRunState {
-  const file = path.join(dir, STATE_FILE);
-  if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
+  const file = findStateFile(dir, STATE_FILE);
+  if (file === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
   const st = readSafetensors(file);
   let parsed: unknown;
   try {
@@ -226,7 +235,7 @@ export function readRunState(dir: string): LoadedRunState {
       throw new VitkitError(`Expected tensor ${JSON.stringify(name)} of ${weights.length} values (as "model") in ${file} but received ${t.length}`);
     }
   }
-  return { run, weights, trainer };
+  return { file, run, weights, trainer };
 }
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
@@ -242,7 +251,7 @@ function writeRunState(dir: string, model: Model, s: TrainerState, run: RunState
   };
   if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
   const meta = { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) };
-  writeSafetensors(path.join(dir, STATE_FILE), tensors, { ...meta, checksum: stateChecksum(meta, tensors) }, { overwrite: true });
+  writeSafetensors(stateWritePath(dir, STATE_FILE), tensors, { ...meta, checksum: stateChecksum(meta, tensors) }, { overwrite: true });
 }
 
 /** sha256 over the state's metadata (the run, with the model config) and its tensors' bytes, in name order */
@@ -368,6 +377,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   makeDirs(out, 'run folder');
   cleanStaleTemps(out);
   cleanStaleTemps(path.join(out, 'ema'));
+  prepareStateDir(out);
   const aug = augmentSpec(s, K);
   const evalBatch = Math.max(s.batchSize, 64);
   const loader = new BatchLoader({
@@ -398,7 +408,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
     saveCheckpoint(out, model, meta, { overwrite: true });
     const ema = await trainer.emaModel();
     if (ema) saveCheckpoint(path.join(out, 'ema'), ema, meta, { overwrite: true });
-    writeAtomic(path.join(out, 'train_state.json'), JSON.stringify(run, null, 1) + '\n');
+    writeAtomic(stateWritePath(out, STATE_JSON), JSON.stringify(run, null, 1) + '\n');
+    removeLegacyState(out, [STATE_FILE, STATE_JSON]); // a run folder from before checkpoint/: its state has moved
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
     if (final || run.batch === 0) {
       if (run.history.length) await writeAtomicPng(path.join(out, 'curves.png'), run.history);

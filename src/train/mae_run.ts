@@ -10,10 +10,10 @@
  * (--seed, epoch, batch), so a resumed run masks exactly as an uninterrupted one.
  *
  * The run writes into --out after every epoch and on Ctrl-C (or --stop-after-steps):
- * model.safetensors + mae_config.json (facebookresearch/mae's layout), mae_train_state.safetensors
- * (weights, AdamW moments, position: --resume continues bit-exactly), metrics.jsonl and curves.png.
+ * model.safetensors + mae_config.json (facebookresearch/mae's layout), checkpoint/mae_train_state.safetensors
+ * (weights, AdamW moments, position: --resume continues bit-exactly; the run folder's layout is
+ * train/state.ts STATE_DIR, a legacy top-level state is still read), metrics.jsonl and curves.png.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Rng, batchRng } from '../data/rng.js';
@@ -31,6 +31,8 @@ import { LrSchedule, type ScheduleKind } from './schedule.js';
 import { maeAdamWOptions } from './mae_train.js';
 import { renderCurves } from './plot.js';
 import type { EpochMetrics } from './loop.js';
+import { findStateFile, prepareStateDir, removeLegacyState, stateWritePath } from './state.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
 
 export const MAE_STATE_FILE = 'mae_train_state.safetensors';
 
@@ -158,15 +160,13 @@ export interface MaeRunResult {
 }
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
+  writeFileAtomic(file, data, { overwrite: true });
 }
 
-/** A resumable run's saved state in `dir`, or null. */
+/** A resumable run's saved state in the run folder `dir` (checkpoint/, or a legacy top-level state), or null. */
 export function readMaeRunState(dir: string): { run: MaeRunState; weights: Float32Array; m: Float32Array; v: Float32Array; ostep: number } | null {
-  const file = path.join(dir, MAE_STATE_FILE);
-  if (!existsSync(file)) return null;
+  const file = findStateFile(dir, MAE_STATE_FILE);
+  if (file === null) return null;
   const st = readSafetensors(file);
   let run: MaeRunState;
   try { run = JSON.parse(st.metadata['run'] ?? '') as MaeRunState; } catch { throw new VitkitError(`${file} is not a vitkit MAE training state`); }
@@ -202,13 +202,15 @@ export async function maeTrainRun(o: {
   } else {
     run = { format: 'vitkit-mae-train-state', epoch: 0, batch: 0, step: 0, stepsPerEpoch, samples: n, data: data.source, settings: s, history: [], partial: { lossSum: 0, images: 0, seconds: 0 } };
   }
-  mkdirSync(out, { recursive: true });
+  makeDirs(out, 'run folder');
+  prepareStateDir(out);
   const checkpoint = async () => {
     run.step = trainer.stepCount;
     const st = trainer.state(), N = model.params.count;
-    writeSafetensors(path.join(out, MAE_STATE_FILE), {
+    writeSafetensors(stateWritePath(out, MAE_STATE_FILE), {
       model: { shape: [N], data: model.params.buffer }, 'optimizer.exp_avg': { shape: [N], data: st.optimizer.expAvg }, 'optimizer.exp_avg_sq': { shape: [N], data: st.optimizer.expAvgSq },
     }, { format: 'vitkit-mae-train-state', optimizer_step: String(st.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+    removeLegacyState(out, [MAE_STATE_FILE]);
     saveMae(model, out, { overwrite: true });
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
     if (run.history.length) writeAtomic(path.join(out, 'curves.png'), await renderCurves(run.history));

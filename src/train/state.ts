@@ -4,9 +4,56 @@
  * received, instead of training garbage ("batchSize": "64") or failing deep inside
  * ("run.history.push is not a function").
  */
+import { existsSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
 import { VitkitError, brief } from '../errors.js';
 import type { EpochMetrics, RunState, TrainSettings } from './loop.js';
 import { DEVICE_NAMES } from '../models/runner.js';
+import { cleanStaleTemps, makeDirs } from '../io/files.js';
+
+/**
+ * The run folder's layout, the same for every task (classification, CLIP, MAE, YOLOS):
+ *   <run>/               the model as its library loads it (timm, open_clip, facebookresearch/mae,
+ *                        hustvl/YOLOS): exactly one model .safetensors at the top level, since
+ *                        timm's `create_model('local-dir:<run>', pretrained=True)` refuses a folder
+ *                        with two (timm 1.0.28 _hub.py load_state_dict_from_path)
+ *   <run>/checkpoint/    the resumable training state (<task>_train_state.safetensors, and for
+ *                        classification train_state.json). HF's Trainer writes checkpoint-N/; a run
+ *                        keeps only its latest state, so the name is fixed.
+ * Run folders written before the state moved keep it at the top level: they are still read, and
+ * the next save moves it (writes checkpoint/, then removes the old top-level copy).
+ */
+export const STATE_DIR = 'checkpoint';
+
+/** Where a run writes its training state file `name`: `<run>/checkpoint/<name>`. */
+export function stateWritePath(runDir: string, name: string): string {
+  return path.join(runDir, STATE_DIR, name);
+}
+
+/** Create `<run>/checkpoint/` (bounded mkdir) and remove temp files a killed run left there. */
+export function prepareStateDir(runDir: string): void {
+  makeDirs(path.join(runDir, STATE_DIR), 'training state folder');
+  cleanStaleTemps(path.join(runDir, STATE_DIR));
+}
+
+/** Where to read the training state `name` of a run folder: `<run>/checkpoint/<name>`, else a legacy `<run>/<name>`; null when neither exists. */
+export function findStateFile(runDir: string, name: string): string | null {
+  for (const f of [stateWritePath(runDir, name), path.join(runDir, name)]) if (existsSync(f)) return f;
+  return null;
+}
+
+/** After a save into checkpoint/: remove the top-level copies a legacy run folder held (`names`), so the folder holds one model .safetensors. */
+export function removeLegacyState(runDir: string, names: readonly string[]): void {
+  for (const n of names) {
+    const f = path.join(runDir, n);
+    if (existsSync(f)) unlinkSync(f);
+  }
+}
+
+/** What marks a folder as holding a run's state (checkpoint/, or a legacy top-level state file): for the refusal to train over a run. */
+export function runStateEntries(runDir: string, legacyName: string): string[] {
+  return [STATE_DIR, legacyName].filter((n) => existsSync(path.join(runDir, n)));
+}
 
 type Obj = Record<string, unknown>;
 
@@ -130,7 +177,8 @@ export function validateRunState(raw: unknown, file: string): RunState {
   const epoch = c.int(r['epoch'], 'epoch', 0);
   if (epoch > s.epochs) c.fail('epoch', `at most settings.epochs (${s.epochs})`, epoch);
   const batch = c.int(r['batch'], 'batch', 0);
-  if (batch >= stepsPerEpoch) c.fail('batch', `a step within the epoch, 0 to ${stepsPerEpoch - 1} (stepsPerEpoch ${stepsPerEpoch})`, batch);
+  // batch === stepsPerEpoch: a stop after the epoch's last step, before its validation and history entry (the resume does them)
+  if (batch > stepsPerEpoch) c.fail('batch', `the steps done of the epoch, 0 to ${stepsPerEpoch} (stepsPerEpoch ${stepsPerEpoch})`, batch);
   if (epoch === s.epochs && batch !== 0) c.fail('batch', '0 once every epoch is done', batch);
   const step = c.int(r['step'], 'step', 0);
   const m = c.obj(r['model'], 'model');
