@@ -200,6 +200,7 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
     const f = findStateFile(resumeDir, DET_STATE_FILE);
     if (f === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${DET_STATE_FILE} in ${resumeDir}`);
     state = readTrainingState<DetRunState>(f, DET_STATE); // every field checked before the model is built
+    o = { ...o, out: resumeDir }; // the run continues where it is (with --resume <dir>, not into the default --out)
   }
   const source = state ? resumeDir! : o.model;
   if (!source) throw new VitkitError('train --task detect needs --model <YOLOS checkpoint directory> (or --resume)');

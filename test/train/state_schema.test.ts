@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../../src/errors.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
@@ -138,6 +138,21 @@ test('YOLOS: a tampered det_train_state.safetensors is refused field by field be
     assert.throws(() => readTrainingState(legacy, DET_STATE), /Expected an integer >= 0 for position in .*legacy\.safetensors but received NaN/);
     writeSafetensors(legacy, legacyTensors, { ...legacyMeta, steps: '1.5' }, { overwrite: true });
     assert.throws(() => readTrainingState(legacy, DET_STATE), /Expected an integer >= 0 for steps in .* but received 1\.5/);
+    // an old run folder (that state at the top level, no checkpoint/) resumes as the new one does, bit for bit
+    writeSafetensors(legacy, legacyTensors, legacyMeta, { overwrite: true });
+    const oldRun = path.join(dir, 'old-run');
+    cpSync(run, oldRun, { recursive: true });
+    rmSync(path.join(oldRun, 'checkpoint'), { recursive: true });
+    copyFileSync(legacy, path.join(oldRun, 'det_train_state.safetensors'));
+    const before = readFileSync(path.join(run, 'model.safetensors'));
+    for (const d of [run, oldRun]) {
+      const r = vitkit('train', '--task', 'detect', '--resume', d, '-d', data, '--epochs', '2', '--batch-size', '1', '--no-augment');
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /resuming at epoch 1, image 1 of 2 \(1 steps done\)/);
+    }
+    assert.ok(!readFileSync(path.join(run, 'model.safetensors')).equals(before), 'the resume trained the run in its folder');
+    assert.ok(readFileSync(path.join(run, 'model.safetensors')).equals(readFileSync(path.join(oldRun, 'model.safetensors'))), 'the old layout resumes as the new');
+    assert.ok(!existsSync(path.join(oldRun, 'det_train_state.safetensors')) && existsSync(path.join(oldRun, 'checkpoint', 'det_train_state.safetensors')), 'its state moved');
     refusesAll(run, file, DET_STATE, 'model.safetensors', [
       { name: 'wrong type', edit: (r) => { r['position'] = '1'; }, re: /Expected an integer >= 0 for position in .* but received the string "1"/ },
       { name: 'out of range', edit: (r) => { r['epoch'] = 1.5; }, re: /Expected an integer >= 0 for epoch in .* but received 1\.5/ },
