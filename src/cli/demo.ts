@@ -17,6 +17,7 @@ import { Rng } from '../data/rng.js';
 import type { U8Dataset } from '../data/dataset.js';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../train/loop.js';
 import { trainRun } from '../train/loop.js';
+import { STATE_DIR } from '../train/state.js';
 import { barProgress, fmtDuration, prepareModel, preparePipeline } from './train.js';
 import { parseIntOpt } from './common.js';
 import { MNIST_VIT_ARGS } from '../data/mnist.js';
@@ -37,7 +38,8 @@ export function checkDemoDir(out: string, overwrite = false): void {
   if (entries.length && !entries.includes(DEMO_MARKER)) {
     throw new VitkitError(`Refusing to write the demo into ${out}: the directory exists and was not made by vitkit demo; pass --out <dir>`);
   }
-  const model = entries.filter((f) => f === 'model.safetensors' || f === 'train_state.safetensors');
+  // checkpoint/ holds the training state; a demo folder from before it held train_state.safetensors at the top level
+  const model = entries.filter((f) => f === 'model.safetensors' || f === STATE_DIR || f === 'train_state.safetensors');
   if (model.length && !overwrite) {
     throw new VitkitError(`Refusing to overwrite the demo model in ${out} (${model.join(', ')}): pass --overwrite to train it again from scratch, --out <dir> for a new folder, or vitkit train --resume ${out} to continue it`);
   }
@@ -134,7 +136,7 @@ export function demoCommand(): Command {
       console.log(`Saved in ${o.out}/:`);
       console.log(`  config.json, model.safetensors   the trained model (timm layout)`);
       console.log(`  metrics.jsonl, curves.png        loss and accuracy per epoch`);
-      console.log(`  train_state.safetensors          optimizer state to continue training`);
+      console.log(`  checkpoint/                      the training state (optimizer, position) to continue training`);
       console.log(`  samples/*.png                    the digits above`);
       console.log(`\nNext:`);
       console.log(`  vitkit predict --model ${o.out} ${path.join(o.out, 'samples', '*.png')}`);

@@ -15,6 +15,7 @@ import { preprocessFromTimm } from '../io/preprocess.js';
 import { IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD } from '../io/preprocess_pixels.js';
 import { labelsFor } from '../io/labels.js';
 import type { PreparedModel } from './train.js';
+import { STATE_DIR, findStateFile, runStateEntries } from '../train/state.js';
 import { MAE_STATE_FILE, maeTrainRun, openMaeData, readMaeRunState, type MaeRunResult, type MaeRunSettings } from '../train/mae_run.js';
 import { MAE_BASE_LR, maeLr } from '../train/mae_train.js';
 import type { ScheduleKind } from '../train/schedule.js';
@@ -80,7 +81,7 @@ export function prepareMae(source: string, o: MaeTrainCliOptions): { model: Mask
 export async function maeTrainCli(o: MaeTrainCliOptions, explicit: ReadonlySet<string>, log: (s: string) => void = (s) => console.log(s)): Promise<MaeRunResult> {
   const resumeDir = o.resume === undefined || o.resume === false ? undefined : o.resume === true ? o.out : o.resume;
   const resume = resumeDir ? readMaeRunState(resumeDir) : null;
-  if (resumeDir && !resume) throw new VitkitError(`Cannot resume: no ${MAE_STATE_FILE} in ${resumeDir}`);
+  if (resumeDir && !resume) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${MAE_STATE_FILE} in ${resumeDir}`);
   let settings: MaeRunSettings;
   let model: MaskedAutoencoder;
   let dataSrc: string;
@@ -94,7 +95,7 @@ export async function maeTrainCli(o: MaeTrainCliOptions, explicit: ReadonlySet<s
     if (!o.model) throw new VitkitError(`--task mae needs --model <${Object.keys(MAE_PRESETS).join('|')}|mae_config.json|MAE checkpoint dir>`);
     if (!o.data) throw new VitkitError('--task mae needs --data: a .safetensors with x (and optionally noise), an image folder or mnist');
     if (existsSync(o.out)) {
-      const found = ['model.safetensors', 'mae_config.json', MAE_STATE_FILE].filter((f) => existsSync(path.join(o.out, f)));
+      const found = [...['model.safetensors', 'mae_config.json'].filter((f) => existsSync(path.join(o.out, f))), ...runStateEntries(o.out, MAE_STATE_FILE)];
       if (found.length && !o.overwrite) throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (${found.join(', ')}); pass --resume to continue that run or --overwrite to replace it`);
     }
     if (o.maskRatio !== undefined && !(o.maskRatio >= 0 && o.maskRatio < 1)) throw new UsageError(`Expected a mask ratio in [0, 1) for --mask-ratio but received ${o.maskRatio}`);
@@ -123,7 +124,7 @@ export async function maeTrainCli(o: MaeTrainCliOptions, explicit: ReadonlySet<s
 /** `--resume [dir]` of an MAE run */
 export function isMaeResume(resume: string | boolean | undefined, out: string): boolean {
   if (resume === undefined || resume === false) return false;
-  return existsSync(path.join(resume === true ? out : resume, MAE_STATE_FILE));
+  return findStateFile(resume === true ? out : resume, MAE_STATE_FILE) !== null;
 }
 
 /**

@@ -26,6 +26,7 @@ import type { Pipeline } from '../data/batch.js';
 import {
   DEFAULT_SETTINGS, STATE_FILE, readRunState, trainRun, type EpochMetrics, type ModelMeta, type ProgressSink, type RunResult, type TrainSettings,
 } from '../train/loop.js';
+import { STATE_DIR } from '../train/state.js';
 import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
 import { addDetTrainOptions, detTrainCli, type DetTrainCliOptions } from '../detect/train_cli.js';
@@ -306,8 +307,12 @@ export function prepareTeacher(dir: string, student: Model): Model {
   return teacher;
 }
 
-/** Every file a run writes into --out (ema/ is a folder of its own checkpoint): all covered by --overwrite. */
-const CHECKPOINT_FILES = [STATE_FILE, 'model.safetensors', 'config.json', 'metrics.jsonl', 'train_state.json', 'curves.png', 'ema'];
+/**
+ * Every entry a run writes into --out (ema/ is a folder of its own checkpoint, checkpoint/ holds the
+ * training state), and the top-level state files of a run folder from before checkpoint/: all
+ * covered by --overwrite.
+ */
+const CHECKPOINT_FILES = [STATE_DIR, 'model.safetensors', 'config.json', 'metrics.jsonl', 'curves.png', 'ema', STATE_FILE, 'train_state.json'];
 
 /** Refuse to train into a directory that holds a run or a checkpoint, unless resuming or --overwrite. */
 export function checkOutDir(out: string, overwrite: boolean | undefined): void {
@@ -347,15 +352,16 @@ export async function trainCli(o: TrainOpts, explicit: Set<string>, progress: Pr
     if (!dataSrc) throw new VitkitError('Cannot resume: pass --data (the run does not record its data)');
     const dataRec = { ...(run.data?.valSplit !== undefined ? { valSplit: run.data.valSplit } : {}), ...(run.data?.valData ? { valData: run.data.valData } : {}) };
     const data = openData(dataSrc, { purpose: 'train', seed: settings.seed, maxClasses: o.maxClasses ?? DEFAULT_MAX_CLASSES, warn: (l) => progress.message(l), ...(dataRec.valSplit ? { valSplit: dataRec.valSplit } : {}), ...(dataRec.valData ? { valData: dataRec.valData } : {}) });
-    const config = configFromTimm(run.model.config, `${out}/${STATE_FILE}`);
-    checkConfigResources(config, `model.config in ${path.join(out, STATE_FILE)}`);
+    const config = configFromTimm(run.model.config, saved.file);
+    checkConfigResources(config, `model.config in ${saved.file}`);
     if (saved.weights.length !== vitParamSpecs(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)) {
-      throw new VitkitError(`Expected the saved "model" tensor to hold the weights of model.config in ${path.join(out, STATE_FILE)} but it has ${saved.weights.length} values`);
+      throw new VitkitError(`Expected the saved "model" tensor to hold the weights of model.config in ${saved.file} but it has ${saved.weights.length} values`);
     }
     const model = new VisionTransformer(config);
     const preprocess = preprocessFromTimm(run.model.pretrainedCfg, config.img_size, config.in_chans);
     const pipeline = preparePipeline(model, preprocess, [data.train, data.val], o.onBadImage);
-    log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : ''}`);
+    const at = run.batch === run.stepsPerEpoch ? `, after its last step (its validation comes first)` : run.batch ? `, step ${run.batch + 1} of ${run.stepsPerEpoch}` : '';
+    log(`Resuming ${out} at epoch ${run.epoch + 1} of ${settings.epochs}${at}`);
     // the run state does not record the teacher: pass --teacher again to keep distilling
     const teacher = o.teacher !== undefined ? prepareTeacher(o.teacher, model) : undefined;
     const result = await trainRun({
@@ -411,7 +417,7 @@ export function summaryLines(r: TrainCliResult): string[] {
     lines.push(`Done: ${h.length} epoch${h.length > 1 ? 's' : ''}, train_loss ${last.train_loss.toFixed(4)}${last.val_acc !== null ? `, val_acc ${last.val_acc.toFixed(2)}%, top5 ${last.val_top5!.toFixed(2)}%` : ''}`);
   }
   lines.push(`Checkpoint (timm layout): ${path.join(r.out, 'config.json')}, ${path.join(r.out, 'model.safetensors')}`);
-  lines.push(`Metrics: ${path.join(r.out, 'metrics.jsonl')}; curves: ${path.join(r.out, 'curves.png')}; resume state: ${path.join(r.out, STATE_FILE)}`);
+  lines.push(`Metrics: ${path.join(r.out, 'metrics.jsonl')}; curves: ${path.join(r.out, 'curves.png')}; resume state: ${path.join(r.out, STATE_DIR, STATE_FILE)}`);
   return lines;
 }
 

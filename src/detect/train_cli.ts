@@ -14,8 +14,9 @@
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size (the last partial one kept).
  * After every epoch (and on Ctrl-C or --stop-after-steps, after the step in flight) the model is
  * written to --out in hustvl's layout (model.safetensors + yolos_config.json) and
- * `det_train_state.safetensors` (weights, AdamW moments, position), each atomically, so
- * --resume continues exactly.
+ * `checkpoint/det_train_state.safetensors` (weights, AdamW moments, position), each atomically, so
+ * --resume continues exactly (the run folder's layout: train/state.ts STATE_DIR; a legacy top-level
+ * state is still read).
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -24,7 +25,8 @@ import path from 'node:path';
 import { VitkitError, expected } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/files.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
+import { DET_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, runStateEntries, stateWritePath, writeTrainingState, type TrainingState } from '../train/state.js';
 import { loadImage } from '../io/image.js';
 import { Rng, mulberry32, shuffleInPlace } from '../data/rng.js';
 import { DETR_CROP_RESIZE, DETR_CROP_SIZE, augmentDetection, checkCropOptions, flipTarget, type DetCropOptions } from './augment.js';
@@ -36,6 +38,16 @@ import { cocoTargets, readCocoFolder } from './coco_data.js';
 import { detPreprocessImage, padBatch } from './detect.js';
 
 export const DET_STATE_FILE = 'det_train_state.safetensors';
+
+/** The position of a YOLOS run (train/state.ts DET_STATE checks it on --resume) */
+interface DetRunState {
+  format: 'vitkit-det-train-state';
+  epoch: number;
+  /** images done of `epoch` */
+  position: number;
+  steps: number;
+  data: string;
+}
 
 export interface DetTrainCliOptions {
   model?: string;
@@ -177,17 +189,19 @@ export interface DetTrainCliResult {
 
 export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, log: (s: string) => void = (s) => console.log(s)): Promise<DetTrainCliResult> {
   const resumeDir = o.resume === undefined || o.resume === false ? undefined : o.resume === true ? o.out : o.resume;
-  let state: ReturnType<typeof readSafetensors> | null = null;
+  let state: TrainingState<DetRunState> | null = null;
   if (resumeDir) {
-    const f = path.join(resumeDir, DET_STATE_FILE);
-    if (!existsSync(f)) throw new VitkitError(`Cannot resume: no ${DET_STATE_FILE} in ${resumeDir}`);
-    state = readSafetensors(f);
+    const f = findStateFile(resumeDir, DET_STATE_FILE);
+    if (f === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${DET_STATE_FILE} in ${resumeDir}`);
+    state = readTrainingState<DetRunState>(f, DET_STATE); // every field checked before the model is built
+    o = { ...o, out: resumeDir }; // the run continues where it is (with --resume <dir>, not into the default --out)
   }
   const source = state ? resumeDir! : o.model;
   if (!source) throw new VitkitError('train --task detect needs --model <YOLOS checkpoint directory> (or --resume)');
   if (!o.data) throw new VitkitError('train --task detect needs --data <COCO folder | .safetensors with x and targets.{b}.*>');
-  if (!state && existsSync(path.join(o.out, 'model.safetensors')) && !o.overwrite) {
-    throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (model.safetensors); pass --resume to continue that run or --overwrite to replace it`);
+  if (!state && existsSync(o.out) && !o.overwrite) {
+    const found = [...['model.safetensors', 'yolos_config.json'].filter((f) => existsSync(path.join(o.out, f))), ...runStateEntries(o.out, DET_STATE_FILE)];
+    if (found.length) throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (${found.join(', ')}); pass --resume to continue that run or --overwrite to replace it`);
   }
   const isFolder = existsSync(o.data) && statSync(o.data).isDirectory();
   let crop: DetCropOptions | null = null;
@@ -221,24 +235,22 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
   });
   let epoch0 = 0, pos0 = 0, steps = 0;
   if (state) {
-    const meta = state.metadata;
-    epoch0 = Number(meta['epoch']); pos0 = Number(meta['position']); steps = Number(meta['steps']);
-    if (![epoch0, pos0, steps].every((v) => Number.isInteger(v) && v >= 0)) throw new VitkitError(`${resumeDir}/${DET_STATE_FILE}: bad epoch / position / steps metadata`);
-    const p = state.f32('params').data, m = state.f32('exp_avg').data, v = state.f32('exp_avg_sq').data;
-    if (p.length !== model.params.count) throw new VitkitError(`${resumeDir}/${DET_STATE_FILE} holds ${p.length} parameters but the model has ${model.params.count}`);
-    model.params.buffer.set(p);
-    trainer.optimizer.loadState({ step: Number(meta['adam_step']), expAvg: m, expAvgSq: v });
+    epoch0 = state.run.epoch; pos0 = state.run.position; steps = state.run.steps;
+    if (pos0 >= data.n) throw new VitkitError(`Expected a position within the epoch, 0 to ${data.n - 1} (the images of ${data.source}), for position in ${state.file} but received ${pos0}`);
+    if (state.weights.length !== model.params.count) throw new VitkitError(`Expected ${model.params.count} weights (the model's) in ${state.file} but received ${state.weights.length}`);
+    model.params.buffer.set(state.weights);
+    trainer.optimizer.loadState({ step: state.optimizerStep, expAvg: state.expAvg, expAvgSq: state.expAvgSq });
     log(`resuming at epoch ${epoch0 + 1}, image ${pos0} of ${data.n} (${steps} steps done)`);
   }
-  mkdirSync(o.out, { recursive: true });
+  makeDirs(o.out, 'run folder');
+  prepareStateDir(o.out);
   const save = (epoch: number, position: number) => {
     saveYolos(o.out, model, { overwrite: true });
     const st = trainer.optimizer.state();
-    writeSafetensors(path.join(o.out, DET_STATE_FILE), {
-      params: { dtype: 'F32', shape: [model.params.count], data: model.params.buffer },
-      exp_avg: { dtype: 'F32', shape: [st.expAvg.length], data: st.expAvg },
-      exp_avg_sq: { dtype: 'F32', shape: [st.expAvgSq.length], data: st.expAvgSq },
-    }, { epoch: String(epoch), position: String(position), steps: String(steps), adam_step: String(st.step), data: data.source }, { overwrite: true });
+    const run: DetRunState = { format: 'vitkit-det-train-state', epoch, position, steps, data: data.source };
+    writeTrainingState(stateWritePath(o.out, DET_STATE_FILE), { model: model.params.buffer, 'optimizer.exp_avg': st.expAvg, 'optimizer.exp_avg_sq': st.expAvgSq },
+      { format: DET_STATE.fileFormat, optimizer_step: String(st.step), run: JSON.stringify(run) });
+    removeLegacyState(o.out, [DET_STATE_FILE]);
   };
   let interrupted = false;
   const onSig = () => { interrupted = true; };

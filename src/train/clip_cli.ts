@@ -12,20 +12,22 @@
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size pairs (the last partial batch
  * is dropped, as open_clip's loader does), ClipTrainer steps. After every epoch (and on
  * --stop-after-steps) the model is saved in the layout it was loaded from, plus
- * `clip_train_state.safetensors` (weights, AdamW moments, position) for an exact --resume.
+ * `checkpoint/clip_train_state.safetensors` (weights, AdamW moments, position) for an exact --resume
+ * (the run folder's layout: train/state.ts STATE_DIR; a legacy top-level state is still read).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { preprocessImage, type PreprocessConfig } from '../io/preprocess.js';
 import { Rng, permutation } from '../data/rng.js';
 import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../models/clip/load.js';
 import { ClipTrainer } from './clip_train.js';
 import type { BpeTokenizer } from '../text/bpe.js';
 import { announceDevice, hostDevice } from '../backend/devices.js';
+import { CLIP_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, runStateEntries, stateWritePath, writeTrainingState, type TrainingState } from './state.js';
 
 export const CLIP_STATE_FILE = 'clip_train_state.safetensors';
 
@@ -132,6 +134,13 @@ export interface ClipTrainCliOptions {
   eps?: number;
 }
 
+/** The run's settings as saved (train/state.ts CLIP_STATE checks each field on --resume) */
+interface ClipRunSettings {
+  data: string; valData?: string; epochs: number; batchSize: number; lr: number; minLr: number; weightDecay: number; warmupEpochs: number;
+  schedule?: 'cosine' | 'constant'; clipGrad?: number; seed: number; shuffle: boolean; out: string; lockImage?: boolean; lockText?: boolean;
+  betas?: [number, number]; eps?: number;
+}
+
 interface ClipRunState {
   format: 'vitkit-clip-train-state';
   source: string;
@@ -139,7 +148,7 @@ interface ClipRunState {
   /** batches of `epoch` already done */
   batch: number;
   step: number;
-  settings: Record<string, unknown>;
+  settings: ClipRunSettings;
 }
 
 export interface ClipTrainCliResult {
@@ -157,23 +166,25 @@ export const CLIP_DEFAULTS = { lr: 5e-5, weightDecay: 0.2 };
 /** Run `vitkit train --task clip`. `explicit` names the options given on the command line. */
 export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet<string>, log: (s: string) => void = (s) => console.log(s)): Promise<ClipTrainCliResult> {
   const resumeDir = o.resume === undefined || o.resume === false ? undefined : o.resume === true ? o.out : o.resume;
-  let state: { run: ClipRunState; weights: Float32Array; m: Float32Array; v: Float32Array; ostep: number } | undefined;
+  let state: TrainingState<ClipRunState> | undefined;
   if (resumeDir) {
-    const file = path.join(resumeDir, CLIP_STATE_FILE);
-    if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${CLIP_STATE_FILE} in ${resumeDir}`);
-    const st = readSafetensors(file);
-    let run: ClipRunState;
-    try { run = JSON.parse(st.metadata['run'] ?? '') as ClipRunState; } catch { throw new VitkitError(`${file} is not a vitkit CLIP training state`); }
-    if (run.format !== 'vitkit-clip-train-state') throw new VitkitError(`${file} is not a vitkit CLIP training state`);
-    state = { run, weights: st.f32('model').data, m: st.f32('optimizer.exp_avg').data, v: st.f32('optimizer.exp_avg_sq').data, ostep: Number(st.metadata['optimizer_step']) };
-    Object.assign(o, state.run.settings);
+    const file = findStateFile(resumeDir, CLIP_STATE_FILE);
+    if (file === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${CLIP_STATE_FILE} in ${resumeDir}`);
+    state = readTrainingState<ClipRunState>(file, CLIP_STATE);
+    // the run continues with its saved settings, each field checked by CLIP_STATE; it writes where it is (not the saved --out)
+    const s = state.run.settings;
+    o = {
+      ...o, data: s.data, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, minLr: s.minLr, weightDecay: s.weightDecay, warmupEpochs: s.warmupEpochs,
+      seed: s.seed, shuffle: s.shuffle, out: resumeDir, lockImage: s.lockImage, lockText: s.lockText, valData: s.valData, schedule: s.schedule,
+      clipGrad: s.clipGrad, betas: s.betas, eps: s.eps,
+    };
   }
   const source = state ? resumeDir! : o.model;
   if (!source) throw new VitkitError('--task clip needs --model <CLIP checkpoint directory> (open_clip hub layout or Hugging Face CLIPModel)');
   if (!clipLayoutOf(source)) throw new VitkitError(`--task clip needs a CLIP checkpoint but ${source} is not one (expected open_clip_config.json, or config.json with model_type "clip")`);
   if (!o.data) throw new VitkitError('--task clip needs --data: a folder with captions.jsonl, a .tsv of path<TAB>caption, or a .safetensors with x and input_ids');
   if (!state) {
-    const found = existsSync(o.out) ? ['open_clip_model.safetensors', 'model.safetensors', CLIP_STATE_FILE].filter((f) => existsSync(path.join(o.out, f))) : [];
+    const found = existsSync(o.out) ? [...['open_clip_model.safetensors', 'model.safetensors'].filter((f) => existsSync(path.join(o.out, f))), ...runStateEntries(o.out, CLIP_STATE_FILE)] : [];
     if (found.length && !o.overwrite) throw new VitkitError(`Output directory ${o.out} already holds a checkpoint (${found.join(', ')}); pass --resume to continue that run or --overwrite to replace it`);
   }
   const lr = explicit.has('lr') || state ? o.lr : CLIP_DEFAULTS.lr;
@@ -195,12 +206,13 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   });
   let epoch = 0, batch = 0;
   if (state) {
-    if (state.weights.length !== model.params.count) throw new VitkitError(`${CLIP_STATE_FILE} holds ${state.weights.length} weights but the model has ${model.params.count}`);
+    if (state.weights.length !== model.params.count) throw new VitkitError(`Expected ${model.params.count} weights (the model's) in ${state.file} but received ${state.weights.length}`);
+    if (state.run.batch >= perEpoch) throw new VitkitError(`Expected a batch within the epoch, 0 to ${perEpoch - 1} (${n} pairs / --batch-size ${o.batchSize}), for batch in ${state.file} but received ${state.run.batch}`);
     model.params.buffer.set(state.weights);
-    trainer.loadState({ step: state.run.step, optimizer: { step: state.ostep, expAvg: state.m, expAvgSq: state.v } });
+    trainer.loadState({ step: state.run.step, optimizer: { step: state.optimizerStep, expAvg: state.expAvg, expAvgSq: state.expAvgSq } });
     epoch = state.run.epoch; batch = state.run.batch;
   }
-  const settings: Record<string, unknown> = {
+  const settings: ClipRunSettings = {
     data: o.data, valData: o.valData, epochs: o.epochs, batchSize: o.batchSize, lr, minLr: o.minLr, weightDecay: wd, warmupEpochs: o.warmupEpochs, schedule: o.schedule,
     clipGrad: o.clipGrad, seed: o.seed, shuffle: o.shuffle, out: o.out, lockImage: o.lockImage, lockText: o.lockText, betas: o.betas, eps: o.eps,
   };
@@ -208,11 +220,12 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   const save = (ep: number, b: number) => {
     const saved = { model, layout: loaded.layout, configJson: loaded.configJson, dir: loaded.dir };
     saveClip(o.out, saved, { overwrite: true, metadata: { producer: 'vitkit train --task clip' } });
-    const s = trainer.state(), N = model.params.count;
+    prepareStateDir(o.out);
+    const s = trainer.state();
     const run: ClipRunState = { format: 'vitkit-clip-train-state', source: path.resolve(state ? state.run.source : source), epoch: ep, batch: b, step: trainer.stepCount, settings };
-    writeSafetensors(path.join(o.out, CLIP_STATE_FILE), {
-      model: { shape: [N], data: model.params.buffer }, 'optimizer.exp_avg': { shape: [N], data: s.optimizer.expAvg }, 'optimizer.exp_avg_sq': { shape: [N], data: s.optimizer.expAvgSq },
-    }, { format: 'vitkit-clip-train-state', optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+    writeTrainingState(stateWritePath(o.out, CLIP_STATE_FILE), { model: model.params.buffer, 'optimizer.exp_avg': s.optimizer.expAvg, 'optimizer.exp_avg_sq': s.optimizer.expAvgSq },
+      { format: CLIP_STATE.fileFormat, optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) });
+    removeLegacyState(o.out, [CLIP_STATE_FILE]);
   };
   let lastLoss = NaN, stepsThisRun = 0, stopped = false;
   log(`CLIP ${loaded.layout} model ${source}: ${model.numParams.toLocaleString()} parameters; ${n} pairs, ${perEpoch} steps/epoch x ${o.epochs} epochs${o.lockImage ? ' (image tower locked)' : ''}${o.lockText ? ' (text tower locked)' : ''}`);
@@ -234,7 +247,7 @@ export async function clipTrainCli(o: ClipTrainCliOptions, explicit: ReadonlySet
   }
   const res: ClipTrainCliResult = { out: o.out, steps: trainer.stepCount, epochs: o.epochs, lastLoss, stopped };
   if (val && !stopped) res.val = await evaluateClip(trainer, val, loaded, o.batchSize);
-  log(`${stopped ? 'stopped' : 'done'} after ${trainer.stepCount} steps; saved the ${loaded.layout} checkpoint and ${CLIP_STATE_FILE} in ${o.out}`);
+  log(`${stopped ? 'stopped' : 'done'} after ${trainer.stepCount} steps; saved the ${loaded.layout} checkpoint in ${o.out} and its training state in ${path.join(o.out, STATE_DIR)}`);
   return res;
 }
 
@@ -251,10 +264,10 @@ export async function evaluateClip(trainer: ClipTrainer, p: ClipPairs, loaded: L
   return { loss: loss / Math.max(batches, 1), i2t, t2i, count };
 }
 
-/** `--resume [dir]` of a CLIP run (the directory holds clip_train_state.safetensors) */
+/** `--resume [dir]` of a CLIP run (the directory holds checkpoint/clip_train_state.safetensors, or a legacy top-level one) */
 export function isClipResume(resume: string | boolean | undefined, out: string): boolean {
   if (resume === undefined || resume === false) return false;
-  return existsSync(path.join(resume === true ? out : resume, CLIP_STATE_FILE));
+  return findStateFile(resume === true ? out : resume, CLIP_STATE_FILE) !== null;
 }
 
 /** The options `--task clip` adds to `vitkit train` (--betas and --eps, shared by every task, are the train command's). */

@@ -2,31 +2,30 @@
  * The training run: epochs of Trainer steps over a BatchLoader, validation after every epoch, and
  * a checkpoint directory that is always complete and resumable.
  *
- * `<out>/` after every epoch (and on Ctrl-C):
+ * `<out>/` after every epoch (and on Ctrl-C), a folder timm loads as it is
+ * (`timm.create_model('local-dir:<out>', pretrained=True)`; layout: train/state.ts STATE_DIR):
  *   config.json + model.safetensors   the model in timm's layout (saveCheckpoint)
  *   ema/                              the EMA weights, same layout (with --ema-decay)
- *   train_state.safetensors           everything a resume needs, in ONE atomically written file:
+ *   checkpoint/train_state.safetensors  everything a resume needs, in ONE atomically written file:
  *                                     model weights, AdamW moments, EMA, and (metadata "run") the
  *                                     run state: epoch, batch within the epoch, step, settings,
  *                                     the RNG seed, the partial-epoch sums and the metrics history
- *   train_state.json                  a readable copy of the run state
+ *   checkpoint/train_state.json       a readable copy of the run state
  *   metrics.jsonl                     one line per epoch (rewritten whole, atomically)
  *   curves.png                        loss and accuracy curves
  * Each file is written to a temporary name and renamed. Resuming reads train_state.safetensors
- * only, so a crash between two of these writes cannot mix epochs.
+ * only, so a crash between two of these writes cannot mix epochs. A run folder from before
+ * checkpoint/ (the state at the top level) is read, and its next save moves the state.
  *
  * Exact resume: the sample order of epoch e and the augmentation of batch b are pure functions of
  * (seed, e, b) (data/rng.ts), so a run resumed at (e, b) sees the same batches, in the same order,
  * as a run that never stopped; weights, moments and the schedule position are restored bit for bit.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { Model } from '../models/model.js';
 import { saveCheckpoint, timmConfigJson } from '../io/checkpoint.js';
-import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { Trainer, type TrainerState } from './trainer.js';
 import { openDevice, type DeviceKind, type DeviceName } from '../backend/devices.js';
 import type { VisionTransformer } from '../models/vit.js';
@@ -37,8 +36,7 @@ import type { Pipeline } from '../data/batch.js';
 import { defaultAugment, type AugmentSpec } from '../data/augment.js';
 import { epochRng } from '../data/rng.js';
 import { renderCurves } from './plot.js';
-import { validateRunState } from './state.js';
-import { checkFinite } from '../io/validate.js';
+import { RUN_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, stateWritePath, validateRunState, writeTrainingState } from './state.js';
 import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
 import { argmax } from '../nn/functional.js';
@@ -107,7 +105,10 @@ export interface RunState {
   version: 1;
   /** epochs completed */
   epoch: number;
-  /** batches done of epoch `epoch` (0 at an epoch boundary) */
+  /**
+   * batches done of epoch `epoch`: 0 at an epoch boundary; stepsPerEpoch when a stop came after the
+   * epoch's last step, before its validation (the resume validates and ends that epoch first)
+   */
   batch: number;
   /** optimizer steps done */
   step: number;
@@ -178,6 +179,8 @@ export interface RunResult {
 }
 
 export interface LoadedRunState {
+  /** the file it was read from (<run>/checkpoint/train_state.safetensors, or a legacy <run>/train_state.safetensors) */
+  file: string;
   run: RunState;
   weights: Float32Array;
   trainer: TrainerState;
@@ -185,47 +188,18 @@ export interface LoadedRunState {
 
 export const STATE_FILE = 'train_state.safetensors';
 
-/** Read `<dir>/train_state.safetensors`. */
+/** The readable copy of the run state, beside STATE_FILE */
+const STATE_JSON = 'train_state.json';
+
+/** Read the training state of the run folder `dir` (`<dir>/checkpoint/train_state.safetensors`, or a legacy `<dir>/train_state.safetensors`). */
 export function readRunState(dir: string): LoadedRunState {
-  const file = path.join(dir, STATE_FILE);
-  if (!existsSync(file)) throw new VitkitError(`Cannot resume: no ${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
-  const st = readSafetensors(file);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(st.metadata['run'] ?? '');
-  } catch {
-    throw new VitkitError(`${file} is not a vitkit training state (no "run" metadata)`);
-  }
-  const run = validateRunState(parsed, file);
-  const optStep = Number(st.metadata['optimizer_step']);
-  if (!Number.isSafeInteger(optStep) || optStep < 0) {
-    throw new VitkitError(`Expected an integer >= 0 for metadata "optimizer_step" in ${file} but received ${JSON.stringify(st.metadata['optimizer_step'] ?? null)}`);
-  }
-  const tensor = (name: string) => {
-    const t = st.f32(name);
-    checkFinite(t.data, t.shape, name, file, name.startsWith('optimizer.') ? Infinity : undefined); // moments may be large; weights may not
-    return t.data;
-  };
-  const weights = tensor('model');
-  const trainer: TrainerState = {
-    step: run.step,
-    optimizer: { step: optStep, expAvg: tensor('optimizer.exp_avg'), expAvgSq: tensor('optimizer.exp_avg_sq') },
-  };
-  if (st.has('ema')) trainer.ema = tensor('ema');
-  // the checksum (states written before it was recorded have none): a flipped byte or an edited run is refused
-  const sum = st.metadata['checksum'];
-  if (sum !== undefined) {
-    const all: Record<string, { data: Float32Array }> = { model: { data: weights }, 'optimizer.exp_avg': { data: trainer.optimizer.expAvg }, 'optimizer.exp_avg_sq': { data: trainer.optimizer.expAvgSq } };
-    if (trainer.ema) all['ema'] = { data: trainer.ema };
-    const got = stateChecksum(st.metadata, all);
-    if (got !== sum) throw new VitkitError(`Cannot resume: ${file} does not match its checksum (expected ${sum} but the tensors and run give ${got}): the state was modified or damaged`);
-  }
-  for (const [name, t] of [['optimizer.exp_avg', trainer.optimizer.expAvg], ['optimizer.exp_avg_sq', trainer.optimizer.expAvgSq], ['ema', trainer.ema]] as const) {
-    if (t && t.length !== weights.length) {
-      throw new VitkitError(`Expected tensor ${JSON.stringify(name)} of ${weights.length} values (as "model") in ${file} but received ${t.length}`);
-    }
-  }
-  return { run, weights, trainer };
+  const file = findStateFile(dir, STATE_FILE);
+  if (file === null) throw new VitkitError(`Cannot resume: no ${STATE_DIR}/${STATE_FILE} in ${dir} (a training run writes it after its first epoch or on Ctrl-C)`);
+  const st = readTrainingState<RunState>(file, RUN_STATE);
+  const run = validateRunState(st.run, file); // typed, data: null where absent
+  const trainer: TrainerState = { step: run.step, optimizer: { step: st.optimizerStep, expAvg: st.expAvg, expAvgSq: st.expAvgSq } };
+  if (st.ema) trainer.ema = st.ema;
+  return { file, run, weights: st.weights, trainer };
 }
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
@@ -233,27 +207,10 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
 }
 
 function writeRunState(dir: string, model: Model, s: TrainerState, run: RunState): void {
-  const n = model.params.count;
-  const tensors: Record<string, StTensorIn> = {
-    model: { dtype: 'F32', shape: [n], data: model.params.buffer },
-    'optimizer.exp_avg': { dtype: 'F32', shape: [n], data: s.optimizer.expAvg },
-    'optimizer.exp_avg_sq': { dtype: 'F32', shape: [n], data: s.optimizer.expAvgSq },
-  };
-  if (s.ema) tensors['ema'] = { dtype: 'F32', shape: [n], data: s.ema };
-  const meta = { format: 'vitkit-trainer-state', step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) };
-  writeSafetensors(path.join(dir, STATE_FILE), tensors, { ...meta, checksum: stateChecksum(meta, tensors) }, { overwrite: true });
-}
-
-/** sha256 over the state's metadata (the run, with the model config) and its tensors' bytes, in name order */
-function stateChecksum(meta: Record<string, string>, tensors: Record<string, { data: ArrayBufferView }>): string {
-  const h = createHash('sha256');
-  for (const k of ['format', 'step', 'optimizer_step', 'run']) h.update(`${k}=${meta[k] ?? ''}\n`);
-  for (const name of Object.keys(tensors).sort()) {
-    const d = tensors[name]!.data;
-    h.update(`${name}:${d.byteLength}\n`);
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return 'sha256:' + h.digest('hex');
+  const tensors: Record<string, Float32Array> = { model: model.params.buffer, 'optimizer.exp_avg': s.optimizer.expAvg, 'optimizer.exp_avg_sq': s.optimizer.expAvgSq };
+  if (s.ema) tensors['ema'] = s.ema;
+  writeTrainingState(stateWritePath(dir, STATE_FILE), tensors,
+    { format: RUN_STATE.fileFormat, step: String(s.step), optimizer_step: String(s.optimizer.step), run: JSON.stringify(run) });
 }
 
 /** The settings that matter for a Trainer. */
@@ -368,6 +325,7 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
   makeDirs(out, 'run folder');
   cleanStaleTemps(out);
   cleanStaleTemps(path.join(out, 'ema'));
+  prepareStateDir(out);
   const aug = augmentSpec(s, K);
   const evalBatch = Math.max(s.batchSize, 64);
   const loader = new BatchLoader({
@@ -398,7 +356,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
     saveCheckpoint(out, model, meta, { overwrite: true });
     const ema = await trainer.emaModel();
     if (ema) saveCheckpoint(path.join(out, 'ema'), ema, meta, { overwrite: true });
-    writeAtomic(path.join(out, 'train_state.json'), JSON.stringify(run, null, 1) + '\n');
+    writeAtomic(stateWritePath(out, STATE_JSON), JSON.stringify(run, null, 1) + '\n');
+    removeLegacyState(out, [STATE_FILE, STATE_JSON]); // a run folder from before checkpoint/: its state has moved
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
     if (final || run.batch === 0) {
       if (run.history.length) await writeAtomicPng(path.join(out, 'curves.png'), run.history);

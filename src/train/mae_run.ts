@@ -10,18 +10,17 @@
  * (--seed, epoch, batch), so a resumed run masks exactly as an uninterrupted one.
  *
  * The run writes into --out after every epoch and on Ctrl-C (or --stop-after-steps):
- * model.safetensors + mae_config.json (facebookresearch/mae's layout), mae_train_state.safetensors
- * (weights, AdamW moments, position: --resume continues bit-exactly), metrics.jsonl and curves.png.
+ * model.safetensors + mae_config.json (facebookresearch/mae's layout), checkpoint/mae_train_state.safetensors
+ * (weights, AdamW moments, position: --resume continues bit-exactly; the run folder's layout is
+ * train/state.ts STATE_DIR, a legacy top-level state is still read), metrics.jsonl and curves.png.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Rng, batchRng } from '../data/rng.js';
 import { epochBatches, BatchLoader } from '../data/loader.js';
 import { openData, type DataSource } from '../data/open.js';
 import type { AugmentSpec } from '../data/augment.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { preprocessFromTimm } from '../io/preprocess.js';
 import { type MaeCache, MaskedAutoencoder } from '../models/families/mae/model.js';
 import { saveMae } from '../models/families/mae/load.js';
@@ -32,6 +31,8 @@ import { LrSchedule, type ScheduleKind } from './schedule.js';
 import { maeAdamWOptions } from './mae_train.js';
 import { renderCurves } from './plot.js';
 import type { EpochMetrics } from './loop.js';
+import { MAE_STATE, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, stateWritePath, writeTrainingState, type TrainingState } from './state.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
 
 export const MAE_STATE_FILE = 'mae_train_state.safetensors';
 
@@ -162,15 +163,10 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
   writeFileAtomic(file, data, { overwrite: true });
 }
 
-/** A resumable run's saved state in `dir`, or null. */
-export function readMaeRunState(dir: string): { run: MaeRunState; weights: Float32Array; m: Float32Array; v: Float32Array; ostep: number } | null {
-  const file = path.join(dir, MAE_STATE_FILE);
-  if (!existsSync(file)) return null;
-  const st = readSafetensors(file);
-  let run: MaeRunState;
-  try { run = JSON.parse(st.metadata['run'] ?? '') as MaeRunState; } catch { throw new VitkitError(`${file} is not a vitkit MAE training state`); }
-  if (run.format !== 'vitkit-mae-train-state') throw new VitkitError(`${file} is not a vitkit MAE training state`);
-  return { run, weights: st.f32('model').data, m: st.f32('optimizer.exp_avg').data, v: st.f32('optimizer.exp_avg_sq').data, ostep: Number(st.metadata['optimizer_step']) };
+/** A resumable run's saved state in the run folder `dir` (checkpoint/, or a legacy top-level state), every field checked (train/state.ts MAE_STATE), or null. */
+export function readMaeRunState(dir: string): TrainingState<MaeRunState> | null {
+  const file = findStateFile(dir, MAE_STATE_FILE);
+  return file === null ? null : readTrainingState<MaeRunState>(file, MAE_STATE);
 }
 
 /** MAE's crop for photos: RandomResizedCrop(scale (0.2, 1.0), bicubic) + horizontal flip */
@@ -196,18 +192,19 @@ export async function maeTrainRun(o: {
     if (r.run.samples !== n) throw new VitkitError(`Cannot resume: the run trained on ${r.run.samples} samples but ${data.source} now has ${n}`);
     if (r.weights.length !== model.params.count) throw new VitkitError(`Cannot resume: the saved state has ${r.weights.length} weights but the model has ${model.params.count}`);
     model.params.buffer.set(r.weights);
-    trainer.loadState({ step: r.run.step, optimizer: { step: r.ostep, expAvg: r.m, expAvgSq: r.v } });
+    trainer.loadState({ step: r.run.step, optimizer: { step: r.optimizerStep, expAvg: r.expAvg, expAvgSq: r.expAvgSq } });
     run = { ...r.run, settings: s, stepsPerEpoch };
   } else {
     run = { format: 'vitkit-mae-train-state', epoch: 0, batch: 0, step: 0, stepsPerEpoch, samples: n, data: data.source, settings: s, history: [], partial: { lossSum: 0, images: 0, seconds: 0 } };
   }
-  mkdirSync(out, { recursive: true });
+  makeDirs(out, 'run folder');
+  prepareStateDir(out);
   const checkpoint = async () => {
     run.step = trainer.stepCount;
-    const st = trainer.state(), N = model.params.count;
-    writeSafetensors(path.join(out, MAE_STATE_FILE), {
-      model: { shape: [N], data: model.params.buffer }, 'optimizer.exp_avg': { shape: [N], data: st.optimizer.expAvg }, 'optimizer.exp_avg_sq': { shape: [N], data: st.optimizer.expAvgSq },
-    }, { format: 'vitkit-mae-train-state', optimizer_step: String(st.optimizer.step), run: JSON.stringify(run) }, { overwrite: true });
+    const st = trainer.state();
+    writeTrainingState(stateWritePath(out, MAE_STATE_FILE), { model: model.params.buffer, 'optimizer.exp_avg': st.optimizer.expAvg, 'optimizer.exp_avg_sq': st.optimizer.expAvgSq },
+      { format: MAE_STATE.fileFormat, optimizer_step: String(st.optimizer.step), run: JSON.stringify(run) });
+    removeLegacyState(out, [MAE_STATE_FILE]);
     saveMae(model, out, { overwrite: true });
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
     if (run.history.length) writeAtomic(path.join(out, 'curves.png'), await renderCurves(run.history));

@@ -141,15 +141,18 @@ test('one label of 10^6 in y: refused by --max-classes; a sparse label set warns
 });
 
 test('train --out: every file a run writes is covered by --overwrite', () => {
-  for (const f of ['curves.png', 'train_state.json', 'ema']) {
+  // checkpoint/ holds the training state; train_state.json at the top level is where a run folder from before checkpoint/ kept it
+  for (const f of ['curves.png', 'train_state.json', 'ema', 'checkpoint']) {
     const out = path.join(dir, `ow-${f}`);
     mkdirSync(out);
-    if (f === 'ema') { mkdirSync(path.join(out, 'ema')); writeFileSync(path.join(out, 'ema', 'config.json'), '{"mine": true}'); }
+    const dirEntry = f === 'ema' || f === 'checkpoint';
+    if (dirEntry) { mkdirSync(path.join(out, f)); writeFileSync(path.join(out, f, 'config.json'), '{"mine": true}'); }
     else writeFileSync(path.join(out, f), 'the user\'s file');
-    const before = f === 'ema' ? readFileSync(path.join(out, 'ema', 'config.json'), 'utf8') : readFileSync(path.join(out, f), 'utf8');
+    const kept = dirEntry ? path.join(out, f, 'config.json') : path.join(out, f);
+    const before = readFileSync(kept, 'utf8');
     const r = vitkit('train', ...TINY_ARCH, '--data', tensorData(`ow-${f}.safetensors`, 4, [0, 1]), '--epochs', '1', '--batch-size', '4', '--ema-decay', '0.9', '--out', out);
     assertUserError(r, new RegExp(`already holds a checkpoint \\(${f.replace('.', '\\.')}\\); pass --resume .* or --overwrite`));
-    const after = f === 'ema' ? readFileSync(path.join(out, 'ema', 'config.json'), 'utf8') : readFileSync(path.join(out, f), 'utf8');
+    const after = readFileSync(kept, 'utf8');
     assert.equal(after, before);
   }
 });

@@ -75,7 +75,7 @@ test('parity through the CLI: 3 epochs on the timm_train_tiny batch land within 
     // a second run into the same directory is refused
     const again = await cli(['train', '--model', path.join(dir, 'ckpt'), '--data', path.join(dir, 'batch.safetensors'), ...PARITY, '--out', out]);
     assert.equal(again.code, 1);
-    assert.equal(again.err, `error: Output directory ${out} already holds a checkpoint (config.json, curves.png, metrics.jsonl, model.safetensors, train_state.json, train_state.safetensors); pass --resume to continue that run or --overwrite to replace it`);
+    assert.equal(again.err, `error: Output directory ${out} already holds a checkpoint (checkpoint, config.json, curves.png, metrics.jsonl, model.safetensors); pass --resume to continue that run or --overwrite to replace it`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -134,7 +134,7 @@ test('from scratch on an image folder with architecture flags and --val-split; -
     assert.equal(r5.err, `error: option '--lr <lr>' argument 'fast' is invalid. Expected a number in [0, Infinity] for --lr but received "fast"`);
     assert.equal(r5.code, 2);
     const r6 = await cli(['train', '--resume', path.join(dir, 'nothing')]);
-    assert.equal(r6.err, `error: Cannot resume: no train_state.safetensors in ${path.join(dir, 'nothing')} (a training run writes it after its first epoch or on Ctrl-C)`);
+    assert.equal(r6.err, `error: Cannot resume: no checkpoint/train_state.safetensors in ${path.join(dir, 'nothing')} (a training run writes it after its first epoch or on Ctrl-C)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -162,7 +162,7 @@ test('Ctrl-C finishes the step, writes a resumable checkpoint, exits 130; resumi
     const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
     assert.equal(code, 130, stdout);
     assert.match(stdout, /Interrupted at epoch \d+, step \d of 4\. A resumable checkpoint is in /);
-    const st = JSON.parse(readFileSync(path.join(dir, 'b', 'train_state.json'), 'utf8')) as { epoch: number; complete: boolean };
+    const st = JSON.parse(readFileSync(path.join(dir, 'b', 'checkpoint', 'train_state.json'), 'utf8')) as { epoch: number; complete: boolean };
     assert.equal(st.complete, false);
     const resumed = await cli(['train', '--resume', path.join(dir, 'b')]);
     assert.equal(resumed.code, 0, resumed.err);
@@ -216,7 +216,7 @@ test('--betas / --eps reach AdamW for classification: after one step exp_avg = (
     const p0 = loadModel(ckpt).model.params;
     const base = p0.buffer.byteOffset / 4;
     const stateOf = (out: string) => {
-      const st = readSafetensors(path.join(out, 'train_state.safetensors'));
+      const st = readSafetensors(path.join(out, 'checkpoint', 'train_state.safetensors'));
       return { m: st.f32('optimizer.exp_avg').data, v: st.f32('optimizer.exp_avg_sq').data, p: st.f32('model').data, run: JSON.parse(st.metadata['run']!) as { settings: Record<string, unknown> } };
     };
     const A = stateOf(outA), B = stateOf(outB);
@@ -269,7 +269,7 @@ test('--resume refuses a training state whose bytes or run were changed (its che
     const r = await cliInProcess(['train', '--model', 'vit_tiny_patch16_224', '--img-size', '16', '--patch-size', '8', '--embed-dim', '16', '--depth', '1', '--num-heads', '2',
       '--data', file, '--epochs', '1', '--batch-size', '4', '--out', out]);
     assert.equal(r.code, 0, r.err);
-    const state = path.join(out, 'train_state.safetensors');
+    const state = path.join(out, 'checkpoint', 'train_state.safetensors');
     const good = readFileSync(state);
     assert.match(readSafetensors(state).metadata['checksum'] ?? '', /^sha256:[0-9a-f]{64}$/);
     // one flipped bit in the last tensor byte (an optimizer moment or the weights)
@@ -280,7 +280,7 @@ test('--resume refuses a training state whose bytes or run were changed (its che
     assert.equal(r2.code, 1, r2.out);
     assert.match(r2.err, /^error: Cannot resume: .*train_state\.safetensors does not match its checksum \(expected sha256:[0-9a-f]{64} but the tensors and run give sha256:[0-9a-f]{64}\): the state was modified or damaged$/);
     assert.equal(r2.err.split('\n').length, 1);
-    assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp') || f.startsWith('.')), []);
+    assert.deepEqual([...readdirSync(out), ...readdirSync(path.join(out, 'checkpoint'))].filter((f) => f.includes('.tmp') || f.startsWith('.')), []);
     // the intact state resumes
     writeFileSync(state, good);
     const r3 = await cliInProcess(['train', '--resume', out, '--epochs', '2']);

@@ -132,7 +132,8 @@ test('vitkit train --task detect on the reference batch: after 3 steps = hustvl/
   assert.match(s1.out, /stopped after step 1/);
   const s2 = await cliInProcess([...args(part), '--resume']);
   assert.equal(s2.code, 0, s2.err);
-  assert.ok(existsSync(path.join(part, 'det_train_state.safetensors')));
+  assert.ok(existsSync(path.join(part, 'checkpoint', 'det_train_state.safetensors')));
+  assert.ok(!existsSync(path.join(part, 'det_train_state.safetensors')), 'one .safetensors at the top level');
   const a = readSafetensors(path.join(full, 'model.safetensors')), b = readSafetensors(path.join(part, 'model.safetensors'));
   for (const k of a.keys()) assert.deepEqual(b.f32(k).data, a.f32(k).data, `${k} after stop + resume`);
   const again = await cliInProcess(args(full));

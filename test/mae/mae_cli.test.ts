@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, cliInProcess, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -30,7 +30,7 @@ test('vitkit train --task mae: 3 steps on x + noise = the float64 reference unde
   assert.equal(r.code, 0, r.err);
   const model = loadMae(out);
   t.diagnostic(checkAfter3Rule(model.params.names(), (n) => model.params.get(n), tr, 1e-3, 1e-8));
-  for (const f of ['curves.png', 'metrics.jsonl', 'mae_config.json', 'mae_train_state.safetensors']) assert.ok(existsSync(path.join(out, f)), f);
+  for (const f of ['curves.png', 'metrics.jsonl', 'mae_config.json', path.join('checkpoint', 'mae_train_state.safetensors')]) assert.ok(existsSync(path.join(out, f)), f);
   const losses = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { train_loss: number }).train_loss);
   const ref = tr.f32('losses').data;
   losses.forEach((l, i) => assert.ok(Math.abs(l - ref[i]!) <= 1e-5, `epoch ${i + 1} loss ${l} vs ${ref[i]}`));
@@ -46,9 +46,12 @@ test('a MAE run stopped after 1 step and resumed gives the uninterrupted run\'s 
   const r1 = await cliInProcess([...common, '--data', noNoise, '--out', b, '--stop-after-steps', '3']);
   assert.equal(r1.code, 0, r1.err);
   assert.match(r1.out, /Interrupted after 3 steps/);
+  // the layout of a run folder from before checkpoint/: the state beside model.safetensors (still read; the next save moves it)
+  renameSync(path.join(b, 'checkpoint', 'mae_train_state.safetensors'), path.join(b, 'mae_train_state.safetensors'));
   const r2 = await cliInProcess(['train', '--resume', b]);
   assert.equal(r2.code, 0, r2.err);
   assert.match(r2.out, /Resuming .* at epoch 2 of 2, step 2 of 2/);
+  assert.ok(existsSync(path.join(b, 'checkpoint', 'mae_train_state.safetensors')) && !existsSync(path.join(b, 'mae_train_state.safetensors')), 'the state moved into checkpoint/');
   const ma = loadMae(a), mb = loadMae(b);
   assert.deepEqual(ma.params.buffer, mb.params.buffer);
 });

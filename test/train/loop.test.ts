@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -80,6 +80,60 @@ test('resume after interruptions mid-epoch gives the same weights, optimizer sta
   }
 });
 
+test('a stop after the last step of an epoch (before its validation) resumes, and the run equals an uninterrupted one bit for bit', async () => {
+  const a = tmp(), b = tmp();
+  try {
+    const straight = await trainRun(opts(a, SETTINGS));
+    // 14 samples / batch 4 = 4 steps an epoch: stop after step 4 (epoch 1's last), then after step 12 (the last epoch's last)
+    const first = await trainRun(opts(b, SETTINGS, { stopAfterSteps: 4 }));
+    assert.equal(first.interrupted, true);
+    assert.deepEqual([first.state.epoch, first.state.batch, first.state.step, first.state.history.length], [0, 4, 4, 0]);
+    const r1 = readRunState(b);
+    assert.deepEqual([r1.run.epoch, r1.run.batch], [0, 4]);
+    const second = await trainRun(opts(b, SETTINGS, { resume: r1, stopAfterSteps: 8 }));
+    assert.equal(second.interrupted, true);
+    assert.deepEqual([second.state.epoch, second.state.batch, second.state.step, second.state.history.length], [2, 4, 12, 2]);
+    const third = await trainRun(opts(b, SETTINGS, { resume: readRunState(b) }));
+    assert.equal(third.interrupted, false);
+    assert.deepEqual([third.state.epoch, third.state.batch, third.state.step, third.state.complete], [3, 0, 12, true]);
+    for (const f of ['model.safetensors', path.join('ema', 'model.safetensors')]) {
+      assert.ok(bytes(path.join(a, f)).equals(bytes(path.join(b, f))), `${f} identical`);
+    }
+    const sa = readRunState(a), sb = readRunState(b);
+    assert.deepEqual(sb.trainer.optimizer.expAvg, sa.trainer.optimizer.expAvg);
+    assert.deepEqual(sb.trainer.optimizer.expAvgSq, sa.trainer.optimizer.expAvgSq);
+    assert.deepEqual(sb.trainer.ema, sa.trainer.ema);
+    const strip = (h: typeof straight.history) => h.map(({ seconds: _s, img_s: _i, ...m }) => m);
+    assert.deepEqual(strip(third.history), strip(straight.history));
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('a run folder from before checkpoint/ (the state at the top level) resumes bit for bit, and its first save moves the state into checkpoint/', async () => {
+  const a = tmp(), b = tmp();
+  const s: TrainSettings = { ...SETTINGS, epochs: 2 };
+  try {
+    await trainRun(opts(a, s));
+    await trainRun(opts(b, s, { stopAfterSteps: 3 }));
+    // the layout vitkit wrote before checkpoint/: the same two files beside model.safetensors
+    for (const f of ['train_state.safetensors', 'train_state.json']) renameSync(path.join(b, 'checkpoint', f), path.join(b, f));
+    rmSync(path.join(b, 'checkpoint'), { recursive: true });
+    const legacy = readRunState(b);
+    assert.equal(legacy.file, path.join(b, 'train_state.safetensors'));
+    assert.deepEqual([legacy.run.epoch, legacy.run.batch], [0, 3]);
+    await trainRun(opts(b, s, { resume: legacy }));
+    assert.deepEqual(readdirSync(b).filter((f) => f.startsWith('train_state')), [], 'the top-level state is gone');
+    assert.deepEqual(readdirSync(path.join(b, 'checkpoint')).sort(), ['train_state.json', 'train_state.safetensors']);
+    assert.ok(bytes(path.join(a, 'model.safetensors')).equals(bytes(path.join(b, 'model.safetensors'))), 'model.safetensors identical');
+    assert.deepEqual(readRunState(b).trainer.optimizer.expAvgSq, readRunState(a).trainer.optimizer.expAvgSq);
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});
+
 test('constant schedule: 1 epoch, then resume for a 2nd, equals 2 epochs straight', async () => {
   const a = tmp(), b = tmp();
   const s: TrainSettings = { ...SETTINGS, schedule: 'constant', warmupEpochs: 0, mixup: 0, cutmix: 0, emaDecay: null, epochs: 2 };
@@ -96,12 +150,15 @@ test('constant schedule: 1 epoch, then resume for a 2nd, equals 2 epochs straigh
   }
 });
 
-test('the output directory: timm checkpoint, metrics.jsonl, curves.png, train_state, no temporary files', async () => {
+test('the output directory: timm checkpoint, metrics.jsonl, curves.png, the state in checkpoint/, no temporary files', async () => {
   const out = tmp();
   try {
     const r = await trainRun(opts(out, { ...SETTINGS, epochs: 2, emaDecay: null }));
     const files = readdirSync(out).sort();
-    assert.deepEqual(files, ['config.json', 'curves.png', 'metrics.jsonl', 'model.safetensors', 'train_state.json', 'train_state.safetensors']);
+    // one .safetensors at the top level: timm's local-dir loader refuses a folder with two
+    assert.deepEqual(files, ['checkpoint', 'config.json', 'curves.png', 'metrics.jsonl', 'model.safetensors']);
+    assert.deepEqual(readdirSync(path.join(out, 'checkpoint')).sort(), ['train_state.json', 'train_state.safetensors']);
+    assert.equal(existsSync(path.join(out, 'train_state.safetensors')), false);
     const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 2);
     for (const [i, l] of lines.entries()) {
@@ -117,7 +174,7 @@ test('the output directory: timm checkpoint, metrics.jsonl, curves.png, train_st
     const lm = loadModel(out);
     assert.deepEqual(lm.model.params.buffer, r.state && readRunState(out).weights);
     assert.deepEqual(lm.preprocess.mean, [0.1307]);
-    const st = JSON.parse(readFileSync(path.join(out, 'train_state.json'), 'utf8')) as Record<string, unknown>;
+    const st = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'train_state.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual([st['epoch'], st['batch'], st['step'], st['complete']], [2, 0, 8, true]);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -19,7 +19,7 @@ const out = path.join(dir, 'run');
 const made = vitkit('train', '--model', 'vit_tiny_patch16_224', '--patch-size', '4', '--embed-dim', '8', '--depth', '1', '--num-heads', '2',
   '--data', data, '--epochs', '3', '--batch-size', '4', '--out', out, '--stop-after-steps', '4');
 assert.equal(made.code, 0, made.err);
-const STATE = path.join(out, 'train_state.safetensors');
+const STATE = path.join(out, 'checkpoint', 'train_state.safetensors');
 const good = readRunState(out).run;
 
 function tampered(edit: (r: Record<string, unknown>) => void): Record<string, unknown> {
@@ -48,7 +48,7 @@ test('each field is checked: types, ranges and consistency', () => {
   refused((r) => { r['history'] = {}; }, /Expected an array of per-epoch metrics for history .* but received the object \{\}/);
   refused((r) => { delete (r['model'] as Record<string, unknown>)['config']; }, /Expected an object for model\.config .* but received nothing \(the field is missing\)/);
   refused((r) => { delete r['model']; }, /for model in .* received nothing/);
-  refused((r) => { r['batch'] = 19; }, /Expected a step within the epoch, 0 to 2 \(stepsPerEpoch 3\) for batch .* but received 19/);
+  refused((r) => { r['batch'] = 19; }, /Expected the steps done of the epoch, 0 to 3 \(stepsPerEpoch 3\) for batch .* but received 19/);
   refused((r) => { r['epoch'] = 3; }, /Expected at most settings\.epochs|Expected 3 entries|Expected 0 once every epoch is done/);
   refused((r) => { r['epoch'] = 9; }, /Expected at most settings\.epochs \(3\) for epoch .* but received 9/);
   refused((r) => { r['stepsPerEpoch'] = 7; }, /Expected 3 \(ceil\(trainSamples 10 \/ settings\.batchSize 4\)\) for stepsPerEpoch/);

@@ -131,7 +131,7 @@ test('train --device webgpu: 3 epochs on the timm_train_tiny batch land on timm\
     assert.equal(losses.length, 3);
     t.diagnostic(checkAfter3(got.keys(), (n) => got.f32(n).data, losses, ref, D));
     // the resumable state has the device's moments: the saved optimizer step count is 3
-    assert.equal(readSafetensors(path.join(out, 'train_state.safetensors')).metadata['optimizer_step'], '3');
+    assert.equal(readSafetensors(path.join(out, 'checkpoint', 'train_state.safetensors')).metadata['optimizer_step'], '3');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
