@@ -24,6 +24,13 @@ async function stopped(args: string[], sig: NodeJS.Signals, afterMs: number): Pr
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VITKIT_THREADS: '1' } });
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  // the device line comes when the model is about to compute (the signal handlers are in place by then):
+  // wait for it, not a fixed time from spawn, which a loaded machine can spend loading modules
+  await new Promise<void>((ok, fail) => {
+    const t = setTimeout(() => fail(new Error(`no device line on stderr within 60 s: ${err}`)), 60_000);
+    const look = () => { if (/^device: /m.test(err)) { clearTimeout(t); child.stderr.off('data', look); ok(); } };
+    child.stderr.on('data', look);
+  });
   await new Promise((r) => setTimeout(r, afterMs));
   child.kill(sig);
   return new Promise((ok) => child.on('exit', (code, signal) => ok({ code, signal, err })));
