@@ -57,8 +57,10 @@ function num(v: number | null | undefined): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** Decode a DICOM file's bytes; `label` names the file in every error. */
-export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
+/** daikon's parse of a DICOM file's tags (the pixel data is not decoded here). */
+type DaikonImage = NonNullable<ReturnType<typeof daikon.Series.parseImage>>;
+
+function parseDicom(bytes: Uint8Array, label: string): DaikonImage {
   // daikon reads some elements from view.buffer directly: hand it a buffer of exactly these bytes
   const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
     ? bytes.buffer : bytes.slice().buffer;
@@ -70,6 +72,18 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
     throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
   }
   if (!im) throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed`);
+  return im;
+}
+
+/** Number of Frames (0028,0008) of a DICOM file (1 when absent), without decoding its pixel data. */
+export function dicomFrameCount(bytes: Uint8Array, label: string): number {
+  const n = parseDicom(bytes, label).getNumberOfFrames();
+  return Number.isInteger(n) && n > 1 ? n : 1;
+}
+
+/** Decode a DICOM file's bytes; `label` names the file in every error. */
+export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
+  const im = parseDicom(bytes, label);
   const ts = im.getTransferSyntax() ?? '1.2.840.10008.1.2';
   if (!TRANSFER_SYNTAXES[ts]) {
     throw new VitkitError(

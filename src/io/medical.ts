@@ -8,9 +8,12 @@
  * WindowCenter / WindowWidth; else the image's own range (minmax), said once per process on stderr.
  * 16-bit PNG / TIFF without --window are scaled by the bit depth's range (v / 65535).
  */
+import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
-import { decodeDicom, isDicomBytes, type DicomImage } from './dicom.js';
+import { decodeDicom, dicomFrameCount, isDicomBytes, type DicomImage } from './dicom.js';
+import { readRegularFile, readRegularFileHead } from './files.js';
+import { MAX_IMAGE_BYTES } from './image.js'; // used at call time only (image.ts imports this module)
 import { applyWindow, minmaxWindow, modalityLut, valueRange, type WindowSpec } from './window.js';
 import { interpolate } from './resample.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
@@ -30,6 +33,51 @@ export function setMedicalDefaults(o: MedicalOptions): void {
 }
 export function medicalDefaults(): MedicalOptions {
   return defaults;
+}
+
+/**
+ * One frame of a multi-frame DICOM file is named `<file>#frame=<k>` (k from 0, as --frame counts):
+ * one string, so it travels through every image list, data worker and JSON output unchanged
+ * (`"image": "scan.dcm#frame=3"`), reads like a URL fragment and sorts with its file. A path that
+ * exists as written is always that file, even when its name ends in `#frame=<k>`.
+ */
+export const FRAME_MARK = '#frame=';
+const FRAME_RE = /^(.+)#frame=(0|[1-9][0-9]*)$/;
+
+/** `<file>#frame=<k>` */
+export function frameRef(file: string, frame: number): string {
+  return `${file}${FRAME_MARK}${frame}`;
+}
+
+/** Split an image source into its file and, for a `<file>#frame=<k>` reference, the frame. */
+export function parseFrameRef(source: string): { file: string; frame?: number } {
+  const m = FRAME_RE.exec(source);
+  if (!m || existsSync(source)) return { file: source };
+  return { file: m[1]!, frame: Number(m[2]) };
+}
+
+
+/**
+ * Expand image files into images: each frame of a multi-frame DICOM file becomes its own
+ * `<file>#frame=<k>` (k = 0..F-1); with --frame k only that frame (checked against each file's
+ * frame count here, before any image is decoded). Other files pass through unchanged; only
+ * DICOM files (the 'DICM' magic) are read past their first 132 bytes.
+ */
+export function expandFrames(files: readonly string[], opts: MedicalOptions = defaults): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    const dicom = isDicomBytes(readRegularFileHead(f, 'image file', 132).head);
+    const frames = dicom ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : 1;
+    if (opts.frame !== undefined) {
+      if (dicom && opts.frame >= frames) throw expected(`a frame in 0..${frames - 1}`, `--frame for ${f} (${frames} frame${frames === 1 ? '' : 's'})`, opts.frame);
+      out.push(frames > 1 ? frameRef(f, opts.frame) : f);
+    } else if (frames > 1) {
+      for (let k = 0; k < frames; k++) out.push(frameRef(f, k));
+    } else {
+      out.push(f);
+    }
+  }
+  return out;
 }
 
 /** A windowed gray image: (frames, H, W) float32 in [0, 1]. */
