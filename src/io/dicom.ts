@@ -62,8 +62,9 @@ type DaikonImage = NonNullable<ReturnType<typeof daikon.Series.parseImage>>;
 
 function parseDicom(bytes: Uint8Array, label: string): DaikonImage {
   // daikon reads some elements from view.buffer directly: hand it a buffer of exactly these bytes
+  // (a copy through Uint8Array: Buffer#slice is a view, and a small Buffer lives in Node's shared pool)
   const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
-    ? bytes.buffer : bytes.slice().buffer;
+    ? bytes.buffer : new Uint8Array(bytes).buffer;
   const view = new DataView(ab);
   let im: ReturnType<typeof daikon.Series.parseImage>;
   try {
@@ -81,10 +82,36 @@ export function dicomFrameCount(bytes: Uint8Array, label: string): number {
   return Number.isInteger(n) && n > 1 ? n : 1;
 }
 
+/**
+ * dcmtk pads an odd-length JPEG fragment to even length with a 0xFF fill byte before EOI
+ * (`FF FF D9`; ISO 10918-1 B.1.1.2 allows fill bytes before any marker), which daikon's baseline
+ * decoder (pdf.js's jpg.js) refuses as marker 0xFFFF. PS3.5 A.4's usual padding is a 0x00 after
+ * EOI: a copy of the file with each fragment-final `FF FF D9` (followed by an item or sequence
+ * delimiter tag) as `FF D9 00`, the same length and the same image; null when there is none.
+ */
+function jpegFillBeforeEoiAsPadding(bytes: Uint8Array, from: number): Uint8Array | null {
+  let out: Uint8Array | null = null;
+  for (let i = Math.max(0, from); i + 7 <= bytes.length; i++) {
+    if (bytes[i] !== 0xff || bytes[i + 1] !== 0xff || bytes[i + 2] !== 0xd9 || bytes[i + 3] !== 0xfe || bytes[i + 4] !== 0xff) continue;
+    if (!((bytes[i + 5] === 0x00 || bytes[i + 5] === 0xdd) && bytes[i + 6] === 0xe0)) continue;
+    out ??= new Uint8Array(bytes); // a copy (Buffer#slice would be a view of the caller's bytes)
+    out[i + 1] = 0xd9;
+    out[i + 2] = 0x00;
+  }
+  return out;
+}
+
+const JPEG_DCT = ['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51'];
+
 /** Decode a DICOM file's bytes; `label` names the file in every error. */
 export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
-  const im = parseDicom(bytes, label);
+  let im = parseDicom(bytes, label);
   const ts = im.getTransferSyntax() ?? '1.2.840.10008.1.2';
+  if (JPEG_DCT.includes(ts)) {
+    const at = (im.getTag(0x7fe0, 0x0010) as unknown as { offsetStart?: number } | undefined)?.offsetStart ?? 132;
+    const fixed = jpegFillBeforeEoiAsPadding(bytes, at);
+    if (fixed) im = parseDicom(fixed, label);
+  }
   if (!TRANSFER_SYNTAXES[ts]) {
     throw new VitkitError(
       `DICOM file ${label} uses transfer syntax ${ts}, which vitkit cannot decode; supported: ${Object.values(TRANSFER_SYNTAXES).join(', ')}` +
