@@ -157,7 +157,7 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
   const shift = 32 - bs;
   if (ba === 16 && le && bs === 16) {
     // the common case (16 bits stored, little endian): a typed-array view, no per-word DataView call
-    const words = pr === 1 ? new Int16Array(raw.slice(0, need)) : new Uint16Array(raw.slice(0, need)); // (frames, rows, cols)
+    const words = pr === 1 ? new Int16Array(raw, 0, n) : new Uint16Array(raw, 0, n); // (frames, rows, cols), a view (raw is daikon's own copy, offset 0)
     stored.set(words);
   } else for (let i = 0; i < n; i++) {
     let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);

@@ -14,7 +14,7 @@ import { VitkitError, expected } from '../errors.js';
 import { decodeDicom, dicomFrameCount, isDicomBytes, type DicomImage } from './dicom.js';
 import { readRegularFile, readRegularFileHead } from './files.js';
 import { MAX_IMAGE_BYTES } from './image.js'; // used at call time only (image.ts imports this module)
-import { applyWindow, minmaxWindow, modalityLut, valueRange, type WindowSpec } from './window.js';
+import { applyWindow, minmaxWindow, valueRange, type WindowSpec } from './window.js';
 import { interpolate } from './resample.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
 import type { RawImage } from './pixels.js';
@@ -121,26 +121,21 @@ export function windowDicom(d: DicomImage, label: string, opts: MedicalOptions =
     nf = 1;
   }
   const out = new Float32Array(nf * per); // (frames, H, W)
+  const lut = { slope: d.slope, intercept: d.intercept }; // the modality LUT, applied inside the window's pass
   for (let f = 0; f < nf; f++) {
-    const st = d.stored.subarray((f0 + f) * per, (f0 + f + 1) * per);
-    const mod = modalityLut(st, d.slope, d.intercept); // (H*W,)
-    let mask: Uint8Array | undefined;
-    if (d.padding !== null) {
-      mask = new Uint8Array(per);
-      for (let i = 0; i < per; i++) mask[i] = st[i] === d.padding ? 1 : 0;
-    }
+    const st = d.stored.subarray((f0 + f) * per, (f0 + f + 1) * per); // (H*W,) stored values
     let c: number;
     let w: number;
     const spec = opts.window ?? d.window ?? null;
     if (spec === null || spec === 'minmax') {
       if (spec === null) sayMinmaxOnce(label);
-      const r = valueRange(mod, mask);
+      const r = valueRange(st, { padding: d.padding, lut });
       ({ center: c, width: w } = minmaxWindow(r.min, r.max));
     } else {
       c = spec.center;
       w = spec.width;
     }
-    applyWindow(mod, c, w, label, { invert: d.photometric === 'MONOCHROME1', mask, out: out.subarray(f * per, (f + 1) * per) });
+    applyWindow(st, c, w, label, { invert: d.photometric === 'MONOCHROME1', padding: d.padding, lut, out: out.subarray(f * per, (f + 1) * per) });
   }
   return { data: out, width: d.cols, height: d.rows, frames: nf };
 }
