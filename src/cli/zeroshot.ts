@@ -44,8 +44,8 @@ export function zeroshotCommand(): Command {
     .option('--json', 'print [{"image", "top": [{"label", "index", "score"}]}] (score: the softmax probability)')
     .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')}); each frame of a multi-frame DICOM file is one image (file#frame=k)`)
     .action(async (inputs: string[], o: ZeroshotOpts) => {
+      const labels = readLabels(o); // a missing label list is a usage error (exit 2), checked first
       const images = collectImages(inputs);
-      const labels = readLabels(o);
       const clip = { ...loadClip(o.model), device: o.device };
       const zs = zeroShotClassifier(clip, labels, o.template.length ? o.template : DEFAULT_TEMPLATES);
       const res = await zs.classify(images, o.topK);

@@ -60,14 +60,23 @@ export function parseFrameRef(source: string): { file: string; frame?: number } 
 /**
  * Expand image files into images: each frame of a multi-frame DICOM file becomes its own
  * `<file>#frame=<k>` (k = 0..F-1); with --frame k only that frame (checked against each file's
- * frame count here, before any image is decoded). Other files pass through unchanged; only
+ * frame count here, before any image is decoded). Other files pass through unchanged, and so do
+ * files that cannot be read or parsed (the decoder names the problem where the image is read); only
  * DICOM files (the 'DICM' magic) are read past their first 132 bytes.
  */
 export function expandFrames(files: readonly string[], opts: MedicalOptions = defaults): string[] {
   const out: string[] = [];
   for (const f of files) {
-    const dicom = isDicomBytes(readRegularFileHead(f, 'image file', 132).head);
-    const frames = dicom ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : 1;
+    let dicom: boolean;
+    let frames: number;
+    try {
+      dicom = isDicomBytes(readRegularFileHead(f, 'image file', 132).head);
+      frames = dicom ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : 1;
+    } catch (e) {
+      if (!(e instanceof VitkitError)) throw e;
+      out.push(f); // unreadable: the decoder reports it (or --on-bad-image skip skips it) where the image is read
+      continue;
+    }
     if (opts.frame !== undefined) {
       if (dicom && opts.frame >= frames) throw expected(`a frame in 0..${frames - 1}`, `--frame for ${f} (${frames} frame${frames === 1 ? '' : 's'})`, opts.frame);
       out.push(frames > 1 ? frameRef(f, opts.frame) : f);

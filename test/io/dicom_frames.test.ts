@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, mkdirSync, copyFileSync, readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, copyFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, tmp, vitkit, assertUserError, maxAbsDiff } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -219,6 +219,15 @@ test('eval and train folders: frames are samples, and --window reaches the data 
   assert.notEqual(own.loss, w0.loss);
   const fr = ev('--workers', '2', '--frame', '0');
   assert.equal(fr.count, 2);
+  // an unreadable DICOM is left to the decoder: --on-bad-image skip skips it (listing the frames does not fail)
+  const broken = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from([0x02, 0x00, 0x10])]);
+  writeFileSync(path.join(root, 'a', 'broken.dcm'), broken);
+  const sk = vitkit('eval', '--model', m, '--data', root, '--json', '--workers', '0', '--on-bad-image', 'skip');
+  assert.equal(sk.code, 0, sk.err);
+  assert.equal((JSON.parse(sk.out) as { count: number }).count, 4);
+  assert.match(sk.err, /skipped unreadable image .*broken\.dcm/);
+  assertUserError(vitkit('eval', '--model', m, '--data', root, '--workers', '0', '--window', '40,400'), /broken\.dcm/);
+  rmSync(path.join(root, 'a', 'broken.dcm'));
 
   const train = (workers: string) => {
     const out = path.join(tmp(), 'run');
