@@ -238,7 +238,7 @@ test('eval and train folders: frames are samples, and --window reaches the data 
   assert.deepEqual(train('2'), train('0'));
 });
 
-test('the inference workers (classify / embedImages) use the caller\'s --window, not the file\'s', async () => {
+test('the inference workers use the caller\'s --window, not the file\'s (embedImages; classify shares its preprocessing)', async () => {
   const { embedImages, closeSessions } = await import('../../src/node/inference.js');
   const m = identityModel(128);
   const ct = path.join(DIR, 'CT_small.dcm');
