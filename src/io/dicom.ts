@@ -76,9 +76,20 @@ function parseDicom(bytes: Uint8Array, label: string): DaikonImage {
   return im;
 }
 
-/** Number of Frames (0028,0008) of a DICOM file (1 when absent), without decoding its pixel data. */
-export function dicomFrameCount(bytes: Uint8Array, label: string): number {
-  const n = parseDicom(bytes, label).getNumberOfFrames();
+/**
+ * Number of Frames (0028,0008) of a DICOM file (1 when absent), without decoding its pixel data.
+ * `bytes` may be the file's first bytes only: the count is known once the pixel data element's
+ * header is reached (every attribute comes before it); null when these bytes end before that.
+ */
+export function dicomFrameCount(bytes: Uint8Array, label: string): number | null {
+  let im: DaikonImage;
+  try {
+    im = parseDicom(bytes, label);
+  } catch {
+    return null; // a prefix cut inside an element; the whole file gives the real error
+  }
+  if (!im.getTag(0x7fe0, 0x0010)) return null;
+  const n = im.getNumberOfFrames();
   return Number.isInteger(n) && n > 1 ? n : 1;
 }
 

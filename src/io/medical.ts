@@ -57,12 +57,14 @@ export function parseFrameRef(source: string): { file: string; frame?: number } 
 }
 
 
+const FRAME_HEAD_BYTES = 64 * 1024;
+
 /**
  * Expand image files into images: each frame of a multi-frame DICOM file becomes its own
  * `<file>#frame=<k>` (k = 0..F-1); with --frame k only that frame (checked against each file's
  * frame count here, before any image is decoded). Other files pass through unchanged, and so do
  * files that cannot be read or parsed (the decoder names the problem where the image is read); only
- * DICOM files (the 'DICM' magic) are read past their first 132 bytes.
+ * the first 64 KiB of a file is read (the whole file only for a DICOM header longer than that).
  */
 export function expandFrames(files: readonly string[], opts: MedicalOptions = defaults): string[] {
   const out: string[] = [];
@@ -70,8 +72,15 @@ export function expandFrames(files: readonly string[], opts: MedicalOptions = de
     let dicom: boolean;
     let frames: number;
     try {
-      dicom = isDicomBytes(readRegularFileHead(f, 'image file', 132).head);
-      frames = dicom ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : 1;
+      const { head, size } = readRegularFileHead(f, 'image file', FRAME_HEAD_BYTES);
+      dicom = isDicomBytes(head);
+      frames = 1;
+      if (dicom) {
+        // the header is nearly always within the first 64 KiB; else (or when no pixel data follows) the whole file
+        const n = dicomFrameCount(head, f) ?? (size > head.length ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : null);
+        if (n === null) throw new VitkitError(`Expected pixel data (7FE0,0010) in DICOM file ${f} but it has none`);
+        frames = n;
+      }
     } catch (e) {
       if (!(e instanceof VitkitError)) throw e;
       out.push(f); // unreadable: the decoder reports it (or --on-bad-image skip skips it) where the image is read

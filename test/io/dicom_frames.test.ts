@@ -105,6 +105,12 @@ test('the built multi-frame file decodes to 3 frames of the reference stored val
   assert.deepEqual(expandFrames([png, multi], {}), [png, `${multi}#frame=0`, `${multi}#frame=1`, `${multi}#frame=2`]);
   assert.deepEqual(expandFrames([png, multi], { frame: 2 }), [png, `${multi}#frame=2`]);
   assert.throws(() => expandFrames([multi], { frame: 3 }), /frame in 0\.\.2.*multi\.dcm.*3 frames.*received 3/);
+  // 12 frames (98 KB): the count comes from the file's first 64 KiB
+  const twelve = path.join(tmp(), 'twelve.dcm');
+  writeFileSync(twelve, dicomOf(Array.from({ length: 12 }, (_, k) => flip(stored, FLIPS[k % 3]!))));
+  assert.equal(expandFrames([twelve], {}).length, 12);
+  assert.equal(dicomFrameCount(readFileSync(twelve).subarray(0, 2000), 'twelve'), 12);
+  assert.equal(dicomFrameCount(readFileSync(twelve).subarray(0, 1000), 'twelve'), null); // cut before the pixel data
 });
 
 test('vitkit run --image: every frame a batch row; file#frame=k and --frame k pick one (pydicom window01, flipped)', () => {
