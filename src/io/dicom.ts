@@ -32,6 +32,9 @@ export const TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.4.91': 'JPEG 2000',
 };
 
+/** Stored pixel values: Int16Array / Uint16Array for 16 bits stored little endian, else Int32Array. */
+export type StoredArray = Int32Array | Int16Array | Uint16Array;
+
 export interface DicomImage {
   rows: number;
   cols: number;
@@ -49,8 +52,8 @@ export interface DicomImage {
   window: { center: number; width: number } | null;
   /** Pixel Padding Value (0028,0120) as a stored value, or null */
   padding: number | null;
-  /** (frames, rows, cols) stored values */
-  stored: Int32Array;
+  /** (frames, rows, cols) stored values: a view of the decoded 16-bit words in the common case (no copy) */
+  stored: StoredArray;
 }
 
 function num(v: number | null | undefined): number | null {
@@ -164,17 +167,20 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
   const pr = im.getPixelRepresentation() === 1 ? 1 : 0;
   const dv = new DataView(raw, 0, need);
   const le = im.littleEndian;
-  const stored = new Int32Array(n); // (frames, rows, cols)
   const shift = 32 - bs;
+  let stored: StoredArray;
   if (ba === 16 && le && bs === 16) {
-    // the common case (16 bits stored, little endian): a typed-array view, no per-word DataView call
-    const words = pr === 1 ? new Int16Array(raw, 0, n) : new Uint16Array(raw, 0, n); // (frames, rows, cols), a view (raw is daikon's own copy, offset 0)
-    stored.set(words);
-  } else for (let i = 0; i < n; i++) {
-    let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
-    // the low Bits Stored bits; sign-extended for two's complement
-    w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
-    stored[i] = w;
+    // the common case (16 bits stored, little endian): the words themselves, viewed (raw is daikon's own
+    // copy at offset 0): no copy, no per-word DataView call, 1 MB less to allocate per 512x512 slice
+    stored = pr === 1 ? new Int16Array(raw, 0, n) : new Uint16Array(raw, 0, n); // (frames, rows, cols)
+  } else {
+    stored = new Int32Array(n); // (frames, rows, cols)
+    for (let i = 0; i < n; i++) {
+      let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
+      // the low Bits Stored bits; sign-extended for two's complement
+      w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
+      stored[i] = w;
+    }
   }
   const wc = num(im.getWindowCenter());
   const ww = num(im.getWindowWidth());

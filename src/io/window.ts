@@ -7,6 +7,7 @@
  * (w >= 1; w = 1 is a threshold at c - 0.5). MONOCHROME1 is inverted after the window (1 - y).
  */
 import { UsageError, VitkitError, expected } from '../errors.js';
+import type { StoredArray } from './dicom.js';
 
 /** --window: a center/width pair, the image's own range, or (undefined) the file's window. */
 export type WindowSpec = { center: number; width: number; name?: string } | 'minmax';
@@ -40,7 +41,7 @@ function lutValue(stored: number, slope: number, intercept: number): number {
 }
 
 /** Modality LUT: slope * stored + intercept (float64 math, float32 result). (N,) */
-export function modalityLut(stored: Int32Array | Uint16Array, slope: number, intercept: number): Float32Array {
+export function modalityLut(stored: StoredArray, slope: number, intercept: number): Float32Array {
   const out = new Float32Array(stored.length); // (N,)
   for (let i = 0; i < stored.length; i++) out[i] = lutValue(stored[i]!, slope, intercept);
   return out;
@@ -59,7 +60,7 @@ interface Exclude {
 }
 
 /** The min / max of x (through `lut` when given) over the pixels not left out. */
-export function valueRange(x: Float32Array | Int32Array, opts: Exclude & { lut?: Lut } = {}): { min: number; max: number } {
+export function valueRange(x: Float32Array | StoredArray, opts: Exclude & { lut?: Lut } = {}): { min: number; max: number } {
   const { mask, lut } = opts;
   const padding = opts.padding ?? null;
   let min = Infinity;
@@ -91,7 +92,7 @@ export function minmaxWindow(min: number, max: number): { center: number; width:
  * 512x512 slice under 10 ms). `invert` (MONOCHROME1) gives 1 - y; pixels left out (padding) give 0
  * after inversion (the darkest value). (N,)
  */
-export function applyWindow(x: Float32Array | Int32Array, center: number, width: number, label: string, opts: Exclude & { invert?: boolean; lut?: Lut; out?: Float32Array } = {}): Float32Array {
+export function applyWindow(x: Float32Array | StoredArray, center: number, width: number, label: string, opts: Exclude & { invert?: boolean; lut?: Lut; out?: Float32Array } = {}): Float32Array {
   if (!Number.isFinite(center) || !Number.isFinite(width)) throw expected('a finite window center and width', `the window of ${label}`, `${center},${width}`);
   if (!(width >= 1)) throw new VitkitError(`Expected a window width >= 1 for ${label} but received ${width} (center ${center}): a zero-width window maps nothing`);
   const out = opts.out ?? new Float32Array(x.length); // (N,)
