@@ -8,6 +8,7 @@ import { UsageError, VitkitError, expected } from '../errors.js';
 import { cleanStaleTemps, makeDirs } from '../io/files.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';
 import { collectImages } from '../embed/embed.js';
+import { parseFrameRef } from '../io/medical.js';
 import { HEAD_FUSIONS, type HeadFusion } from '../explain/rollout.js';
 import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
@@ -50,13 +51,17 @@ function parseDiscard(v: string): number {
 }
 
 /**
- * Output file names per image: <stem>.rollout.png and <stem>.heads.png, distinct within one run.
+ * Output file names per image: <stem>.rollout.png and <stem>.heads.png, distinct within one run
+ * (frame k of a multi-frame DICOM file, <file>#frame=k, has the stem <name>.frame<k>).
  * Every image first claims its own stem; a repeated stem (d1/a.png, d2/a.png) takes the first
  * <stem>-<k> that no image claims, so `d1/a.png d2/a.png a-1.png` gives a, a-2 and a-1.
  * Stems are compared case-insensitively (case-insensitive file systems would merge them).
  */
 export function outputNames(images: string[], out: string): { rollout: string; heads: string }[] {
-  const stems = images.map((img) => path.basename(img, path.extname(img)) || 'image');
+  const stems = images.map((img) => {
+    const { file, frame } = parseFrameRef(img); // scan.dcm#frame=3 -> scan.frame3
+    return (path.basename(file, path.extname(file)) || 'image') + (frame === undefined ? '' : `.frame${frame}`);
+  });
   const key = (s: string) => s.toLowerCase();
   const claimed = new Set<string>();
   const first = stems.map((s) => {

@@ -7,6 +7,8 @@ import { UsageError, VitkitError } from '../errors.js';
 import { loadClip } from '../models/clip/load.js';
 import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
 import { deviceOption, parseIntOpt } from './common.js';
+import { collectImages } from '../embed/embed.js';
+import { IMAGE_EXTENSIONS } from '../io/image.js';
 
 interface ZeroshotOpts {
   model: string;
@@ -40,9 +42,10 @@ export function zeroshotCommand(): Command {
     .option('--template <text>', `prompt template with {} for the label; repeat for an ensemble (default "${DEFAULT_TEMPLATES[0]}")`, (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('-k, --top-k <k>', 'labels to show per image', parseIntOpt('--top-k'), 5)
     .option('--json', 'print [{"image", "top": [{"label", "index", "score"}]}] (score: the softmax probability)')
-    .argument('<images...>', 'JPEG, PNG, WebP or GIF files')
-    .action(async (images: string[], o: ZeroshotOpts) => {
-      const labels = readLabels(o);
+    .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')}); each frame of a multi-frame DICOM file is one image (file#frame=k)`)
+    .action(async (inputs: string[], o: ZeroshotOpts) => {
+      const labels = readLabels(o); // a missing label list is a usage error (exit 2), checked first
+      const images = collectImages(inputs);
       const clip = { ...loadClip(o.model), device: o.device };
       const zs = zeroShotClassifier(clip, labels, o.template.length ? o.template : DEFAULT_TEMPLATES);
       const res = await zs.classify(images, o.topK);

@@ -1,7 +1,8 @@
 /**
  * Image folders: `<root>/<class>/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif}` (torchvision ImageFolder's
  * layout; the same image types predict, explain and embed read: io/image.ts IMAGE_EXTENSIONS).
- * Classes are the sub-folder names in sorted order; files are sorted within each class.
+ * Classes are the sub-folder names in sorted order; files are sorted within each class, and each frame
+ * of a multi-frame DICOM file is its own sample (`<file>#frame=<k>`; --frame k keeps frame k only).
  */
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { VitkitError } from '../errors.js';
 import { type FileDataset, sharedI32 } from './dataset.js';
 
 import { IMAGE_EXTENSIONS } from '../io/image.js';
+import { expandFrames } from '../io/medical.js';
 
 export { IMAGE_EXTENSIONS };
 
@@ -53,8 +55,8 @@ export function loadImageFolder(root: string, classes?: string[]): { ds: FileDat
       throw new VitkitError(`Class folder ${dir} has no images: expected files ending in ${IMAGE_EXTENSIONS.join(', ')}`);
     }
     const y = names.indexOf(cls);
-    for (const f of imgs) {
-      files.push(path.join(dir, f));
+    for (const f of expandFrames(imgs.map((f) => path.join(dir, f)))) {
+      files.push(f);
       labels.push(y);
     }
   }

@@ -11,6 +11,7 @@ import { makeBatch, type Batch, type BatchJob, type Pipeline } from './batch.js'
 import type { Dataset } from './dataset.js';
 import type { AugmentSpec } from './augment.js';
 import { batchRng, epochRng, permutation } from './rng.js';
+import { medicalDefaults } from '../io/medical.js';
 
 export interface LoaderOptions {
   train: Dataset | null;
@@ -56,7 +57,7 @@ export class BatchLoader {
     this.opts = opts;
     for (let w = 0; w < opts.workers; w++) {
       const worker = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { datasets: { train: opts.train, val: opts.val }, pipeline: opts.pipeline },
+        workerData: { datasets: { train: opts.train, val: opts.val }, pipeline: opts.pipeline, medical: medicalDefaults() }, // the main thread's --window / --frame
       });
       worker.on('message', (m: { id: number; batch?: Batch; error?: { message: string; vitkit: boolean } }) => {
         const p = this.pending.get(m.id);

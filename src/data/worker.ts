@@ -5,13 +5,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeBatch, type BatchJob, type Pipeline } from './batch.js';
 import type { Dataset } from './dataset.js';
+import { setMedicalDefaults, type MedicalOptions } from '../io/medical.js';
 
 interface Init {
   datasets: { train: Dataset | null; val: Dataset | null };
   pipeline: Pipeline;
+  /** the main thread's --window / --frame: DICOM / 16-bit images read here as they are there */
+  medical: MedicalOptions;
 }
 
 const init = workerData as Init;
+setMedicalDefaults(init.medical);
 const port = parentPort!;
 
 port.on('message', (msg: { id: number; job: BatchJob }) => {

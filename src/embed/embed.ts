@@ -13,6 +13,7 @@ import type { LoadedModel } from '../io/checkpoint.js';
 import type { Model } from '../models/model.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';
+import { expandFrames } from '../io/medical.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { l2normalize } from './prototypes.js';
 import { imgHW } from '../models/config.js';
@@ -33,7 +34,7 @@ function walk(dir: string, out: string[]): void {
   }
 }
 
-/** Expand files and folders (recursively, sorted) into image files. */
+/** Expand files and folders (recursively, sorted) into images: a multi-frame DICOM file gives one `<file>#frame=<k>` per frame (io/medical.ts expandFrames). */
 export function collectImages(inputs: string[]): string[] {
   const out: string[] = [];
   for (const p of inputs) {
@@ -48,7 +49,7 @@ export function collectImages(inputs: string[]): string[] {
     }
   }
   if (out.length === 0) throw new VitkitError('Expected at least one image file or folder but received none');
-  return out;
+  return expandFrames(out);
 }
 
 /** Pre-logits features (B, D) of pixel_values (B, C, H, W), optionally L2-normalized. */

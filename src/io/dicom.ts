@@ -32,6 +32,9 @@ export const TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.4.91': 'JPEG 2000',
 };
 
+/** Stored pixel values: Int16Array / Uint16Array for 16 bits stored little endian, else Int32Array. */
+export type StoredArray = Int32Array | Int16Array | Uint16Array;
+
 export interface DicomImage {
   rows: number;
   cols: number;
@@ -49,19 +52,22 @@ export interface DicomImage {
   window: { center: number; width: number } | null;
   /** Pixel Padding Value (0028,0120) as a stored value, or null */
   padding: number | null;
-  /** (frames, rows, cols) stored values */
-  stored: Int32Array;
+  /** (frames, rows, cols) stored values: a view of the decoded 16-bit words in the common case (no copy) */
+  stored: StoredArray;
 }
 
 function num(v: number | null | undefined): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** Decode a DICOM file's bytes; `label` names the file in every error. */
-export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
+/** daikon's parse of a DICOM file's tags (the pixel data is not decoded here). */
+type DaikonImage = NonNullable<ReturnType<typeof daikon.Series.parseImage>>;
+
+function parseDicom(bytes: Uint8Array, label: string): DaikonImage {
   // daikon reads some elements from view.buffer directly: hand it a buffer of exactly these bytes
+  // (a copy through Uint8Array: Buffer#slice is a view, and a small Buffer lives in Node's shared pool)
   const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
-    ? bytes.buffer : bytes.slice().buffer;
+    ? bytes.buffer : new Uint8Array(bytes).buffer;
   const view = new DataView(ab);
   let im: ReturnType<typeof daikon.Series.parseImage>;
   try {
@@ -70,7 +76,56 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
     throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
   }
   if (!im) throw new VitkitError(`Expected a readable DICOM file for ${label} but parsing failed`);
+  return im;
+}
+
+/**
+ * Number of Frames (0028,0008) of a DICOM file (1 when absent), without decoding its pixel data.
+ * `bytes` may be the file's first bytes only: the count is known once the pixel data element's
+ * header is reached (every attribute comes before it); null when these bytes end before that.
+ */
+export function dicomFrameCount(bytes: Uint8Array, label: string): number | null {
+  let im: DaikonImage;
+  try {
+    im = parseDicom(bytes, label);
+  } catch {
+    return null; // a prefix cut inside an element; the whole file gives the real error
+  }
+  if (!im.getTag(0x7fe0, 0x0010)) return null;
+  const n = im.getNumberOfFrames();
+  return Number.isInteger(n) && n > 1 ? n : 1;
+}
+
+/**
+ * dcmtk pads an odd-length JPEG fragment to even length with a 0xFF fill byte before EOI
+ * (`FF FF D9`; ISO 10918-1 B.1.1.2 allows fill bytes before any marker), which daikon's baseline
+ * decoder (pdf.js's jpg.js) refuses as marker 0xFFFF. PS3.5 A.4's usual padding is a 0x00 after
+ * EOI: a copy of the file with each fragment-final `FF FF D9` (followed by an item or sequence
+ * delimiter tag) as `FF D9 00`, the same length and the same image; null when there is none.
+ */
+function jpegFillBeforeEoiAsPadding(bytes: Uint8Array, from: number): Uint8Array | null {
+  let out: Uint8Array | null = null;
+  for (let i = Math.max(0, from); i + 7 <= bytes.length; i++) {
+    if (bytes[i] !== 0xff || bytes[i + 1] !== 0xff || bytes[i + 2] !== 0xd9 || bytes[i + 3] !== 0xfe || bytes[i + 4] !== 0xff) continue;
+    if (!((bytes[i + 5] === 0x00 || bytes[i + 5] === 0xdd) && bytes[i + 6] === 0xe0)) continue;
+    out ??= new Uint8Array(bytes); // a copy (Buffer#slice would be a view of the caller's bytes)
+    out[i + 1] = 0xd9;
+    out[i + 2] = 0x00;
+  }
+  return out;
+}
+
+const JPEG_DCT = ['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51'];
+
+/** Decode a DICOM file's bytes; `label` names the file in every error. */
+export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
+  let im = parseDicom(bytes, label);
   const ts = im.getTransferSyntax() ?? '1.2.840.10008.1.2';
+  if (JPEG_DCT.includes(ts)) {
+    const at = (im.getTag(0x7fe0, 0x0010) as unknown as { offsetStart?: number } | undefined)?.offsetStart ?? 132;
+    const fixed = jpegFillBeforeEoiAsPadding(bytes, at);
+    if (fixed) im = parseDicom(fixed, label);
+  }
   if (!TRANSFER_SYNTAXES[ts]) {
     throw new VitkitError(
       `DICOM file ${label} uses transfer syntax ${ts}, which vitkit cannot decode; supported: ${Object.values(TRANSFER_SYNTAXES).join(', ')}` +
@@ -112,17 +167,20 @@ export function decodeDicom(bytes: Uint8Array, label: string): DicomImage {
   const pr = im.getPixelRepresentation() === 1 ? 1 : 0;
   const dv = new DataView(raw, 0, need);
   const le = im.littleEndian;
-  const stored = new Int32Array(n); // (frames, rows, cols)
   const shift = 32 - bs;
+  let stored: StoredArray;
   if (ba === 16 && le && bs === 16) {
-    // the common case (16 bits stored, little endian): a typed-array view, no per-word DataView call
-    const words = pr === 1 ? new Int16Array(raw.slice(0, need)) : new Uint16Array(raw.slice(0, need)); // (frames, rows, cols)
-    stored.set(words);
-  } else for (let i = 0; i < n; i++) {
-    let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
-    // the low Bits Stored bits; sign-extended for two's complement
-    w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
-    stored[i] = w;
+    // the common case (16 bits stored, little endian): the words themselves, viewed (raw is daikon's own
+    // copy at offset 0): no copy, no per-word DataView call, 1 MB less to allocate per 512x512 slice
+    stored = pr === 1 ? new Int16Array(raw, 0, n) : new Uint16Array(raw, 0, n); // (frames, rows, cols)
+  } else {
+    stored = new Int32Array(n); // (frames, rows, cols)
+    for (let i = 0; i < n; i++) {
+      let w = ba === 8 ? dv.getUint8(i) : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
+      // the low Bits Stored bits; sign-extended for two's complement
+      w = pr === 1 ? (w << shift) >> shift : shift === 0 ? w : w & ((1 << bs) - 1) >>> 0;
+      stored[i] = w;
+    }
   }
   const wc = num(im.getWindowCenter());
   const ww = num(im.getWindowWidth());

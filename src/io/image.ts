@@ -26,7 +26,7 @@ import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
 import { readRegularFile } from './files.js';
 import { convertPixels, type RawImage } from './pixels.js';
-import { grayTo8bit, loadMedical } from './medical.js';
+import { FRAME_MARK, grayTo8bit, loadMedical, medicalDefaults, parseFrameRef } from './medical.js';
 
 /** File extensions of the images every command reads (folders are searched for these). */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.dcm'];
@@ -83,8 +83,11 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
   const label = sourceName(source, name);
   if (channels !== 1 && channels !== 3) throw expected('1 or 3', `the channel count of image ${label}`, channels);
   let bytes: Uint8Array;
+  let frame: number | undefined;
   if (typeof source === 'string') {
-    bytes = readRegularFile(source, 'image file', MAX_IMAGE_BYTES);
+    const ref = parseFrameRef(source); // `<file>#frame=<k>`: frame k of a multi-frame DICOM file
+    frame = ref.frame;
+    bytes = readRegularFile(ref.file, 'image file', MAX_IMAGE_BYTES);
   } else if (source instanceof Uint8Array) {
     bytes = source;
   } else {
@@ -94,8 +97,8 @@ export async function loadImage(source: string | Uint8Array, channels: 1 | 3, na
 
   if (bytes.length > MAX_IMAGE_BYTES) throw expected(`an image of at most ${MAX_IMAGE_BYTES} bytes`, label, `${bytes.length} bytes`);
   // DICOM and 16-bit gray PNG/TIFF: windowed (io/medical.ts), here quantised to 8 bits (preprocess.ts keeps floats)
-  const med = await loadMedical(bytes, label);
-  if (med && med.frames !== 1) throw new VitkitError(`${label} has ${med.frames} frames; pass --frame k (0..${med.frames - 1})`);
+  const med = await loadMedical(bytes, label, frame === undefined ? medicalDefaults() : { ...medicalDefaults(), frame });
+  if (med && med.frames !== 1) throw new VitkitError(`${label} has ${med.frames} frames; name one as ${label}${FRAME_MARK}k (k in 0..${med.frames - 1}) or pass --frame k`);
   if (med) return grayTo8bit(med, 0, channels);
   const opts: sharp.SharpOptions = { pages: 1, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
   let meta: sharp.Metadata;

@@ -8,10 +8,13 @@
  * WindowCenter / WindowWidth; else the image's own range (minmax), said once per process on stderr.
  * 16-bit PNG / TIFF without --window are scaled by the bit depth's range (v / 65535).
  */
+import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
-import { decodeDicom, isDicomBytes, type DicomImage } from './dicom.js';
-import { applyWindow, minmaxWindow, modalityLut, valueRange, type WindowSpec } from './window.js';
+import { decodeDicom, dicomFrameCount, isDicomBytes, type DicomImage } from './dicom.js';
+import { readRegularFile, readRegularFileHead } from './files.js';
+import { MAX_IMAGE_BYTES } from './image.js'; // used at call time only (image.ts imports this module)
+import { applyWindow, minmaxWindow, valueRange, type WindowSpec } from './window.js';
 import { interpolate } from './resample.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
 import type { RawImage } from './pixels.js';
@@ -30,6 +33,69 @@ export function setMedicalDefaults(o: MedicalOptions): void {
 }
 export function medicalDefaults(): MedicalOptions {
   return defaults;
+}
+
+/**
+ * One frame of a multi-frame DICOM file is named `<file>#frame=<k>` (k from 0, as --frame counts):
+ * one string, so it travels through every image list, data worker and JSON output unchanged
+ * (`"image": "scan.dcm#frame=3"`), reads like a URL fragment and sorts with its file. A path that
+ * exists as written is always that file, even when its name ends in `#frame=<k>`.
+ */
+export const FRAME_MARK = '#frame=';
+const FRAME_RE = /^(.+)#frame=(0|[1-9][0-9]*)$/;
+
+/** `<file>#frame=<k>` */
+export function frameRef(file: string, frame: number): string {
+  return `${file}${FRAME_MARK}${frame}`;
+}
+
+/** Split an image source into its file and, for a `<file>#frame=<k>` reference, the frame. */
+export function parseFrameRef(source: string): { file: string; frame?: number } {
+  const m = FRAME_RE.exec(source);
+  if (!m || existsSync(source)) return { file: source };
+  return { file: m[1]!, frame: Number(m[2]) };
+}
+
+
+const FRAME_HEAD_BYTES = 64 * 1024;
+
+/**
+ * Expand image files into images: each frame of a multi-frame DICOM file becomes its own
+ * `<file>#frame=<k>` (k = 0..F-1); with --frame k only that frame (checked against each file's
+ * frame count here, before any image is decoded). Other files pass through unchanged, and so do
+ * files that cannot be read or parsed (the decoder names the problem where the image is read); only
+ * the first 64 KiB of a file is read (the whole file only for a DICOM header longer than that).
+ */
+export function expandFrames(files: readonly string[], opts: MedicalOptions = defaults): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    let dicom: boolean;
+    let frames: number;
+    try {
+      const { head, size } = readRegularFileHead(f, 'image file', FRAME_HEAD_BYTES);
+      dicom = isDicomBytes(head);
+      frames = 1;
+      if (dicom) {
+        // the header is nearly always within the first 64 KiB; else (or when no pixel data follows) the whole file
+        const n = dicomFrameCount(head, f) ?? (size > head.length ? dicomFrameCount(readRegularFile(f, 'image file', MAX_IMAGE_BYTES), f) : null);
+        if (n === null) throw new VitkitError(`Expected pixel data (7FE0,0010) in DICOM file ${f} but it has none`);
+        frames = n;
+      }
+    } catch (e) {
+      if (!(e instanceof VitkitError)) throw e;
+      out.push(f); // unreadable: the decoder reports it (or --on-bad-image skip skips it) where the image is read
+      continue;
+    }
+    if (opts.frame !== undefined) {
+      if (dicom && opts.frame >= frames) throw expected(`a frame in 0..${frames - 1}`, `--frame for ${f} (${frames} frame${frames === 1 ? '' : 's'})`, opts.frame);
+      out.push(frames > 1 ? frameRef(f, opts.frame) : f);
+    } else if (frames > 1) {
+      for (let k = 0; k < frames; k++) out.push(frameRef(f, k));
+    } else {
+      out.push(f);
+    }
+  }
+  return out;
 }
 
 /** A windowed gray image: (frames, H, W) float32 in [0, 1]. */
@@ -73,26 +139,21 @@ export function windowDicom(d: DicomImage, label: string, opts: MedicalOptions =
     nf = 1;
   }
   const out = new Float32Array(nf * per); // (frames, H, W)
+  const lut = { slope: d.slope, intercept: d.intercept }; // the modality LUT, applied inside the window's pass
   for (let f = 0; f < nf; f++) {
-    const st = d.stored.subarray((f0 + f) * per, (f0 + f + 1) * per);
-    const mod = modalityLut(st, d.slope, d.intercept); // (H*W,)
-    let mask: Uint8Array | undefined;
-    if (d.padding !== null) {
-      mask = new Uint8Array(per);
-      for (let i = 0; i < per; i++) mask[i] = st[i] === d.padding ? 1 : 0;
-    }
+    const st = d.stored.subarray((f0 + f) * per, (f0 + f + 1) * per); // (H*W,) stored values
     let c: number;
     let w: number;
     const spec = opts.window ?? d.window ?? null;
     if (spec === null || spec === 'minmax') {
       if (spec === null) sayMinmaxOnce(label);
-      const r = valueRange(mod, mask);
+      const r = valueRange(st, { padding: d.padding, lut });
       ({ center: c, width: w } = minmaxWindow(r.min, r.max));
     } else {
       c = spec.center;
       w = spec.width;
     }
-    applyWindow(mod, c, w, label, { invert: d.photometric === 'MONOCHROME1', mask, out: out.subarray(f * per, (f + 1) * per) });
+    applyWindow(st, c, w, label, { invert: d.photometric === 'MONOCHROME1', padding: d.padding, lut, out: out.subarray(f * per, (f + 1) * per) });
   }
   return { data: out, width: d.cols, height: d.rows, frames: nf };
 }

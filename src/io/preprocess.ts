@@ -7,7 +7,7 @@
 import { VitkitError, expected } from '../errors.js';
 import { loadImage, MAX_IMAGE_BYTES } from './image.js';
 import { readRegularFile } from './files.js';
-import { grayTo8bit, grayToPixelValues, loadMedical, type GrayImage, type MedicalOptions } from './medical.js';
+import { FRAME_MARK, grayTo8bit, grayToPixelValues, loadMedical, medicalDefaults, parseFrameRef, type GrayImage, type MedicalOptions } from './medical.js';
 import type { RawImage } from './pixels.js';
 import { checkConfig, geometry, toPixelValues, type PreprocessConfig } from './preprocess_pixels.js';
 
@@ -15,23 +15,35 @@ export * from './preprocess_pixels.js';
 
 async function medicalOf(source: string | Uint8Array, name: string | undefined, opts?: MedicalOptions): Promise<{ g: GrayImage; label: string } | null> {
   const label = name ?? (typeof source === 'string' ? source : '<buffer>');
-  const bytes = typeof source === 'string' ? readRegularFile(source, 'image file', MAX_IMAGE_BYTES) : source;
-  if (!(bytes instanceof Uint8Array)) return null; // loadImage reports the bad source
-  const g = await loadMedical(bytes, label, opts);
+  let o = opts;
+  let bytes: Uint8Array;
+  if (typeof source === 'string') {
+    const ref = parseFrameRef(source); // `<file>#frame=<k>`: that frame
+    if (ref.frame !== undefined) o = { ...(opts ?? medicalDefaults()), frame: ref.frame };
+    bytes = readRegularFile(ref.file, 'image file', MAX_IMAGE_BYTES);
+  } else if (source instanceof Uint8Array) {
+    bytes = source;
+  } else {
+    return null; // loadImage reports the bad source
+  }
+  const g = await loadMedical(bytes, label, o);
   return g ? { g, label } : null;
 }
 
 function oneFrame(m: { g: GrayImage; label: string }): number {
   if (m.g.frames !== 1) {
-    throw new VitkitError(`${m.label} has ${m.g.frames} frames; this command reads one image per file: pass --frame k (0..${m.g.frames - 1}), or \`vitkit run --image\` for every frame`);
+    throw new VitkitError(`${m.label} has ${m.g.frames} frames; this reads one image per source: name one as ${m.label}${FRAME_MARK}k (k in 0..${m.g.frames - 1}) or pass --frame k (the CLI's commands expand a multi-frame file into its frames; \`vitkit run --image\` takes them all)`);
   }
   return 0;
 }
 
-/** One image file (or encoded bytes) to normalized pixel_values (C, H, W). */
-export async function preprocessImage(source: string | Uint8Array, cfg: PreprocessConfig, name?: string): Promise<Float32Array> {
+/**
+ * One image file (a `<file>#frame=<k>` for one frame of a multi-frame DICOM file) or encoded bytes
+ * to normalized pixel_values (C, H, W). `opts` overrides the process-wide --window / --frame.
+ */
+export async function preprocessImage(source: string | Uint8Array, cfg: PreprocessConfig, name?: string, opts?: MedicalOptions): Promise<Float32Array> {
   checkConfig(cfg);
-  const m = await medicalOf(source, name);
+  const m = await medicalOf(source, name, opts);
   if (m) return grayToPixelValues(m.g, oneFrame(m), cfg);
   const img = await loadImage(source, cfg.channels, name);
   return toPixelValues(geometry(img, cfg), cfg);
@@ -44,7 +56,7 @@ export async function preprocessImage(source: string | Uint8Array, cfg: Preproce
 export async function preprocessFrames(source: string | Uint8Array, cfg: PreprocessConfig, name?: string, opts?: MedicalOptions): Promise<{ data: Float32Array; frames: number }> {
   checkConfig(cfg);
   const m = await medicalOf(source, name, opts);
-  if (!m) return { data: await preprocessImage(source, cfg, name), frames: 1 };
+  if (!m) return { data: await preprocessImage(source, cfg, name, opts), frames: 1 };
   const per = cfg.channels * cfg.height * cfg.width;
   const out = new Float32Array(m.g.frames * per); // (F, C, H, W)
   for (let f = 0; f < m.g.frames; f++) grayToPixelValues(m.g, f, cfg, out, f * per);

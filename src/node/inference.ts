@@ -24,6 +24,7 @@ import { softmax, topK } from '../nn/functional.js';
 import { PRESETS } from '../models/presets.js';
 import type { BackendName } from '../backend/index.js';
 import { checkDeviceName, type DeviceName } from '../models/runner.js';
+import { medicalDefaults, type MedicalOptions } from '../io/medical.js';
 
 // ---- the worker protocol (types only; shared with inference_worker.ts) ----
 
@@ -44,6 +45,8 @@ export interface WorkerRequest {
   id: number;
   inputs: WorkerInput[];
   output: OutputKind;
+  /** the caller's --window / --frame (io/medical.ts medicalDefaults) at the time of the request */
+  medical: MedicalOptions;
 }
 
 export interface ModelInfo {
@@ -218,7 +221,7 @@ export class InferenceSession {
     return new Promise<Tensor>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref(); // keep the process alive until the answer arrives
-      this.worker.postMessage({ id, inputs, output } satisfies WorkerRequest, transfer);
+      this.worker.postMessage({ id, inputs, output, medical: medicalDefaults() } satisfies WorkerRequest, transfer);
     });
   }
 

@@ -1,11 +1,13 @@
 /**
  * The inference worker thread (see inference.ts): loads one model, then serves requests one at a time:
- * decode + preprocess images (sharp and the resampler run here, not on the caller's thread), run the
+ * decode + preprocess images (sharp and the resampler run here, not on the caller's thread; DICOM /
+ * 16-bit images with the window and frame each request carries from the caller), run the
  * forward on the native backend, post the output back with its buffer transferred.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel, type LoadedModel } from '../io/checkpoint.js';
 import { preprocessImage } from '../io/preprocess.js';
+import type { MedicalOptions } from '../io/medical.js';
 import { getBackend, type BackendName } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
 import { runnerFor, type Runner } from '../models/runner.js';
@@ -39,7 +41,7 @@ try {
 }
 
 /** inputs -> pixel_values (B, C, S, S) */
-async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
+async function pixelsOf(inputs: WorkerInput[], medical: MedicalOptions): Promise<Tensor> {
   const { in_chans: C } = loaded.model.config;
   const [SH, SW] = imgHW(loaded.model.config);
   const per = C * SH * SW;
@@ -58,7 +60,7 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
       out.set(inp.data, b * per);
       b += n;
     } else {
-      const px = await preprocessImage(inp.kind === 'path' ? inp.path : inp.bytes, loaded.preprocess, inp.kind === 'path' ? inp.path : inp.name);
+      const px = await preprocessImage(inp.kind === 'path' ? inp.path : inp.bytes, loaded.preprocess, inp.kind === 'path' ? inp.path : inp.name, medical);
       out.set(px, b * per);
       b += 1;
     }
@@ -68,7 +70,7 @@ async function pixelsOf(inputs: WorkerInput[]): Promise<Tensor> {
 
 async function serve(req: WorkerRequest): Promise<void> {
   try {
-    const x = await pixelsOf(req.inputs);
+    const x = await pixelsOf(req.inputs, req.medical); // the caller's window, not this thread's (unset) defaults
     let y: Tensor;
     if (req.output === 'logits') y = await runner.forward(x);
     else if (req.output === 'pre_logits') y = await runner.embed(x);

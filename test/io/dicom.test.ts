@@ -10,7 +10,7 @@ import path from 'node:path';
 import { FIXTURES, tmp, vitkit, assertUserError, maxAbsDiff } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { decodeDicom } from '../../src/io/dicom.js';
-import { modalityLut, applyWindow, parseWindow } from '../../src/io/window.js';
+import { modalityLut, applyWindow, parseWindow, valueRange } from '../../src/io/window.js';
 import { windowDicom } from '../../src/io/medical.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { createModel } from '../../src/models/registry.js';
@@ -105,6 +105,18 @@ test('PS3.3 linear window: the edges, MONOCHROME1 inversion and padding', () => 
   const inv = applyWindow(x, 40, 400, 't', { invert: true, mask: Uint8Array.from([0, 0, 0, 0, 0, 0, 1]) });
   assert.equal(inv[0], 1);
   assert.equal(inv[6], 0);
+});
+
+test('the modality LUT inside the window pass equals modalityLut then the window; padding (a stored value) gives 0; minmax range through a negative slope', () => {
+  const st = Int32Array.from([-2000, 0, 1000, 1064, 1065, 1500, 4000]);
+  const a = applyWindow(st, 40, 400, 't', { lut: { slope: 1, intercept: -1024 }, padding: 4000 });
+  const b = applyWindow(modalityLut(st, 1, -1024), 40, 400, 't');
+  assert.equal(b[6], 1);
+  assert.equal(a[6], 0);
+  assert.deepEqual(Array.from(a.subarray(0, 6)), Array.from(b.subarray(0, 6)));
+  const c = applyWindow(Int32Array.from([7, 9]), 40, 400, 't', { lut: { slope: 0.1, intercept: 0.3 } });
+  assert.deepEqual(Array.from(c), Array.from(applyWindow(modalityLut(Int32Array.from([7, 9]), 0.1, 0.3), 40, 400, 't')));
+  assert.deepEqual(valueRange(st, { lut: { slope: -0.5, intercept: 10 }, padding: -2000 }), { min: -1990, max: 10 });
 });
 
 test('refused with one line, exit 1: truncated pixel data, no pixel data, unsupported transfer syntax, zero-width window', () => {

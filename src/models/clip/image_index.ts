@@ -15,6 +15,7 @@ import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import type { LoadedClip } from './load.js';
 import { normalizeRows } from './model.js';
 import { encodeImage, encodeText } from './zeroshot.js';
+import { parseFrameRef } from '../../io/medical.js';
 
 export const INDEX_FORMAT = 'vitkit-clip-index';
 
@@ -105,7 +106,7 @@ export function readClipIndex(file: string): ClipIndex {
 export async function buildClipIndex(clip: LoadedClip, modelDir: string, images: string[], previous?: ClipIndex, batchSize = 32): Promise<{ index: ClipIndex; embedded: number; reused: number }> {
   const E = clip.model.config.embed_dim;
   const abs = images.map((p) => path.resolve(p));
-  const files: IndexedFile[] = abs.map((p) => { const s = statSync(p); return { path: p, size: s.size, mtimeMs: s.mtimeMs }; });
+  const files: IndexedFile[] = abs.map((p) => { const s = statSync(parseFrameRef(p).file); return { path: p, size: s.size, mtimeMs: s.mtimeMs }; }); // a frame (file#frame=k): its file's size and mtime
   const embeds = new Float32Array(files.length * E); // (N, E)
   const prev = new Map<string, number>();
   if (previous && previous.model === path.resolve(modelDir) && previous.dim === E) previous.files.forEach((f, i) => prev.set(f.path, i));
