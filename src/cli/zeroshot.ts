@@ -4,8 +4,8 @@ import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { readTextFile } from '../io/files.js';
 import { UsageError, VitkitError } from '../errors.js';
-import { loadClip } from '../models/clip/load.js';
-import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../models/clip/zeroshot.js';
+import { loadClip } from '../clip/load.js';
+import { DEFAULT_TEMPLATES, zeroShotClassifier } from '../clip/zeroshot.js';
 import { deviceOption, parseIntOpt } from './common.js';
 
 interface ZeroshotOpts {

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { VitkitError, expected } from '../errors.js';
 import { decodeDicom, isDicomBytes, type DicomImage } from './dicom.js';
 import { applyWindow, minmaxWindow, modalityLut, valueRange, type WindowSpec } from './window.js';
-import { interpolate } from './resample.js';
+import { interpolate } from '../nn/interpolate.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
 import type { RawImage } from './pixels.js';
 
