@@ -11,7 +11,7 @@ import { decodeDicom } from '../src/io/dicom.js';
 import { windowDicom } from '../src/io/medical.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadModel } from '../src/io/checkpoint.js';
+import { loadModel } from '../src/checkpoint/checkpoint.js';
 import { loadAddon, packageRoot } from '../src/backend/native.js';
 import { Tensor } from '../src/tensor.js';
 import { loadImage } from '../src/io/image.js';
@@ -249,11 +249,11 @@ async function detectBench(): Promise<void> {
  * (img/s at batch 8). No PyTorch anchor exists for MAE in ../shared/anchors.
  */
 async function maeBench(): Promise<void> {
-  const { MaskedAutoencoder, initMae } = await import('../src/models/families/mae/model.js');
-  const { resolveMaeConfig, MAE_PRESETS } = await import('../src/models/families/mae/config.js');
+  const { MaskedAutoencoder, initMae } = await import('../src/mae/model.js');
+  const { resolveMaeConfig, MAE_PRESETS } = await import('../src/mae/config.js');
   const { MaeTrainer } = await import('../src/train/mae_run.js');
   const { Rng } = await import('../src/data/rng.js');
-  const { presetModel } = await import('../src/io/checkpoint.js');
+  const { presetModel } = await import('../src/checkpoint/checkpoint.js');
   const { Trainer } = await import('../src/train/trainer.js');
   const B = QUICK ? 8 : 64, reps = Math.min(REPS, 3);
   addon.setThreads(2);

@@ -11,7 +11,7 @@
  * accuracy 95.61 % of 2,004 with the unseen templates (95.61 % with the training ones). The loss
  * floors near 2.71: a batch of 128 holds ~13 pairs per digit whose captions match each other.
  */
-import { loadModel } from '../src/io/checkpoint.js';
+import { loadModel } from '../src/checkpoint/checkpoint.js';
 import { mulberry32 } from '../src/data/rng.js';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from '../src/data/mnist.js';
 import { ClipModel } from '../src/models/clip/model.js';
@@ -19,8 +19,8 @@ import type { ClipConfig } from '../src/models/clip/config.js';
 import { ClipTrainer } from '../src/train/clip_train.js';
 import type { ParamSegment } from '../src/train/optim.js';
 import { clipTokenizer } from '../src/node/text.js';
-import { zeroShotClassifier } from '../src/models/clip/zeroshot.js';
-import type { LoadedClip } from '../src/models/clip/load.js';
+import { zeroShotClassifier } from '../src/clip/zeroshot.js';
+import type { LoadedClip } from '../src/clip/load.js';
 import { Tensor } from '../src/tensor.js';
 import type { U8Dataset } from '../src/data/dataset.js';
 

@@ -25,7 +25,7 @@ process.env['VITKIT_THREADS'] = a.threads!;
 
 const { VisionTransformer } = await import('../src/models/vit.js');
 const { resolveConfig } = await import('../src/models/config.js');
-const { initWeights } = await import('../src/io/checkpoint.js');
+const { initWeights } = await import('../src/checkpoint/checkpoint.js');
 const { preprocessFromTimm } = await import('../src/io/preprocess.js');
 const { Tensor } = await import('../src/tensor.js');
 const { loadMnist, MNIST_VIT_ARGS, MNIST_PRETRAINED_CFG } = await import('../src/data/mnist.js');

@@ -28,7 +28,7 @@ process.env['VITKIT_THREADS'] = a.threads!;
 
 const { VisionTransformer } = await import('../src/models/vit.js');
 const { resolveConfig } = await import('../src/models/config.js');
-const { initWeights } = await import('../src/io/checkpoint.js');
+const { initWeights } = await import('../src/checkpoint/checkpoint.js');
 const { preprocessFromTimm } = await import('../src/io/preprocess.js');
 const { openData } = await import('../src/data/open.js');
 const { MNIST_VIT_ARGS, MNIST_PRETRAINED_CFG } = await import('../src/data/mnist.js');

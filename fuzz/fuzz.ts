@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VitkitError } from '../src/errors.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
-import { configFromHf, configFromTimm, loadModel } from '../src/io/checkpoint.js';
+import { configFromHf, configFromTimm, loadModel } from '../src/checkpoint/checkpoint.js';
 import { mulberry32 } from '../src/data/rng.js';
 import { preprocessFromHf, preprocessFromTimm, preprocessImage } from '../src/io/preprocess.js';
 import { loadImage } from '../src/io/image.js';
@@ -209,7 +209,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
             } catch {
               throw new VitkitError('not JSON'); // the readers see parsed JSON; a JSON syntax error is the file reader's (VitkitError) case
             }
-            // as the file readers do (io/checkpoint.ts readJson): a config file must hold a JSON object
+            // as the file readers do (checkpoint/checkpoint.ts readJson): a config file must hold a JSON object
             if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new VitkitError('not a JSON object');
             if (kind === 'preprocessor') {
               const p = preprocessFromHf(v as Record<string, unknown>, 32, 3);

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { serializeSafetensors } from '../src/io/safetensors.js';
-import { initWeights, saveCheckpoint, timmConfigJson } from '../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint, timmConfigJson } from '../src/checkpoint/checkpoint.js';
 import { resolveConfig } from '../src/models/config.js';
 import { VisionTransformer } from '../src/models/vit.js';
 import { CORPUS } from './fuzz.js';

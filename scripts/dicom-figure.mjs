@@ -32,7 +32,7 @@ const outArg = args.indexOf('--out');
 const OUT = path.resolve(outArg >= 0 ? args[outArg + 1] : path.join(ROOT, 'docs', 'dicom_explain.png'));
 const dist = (f) => import(path.join(ROOT, 'dist', 'src', f));
 const { drawText } = await dist('io/font.js');
-const { loadModel } = await dist('io/checkpoint.js');
+const { loadModel } = await dist('checkpoint/checkpoint.js');
 const { explainOne } = await dist('explain/explain.js');
 const { renderOverlay } = await dist('explain/overlay.js');
 

@@ -37,7 +37,7 @@ export { createModel, VIT_FAMILY, type CreateOptions } from './models/registry.j
 export { initHead, initWeights } from './models/init.js';
 export { mulberry32 } from './data/rng.js';
 export { resampleAbsPosEmbed, sincos2dPosEmbed } from './models/pos_embed.js';
-export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './models/families/index.js';
+export { HF_LAYOUTS, hfLayoutFor, type HfLayout } from './checkpoint/layouts/index.js';
 export { ParamTable, type ParamSpec } from './nn/params.js';
 export { softmax, topK, argmaxRows } from './nn/functional.js';
 
@@ -45,8 +45,8 @@ export { softmax, topK, argmaxRows } from './nn/functional.js';
 export {
   loadModelFromBytes, configFromTimm, configFromHf, loadStateDict, timmConfigJson,
   type LoadedModel, type LoadOptions, type BytesLoadOptions, type CheckpointBytes, type CheckpointFileNames,
-} from './io/checkpoint_core.js';
-export { checkConfigResources, checkFinite, checkFeatureShape } from './io/validate_core.js';
+} from './checkpoint/checkpoint_core.js';
+export { checkConfigResources, checkFinite, checkFeatureShape } from './checkpoint/validate_core.js';
 
 // safetensors from bytes (reading and writing files is in the Node entry)
 export {
@@ -56,7 +56,8 @@ export {
 
 // Preprocessing of decoded 8-bit pixels (decoding files with sharp is in the Node entry)
 export { convertPixels, cropImage, type RawImage } from './io/pixels.js';
-export { resizePil, interpolate, type Filter } from './io/resample.js';
+export { resizePil, type Filter } from './io/resample.js';
+export { interpolate } from './nn/interpolate.js';
 export {
   preprocessFromTimm, preprocessFromHf, geometry, toPixelValues, checkPreprocessForModel, type PreprocessConfig,
 } from './io/preprocess_pixels.js';

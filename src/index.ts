@@ -15,10 +15,10 @@ import './backend/index.js';
 export * from './core.js';
 
 // Checkpoints and files
-export { loadModel, presetModel, saveCheckpoint, saveHfCheckpoint } from './io/checkpoint.js';
+export { loadModel, presetModel, saveCheckpoint, saveHfCheckpoint } from './checkpoint/checkpoint.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { imagenetLabels, labelsFor } from './io/labels.js';
-export { checkConfigAgainstWeights } from './io/validate.js';
+export { checkConfigAgainstWeights } from './checkpoint/validate.js';
 
 // Images
 export { loadImage } from './io/image.js';
@@ -38,20 +38,20 @@ export { buildSupport, classifyQueries, type SupportSet, type FewshotResult } fr
 // CLIP: both towers, the open_clip and Hugging Face layouts, zero-shot classification, contrastive training
 export { ClipModel, normalizeRows, similarityLogits, softmaxRows, type ClipOutput } from './models/clip/model.js';
 export { type ClipConfig, configFromOpenClip, configFromHfClip, LOGIT_SCALE_MAX } from './models/clip/config.js';
-export { loadClip, saveClip, clipLayoutOf, type LoadedClip, type ClipLayout } from './models/clip/load.js';
+export { loadClip, saveClip, clipLayoutOf, type LoadedClip, type ClipLayout } from './clip/load.js';
 export { hfKeyMap, openAiToHf, hfToOpenAi, type HfEntry } from './models/clip/names.js';
-export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAULT_TEMPLATES, type ZeroShotPrediction } from './models/clip/zeroshot.js';
-export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './models/clip/image_index.js';
+export { encodeImage, encodeText, zeroShotClassifier, ZeroShotClassifier, DEFAULT_TEMPLATES, type ZeroShotPrediction } from './clip/zeroshot.js';
+export { ClipIndex, buildClipIndex, readClipIndex, type SearchHit, type IndexedFile } from './clip/image_index.js';
 export { clipLoss, type ClipLossResult } from './train/clip_loss.js';
 export { ClipTrainer, openClipExcludeFromDecay, type ClipTrainerOptions, type ClipStepResult } from './train/clip_train.js';
 // MAE: facebookresearch/mae's masked autoencoder (and HF ViTMAEForPreTraining), reconstruction, pre-training, fine-tuning
 export {
   MaskedAutoencoder, maeSincosPosEmbed, randomMasking, maskingNoise, patchify, unpatchify, normalizePatches, initMae,
   type Masking, type MaeOutput,
-} from './models/families/mae/model.js';
-export { type MaeConfig, MAE_DEFAULTS, MAE_PRESETS, resolveMaeConfig, maeConfigFromHf, hfConfigFromMae, encoderVitConfig, decoderVitConfig, checkMaskRatio } from './models/families/mae/config.js';
-export { loadMae, saveMae, isMaeDir, readMaeConfig, loadMaeEncoderAsVit, hfNamesOf as maeHfNamesOf, MAE_CONFIG_FILE } from './models/families/mae/load.js';
-export { runMae, MAE_RUN_OUTPUTS } from './models/families/mae/run.js';
+} from './mae/model.js';
+export { type MaeConfig, MAE_DEFAULTS, MAE_PRESETS, resolveMaeConfig, maeConfigFromHf, hfConfigFromMae, encoderVitConfig, decoderVitConfig, checkMaskRatio } from './mae/config.js';
+export { loadMae, saveMae, isMaeDir, readMaeConfig, loadMaeEncoderAsVit, hfNamesOf as maeHfNamesOf, MAE_CONFIG_FILE } from './mae/load.js';
+export { runMae, MAE_RUN_OUTPUTS } from './mae/run.js';
 export { MaeTrainer, maeTrainRun, openMaeData, readMaeRunState, MAE_AUGMENT, MAE_STATE_FILE, type MaeTrainerOptions, type MaeRunSettings, type MaeRunResult, type MaeData } from './train/mae_run.js';
 export { maeAdamWOptions, maeLr, MAE_BASE_LR, MAE_BETAS, MAE_WEIGHT_DECAY } from './train/mae_train.js';
 // Text: CLIP's tokenizer from its files

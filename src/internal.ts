@@ -26,5 +26,5 @@ export { vitBackward, type BackwardOptions } from './train/backward.js';
 
 // The other families' parameter specs, caches and layer initialisers
 export type { ClipCache } from './models/clip/model.js';
-export { maeParamSpecs, type MaeCache } from './models/families/mae/model.js';
+export { maeParamSpecs, type MaeCache } from './mae/model.js';
 export { yolosParamSpecs, emptyYolosCache, initLinear, type YolosCache } from './detect/yolos.js';

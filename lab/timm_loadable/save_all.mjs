@@ -1,5 +1,5 @@
-import { loadModel, saveCheckpoint } from '../../dist/src/io/checkpoint.js';
-import { presetModel } from '../../dist/src/io/checkpoint.js';
+import { loadModel, saveCheckpoint } from '../../dist/src/checkpoint/checkpoint.js';
+import { presetModel } from '../../dist/src/checkpoint/checkpoint.js';
 const R = '/work/shared/refs';
 for (const f of ['timm_deit_distilled', 'timm_dinov2_reg', 'timm_clip_vit', 'timm_siglip', 'timm_vit_tiny']) {
   const lm = loadModel(`${R}/${f}`);
@@ -13,7 +13,7 @@ saveCheckpoint('/tmp/saved/custom_reg4', p.model, { name: 'vit_custom', pretrain
 import { presetConfig } from '../../dist/src/models/presets.js';
 import { resolveConfig } from '../../dist/src/models/config.js';
 import { VisionTransformer } from '../../dist/src/models/vit.js';
-import { initWeights } from '../../dist/src/io/checkpoint.js';
+import { initWeights } from '../../dist/src/checkpoint/checkpoint.js';
 const gc = resolveConfig({ ...presetConfig('vit_giant_patch14_dinov2'), depth: 1, img_size: 28, embed_dim: 96, num_heads: 4 });
 const gm = new VisionTransformer(gc); initWeights(gm, 3);
 saveCheckpoint('/tmp/saved/giant', gm, { name: 'vit_giant_patch14_dinov2', pretrainedCfg: {} });

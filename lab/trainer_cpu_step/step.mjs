@@ -4,7 +4,7 @@
 const root = process.argv[2];
 const { presetConfig } = await import(`${root}/dist/src/models/presets.js`);
 const { VisionTransformer, emptyCache } = await import(`${root}/dist/src/models/vit.js`);
-const { initWeights } = await import(`${root}/dist/src/io/checkpoint.js`);
+const { initWeights } = await import(`${root}/dist/src/checkpoint/checkpoint.js`);
 const { getBackend } = await import(`${root}/dist/src/backend/index.js`);
 const { loadAddon } = await import(`${root}/dist/src/backend/native.js`);
 const { Tensor } = await import(`${root}/dist/src/tensor.js`);

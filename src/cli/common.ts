@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEVICE_NAMES, type DeviceName } from '../models/runner.js';
 import { VitkitError, expected } from '../errors.js';
-import { loadModel, type LoadedModel, type LoadOptions } from '../io/checkpoint.js';
+import { loadModel, type LoadedModel, type LoadOptions } from '../checkpoint/checkpoint.js';
 import { PRESETS } from '../models/presets.js';
 import { checkPreprocessForModel } from '../io/preprocess.js';
 

@@ -7,12 +7,12 @@ import { imageOptions } from './image_options.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { Command, Option } from 'commander';
 import { VitkitError } from '../errors.js';
-import { loadModel } from '../io/checkpoint.js';
+import { loadModel } from '../checkpoint/checkpoint.js';
 import { openData } from '../data/open.js';
 import { sharedI32, type Dataset } from '../data/dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { evaluateModel, type EvalReport } from '../train/loop.js';
-import { preparePipeline } from './train.js';
+import { preparePipeline } from '../train/prepare.js';
 import { deviceOption, parseIntOpt } from './common.js';
 import { evalDetect, formatCoco } from './detect.js';
 

@@ -14,7 +14,7 @@ import { COLORMAPS, type ColormapName } from '../explain/colormap.js';
 import { renderOverlay, renderGrid, writePng } from '../explain/overlay.js';
 import { EXPLAIN_METHODS, NO_CLASS_TOKEN_NOTE, explainOne, hottest, toRows, type ExplainMethod } from '../explain/explain.js';
 import { deviceOption, loadForInference, parseChoice, parseFloatOpt, parseIntOpt } from './common.js';
-import { clipLayoutOf, loadClip } from '../models/clip/load.js';
+import { clipLayoutOf, loadClip } from '../clip/load.js';
 import { explainClipOne, textTargets } from '../explain/clip.js';
 import { isYolosDir, loadYolos } from '../detect/load.js';
 import { explainDetToken } from '../detect/explain.js';

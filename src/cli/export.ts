@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { statSync } from 'node:fs';
 import { UsageError } from '../errors.js';
-import { loadModel } from '../io/checkpoint.js';
+import { loadModel } from '../checkpoint/checkpoint.js';
 import { writeFileAtomic } from '../io/files.js';
 import { VisionTransformer } from '../models/vit.js';
 import { imgHW } from '../models/config.js';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadModel } from '../io/checkpoint.js';
+import { loadModel } from '../checkpoint/checkpoint.js';
 import { existsSync } from 'node:fs';
 import { dims, imgHW, resolveConfig, type ViTConfig } from '../models/config.js';
 import { vitMacs, vitParamSpecs } from '../models/vit.js';

@@ -6,15 +6,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError, VitkitError } from '../errors.js';
-import { type MaeConfig, MAE_PRESETS, resolveMaeConfig } from '../models/families/mae/config.js';
-import { MaskedAutoencoder, initMae } from '../models/families/mae/model.js';
-import { isMaeDir, loadMae, loadMaeEncoderAsVit } from '../models/families/mae/load.js';
-import type { DataSource } from '../data/open.js';
-import { imgHW } from '../models/config.js';
-import { preprocessFromTimm } from '../io/preprocess.js';
-import { IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD } from '../io/preprocess_pixels.js';
-import { labelsFor } from '../io/labels.js';
-import type { PreparedModel } from './train.js';
+import { type MaeConfig, MAE_PRESETS, resolveMaeConfig } from '../mae/config.js';
+import { MaskedAutoencoder, initMae } from '../mae/model.js';
+import { isMaeDir, loadMae } from '../mae/load.js';
 import { STATE_DIR, findStateFile, runStateEntries } from '../train/state.js';
 import { MAE_STATE_FILE, maeTrainRun, openMaeData, readMaeRunState, type MaeRunResult, type MaeRunSettings } from '../train/mae_run.js';
 import { MAE_BASE_LR, maeLr } from '../train/mae_train.js';
@@ -127,21 +121,3 @@ export function isMaeResume(resume: string | boolean | undefined, out: string): 
   return findStateFile(resume === true ? out : resume, MAE_STATE_FILE) !== null;
 }
 
-/**
- * `vitkit train --model <MAE dir>`: fine-tune the pre-trained encoder as a classifier (MAE's
- * recipe: average pooling + fc_norm, a fresh head; pass --layer-decay 0.75 for its layer-wise lr
- * decay). The run saves a timm VisionTransformer checkpoint (config.json + model.safetensors).
- */
-export function maeClassifier(source: string, o: { numClasses?: number; imgSize?: number }, data: DataSource, seed: number): PreparedModel {
-  const K = o.numClasses ?? data.numClasses;
-  if (!(K >= 1)) throw new VitkitError(`Fine-tuning the MAE encoder in ${source} needs classes: pass --num-classes or labelled --data`);
-  if (o.imgSize !== undefined) throw new VitkitError(`--img-size cannot change MAE checkpoint ${source}: its encoder was pre-trained at its own size`);
-  const model = loadMaeEncoderAsVit(source, K, seed);
-  const c = model.config;
-  const [h, w] = imgHW(c);
-  const pretrainedCfg: Record<string, unknown> = data.pretrainedCfg
-    ? { ...data.pretrainedCfg, input_size: [c.in_chans, h, w] }
-    : { input_size: [c.in_chans, h, w], interpolation: 'bicubic', crop_pct: 0.875, mean: IMAGENET_DEFAULT_MEAN.slice(0, c.in_chans), std: IMAGENET_DEFAULT_STD.slice(0, c.in_chans) };
-  const labels = labelsFor(K, data.labelNames && data.labelNames.length === K ? data.labelNames : null);
-  return { model, meta: { name: 'vit_custom', pretrainedCfg, labels }, preprocess: preprocessFromTimm(pretrainedCfg, c.img_size, c.in_chans), origin: 'checkpoint' };
-}

@@ -18,8 +18,8 @@ import { preprocessImage, preprocessFromTimm } from '../io/preprocess.js';
 import { IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD } from '../io/preprocess_pixels.js';
 import { MNIST_PRETRAINED_CFG } from '../data/mnist.js';
 import { Rng } from '../data/rng.js';
-import { loadMae } from '../models/families/mae/load.js';
-import type { MaskedAutoencoder } from '../models/families/mae/model.js';
+import { loadMae } from '../mae/load.js';
+import type { MaskedAutoencoder } from '../mae/model.js';
 import { parseIntOpt } from './common.js';
 
 /** mean / std the model's pixel_values were normalised with */

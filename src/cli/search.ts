@@ -2,8 +2,8 @@
 import type { DeviceName } from '../models/runner.js';
 import { Command } from 'commander';
 import { VitkitError } from '../errors.js';
-import { loadClip } from '../models/clip/load.js';
-import { readClipIndex } from '../models/clip/image_index.js';
+import { loadClip } from '../clip/load.js';
+import { readClipIndex } from '../clip/image_index.js';
 import { deviceOption, parseIntOpt } from './common.js';
 
 export function searchCommand(): Command {

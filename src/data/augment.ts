@@ -7,7 +7,8 @@
  * - timm's Mixup / CutMix in 'batch' mode with soft, label-smoothed targets.
  */
 import { cropImage, type RawImage } from '../io/image.js';
-import { resizePil, interpolate, type Filter } from '../io/resample.js';
+import { resizePil, type Filter } from '../io/resample.js';
+import { interpolate } from '../nn/interpolate.js';
 import { pyRound } from '../io/preprocess.js';
 import type { Rng } from './rng.js';
 

@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
-import { parseJsonObject } from '../io/checkpoint_core.js';
+import { parseJsonObject } from '../checkpoint/checkpoint_core.js';
 import type { CocoGt, CocoGtAnnotation } from './coco_eval.js';
 import type { DetTarget } from './criterion.js';
 

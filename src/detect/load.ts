@@ -16,7 +16,7 @@ import path from 'node:path';
 import { VitkitError, shapeStr } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
-import { parseJsonObject } from '../io/checkpoint_core.js';
+import { parseJsonObject } from '../checkpoint/checkpoint_core.js';
 import { Yolos, yolosVitConfig, type YolosConfig } from './yolos.js';
 import { announceDevice, hostDevice } from '../backend/devices.js';
 

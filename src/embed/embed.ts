@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import type { LoadedModel } from '../io/checkpoint.js';
+import type { LoadedModel } from '../checkpoint/checkpoint.js';
 import type { Model } from '../models/model.js';
 import { preprocessBatch } from '../io/preprocess.js';
 import { IMAGE_EXTENSIONS } from '../io/image.js';

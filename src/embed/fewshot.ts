@@ -4,7 +4,7 @@
  * pre-logits embeddings.
  */
 import type { DeviceName } from '../models/runner.js';
-import type { LoadedModel } from '../io/checkpoint.js';
+import type { LoadedModel } from '../checkpoint/checkpoint.js';
 import { VitkitError } from '../errors.js';
 import { loadImageFolder } from '../data/folder.js';
 import { embedFiles } from './embed.js';

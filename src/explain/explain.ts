@@ -8,7 +8,7 @@
  */
 import { Tensor } from '../tensor.js';
 import { VitkitError } from '../errors.js';
-import { loadModel, type LoadedModel } from '../io/checkpoint.js';
+import { loadModel, type LoadedModel } from '../checkpoint/checkpoint.js';
 import { loadImage, type RawImage } from '../io/image.js';
 import { preprocessImage } from '../io/preprocess.js';
 import { dims, imgHW } from '../models/config.js';

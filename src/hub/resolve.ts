@@ -14,7 +14,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { readTextFile } from '../io/files.js';
-import { parseJsonObject } from '../io/checkpoint_core.js';
+import { parseJsonObject } from '../checkpoint/checkpoint_core.js';
 import { VitkitError } from '../errors.js';
 import { PRESETS } from '../models/presets.js';
 import { COMMIT_RE, RepoCache, type HubEnv, envTrue, hubCacheDir, hubEndpoint, hubToken } from './cache.js';

@@ -2,7 +2,7 @@
  * A tiny built-in 5x7 bitmap font (digits, a few signs and the lowercase letters that the explain
  * legends and the training plots use), so text renders identically everywhere without system fonts.
  */
-import type { RawImage } from '../io/image.js';
+import type { RawImage } from './image.js';
 
 const GLYPHS: Record<string, string[]> = {
   ' ': ['00000', '00000', '00000', '00000', '00000', '00000', '00000'],

@@ -15,7 +15,7 @@ import { decodeDicom, dicomFrameCount, isDicomBytes, type DicomImage } from './d
 import { readRegularFile, readRegularFileHead } from './files.js';
 import { MAX_IMAGE_BYTES } from './image.js'; // used at call time only (image.ts imports this module)
 import { applyWindow, minmaxWindow, valueRange, type WindowSpec } from './window.js';
-import { interpolate } from './resample.js';
+import { interpolate } from '../nn/interpolate.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
 import type { RawImage } from './pixels.js';
 

@@ -3,7 +3,7 @@
  * 2-D sin-cos table.
  */
 import { expected } from '../errors.js';
-import { interpolate } from '../io/resample.js';
+import { interpolate } from '../nn/interpolate.js';
 
 function gridOk(g: unknown, what: string): [number, number] {
   if (!Array.isArray(g) || g.length !== 2 || !g.every((v) => Number.isInteger(v) && v > 0)) {

@@ -5,7 +5,7 @@
  * forward on the native backend, post the output back with its buffer transferred.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadModel, type LoadedModel } from '../io/checkpoint.js';
+import { loadModel, type LoadedModel } from '../checkpoint/checkpoint.js';
 import { preprocessImage } from '../io/preprocess.js';
 import type { MedicalOptions } from '../io/medical.js';
 import { getBackend, type BackendName } from '../backend/index.js';

@@ -23,7 +23,7 @@ import { Tensor } from '../tensor.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { preprocessImage, type PreprocessConfig } from '../io/preprocess.js';
 import { Rng, permutation } from '../data/rng.js';
-import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../models/clip/load.js';
+import { loadClip, clipLayoutOf, saveClip, type LoadedClip } from '../clip/load.js';
 import { ClipTrainer } from './clip_train.js';
 import type { BpeTokenizer } from '../text/bpe.js';
 import { announceDevice, hostDevice } from '../backend/devices.js';

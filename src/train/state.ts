@@ -10,14 +10,105 @@ import { createHash } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { VitkitError, brief } from '../errors.js';
-import type { RunState, TrainSettings } from './loop.js';
+import type { DeviceKind } from '../backend/devices.js';
 import { DEVICE_NAMES } from '../backend/devices.js';
 
 /** the kinds an epoch can have run on (`auto` is resolved before training) */
 const DEVICE_KINDS = DEVICE_NAMES.filter((n): n is Exclude<typeof n, 'auto'> => n !== 'auto');
 import { cleanStaleTemps, makeDirs } from '../io/files.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import { checkFinite } from '../io/validate.js';
+import { checkFinite } from '../checkpoint/validate.js';
+
+// ---------------------------------------------------------------------------------------------
+// the run state of `vitkit train` (classification): what train_state.safetensors records
+
+/** Every setting that defines a run (saved with it; a resume continues with these). */
+export interface TrainSettings {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  minLr: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  schedule: 'cosine' | 'constant';
+  warmupEpochs: number;
+  clipGrad: number | null;
+  layerDecay: number | null;
+  emaDecay: number | null;
+  /** mixup Beta alpha (0 = off) */
+  mixup: number;
+  /** cutmix Beta alpha (0 = off) */
+  cutmix: number;
+  seed: number;
+  shuffle: boolean;
+  /** train augmentation */
+  augment: 'none' | 'shift' | 'rrc_flip';
+  /** AdamW betas (absent: the Trainer's default 0.9, 0.999) */
+  betas?: [number, number];
+  /** AdamW eps (absent: the Trainer's default 1e-8) */
+  eps?: number;
+}
+
+export const DEFAULT_SETTINGS: TrainSettings = {
+  epochs: 10, batchSize: 64, lr: 1e-3, minLr: 0, weightDecay: 0.05, labelSmoothing: 0.1, schedule: 'cosine',
+  warmupEpochs: 1, clipGrad: null, layerDecay: null, emaDecay: null, mixup: 0, cutmix: 0, seed: 0, shuffle: true, augment: 'none',
+};
+
+/** One line of metrics.jsonl. Accuracies are percentages. */
+export interface EpochMetrics {
+  epoch: number;
+  train_loss: number;
+  val_loss: number | null;
+  val_acc: number | null;
+  val_top5: number | null;
+  /** learning rate of the epoch's last step */
+  lr: number;
+  /** wall time of the epoch (training and validation) */
+  seconds: number;
+  /** training images per second */
+  img_s: number;
+  /** with --ema-decay: the EMA weights' validation accuracy */
+  val_acc_ema?: number | null;
+  /** where the epoch's steps ran (absent in runs written before it was recorded) */
+  device?: DeviceKind;
+}
+
+
+/** The run state stored in train_state.safetensors (metadata "run") and train_state.json. */
+export interface RunState {
+  format: 'vitkit-train-state';
+  version: 1;
+  /** epochs completed */
+  epoch: number;
+  /**
+   * batches done of epoch `epoch`: 0 at an epoch boundary; stepsPerEpoch when a stop came after the
+   * epoch's last step, before its validation (the resume validates and ends that epoch first)
+   */
+  batch: number;
+  /** optimizer steps done */
+  step: number;
+  stepsPerEpoch: number;
+  trainSamples: number;
+  settings: TrainSettings;
+  /** config.json of the model (timm layout) and what saveCheckpoint needs */
+  model: { config: Record<string, unknown>; name: string; pretrainedCfg: Record<string, unknown>; labels: string[] };
+  /** sums over the unfinished epoch */
+  partial: { lossSum: number; images: number; seconds: number; trainSeconds: number; lr: number };
+  history: EpochMetrics[];
+  /** every random draw derives from this seed with (epoch, batch); the order generator's state for the next epoch is shown */
+  rng: { seed: number; epochOrderState: number };
+  /** true once all epochs are done */
+  complete: boolean;
+  /** the data the run trains on (so --resume needs no --data) */
+  data: DataRecord | null;
+}
+
+export interface DataRecord {
+  source: string;
+  valSplit?: number;
+  valData?: string;
+}
+
 
 /**
  * The run folder's layout, the same for every task (classification, CLIP, MAE, YOLOS):

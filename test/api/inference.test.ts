@@ -10,7 +10,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { InferenceSession, classify, embedImages, closeSessions, setModelResolver } from '../../src/node/inference.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { predictImages } from '../../src/cli/predict.js';
 import { Tensor } from '../../src/tensor.js';

@@ -12,7 +12,7 @@ import { FIXTURES, REFS, vitkit, assertUserError, needRefs } from '../helpers.js
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
-import { initWeights, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { checkDemoDir, asciiDigit } from '../../src/cli/demo.js';
 import { ROOT, FIXTURES, REFS, cliInProcess, vitkit } from '../helpers.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { writeSafetensors } from '../../src/io/safetensors.js';
-import { initWeights, loadModel, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, loadModel, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { Tensor } from '../../src/tensor.js';

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { REFS, maxAbsDiff, tmp, vitkit, assertUserError } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadClip } from '../../src/models/clip/load.js';
+import { loadClip } from '../../src/clip/load.js';
 import { CLIP_DIR, skipClip } from './common.js';
 import { writeHfCopy } from './hf_copy.js';
 

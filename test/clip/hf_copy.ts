@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tmp } from '../helpers.js';
 import { writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
-import { loadClip, openAiTensors } from '../../src/models/clip/load.js';
+import { loadClip, openAiTensors } from '../../src/clip/load.js';
 import { hfKeyMap, openAiToHf } from '../../src/models/clip/names.js';
 import { CLIP_DIR } from './common.js';
 

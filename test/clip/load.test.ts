@@ -6,7 +6,7 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { tmp, maxAbsDiff, FIXTURES } from '../helpers.js';
 import { VitkitError } from '../../src/errors.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
-import { loadClip, saveClip } from '../../src/models/clip/load.js';
+import { loadClip, saveClip } from '../../src/clip/load.js';
 import { configFromOpenClip, configFromHfClip } from '../../src/models/clip/config.js';
 import { hfKeyMap, hfToOpenAi, openAiToHf } from '../../src/models/clip/names.js';
 import { CLIP_DIR, skipClip } from './common.js';

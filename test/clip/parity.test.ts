@@ -11,7 +11,7 @@ import { writeHfCopy } from './hf_copy.js';
 import path from 'node:path';
 import { REFS, maxAbsDiff } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadClip } from '../../src/models/clip/load.js';
+import { loadClip } from '../../src/clip/load.js';
 import { softmaxRows } from '../../src/models/clip/model.js';
 import { getBackend } from '../../src/backend/index.js';
 import { Tensor } from '../../src/tensor.js';

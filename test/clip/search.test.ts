@@ -9,7 +9,7 @@ import path from 'node:path';
 import { copyFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { REFS, tmp, vitkit, assertUserError } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { readClipIndex } from '../../src/models/clip/image_index.js';
+import { readClipIndex } from '../../src/clip/image_index.js';
 import { CLIP_DIR, skipClip } from './common.js';
 
 const NAMES = ['astronaut', 'chelsea', 'coffee'];

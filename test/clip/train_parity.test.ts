@@ -37,7 +37,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { maxAbs, maxAbsDiff } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadClip } from '../../src/models/clip/load.js';
+import { loadClip } from '../../src/clip/load.js';
 import { ClipTrainer, openClipExcludeFromDecay } from '../../src/train/clip_train.js';
 import { getBackend } from '../../src/backend/index.js';
 import { Tensor } from '../../src/tensor.js';

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { REFS, maxAbsDiff, tmp, vitkit, assertUserError } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadClip } from '../../src/models/clip/load.js';
-import { zeroShotClassifier, encodeText, encodeImage } from '../../src/models/clip/zeroshot.js';
+import { loadClip } from '../../src/clip/load.js';
+import { zeroShotClassifier, encodeText, encodeImage } from '../../src/clip/zeroshot.js';
 import { normalizeRows } from '../../src/models/clip/model.js';
 import { CLIP_DIR, skipClip } from './common.js';
 

@@ -87,7 +87,7 @@ test('core.js reaches no node:* or bare module, no addon loader, and only the gu
   // the core's graph is the real one: models, layers, the registry, training, safetensors, preprocessing
   for (const f of ['models/vit.js', 'backend/select.js', 'backend/reference.js', 'backend/webgpu/index.js', 'train/trainer.js',
     'io/safetensors_bytes.js', 'io/preprocess_pixels.js', 'text/bpe.js', 'explain/rollout.js',
-    'io/checkpoint_core.js', 'io/validate_core.js', 'models/families/index.js', 'models/families/timm.js']) {
+    'checkpoint/checkpoint_core.js', 'checkpoint/validate_core.js', 'checkpoint/layouts/index.js', 'checkpoint/layouts/timm.js']) {
     assert.ok(g.files.has(path.join(DIST, f)), `expected ${f} in the core's graph`);
   }
   const bad = g.bare.map((b) => `${b.spec} (${chain(g, b.file)})`);
@@ -103,7 +103,7 @@ test('internal.js (vitkit/internal) is browser-safe like the core: no node:* or 
   const file = path.join(DIST, 'internal.js');
   assert.ok(existsSync(file), `${file} missing: run tsc`);
   const g = walk(file);
-  for (const f of ['backend/host_device.js', 'models/device.js', 'train/backward.js', 'models/families/mae/model.js', 'detect/yolos.js']) {
+  for (const f of ['backend/host_device.js', 'models/device.js', 'train/backward.js', 'mae/model.js', 'detect/yolos.js']) {
     assert.ok(g.files.has(path.join(DIST, f)), `expected ${f} in the internal entry's graph`);
   }
   const bad = g.bare.map((b) => `${b.spec} (${chain(g, b.file)})`);

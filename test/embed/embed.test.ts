@@ -10,7 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES, REFS, vitkit, assertUserError, needRefs, maxAbsDiff } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { embedFiles } from '../../src/embed/embed.js';
 
 const HF_DIR = path.join(FIXTURES, 'hf_vit_small');

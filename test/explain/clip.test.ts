@@ -16,7 +16,7 @@ import { randn, REFS } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { reference } from '../../src/backend/reference.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { loadClip } from '../../src/models/clip/load.js';
+import { loadClip } from '../../src/clip/load.js';
 import { normalizeRows } from '../../src/models/clip/model.js';
 import { dims } from '../../src/models/config.js';
 import { attentionRollout, gradientRollout, patchMap } from '../../src/explain/rollout.js';

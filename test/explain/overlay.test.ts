@@ -10,7 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { REFS, needRefs } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { preprocessFromTimm, preprocessFromHf } from '../../src/io/preprocess.js';
 import { colormapLut, invertColor } from '../../src/explain/colormap.js';
 import { cropBox, upsampleMap, renderOverlay, writePng, fmtValue, type Box } from '../../src/explain/overlay.js';

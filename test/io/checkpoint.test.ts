@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { loadModel, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { loadModel, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage } from '../../src/io/image.js';
 import { Tensor } from '../../src/tensor.js';

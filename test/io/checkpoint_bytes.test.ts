@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadModel, loadModelFromBytes, saveHfCheckpoint, configFromTimm, type LoadedModel } from '../../src/io/checkpoint.js';
+import { loadModel, loadModelFromBytes, saveHfCheckpoint, configFromTimm, type LoadedModel } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import { imagenetLabels } from '../../src/io/labels.js';
 import { VitkitError } from '../../src/errors.js';

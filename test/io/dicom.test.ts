@@ -14,7 +14,7 @@ import { modalityLut, applyWindow, parseWindow, valueRange } from '../../src/io/
 import { windowDicom } from '../../src/io/medical.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { createModel } from '../../src/models/registry.js';
-import { initWeights, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 
 const DIR = path.join(FIXTURES, 'dicom');
 const spec = JSON.parse(readFileSync(path.join(DIR, 'dicom_spec.json'), 'utf8')) as { files: Record<string, { rows: number; cols: number; window_center: number; window_width: number; window_from_file: boolean; photometric: string; transfer_syntax: string }> };
@@ -171,10 +171,10 @@ test('predict --json and explain on DICOM files (one named without .dcm) write n
 });
 
 test('--in-chans 1 on a 3-channel model (timm adapt_input_conv): gray x gives the logits RGB (x, x, x) gave', async () => {
-  const { grayModel } = await import('../../src/cli/train.js');
+  const { grayModel } = await import('../../src/train/prepare.js');
   const { VisionTransformer } = await import('../../src/models/vit.js');
   const { Tensor } = await import('../../src/tensor.js');
-  const { adaptInputConvTo1 } = await import('../../src/io/adapt_conv.js');
+  const { adaptInputConvTo1 } = await import('../../src/checkpoint/adapt_conv.js');
   const w = Float32Array.from([1, 2, 3, 4, 10, 20, 30, 40, 100, 200, 300, 400]); // (1, 3, 2, 2)
   assert.deepEqual(Array.from(adaptInputConvTo1(w, [1, 3, 2, 2]).data), [111, 222, 333, 444]);
   const config = { ...presetConfig('vit_tiny_patch16_224'), img_size: 32, in_chans: 3, embed_dim: 16, depth: 1, num_heads: 2, num_classes: 3 };

@@ -16,7 +16,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { decodeDicom, TRANSFER_SYNTAXES } from '../../src/io/dicom.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { createModel } from '../../src/models/registry.js';
-import { initWeights, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 
 const DIR = path.join(FIXTURES, 'dicom_codecs');
 const spec = JSON.parse(readFileSync(path.join(DIR, 'codecs_spec.json'), 'utf8')) as { files: Record<string, { transfer_syntax: string; lossless: boolean }> };

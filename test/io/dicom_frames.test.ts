@@ -20,7 +20,7 @@ import { expandFrames, frameRef, parseFrameRef, setMedicalDefaults } from '../..
 import { preprocessImage } from '../../src/io/preprocess.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { createModel } from '../../src/models/registry.js';
-import { initWeights, saveCheckpoint, loadModel } from '../../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint, loadModel } from '../../src/checkpoint/checkpoint.js';
 import { embedPixels } from '../../src/embed/embed.js';
 import { Tensor } from '../../src/tensor.js';
 import { CLIP_DIR, skipClip } from '../clip/common.js';

@@ -11,10 +11,10 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, ROOT, tmp, vitkit, assertUserError } from '../helpers.js';
 import { makeDirs, readJsonFile, readTextFile } from '../../src/io/files.js';
-import { parseJsonObject } from '../../src/io/checkpoint_core.js';
+import { parseJsonObject } from '../../src/checkpoint/checkpoint_core.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
-import { initWeights, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { VitkitError } from '../../src/errors.js';
 
 /** a CLI run with a wall-clock limit: a hang fails the test instead of stalling the suite */

@@ -6,7 +6,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { VitkitError } from '../../src/errors.js';
 import { loadImage, convertPixels, type RawImage } from '../../src/io/image.js';
-import { resizePil, resizeTorchU8, interpolate, FILTERS, type Filter } from '../../src/io/resample.js';
+import { resizePil, resizeTorchU8, FILTERS, type Filter } from '../../src/io/resample.js';
+import { interpolate } from '../../src/nn/interpolate.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vitkit-image-'));
 

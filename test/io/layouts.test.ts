@@ -8,11 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
-import { configFromTimm, configFromHf, loadModel, saveCheckpoint, saveHfCheckpoint, timmConfigJson } from '../../src/io/checkpoint.js';
+import { configFromTimm, configFromHf, loadModel, saveCheckpoint, saveHfCheckpoint, timmConfigJson } from '../../src/checkpoint/checkpoint.js';
 import { presetConfig, PRESETS } from '../../src/models/presets.js';
 import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
-import { HF_LAYOUTS } from '../../src/models/families/index.js';
-import { hfToTimm, timmToHf, type StateDict, type Named } from '../../src/models/families/hf.js';
+import { HF_LAYOUTS } from '../../src/checkpoint/layouts/index.js';
+import { hfToTimm, timmToHf, type StateDict, type Named } from '../../src/checkpoint/layouts/hf.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { FIXTURES, REFS, randn, tmp, needRefs } from '../helpers.js';
@@ -355,7 +355,7 @@ test('fine-tuning a DeiT checkpoint at another class count replaces both heads (
 });
 
 test('CLIPImageProcessor / BitImageProcessor: an integer size is the shortest edge, as transformers reads it', async () => {
-  const { normalizeHfProcessor } = await import('../../src/io/checkpoint.js');
+  const { normalizeHfProcessor } = await import('../../src/checkpoint/checkpoint.js');
   const { preprocessFromHf } = await import('../../src/io/preprocess.js');
   // openai/clip-vit-base-patch32's preprocessor_config.json spells size and crop_size as integers
   const clip = { image_processor_type: 'CLIPImageProcessor', size: 224, crop_size: 224, do_center_crop: true, resample: 3,

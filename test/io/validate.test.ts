@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { VitkitError } from '../../src/errors.js';
-import { initWeights, loadModel, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { initWeights, loadModel, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
-import { checkConfigAgainstEntries, checkConfigResources, checkFeatureShape } from '../../src/io/validate.js';
+import { checkConfigAgainstEntries, checkConfigResources, checkFeatureShape } from '../../src/checkpoint/validate.js';
 import type { StEntry } from '../../src/io/safetensors.js';
 import { FIXTURES, tmp } from '../helpers.js';
 

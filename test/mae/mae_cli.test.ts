@@ -10,7 +10,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, cliInProcess, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { loadMae } from '../../src/models/families/mae/load.js';
+import { loadMae } from '../../src/mae/load.js';
 import { checkAfter3Rule } from './checks.js';
 
 const DIR = path.join(FIXTURES, 'mae');

@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, cliInProcess, maxAbsDiff, randn, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { loadMae, loadMaeEncoderAsVit } from '../../src/models/families/mae/load.js';
-import type { MaeCache } from '../../src/models/families/mae/model.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadMae, loadMaeEncoderAsVit } from '../../src/mae/load.js';
+import type { MaeCache } from '../../src/mae/model.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { vitParamSpecs } from '../../src/models/vit.js';
 import { Tensor } from '../../src/tensor.js';
 

@@ -12,9 +12,9 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, maxAbsDiff, tmp } from '../helpers.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
-import { loadMae, saveMae } from '../../src/models/families/mae/load.js';
-import { MaskedAutoencoder, maeSincosPosEmbed, normalizePatches, patchify, randomMasking, unpatchify } from '../../src/models/families/mae/model.js';
-import { resolveMaeConfig } from '../../src/models/families/mae/config.js';
+import { loadMae, saveMae } from '../../src/mae/load.js';
+import { MaskedAutoencoder, maeSincosPosEmbed, normalizePatches, patchify, randomMasking, unpatchify } from '../../src/mae/model.js';
+import { resolveMaeConfig } from '../../src/mae/config.js';
 import { Rng } from '../../src/data/rng.js';
 
 const DIR = path.join(FIXTURES, 'mae');

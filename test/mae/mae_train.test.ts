@@ -10,8 +10,8 @@ import path from 'node:path';
 import { FIXTURES } from '../helpers.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { checkAfter3Rule, checkGrads } from './checks.js';
-import { loadMae } from '../../src/models/families/mae/load.js';
-import type { MaeCache } from '../../src/models/families/mae/model.js';
+import { loadMae } from '../../src/mae/load.js';
+import type { MaeCache } from '../../src/mae/model.js';
 import { AdamW } from '../../src/train/optim.js';
 import { maeAdamWOptions } from '../../src/train/mae_train.js';
 

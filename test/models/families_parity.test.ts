@@ -15,12 +15,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { configFromTimm, loadModel, saveHfCheckpoint, type LoadedModel } from '../../src/io/checkpoint.js';
+import { configFromTimm, loadModel, saveHfCheckpoint, type LoadedModel } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { preprocessFromTimm, preprocessBatch } from '../../src/io/preprocess.js';
 import { resolveConfig, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
-import type { StateDict } from '../../src/models/families/hf.js';
+import type { StateDict } from '../../src/checkpoint/layouts/hf.js';
 import { Tensor } from '../../src/tensor.js';
 import { REFS, FIXTURES, maxAbsDiff, tmp, needRefs } from '../helpers.js';
 

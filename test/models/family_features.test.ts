@@ -122,7 +122,7 @@ test('rollout over a model with 5 prefix tokens (class + 4 registers) keeps rows
 test('a no_embed_class checkpoint loaded at a non-square size equals dynamic-size resampling on the fly', async (t) => {
   const dir = path.join(REFS, 'timm_dinov2_reg');
   if (!needRefs(t, path.join(dir, 'model.safetensors'))) return;
-  const { loadStateDict } = await import('../../src/io/checkpoint.js');
+  const { loadStateDict } = await import('../../src/checkpoint/checkpoint.js');
   const dyn = loadByName(resolveConfig(FAMILY_CONFIGS['timm_dinov2_reg']!), path.join(dir, 'model.safetensors'));
   const fixed = new VisionTransformer(resolveConfig({ ...FAMILY_CONFIGS['timm_dinov2_reg'], dynamic_img_size: false, img_size: [42, 70] }));
   const st = readSafetensors(path.join(dir, 'model.safetensors'));

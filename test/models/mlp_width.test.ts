@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { dims } from '../../src/models/config.js';

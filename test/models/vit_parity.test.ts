@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor.js';
 import { getBackend } from '../../src/backend/index.js';

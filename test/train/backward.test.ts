@@ -8,7 +8,7 @@ import { randn, maxAbs, maxAbsDiff } from '../helpers.js';
 import { resolveConfig, imgHW, type ViTConfig } from '../../src/models/config.js';
 import { VisionTransformer, type ForwardCache } from '../../src/models/vit.js';
 import { getBackend } from '../../src/backend/index.js';
-import { initWeights } from '../../src/io/checkpoint.js';
+import { initWeights } from '../../src/checkpoint/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { crossEntropy } from '../../src/train/loss.js';
 import { vitBackward } from '../../src/train/backward.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { resolveConfig } from '../../src/models/config.js';
-import { initWeights, loadModel } from '../../src/io/checkpoint.js';
+import { initWeights, loadModel } from '../../src/checkpoint/checkpoint.js';
 import { preprocessFromTimm } from '../../src/io/preprocess.js';
 import { Tensor } from '../../src/tensor.js';
 import { sharedI32, sharedU8, type U8Dataset } from '../../src/data/dataset.js';

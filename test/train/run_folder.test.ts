@@ -17,7 +17,7 @@ import { copyFileSync, cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { writeSafetensors, readSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { IN_CI, ROOT, maxAbsDiff, tmp, vitkit } from '../helpers.js';
 

@@ -8,7 +8,7 @@ import { randn } from '../helpers.js';
 import { resolveConfig } from '../../src/models/config.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { getBackend } from '../../src/backend/index.js';
-import { initWeights } from '../../src/io/checkpoint.js';
+import { initWeights } from '../../src/checkpoint/checkpoint.js';
 import { Tensor } from '../../src/tensor.js';
 import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
 import { saveTrainerState, loadTrainerState } from '../../src/train/trainer_file.js';

@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/io/checkpoint.js';
+import { loadModel } from '../../src/checkpoint/checkpoint.js';
 import { getBackend } from '../../src/backend/index.js';
 import { DeviceViT, type ComputeDevice } from '../../src/models/device.js';
 import type { VisionTransformer } from '../../src/models/vit.js';

@@ -8,16 +8,16 @@
  * The fixed sin-cos position embeddings are checked against MAE's table when the file holds them.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { makeDirs, writeFileAtomic } from '../../../io/files.js';
+import { makeDirs, writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
-import { VitkitError, shapeStr } from '../../../errors.js';
-import { readSafetensors, writeSafetensors, type SafetensorsFile, type StTensorIn } from '../../../io/safetensors.js';
-import type { Backend } from '../../../backend/backend.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { readSafetensors, writeSafetensors, type SafetensorsFile, type StTensorIn } from '../io/safetensors.js';
+import type { Backend } from '../backend/backend.js';
 import { type MaeConfig, encoderVitConfig, maeConfigFromHf, resolveMaeConfig } from './config.js';
-import { VisionTransformer } from '../../vit.js';
-import { Rng } from '../../../data/rng.js';
+import { VisionTransformer } from '../models/vit.js';
+import { Rng } from '../data/rng.js';
 import { MaskedAutoencoder } from './model.js';
-import { announceDevice, hostDevice } from '../../../backend/devices.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
 
 export const MAE_CONFIG_FILE = 'mae_config.json';
 

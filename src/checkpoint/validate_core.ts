@@ -6,7 +6,7 @@
  */
 import { VitkitError, shapeStr } from '../errors.js';
 import { dims, imgHW, type ViTConfig } from '../models/config.js';
-import type { StEntry } from './safetensors_bytes.js';
+import type { StEntry } from '../io/safetensors_bytes.js';
 
 /** Most tokens per image any model may use: attention then needs NH x N x N floats per image. */
 export const MAX_TOKENS = 16_384;

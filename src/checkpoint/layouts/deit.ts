@@ -7,8 +7,8 @@
  * Semantics kept: logits = (cls_logits + distillation_logits) / 2 (timm's eval output too); LayerNorm eps from the
  * config (HF default 1e-12, timm 1e-6).
  */
-import { type HfLayout, linearRules, rename } from '../hf.js';
-import { vitEncoderRules, vitConfigFromHf, vitHfConfig, id2label, numLabels } from '../vit/layout.js';
+import { type HfLayout, linearRules, rename } from './hf.js';
+import { vitEncoderRules, vitConfigFromHf, vitHfConfig, id2label, numLabels } from './vit.js';
 
 export const DeiTForImageClassificationWithTeacher: HfLayout = {
   architecture: 'DeiTForImageClassificationWithTeacher', modelType: 'deit', hasClassifier: true,

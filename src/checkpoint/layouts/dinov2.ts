@@ -17,9 +17,9 @@
  * does it without antialias (pos_embed_antialias false), Dinov2WithRegistersModel with it (as timm).
  * LayerNorm eps from the config (default 1e-6). SwiGLU width: (int(D * mlp_ratio * 2 / 3) + 7) // 8 * 8, packed x2.
  */
-import type { ViTConfig } from '../../config.js';
-import { VitkitError } from '../../../errors.js';
-import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
+import type { ViTConfig } from '../../models/config.js';
+import { VitkitError } from '../../errors.js';
+import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from './hf.js';
 
 function dinoConfig(cfg: HfConfig, registers: boolean): Record<string, unknown> {
   const D = cfg.int('hidden_size');

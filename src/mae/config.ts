@@ -3,9 +3,9 @@
  * vitkit's mae_config.json (MAE's constructor arguments) or from Hugging Face's ViTMAEConfig
  * (config.json, model_type "vit_mae"), and the two ViT configs its encoder and decoder blocks run with.
  */
-import { VitkitError, expected } from '../../../errors.js';
-import { type ViTConfig, resolveConfig } from '../../config.js';
-import { HfConfig } from '../hf.js';
+import { VitkitError, expected } from '../errors.js';
+import { type ViTConfig, resolveConfig } from '../models/config.js';
+import { HfConfig } from '../checkpoint/layouts/hf.js';
 
 export interface MaeConfig {
   img_size: number;

@@ -3,8 +3,8 @@
  * model.safetensors (bytes) and, for Hugging Face, its preprocessor_config.json (parsed) become
  * the model, its preprocessing and its labels. Both layouts: timm's hub layout (timm key names)
  * and Hugging Face's (HF names, adapted in one filter step, `hfToTimm`, by each family's key map
- * in src/models/families/<family>/layout.ts, as timm's checkpoint_filter_fn does) for ViT, DeiT,
- * DINOv2, CLIP and SigLIP image towers. io/checkpoint.ts is the thin Node wrapper that reads a
+ * in src/checkpoint/layouts/<family>.ts, as timm's checkpoint_filter_fn does) for ViT, DeiT,
+ * DINOv2, CLIP and SigLIP image towers. checkpoint/checkpoint.ts is the thin Node wrapper that reads a
  * checkpoint directory and calls this; both give the same model and the same error messages,
  * which name the files (`files` / `name` say what to call them here).
  *
@@ -12,18 +12,18 @@
  * anything is allocated, then every tensor decoded and checked finite, then the model built.
  */
 import { VitkitError, shapeStr, expected } from '../errors.js';
-import { checkJsonDepth } from './json.js';
+import { checkJsonDepth } from '../io/json.js';
 import { type ViTConfig, resolveConfig, dims, imgHW } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { createModel } from '../models/registry.js';
 import { initHead } from '../models/init.js';
 import { resampleAbsPosEmbed } from '../models/pos_embed.js';
-import { HF_LAYOUTS, hfLayoutFor, isHfConfig } from '../models/families/index.js';
-import { HfConfig, hfLabels, hfToTimm as layoutHfToTimm, type HfLayout } from '../models/families/hf.js';
-import { configFromTimmJson, timmConfigJson as timmConfigJsonImpl, timmLabelNames } from '../models/families/timm.js';
-import { parseSafetensors, parseSafetensorsHeader, type SafetensorsFile, type StEntry } from './safetensors_bytes.js';
-import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from './preprocess_pixels.js';
-import { labelsFrom } from './labels_core.js';
+import { HF_LAYOUTS, hfLayoutFor, isHfConfig } from './layouts/index.js';
+import { HfConfig, hfLabels, hfToTimm as layoutHfToTimm, type HfLayout } from './layouts/hf.js';
+import { configFromTimmJson, timmConfigJson as timmConfigJsonImpl, timmLabelNames } from './layouts/timm.js';
+import { parseSafetensors, parseSafetensorsHeader, type SafetensorsFile, type StEntry } from '../io/safetensors_bytes.js';
+import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from '../io/preprocess_pixels.js';
+import { labelsFrom } from '../io/labels_core.js';
 import { checkCheckpointEntries, checkFinite } from './validate_core.js';
 import type { Backend } from '../backend/backend.js';
 

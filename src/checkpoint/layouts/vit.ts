@@ -12,8 +12,8 @@
  * Semantics kept: HF ViT LayerNorm eps (config layer_norm_eps, default 1e-12); the MLP width is intermediate_size
  * as given; ViTModel's pooler (dense + tanh on the class token) is not part of vitkit's model: it is dropped on load.
  */
-import type { ViTConfig } from '../../config.js';
-import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
+import type { ViTConfig } from '../../models/config.js';
+import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from './hf.js';
 
 /** embeddings + encoder + final layernorm under `p` ('vit.', 'deit.', '' ...) with ViT's layer names */
 export function vitEncoderRules(c: ViTConfig, p: string, opts: { prefixTokens?: number } = {}): Rule[] {

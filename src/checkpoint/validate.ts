@@ -8,7 +8,7 @@
  * a file is in validate_core.ts (re-exported here), which the core uses.
  */
 import type { ViTConfig } from '../models/config.js';
-import { readSafetensorsHeader } from './safetensors.js';
+import { readSafetensorsHeader } from '../io/safetensors.js';
 import { checkConfigAgainstEntries, checkCheckpointEntries, type WeightsCheckOptions } from './validate_core.js';
 
 export * from './validate_core.js';
@@ -24,7 +24,7 @@ export function checkConfigAgainstWeights(c: ViTConfig, weightsFile: string, con
 }
 
 /**
- * The load-path check (io/checkpoint.ts calls it before building the model): `base` is the config
+ * The load-path check (checkpoint/checkpoint.ts calls it before building the model): `base` is the config
  * as the checkpoint states it, `final` after the caller's overrides (--img-size, --num-classes).
  * Reads only the weights file's header.
  */

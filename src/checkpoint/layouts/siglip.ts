@@ -15,10 +15,10 @@
  * head count, residual + norm + MLP); pooler_output = pre_logits; no classifier (num_classes 0). hidden_act from the
  * config (gelu_pytorch_tanh for Google's weights; timm's vit_*_siglip_* use erf GELU), LayerNorm eps 1e-6.
  */
-import type { ViTConfig } from '../../config.js';
-import { VitkitError } from '../../../errors.js';
-import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, rename } from '../hf.js';
-import { clipEncoderRules, visionConfigOf } from '../clip/layout.js';
+import type { ViTConfig } from '../../models/config.js';
+import { VitkitError } from '../../errors.js';
+import { type HfLayout, type Rule, type HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, rename } from './hf.js';
+import { clipEncoderRules, visionConfigOf } from './clip.js';
 
 function siglipConfig(cfg: HfConfig): Record<string, unknown> {
     const D = cfg.int('hidden_size');

@@ -13,20 +13,20 @@
  * `decoder_blocks.*` with its own width and heads); the position embeddings are MAE's fixed 2-D
  * sin-cos tables (not parameters: they are not trained and not decayed).
  */
-import type { Backend } from '../../../backend/backend.js';
-import { getBackend } from '../../../backend/select.js';
-import { VitkitError, shapeStr } from '../../../errors.js';
-import { Rng } from '../../../data/rng.js';
-import { ParamTable, type ParamSpec } from '../../../nn/params.js';
-import { type Mem, hostMem } from '../../../nn/mem.js';
-import type { Arena } from '../../../nn/arena.js';
-import type { ViTConfig } from '../../config.js';
-import { sincos2dPosEmbed } from '../../pos_embed.js';
-import { hostScratch } from '../../vit.js';
+import type { Backend } from '../backend/backend.js';
+import { getBackend } from '../backend/select.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { Rng } from '../data/rng.js';
+import { ParamTable, type ParamSpec } from '../nn/params.js';
+import { type Mem, hostMem } from '../nn/mem.js';
+import type { Arena } from '../nn/arena.js';
+import type { ViTConfig } from '../models/config.js';
+import { sincos2dPosEmbed } from '../models/pos_embed.js';
+import { hostScratch } from '../models/vit.js';
 import {
   type BlockCache, type GradCtx, type LayerCtx, type Scratch, allocSaved, blockBackward, blockForward, blockSaves,
   linear, linearInputGrad, linearParamGrads, patchEmbedBackward, patchEmbedForward,
-} from '../../layers.js';
+} from '../models/layers.js';
 import { type MaeConfig, checkMaskRatio, decoderVitConfig, encoderVitConfig } from './config.js';
 
 /** The trainable parameters, in facebookresearch/mae's state_dict names and order (pos embeddings excluded). */

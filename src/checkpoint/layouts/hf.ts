@@ -19,7 +19,7 @@
  *   pooler): dropped on load, written as zeros (`fill`) or left out on conversion.
  */
 import { VitkitError, shapeStr } from '../../errors.js';
-import type { ViTConfig } from '../config.js';
+import type { ViTConfig } from '../../models/config.js';
 
 export type Tensor32 = { shape: number[]; data: Float32Array };
 export type StateDict = Map<string, Tensor32>;
@@ -107,7 +107,7 @@ export function hfAct(act: ViTConfig['act']): string {
 }
 
 /** img_size as (H, W) */
-import { dims, imgHW } from '../config.js';
+import { dims, imgHW } from '../../models/config.js';
 export { imgHW };
 
 /** number of patches of the config's native grid */

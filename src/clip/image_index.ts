@@ -8,14 +8,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VitkitError, shapeStr } from '../../errors.js';
-import { parseJsonText } from '../../io/json.js';
-import { Tensor } from '../../tensor.js';
-import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { parseJsonText } from '../io/json.js';
+import { Tensor } from '../tensor.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { LoadedClip } from './load.js';
-import { normalizeRows } from './model.js';
+import { normalizeRows } from '../models/clip/model.js';
 import { encodeImage, encodeText } from './zeroshot.js';
-import { parseFrameRef } from '../../io/medical.js';
+import { parseFrameRef } from '../io/medical.js';
 
 export const INDEX_FORMAT = 'vitkit-clip-index';
 

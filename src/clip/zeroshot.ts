@@ -8,13 +8,13 @@
  * softmax over labels of exp(logit_scale) * normalize(image) . class_weight, the model's own
  * logits_per_image (for a single template exactly what `model.forward` gives).
  */
-import { VitkitError } from '../../errors.js';
-import { Tensor } from '../../tensor.js';
-import { preprocessImage } from '../../io/preprocess.js';
+import { VitkitError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { preprocessImage } from '../io/preprocess.js';
 import type { LoadedClip } from './load.js';
-import { normalizeRows, type ClipModel } from './model.js';
-import { runnerFor, type Runner } from '../runner.js';
-import { announceDevice, hostDevice } from '../../backend/devices.js';
+import { normalizeRows, type ClipModel } from '../models/clip/model.js';
+import { runnerFor, type Runner } from '../models/runner.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
 
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
 

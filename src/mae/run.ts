@@ -4,9 +4,9 @@
  * latent (B, 1 + K, D), reconstruction and pasted (B, C, S, S), as facebookresearch/mae's forward
  * and its demo compute them. Without noise the masking comes from --seed's generator.
  */
-import { VitkitError, shapeStr } from '../../../errors.js';
-import { readSafetensors, type StTensorIn } from '../../../io/safetensors.js';
-import { Rng } from '../../../data/rng.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { readSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { Rng } from '../data/rng.js';
 import { loadMae } from './load.js';
 
 export const MAE_RUN_OUTPUTS = ['loss', 'pred', 'mask', 'ids_restore', 'latent', 'reconstruction', 'pasted'] as const;

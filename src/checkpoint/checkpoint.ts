@@ -7,7 +7,7 @@
  * (the weights' header first, to check the config before anything is allocated) and written.
  */
 import { existsSync, statSync } from 'node:fs';
-import { makeDirs, readRegularFile, writeFileAtomic } from './files.js';
+import { makeDirs, readRegularFile, writeFileAtomic } from '../io/files.js';
 import path from 'node:path';
 import { VitkitError } from '../errors.js';
 import type { ViTConfig } from '../models/config.js';
@@ -19,11 +19,11 @@ import { createModel } from '../models/registry.js';
 import '../backend/index.js'; // Node: registers the native backend (loaded on first use) as the default
 import { initWeights } from '../models/init.js';
 import { ParamTable } from '../nn/params.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type StTensorIn } from './safetensors.js';
-import { HF_LAYOUTS } from '../models/families/index.js';
-import { timmToHf, type StateDict } from '../models/families/hf.js';
-import { preprocessFromTimm } from './preprocess.js';
-import { imagenetLabels, labelsFor } from './labels.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { HF_LAYOUTS } from './layouts/index.js';
+import { timmToHf, type StateDict } from './layouts/hf.js';
+import { preprocessFromTimm } from '../io/preprocess.js';
+import { imagenetLabels, labelsFor } from '../io/labels.js';
 import {
   applyOverrides, buildCheckpoint, parseJsonObject, planCheckpoint, timmConfigJson,
   type LoadedModel, type LoadOptions,

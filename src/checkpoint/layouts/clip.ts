@@ -17,9 +17,9 @@
  * it to the pooled class token only); vitkit's `features` are after the final norm like timm's forward_features.
  * hidden_states, pooler_output (= pre_logits) and image_embeds (= logits) are the same.
  */
-import type { ViTConfig } from '../../config.js';
-import { VitkitError } from '../../../errors.js';
-import { type HfLayout, type Rule, HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from '../hf.js';
+import type { ViTConfig } from '../../models/config.js';
+import { VitkitError } from '../../errors.js';
+import { type HfLayout, type Rule, HfConfig, hfAct, imgHW, mlpHidden, numPatches, linearRules, qkvRules, rename } from './hf.js';
 
 function clipConfig(cfg: HfConfig, projection: boolean): Record<string, unknown> {
   const D = cfg.int('hidden_size');

@@ -8,20 +8,20 @@
  *   (CLIPImageProcessor) and `tokenizer.json` or `vocab.json` + `merges.txt`.
  * Both load into one ClipModel (OpenAI names); `saveClip` writes the layout a model came from.
  */
-import { parseJsonObject } from '../../io/checkpoint_core.js';
-import type { DeviceName } from '../runner.js';
+import { parseJsonObject } from '../checkpoint/checkpoint_core.js';
+import type { DeviceName } from '../models/runner.js';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VitkitError } from '../../errors.js';
-import { copyFileAtomic, makeDirs, readTextFile, writeFileAtomic } from '../../io/files.js';
-import type { Backend } from '../../backend/backend.js';
-import { readSafetensors, writeSafetensors, type StTensorIn } from '../../io/safetensors.js';
-import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from '../../io/preprocess.js';
-import { loadTokenizer } from '../../node/text.js';
-import type { BpeTokenizer } from '../../text/bpe.js';
-import { type ClipConfig, configFromOpenClip, configFromHfClip } from './config.js';
-import { ClipModel } from './model.js';
-import { hfKeyMap, hfToOpenAi, openAiToHf, HF_IGNORED, type RawTensor } from './names.js';
+import { VitkitError } from '../errors.js';
+import { copyFileAtomic, makeDirs, readTextFile, writeFileAtomic } from '../io/files.js';
+import type { Backend } from '../backend/backend.js';
+import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { type PreprocessConfig, preprocessFromTimm, preprocessFromHf } from '../io/preprocess.js';
+import { loadTokenizer } from '../node/text.js';
+import type { BpeTokenizer } from '../text/bpe.js';
+import { type ClipConfig, configFromOpenClip, configFromHfClip } from '../models/clip/config.js';
+import { ClipModel } from '../models/clip/model.js';
+import { hfKeyMap, hfToOpenAi, openAiToHf, HF_IGNORED, type RawTensor } from '../models/clip/names.js';
 
 export const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];

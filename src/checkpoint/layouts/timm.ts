@@ -6,8 +6,8 @@
  * only keyword arguments timm's VisionTransformer.__init__ accepts, so `timm.create_model` loads it.
  */
 import { VitkitError } from '../../errors.js';
-import { type ViTConfig, DEFAULT_CONFIG, resolveConfig } from '../config.js';
-import { PRESETS, archDefaults } from '../presets.js';
+import { type ViTConfig, DEFAULT_CONFIG, resolveConfig } from '../../models/config.js';
+import { PRESETS, archDefaults } from '../../models/presets.js';
 import { imgHW } from './hf.js';
 
 /** VisionTransformer.__init__ keyword arguments (timm 1.0.20, timm/models/vision_transformer.py) that vitkit writes. */

@@ -4,12 +4,12 @@
  * image_embeds (B, E), text_embeds (T, E) (both before normalisation), logits_per_image (B, T),
  * logits_per_text (T, B), probs (B, T) (softmax over the texts).
  */
-import { VitkitError, shapeStr } from '../../errors.js';
-import { readSafetensors, type StTensorIn } from '../../io/safetensors.js';
-import { Tensor } from '../../tensor.js';
+import { VitkitError, shapeStr } from '../errors.js';
+import { readSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { Tensor } from '../tensor.js';
 import { loadClip } from './load.js';
-import { similarityLogits, softmaxRows } from './model.js';
-import { announceDevice, hostDevice } from '../../backend/devices.js';
+import { similarityLogits, softmaxRows } from '../models/clip/model.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
 
 export const CLIP_RUN_OUTPUTS = ['image_embeds', 'text_embeds', 'logits_per_image', 'logits_per_text', 'probs'] as const;
 export type ClipRunOutput = (typeof CLIP_RUN_OUTPUTS)[number];

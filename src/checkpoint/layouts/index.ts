@@ -4,11 +4,11 @@
  */
 import { VitkitError } from '../../errors.js';
 import type { HfLayout } from './hf.js';
-import { ViTForImageClassification, ViTModel } from './vit/layout.js';
-import { DeiTForImageClassificationWithTeacher } from './deit/layout.js';
-import { Dinov2Model, Dinov2WithRegistersModel } from './dinov2/layout.js';
-import { CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection } from './clip/layout.js';
-import { SiglipModel, SiglipVisionModel } from './siglip/layout.js';
+import { ViTForImageClassification, ViTModel } from './vit.js';
+import { DeiTForImageClassificationWithTeacher } from './deit.js';
+import { Dinov2Model, Dinov2WithRegistersModel } from './dinov2.js';
+import { CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection } from './clip.js';
+import { SiglipModel, SiglipVisionModel } from './siglip.js';
 
 export const HF_LAYOUTS: Record<string, HfLayout> = Object.fromEntries([
   ViTForImageClassification, ViTModel, DeiTForImageClassificationWithTeacher, Dinov2Model, Dinov2WithRegistersModel,
