@@ -22,10 +22,12 @@ test('no native addon: predict runs on the reference backend after one line of n
   const without = spawnSync(process.execPath, [path.join(pkg, 'bin', 'vitkit.js'), ...args, pick], { encoding: 'utf8' });
   assert.equal(without.status, 0, without.stderr);
   const lines = without.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, without.stderr);
+  assert.equal(lines.length, 2, without.stderr);
   assert.match(lines[0]!, /^vitkit: No native addon for this machine in .* Using the reference \(TypeScript\) backend instead/);
+  assert.equal(lines[1], 'device: cpu (plain-TypeScript reference kernels)', 'the device line names the backend that ran');
   const withAddon = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitkit.js'), ...args, pick], { encoding: 'utf8' });
   assert.equal(withAddon.status, 0, withAddon.stderr);
+  assert.match(withAddon.stderr, /^device: cpu \(native \S+ kernels/);
   const [a, b] = [JSON.parse(without.stdout), JSON.parse(withAddon.stdout)] as { top: { index: number; score: number }[] }[][];
   assert.deepEqual(a![0]!.top.map((t) => t.index), b![0]!.top.map((t) => t.index));
   assert.ok(Math.abs(a![0]!.top[0]!.score - b![0]!.top[0]!.score) < 1e-5);
