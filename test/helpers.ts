@@ -1,6 +1,6 @@
 /** Shared test utilities: paths, seeded random data, error metrics. */
 import { existsSync, mkdtempSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '../src/data/rng.js';
@@ -82,6 +82,31 @@ export const BIN = path.join(ROOT, 'bin', 'vitkit.js');
 export function vitkit(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, VITKIT_THREADS: '2' } });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * Run the vitkit command line in a child process (one thread) and send it `sig` `afterMs` after its
+ * device line: the line comes when the model is about to compute, the command's signal handlers in
+ * place by then (not a fixed time from spawn, which a loaded machine can spend loading modules).
+ * Resolves with how it exited, what it printed and `ms`, the time from the signal to the exit.
+ */
+export async function stopBySignal(args: string[], sig: NodeJS.Signals, afterMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string; ms: number }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VITKIT_THREADS: '1' } });
+  let out = '', err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  // 'close': the process exited and its output is all read
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.on('close', (code, signal) => ok({ code, signal })));
+  await new Promise<void>((ok, fail) => {
+    const t = setTimeout(() => fail(new Error(`no device line on stderr within 60 s: ${err}`)), 60_000);
+    const look = () => { if (/^device: /m.test(err)) { clearTimeout(t); child.stderr.off('data', look); ok(); } };
+    child.stderr.on('data', look);
+  });
+  await new Promise((r) => setTimeout(r, afterMs));
+  const sent = Date.now();
+  child.kill(sig);
+  const r = await closed;
+  return { ...r, out, err, ms: Date.now() - sent };
 }
 
 /**

@@ -108,7 +108,7 @@ export async function maeTrainCli(o: MaeTrainCliOptions, explicit: ReadonlySet<s
   }
   const data = openMaeData(dataSrc, model, settings.seed);
   const r = await maeTrainRun({
-    model, data, settings, out, resume, log, ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}), ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    model, data, settings, out, resume, log, message: (line) => console.error(line), ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}), ...(o.workers !== undefined ? { workers: o.workers } : {}),
   });
   if (r.interrupted) log(`Interrupted after ${r.steps} steps. A resumable checkpoint is in ${out}. Continue with: vitkit train --task mae --resume ${out}`);
   else log(`Done: ${r.history.length} epochs, ${r.steps} steps, train_loss ${r.history.at(-1)?.train_loss.toFixed(4) ?? '--'}; MAE checkpoint ${path.join(out, 'model.safetensors')} + mae_config.json; curves ${path.join(out, 'curves.png')}`);

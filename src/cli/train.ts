@@ -21,6 +21,7 @@ import { deviceOption, parseFloatOpt, parseIntOpt } from './common.js';
 import { addClipTrainOptions, clipTrainCli, isClipResume, type ClipTrainCliOptions } from '../train/clip_cli.js';
 import { addDetTrainOptions, detTrainCli, type DetTrainCliOptions } from '../detect/train_cli.js';
 import { isMaeResume, maeTrainCli, type MaeTrainCliOptions } from './mae.js';
+import { signalExitCode } from '../train/signals.js';
 import { ARCH_FLAGS, checkOutDir, prepareModel, preparePipeline, prepareTeacher, type ArchOverrides } from '../train/prepare.js';
 import { barProgress } from './progress.js';
 
@@ -207,20 +208,20 @@ export function trainCommand(): Command {
     if (task === 'detect') {
       if (o.device === 'webgpu') throw new VitkitError(`train --task detect runs on --device cpu only for now (received --device ${o.device})`);
       const r = await detTrainCli(o as unknown as DetTrainCliOptions, explicit);
-      if (r.signal) process.exit(130);
+      if (r.signalName) process.exit(signalExitCode(r.signalName));
       return;
     }
     if (task === 'mae') {
       if (o.device === 'webgpu') throw new VitkitError(`train --task mae runs on --device cpu only for now (received --device ${o.device})`);
       const r = await maeTrainCli(o as unknown as MaeTrainCliOptions, explicit);
-      if (r.signal) process.exit(130);
+      if (r.signalName) process.exit(signalExitCode(r.signalName));
       return;
     }
     if (task === 'clip' && o.device === 'webgpu') throw new VitkitError(`train --task clip runs on --device cpu only for now (received --device ${o.device})`);
     if (task === 'clip') { await clipTrainCli(o as unknown as ClipTrainCliOptions, explicit); return; }
     const r = await trainCli(o, explicit, barProgress(), (s) => console.log(s));
     for (const l of summaryLines(r)) console.log(l);
-    if (r.result.signal) process.exit(r.result.signalName === 'SIGTERM' ? 143 : 130);
+    if (r.result.signalName) process.exit(signalExitCode(r.result.signalName));
   });
   return cmd;
 }

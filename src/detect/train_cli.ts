@@ -12,7 +12,7 @@
  * (augment.ts; DETR's 384,600 when given without a value).
  *
  * Each epoch: a seeded shuffle (seed + epoch), batches of --batch-size (the last partial one kept).
- * After every epoch (and on Ctrl-C or --stop-after-steps, after the step in flight) the model is
+ * After every epoch (and on Ctrl-C, SIGTERM or --stop-after-steps, after the step in flight) the model is
  * written to --out in hustvl's layout (model.safetensors + yolos_config.json) and
  * `checkpoint/det_train_state.safetensors` (weights, AdamW moments, position), each atomically, so
  * --resume continues exactly (the run folder's layout: train/state.ts STATE_DIR; a legacy top-level
@@ -25,7 +25,8 @@ import path from 'node:path';
 import { VitkitError, expected } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
-import { makeDirs, writeFileAtomic } from '../io/files.js';
+import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
+import { StopSignals, type StopSignalName } from '../train/signals.js';
 import { DET_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, runStateEntries, stateWritePath, writeTrainingState, type TrainingState } from '../train/state.js';
 import { loadImage } from '../io/image.js';
 import { Rng, mulberry32, shuffleInPlace } from '../data/rng.js';
@@ -184,7 +185,10 @@ export interface DetTrainCliResult {
   epochs: number;
   lastLoss: number;
   stopped: boolean;
+  /** a SIGINT or SIGTERM came */
   signal: boolean;
+  /** which of them (the CLI exits 130 for SIGINT, 143 for SIGTERM) */
+  signalName?: StopSignalName;
 }
 
 export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, log: (s: string) => void = (s) => console.log(s)): Promise<DetTrainCliResult> {
@@ -243,6 +247,7 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
     log(`resuming at epoch ${epoch0 + 1}, image ${pos0} of ${data.n} (${steps} steps done)`);
   }
   makeDirs(o.out, 'run folder');
+  cleanStaleTemps(o.out); // what a killed run left (prepareStateDir cleans checkpoint/)
   prepareStateDir(o.out);
   const save = (epoch: number, position: number) => {
     saveYolos(o.out, model, { overwrite: true });
@@ -252,9 +257,8 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
       { format: DET_STATE.fileFormat, optimizer_step: String(st.step), run: JSON.stringify(run) });
     removeLegacyState(o.out, [DET_STATE_FILE]);
   };
-  let interrupted = false;
-  const onSig = () => { interrupted = true; };
-  process.on('SIGINT', onSig);
+  // Ctrl-C and SIGTERM (docker stop, systemd, CI runners): finish the step, save, the CLI exits 130 / 143
+  const stop = new StopSignals((line) => console.error(line));
   let lastLoss = NaN, stopped = false;
   try {
     for (let e = epoch0; e < o.epochs; e++) {
@@ -268,20 +272,26 @@ export async function detTrainCli(o: DetTrainCliOptions, explicit: Set<string>, 
         const r = trainer.step(x, targets);
         steps++; lastLoss = r.loss; sum += r.loss * idx.length; count += idx.length;
         const next = p + bs;
-        if (interrupted || (o.stopAfterSteps !== undefined && steps >= o.stopAfterSteps)) {
+        // in-memory batches never wait on I/O: yield to the event loop so a signal is seen after this step
+        if (await stop.pause() || (o.stopAfterSteps !== undefined && steps >= o.stopAfterSteps)) {
           save(next >= data.n ? e + 1 : e, next >= data.n ? 0 : next);
           stopped = true;
           log(`stopped after step ${steps} (loss ${r.loss.toFixed(4)}); saved to ${o.out}, continue with --resume`);
-          return { out: o.out, steps, epochs: e, lastLoss, stopped, signal: interrupted };
+          return { out: o.out, steps, epochs: e, lastLoss, stopped, ...stop.outcome() };
         }
       }
       save(e + 1, 0);
       log(`epoch ${e + 1}/${o.epochs}  loss ${(sum / Math.max(count, 1)).toFixed(4)}  (${steps} steps)`);
+      if (stop.received && e + 1 < o.epochs) { // the signal came during that save
+        log(`stopped after step ${steps}; saved to ${o.out}, continue with --resume`);
+        return { out: o.out, steps, epochs: e + 1, lastLoss, stopped: true, ...stop.outcome() };
+      }
     }
+    // a signal during the last save: the run is complete, but the signal is reported
+    return { out: o.out, steps, epochs: o.epochs, lastLoss, stopped, ...stop.outcome() };
   } finally {
-    process.off('SIGINT', onSig);
+    stop.dispose();
   }
-  return { out: o.out, steps, epochs: o.epochs, lastLoss, stopped, signal: false };
 }
 
 function parseCropSize(v: string): [number, number] {

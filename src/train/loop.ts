@@ -40,6 +40,7 @@ import { RUN_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState
 import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
 import { argmax } from '../nn/functional.js';
+import { StopSignals } from './signals.js';
 import { DEFAULT_SETTINGS, type DataRecord, type EpochMetrics, type RunState, type TrainSettings } from './state.js';
 
 // the run-state schema lives in state.ts; re-exported for the loop's users
@@ -75,7 +76,7 @@ export interface RunOptions {
   progress?: ProgressSink;
   /** stop as Ctrl-C does after this many steps of this call (tests) */
   stopAfterSteps?: number;
-  /** install a SIGINT handler (default true) */
+  /** install the SIGINT and SIGTERM handlers (default true) */
   handleSigint?: boolean;
   /** recorded in the run state */
   data?: DataRecord;
@@ -87,7 +88,7 @@ export interface RunOptions {
 
 export interface RunResult {
   history: EpochMetrics[];
-  /** stopped early (Ctrl-C or stopAfterSteps) with a resumable checkpoint */
+  /** stopped early (Ctrl-C, SIGTERM or stopAfterSteps) with a resumable checkpoint */
   interrupted: boolean;
   /** the stop came from SIGINT or SIGTERM */
   signal?: boolean;
@@ -251,20 +252,8 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
     onSkip: (f) => progress?.message(`warning: skipped unreadable image ${f}`),
   });
 
-  let interrupted = false;
-  let sigints = 0;
-  let stopSignal: 'SIGINT' | 'SIGTERM' = 'SIGINT';
   // SIGTERM (docker stop, systemd, Kubernetes, CI runners) stops like Ctrl-C: finish the step, save, exit 143
-  const onSigterm = () => { stopSignal = 'SIGTERM'; onSigint(); };
-  const onSigint = () => {
-    sigints++;
-    interrupted = true;
-    progress?.message(sigints === 1
-      ? 'Interrupted: finishing the current step and writing a resumable checkpoint...'
-      : 'Still writing the checkpoint; it will be complete in a moment.');
-  };
-  const handle = opts.handleSigint ?? true;
-  if (handle) { process.on('SIGINT', onSigint); process.on('SIGTERM', onSigterm); }
+  const stop = new StopSignals((line) => progress?.message(line), opts.handleSigint ?? true);
 
   const checkpoint = async (final: boolean) => {
     run.step = trainer.stepCount;
@@ -312,13 +301,11 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
         const ips = p.images / Math.max(1e-9, elapsed);
         const remainingImages = Math.max(0, train.n - p.images) + (s.epochs - epoch - 1) * train.n;
         progress?.step({ done: b, total: stepsPerEpoch, loss: p.images ? p.lossSum / p.images : NaN, lr: p.lr, imgPerSec: ips, etaSeconds: remainingImages / Math.max(ips, 1e-9) });
-        // in-memory data never waits on I/O: yield to the event loop so a SIGINT is seen after this step
-        if (!interrupted) await new Promise<void>((resolve) => setImmediate(resolve));
-        if (interrupted || (opts.stopAfterSteps !== undefined && stepsThisCall >= opts.stopAfterSteps)) {
+        // in-memory data never waits on I/O: yield to the event loop so a signal is seen after this step
+        if (await stop.pause() || (opts.stopAfterSteps !== undefined && stepsThisCall >= opts.stopAfterSteps)) {
           p.seconds += (performance.now() - t0) / 1000;
-          interrupted = true;
           await checkpoint(false);
-          return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
+          return { history: run.history, interrupted: true, ...stop.outcome(), state: run };
         }
       }
       if (p.images === 0) {
@@ -346,13 +333,13 @@ export async function trainRun(opts: RunOptions): Promise<RunResult> {
       run.complete = run.epoch >= s.epochs;
       await checkpoint(run.complete);
       progress?.epochEnd(m, s.epochs);
-      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, ...(sigints > 0 ? { signalName: stopSignal } : {}), state: run };
+      if (stop.received && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, ...stop.outcome(), state: run };
     }
     run.complete = true;
     // a Ctrl-C that came during the last validation or checkpoint: the run is complete, but the signal is reported
-    return { history: run.history, interrupted: false, ...(sigints > 0 ? { signal: true, signalName: stopSignal } : {}), state: run };
+    return { history: run.history, interrupted: false, ...(stop.received ? stop.outcome() : {}), state: run };
   } finally {
-    if (handle) { process.removeListener('SIGINT', onSigint); process.removeListener('SIGTERM', onSigterm); }
+    stop.dispose();
     await loader.close();
   }
 }

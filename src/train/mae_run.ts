@@ -9,7 +9,7 @@
  * Without noise in the data, each step's masking noise comes from the seeded generator of
  * (--seed, epoch, batch), so a resumed run masks exactly as an uninterrupted one.
  *
- * The run writes into --out after every epoch and on Ctrl-C (or --stop-after-steps):
+ * The run writes into --out after every epoch and on Ctrl-C or SIGTERM (or --stop-after-steps):
  * model.safetensors + mae_config.json (facebookresearch/mae's layout), checkpoint/mae_train_state.safetensors
  * (weights, AdamW moments, position: --resume continues bit-exactly; the run folder's layout is
  * train/state.ts STATE_DIR, a legacy top-level state is still read), metrics.jsonl and curves.png.
@@ -32,7 +32,9 @@ import { maeAdamWOptions } from './mae_train.js';
 import { renderCurves } from './plot.js';
 import type { EpochMetrics } from './loop.js';
 import { MAE_STATE, findStateFile, prepareStateDir, readTrainingState, removeLegacyState, stateWritePath, writeTrainingState, type TrainingState } from './state.js';
-import { makeDirs, writeFileAtomic } from '../io/files.js';
+import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
+import { announceDevice, hostDevice } from '../backend/devices.js';
+import { StopSignals, type StopSignalName } from './signals.js';
 
 export const MAE_STATE_FILE = 'mae_train_state.safetensors';
 
@@ -154,7 +156,10 @@ interface MaeRunState {
 export interface MaeRunResult {
   history: EpochMetrics[];
   interrupted: boolean;
+  /** a SIGINT or SIGTERM came */
   signal: boolean;
+  /** which of them (the CLI exits 130 for SIGINT, 143 for SIGTERM) */
+  signalName?: StopSignalName;
   steps: number;
   lastLoss: number;
 }
@@ -176,6 +181,8 @@ export const MAE_AUGMENT: AugmentSpec = { kind: 'rrc_flip', pad: 0, scale: [0.2,
 export async function maeTrainRun(o: {
   model: MaskedAutoencoder; data: MaeData; settings: MaeRunSettings; out: string; resume?: ReturnType<typeof readMaeRunState>;
   stopAfterSteps?: number; handleSigint?: boolean; log?: (s: string) => void; workers?: number;
+  /** the lines a SIGINT / SIGTERM brings (default: log) */
+  message?: (s: string) => void;
 }): Promise<MaeRunResult> {
   const { model, data, settings: s, out } = o;
   const log = o.log ?? (() => {});
@@ -198,6 +205,7 @@ export async function maeTrainRun(o: {
     run = { format: 'vitkit-mae-train-state', epoch: 0, batch: 0, step: 0, stepsPerEpoch, samples: n, data: data.source, settings: s, history: [], partial: { lossSum: 0, images: 0, seconds: 0 } };
   }
   makeDirs(out, 'run folder');
+  cleanStaleTemps(out); // what a killed run left (prepareStateDir cleans checkpoint/)
   prepareStateDir(out);
   const checkpoint = async () => {
     run.step = trainer.stepCount;
@@ -209,10 +217,9 @@ export async function maeTrainRun(o: {
     writeAtomic(path.join(out, 'metrics.jsonl'), run.history.map((m) => JSON.stringify(m) + '\n').join(''));
     if (run.history.length) writeAtomic(path.join(out, 'curves.png'), await renderCurves(run.history));
   };
-  let interrupted = false, sigints = 0;
-  const onSigint = () => { sigints++; interrupted = true; log(sigints === 1 ? 'Interrupted: finishing the current step and writing a resumable checkpoint...' : 'Still writing the checkpoint; it will be complete in a moment.'); };
-  const handle = o.handleSigint ?? true;
-  if (handle) process.on('SIGINT', onSigint);
+  // Ctrl-C and SIGTERM (docker stop, systemd, CI runners): finish the step, save, the CLI exits 130 / 143
+  const stop = new StopSignals(o.message ?? log, o.handleSigint ?? true);
+  announceDevice(hostDevice(model.backend)); // MAE trains on the host backend (the cpu device); the handlers are in place
   const c = model.config, shapeOf = (B: number) => [B, c.in_chans, c.img_size, c.img_size];
   const per = c.in_chans * c.img_size * c.img_size, L = model.L;
   let loader: BatchLoader | null = null;
@@ -222,7 +229,7 @@ export async function maeTrainRun(o: {
     const pp = preprocessFromTimm({ interpolation: 'bicubic', ...pcfg, input_size: [c.in_chans, c.img_size, c.img_size] }, c.img_size, c.in_chans);
     loader = new BatchLoader({ train: data.data.train, val: null, workers: o.workers ?? 0, pipeline: { channels: c.in_chans as 1 | 3, height: c.img_size, width: c.img_size, preprocess: pp, onBadImage: 'error' } });
   }
-  let stepsThisCall = 0, lastLoss = NaN, lastLr = trainer.lr;
+  let interrupted = false, stepsThisCall = 0, lastLoss = NaN, lastLr = trainer.lr;
   try {
     for (let epoch = run.epoch; epoch < s.epochs; epoch++) {
       const t0 = performance.now(), p = run.partial;
@@ -249,13 +256,12 @@ export async function maeTrainRun(o: {
         lastLoss = r.loss; lastLr = r.lr;
         p.lossSum += r.loss * batch.size; p.images += batch.size;
         b++; run.batch = b; stepsThisCall++;
-        if (!interrupted) await new Promise<void>((resolve) => setImmediate(resolve));
-        if (interrupted || (o.stopAfterSteps !== undefined && stepsThisCall >= o.stopAfterSteps)) {
+        if (await stop.pause() || (o.stopAfterSteps !== undefined && stepsThisCall >= o.stopAfterSteps)) {
           interrupted = true;
           if (b >= stepsPerEpoch) break; // the epoch is complete: its end writes the checkpoint
           p.seconds += (performance.now() - t0) / 1000;
           await checkpoint();
-          return { history: run.history, interrupted: true, signal: sigints > 0, steps: trainer.stepCount, lastLoss };
+          return { history: run.history, interrupted: true, ...stop.outcome(), steps: trainer.stepCount, lastLoss };
         }
       }
       const seconds = p.seconds + (performance.now() - t0) / 1000;
@@ -264,11 +270,11 @@ export async function maeTrainRun(o: {
       run.epoch = epoch + 1; run.batch = 0; run.partial = { lossSum: 0, images: 0, seconds: 0 };
       await checkpoint();
       log(`epoch ${epoch + 1}/${s.epochs}  train_loss ${m.train_loss.toFixed(4)}  lr ${m.lr.toExponential(2)}  ${m.seconds.toFixed(1)}s  ${Math.round(m.img_s)} img/s`);
-      if (interrupted && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, signal: sigints > 0, steps: trainer.stepCount, lastLoss };
+      if ((interrupted || stop.received) && epoch + 1 < s.epochs) return { history: run.history, interrupted: true, ...stop.outcome(), steps: trainer.stepCount, lastLoss };
     }
-    return { history: run.history, interrupted: false, signal: sigints > 0, steps: trainer.stepCount, lastLoss };
+    return { history: run.history, interrupted: false, ...stop.outcome(), steps: trainer.stepCount, lastLoss };
   } finally {
-    if (handle) process.removeListener('SIGINT', onSigint);
+    stop.dispose();
     if (loader) await loader.close();
   }
 }

@@ -8,12 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, REFS, cliInProcess, maxAbs, maxAbsDiff, needRefs, tmp } from '../helpers.js';
+import { FIXTURES, REFS, cliInProcess, maxAbs, maxAbsDiff, needRefs, stopBySignal, tmp } from '../helpers.js';
 import { withoutDeviceLine } from '../helpers.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadYolos } from '../../src/detect/load.js';
+import { DET_STATE, readTrainingState } from '../../src/train/state.js';
 import { loadImage } from '../../src/io/image.js';
 import type { DetectionResult } from '../../src/detect/detect.js';
 
@@ -140,6 +141,49 @@ test('vitkit train --task detect on the reference batch: after 3 steps = hustvl/
   assert.equal(again.code, 1);
   assert.match(again.err, /already holds a checkpoint .*--resume .*--overwrite/);
 });
+
+for (const [sig, exit] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test(`${sig} during vitkit train --task detect: the step finishes, a resumable state is saved, exit ${exit}, a stale temp is removed, and the resumed run equals one not interrupted`, async () => {
+    const work = tmp(), N = 300;
+    const data = path.join(work, 'batch.safetensors');
+    const x = new Float32Array(N * 3 * 64 * 96); // (N, 3, H, W)
+    for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.013);
+    const tensors: Record<string, { dtype: 'F32' | 'I64'; shape: number[]; data: Float32Array | BigInt64Array }> = { x: { dtype: 'F32', shape: [N, 3, 64, 96], data: x } };
+    for (let b = 0; b < N; b++) {
+      tensors[`targets.${b}.labels`] = { dtype: 'I64', shape: [2], data: BigInt64Array.from([BigInt(b % 5), BigInt((b + 2) % 5)]) };
+      tensors[`targets.${b}.boxes`] = { dtype: 'F32', shape: [2, 4], data: Float32Array.from([0.3, 0.4, 0.2, 0.3, 0.6, 0.5, 0.3, 0.4]) }; // (2, 4) cx cy w h
+    }
+    writeSafetensors(data, tensors);
+    const args = (out: string) => ['train', '--task', 'detect', '-m', DIR, '-d', data, '-o', out, '--epochs', '1', '--batch-size', '1'];
+    const out = path.join(work, 'run');
+    mkdirSync(out);
+    const stale = 'model.safetensors.tmp-2147483646-abcdefabcdef'; // a dead writer's: cleaned at the start
+    writeFileSync(path.join(out, stale), 'left by a killed run');
+    const r = await stopBySignal(args(out), sig, 1500);
+    assert.equal(r.signal, null, `the process handled ${sig}`);
+    assert.equal(r.code, exit, `exit ${r.code}\n${r.out}\n${r.err}`);
+    assert.ok(r.ms < 5000, `stopped ${r.ms} ms after the signal`);
+    assert.equal(withoutDeviceLine(r.err), 'Interrupted: finishing the current step and writing a resumable checkpoint...\n');
+    const m = /stopped after step (\d+) \(loss [\d.]+\); saved to .*run, continue with --resume/.exec(r.out);
+    assert.ok(m, r.out);
+    const step = Number(m[1]);
+    assert.ok(step > 0 && step < N, `stopped at step ${step} of ${N}`);
+    assert.ok(!readdirSync(out).includes(stale), 'the stale temporary file was removed');
+    assert.deepEqual([...readdirSync(out), ...readdirSync(path.join(out, 'checkpoint'))].filter((f) => f.includes('.tmp-')), []);
+    const st = readTrainingState<{ epoch: number; position: number; steps: number }>(path.join(out, 'checkpoint', 'det_train_state.safetensors'), DET_STATE).run;
+    assert.deepEqual([st.epoch, st.position, st.steps], [0, step, step]);
+    // resumed for one step = the same steps in one go: weights and AdamW moments
+    const res = await cliInProcess([...args(out), '--resume', '--stop-after-steps', String(step + 1)]);
+    assert.equal(res.code, 0, res.err);
+    assert.match(res.out, new RegExp(`resuming at epoch 1, image ${step} of ${N} \\(${step} steps done\\)`));
+    const straight = path.join(work, 'straight');
+    const s = await cliInProcess([...args(straight), '--stop-after-steps', String(step + 1)]);
+    assert.equal(s.code, 0, s.err);
+    assert.ok(readFileSync(path.join(out, 'model.safetensors')).equals(readFileSync(path.join(straight, 'model.safetensors'))), 'model.safetensors identical');
+    const state = (d: string) => { const f = readSafetensors(path.join(d, 'checkpoint', 'det_train_state.safetensors')); return ['model', 'optimizer.exp_avg', 'optimizer.exp_avg_sq'].map((k) => f.f32(k).data); };
+    assert.deepEqual(state(out), state(straight));
+  });
+}
 
 test('vitkit run on a YOLOS checkpoint: pred_logits, pred_boxes (1e-4), last_attention (1e-5) = hustvl/YOLOS on pixel_values and x2', async () => {
   const work = tmp();
