@@ -8,8 +8,22 @@
 
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <new>
 #include <string>
+#if defined(_WIN32)
+#include <io.h>  // _dup, _dup2, _fileno, _close
+#define VK_DUP _dup
+#define VK_DUP2 _dup2
+#define VK_FILENO _fileno
+#define VK_CLOSE _close
+#else
+#include <unistd.h>  // dup, dup2, close
+#define VK_DUP dup
+#define VK_DUP2 dup2
+#define VK_FILENO fileno
+#define VK_CLOSE close
+#endif
 
 #include "entries.h"  // validation + kernel call of each entry, shared with fuzz/native
 #include "kernels/kernels.h"
@@ -172,6 +186,51 @@ Value BiasBackward(const CallbackInfo& info) {
   return guarded(info, "biasBackward", 4, vk::entry::bias_backward<Args>);
 }
 
+// captureStderr(fn): calls fn() with the process's file descriptor 2 pointed at a temporary file,
+// and returns [fn's result, the text written to descriptor 2 meanwhile]. For libraries that log
+// with fprintf(stderr) and offer no switch (Dawn's dawn::WarningLog, src/utils/log.cc); the caller
+// decides what of the text to show. Where no temporary file can be had, fn runs as it is ("" text).
+// A throw from fn passes through, descriptor 2 restored first.
+Value CaptureStderr(const CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "captureStderr: expected (fn: function)");
+  Napi::Function fn = info[0].As<Napi::Function>();
+  std::fflush(stderr);
+  FILE* tmp = std::tmpfile();
+  int saved = tmp ? VK_DUP(2) : -1;
+  if (saved < 0 || VK_DUP2(VK_FILENO(tmp), 2) < 0) {
+    if (saved >= 0) VK_CLOSE(saved);
+    if (tmp) std::fclose(tmp);
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, fn.Call({}));
+    out.Set(1u, Napi::String::New(env, ""));
+    return out;
+  }
+  struct Restore {  // descriptor 2 back however fn ends
+    int saved;
+    ~Restore() { std::fflush(stderr); VK_DUP2(saved, 2); VK_CLOSE(saved); }
+  };
+  Napi::Value result;
+  {
+    Restore r{saved};
+    try {
+      result = fn.Call({});
+    } catch (...) {
+      std::fclose(tmp);
+      throw;
+    }
+  }
+  std::string text;
+  std::rewind(tmp);
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, tmp)) > 0 && text.size() < (1u << 20);) text.append(buf, n);
+  std::fclose(tmp);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, result);
+  out.Set(1u, Napi::String::New(env, text));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto set = [&](const char* name, Napi::Function::Callback fn) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -195,6 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("add", Add);
   set("biasAdd", BiasAdd);
   set("biasBackward", BiasBackward);
+  set("captureStderr", CaptureStderr);
   return exports;
 }
 

@@ -20,6 +20,8 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'threads' | keyof Re
   getThreads(): number;
   gemmIsa(): string;
   fmaPeak?(threads: number, seconds: number): number;
+  /** fn() with descriptor 2 captured: [its result, the text]; absent in an addon built before it */
+  captureStderr?(fn: () => unknown): [unknown, string];
 }
 
 /** the package root: dist/src/backend/native.js is three levels below it */

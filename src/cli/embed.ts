@@ -5,6 +5,7 @@ import { cleanStaleTemps } from '../io/files.js';
 import { collectImages, embedFiles, embedFormat, writeEmbeddings } from '../embed/embed.js';
 import { checkOutput, deviceOption, loadForInference, parseIntOpt, stopOnSignal } from './common.js';
 import type { DeviceName } from '../models/runner.js';
+import { imageProgress } from './progress.js';
 
 export function embedCommand(): Command {
   return imageOptions(deviceOption(new Command('embed')))
@@ -23,7 +24,14 @@ export function embedCommand(): Command {
       stopOnSignal('embed', o.out);
       const files = collectImages(inputs);
       const loaded = loadForInference(o.model, { randomWeights: o.randomWeights ?? false, command: 'embed' });
-      const { data, dim } = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize, device: o.device });
+      const bar = imageProgress('embed');
+      let embedded: { data: Float32Array; dim: number };
+      try {
+        embedded = await embedFiles(loaded, files, { normalize: o.normalize ?? false, batchSize: o.batchSize, device: o.device, onProgress: bar.update });
+      } finally {
+        bar.stop();
+      }
+      const { data, dim } = embedded;
       writeEmbeddings(o.out, files, data, dim, { model: o.model, normalized: o.normalize ?? false }, o.overwrite ?? false);
       console.log(`wrote ${files.length} embeddings of ${dim} values${o.normalize ? ' (L2-normalized)' : ''} to ${o.out}`);
     });

@@ -15,6 +15,7 @@ import { evaluateModel, type EvalReport } from '../train/loop.js';
 import { preparePipeline } from '../train/prepare.js';
 import { deviceOption, parseIntOpt } from './common.js';
 import { evalDetect, formatCoco } from './detect.js';
+import { imageProgress } from './progress.js';
 
 export interface EvalOutput extends EvalReport {
   model: string;
@@ -34,7 +35,7 @@ function remapLabels(ds: Dataset, dataNames: string[] | null, modelLabels: strin
   return { ...ds, labels };
 }
 
-export async function evaluateCli(o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; device?: DeviceName }, warn: (s: string) => void = (s) => console.error(s)): Promise<EvalOutput> {
+export async function evaluateCli(o: { model: string; data: string; batchSize: number; workers?: number; onBadImage: 'skip' | 'error'; device?: DeviceName; onProgress?: (done: number, total: number) => void }, warn: (s: string) => void = (s) => console.error(s)): Promise<EvalOutput> {
   const lm = loadModel(o.model);
   const data = openData(o.data, { purpose: 'eval' });
   if (!data.val || data.val.n === 0) throw new VitkitError(`Expected images to evaluate in ${o.data} but received none`);
@@ -43,7 +44,14 @@ export async function evaluateCli(o: { model: string; data: string; batchSize: n
   const loader = new BatchLoader({ train: null, val, pipeline, workers: o.workers ?? (data.kind === 'folder' ? 2 : 1), onSkip: (f) => warn(`warning: skipped unreadable image ${f}`) });
   try {
     const runner = await runnerFor(lm.model, o.device ?? 'cpu');
-    const r = await evaluateModel(lm.model, loader, o.batchSize, (x) => runner.forward(x));
+    let done = 0;
+    o.onProgress?.(0, val.n); // images read (an unreadable one skipped is not counted)
+    const r = await evaluateModel(lm.model, loader, o.batchSize, async (x) => {
+      const logits = await runner.forward(x);
+      done += x.shape[0]!;
+      o.onProgress?.(done, val.n);
+      return logits;
+    });
     runner.release();
     return { model: o.model, data: o.data, labels: lm.labels, ...r };
   } finally {
@@ -101,7 +109,13 @@ export function evalCommand(): Command {
         for (const l of formatCoco(r.coco)) console.log(l);
         return;
       }
-      const r = await evaluateCli(o);
+      const bar = imageProgress('eval');
+      let r: EvalOutput;
+      try {
+        r = await evaluateCli({ ...o, onProgress: bar.update });
+      } finally {
+        bar.stop();
+      }
       if (o.json) {
         console.log(JSON.stringify({ model: r.model, data: r.data, count: r.count, acc: r.acc, top5: r.top5, loss: r.loss, per_class: r.perClass, confusion: r.confusion, labels: r.labels }));
         return;

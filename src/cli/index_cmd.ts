@@ -10,6 +10,7 @@ import { readSafetensors } from '../io/safetensors.js';
 import { deviceOption, parseIntOpt, stopOnSignal } from './common.js';
 import { cleanStaleTemps } from '../io/files.js';
 import path from 'node:path';
+import { imageProgress } from './progress.js';
 
 export function indexCommand(): Command {
   return deviceOption(new Command('index'))
@@ -30,7 +31,14 @@ export function indexCommand(): Command {
       stopOnSignal('index', o.out);
       const images = collectImages(inputs);
       const clip = { ...loadClip(o.model), device: o.device };
-      const { index, embedded, reused } = await buildClipIndex(clip, o.model, images, previous, o.batchSize);
+      const bar = imageProgress('index');
+      let built: Awaited<ReturnType<typeof buildClipIndex>>;
+      try {
+        built = await buildClipIndex(clip, o.model, images, previous, o.batchSize, bar.update);
+      } finally {
+        bar.stop();
+      }
+      const { index, embedded, reused } = built;
       index.save(o.out, { overwrite: true });
       console.log(`indexed ${index.size} images into ${o.out} (${embedded} embedded, ${reused} unchanged)`);
     });

@@ -9,6 +9,7 @@ import { softmax, topK } from '../nn/functional.js';
 import { deviceOption, loadForInference, parseIntOpt } from './common.js';
 import { runnerFor, type DeviceName } from '../models/runner.js';
 import { imgHW } from '../models/config.js';
+import { imageProgress } from './progress.js';
 
 export interface Prediction {
   image: string;
@@ -16,12 +17,13 @@ export interface Prediction {
 }
 
 /** Classify image files: the top-k classes with probabilities, per image. */
-export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8, opts: { randomWeights?: boolean; device?: DeviceName } = {}): Promise<Prediction[]> {
+export async function predictImages(modelSource: string, images: string[], k = 5, batchSize = 8, opts: { randomWeights?: boolean; device?: DeviceName; onProgress?: (done: number, total: number) => void } = {}): Promise<Prediction[]> {
   const { model, preprocess, labels } = loadForInference(modelSource, { randomWeights: opts.randomWeights ?? false, command: 'predict' });
   const runner = await runnerFor(model, opts.device ?? 'cpu');
   const K = model.config.num_classes;
   const out: Prediction[] = [];
   const { in_chans: C } = model.config;
+  opts.onProgress?.(0, images.length);
   for (let i = 0; i < images.length; i += batchSize) {
     const batch = images.slice(i, i + batchSize);
     const pixels = await preprocessBatch(batch, preprocess);
@@ -33,6 +35,7 @@ export async function predictImages(modelSource: string, images: string[], k = 5
       if (bad >= 0) throw new VitkitError(`Expected finite class probabilities from model ${modelSource} for image ${batch[b]} but received ${row[bad]} for class ${bad}`);
       out.push({ image: batch[b]!, top: topK(row, Math.min(k, K)).map((j) => ({ index: j, label: labels[j]!, score: row[j]! })) });
     }
+    opts.onProgress?.(out.length, images.length);
   }
   runner.release();
   return out;
@@ -49,7 +52,13 @@ export function predictCommand(): Command {
     .argument('<images...>', `image files or folders, searched recursively (${IMAGE_EXTENSIONS.join(', ')})`)
     .action(async (inputs: string[], o: { model: string; topK: number; batchSize: number; json?: boolean; randomWeights?: boolean; device: DeviceName }) => {
       const images = collectImages(inputs);
-      const preds = await predictImages(o.model, images, o.topK, o.batchSize, { randomWeights: o.randomWeights ?? false, device: o.device });
+      const bar = imageProgress('predict');
+      let preds: Prediction[];
+      try {
+        preds = await predictImages(o.model, images, o.topK, o.batchSize, { randomWeights: o.randomWeights ?? false, device: o.device, onProgress: bar.update });
+      } finally {
+        bar.stop();
+      }
       if (o.json) {
         console.log(JSON.stringify(preds));
         return;

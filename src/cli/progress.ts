@@ -1,4 +1,7 @@
-/** Training progress on a terminal: a bar on stderr (TTY only) and one summary line per epoch. */
+/**
+ * Progress on a terminal: training's bar on stderr (TTY only) and one summary line per epoch, and
+ * the images-done bar of the commands that run a model over image files (predict, embed, index, eval).
+ */
 import cliProgress from 'cli-progress';
 import type { EpochMetrics, ProgressSink } from '../train/loop.js';
 
@@ -48,6 +51,49 @@ export function barProgress(log: (s: string) => void = (s) => console.log(s)): P
   };
 }
 
+/** Reports images done of a total; the first call starts the bar. */
+export type ImageProgressFn = (done: number, total: number) => void;
+
+export interface ImageProgress {
+  /** pass this to the computation: (images done, images in all) */
+  readonly update: ImageProgressFn;
+  /** clears the bar (call it however the computation ends) */
+  stop(): void;
+}
+
+/**
+ * A bar "<label> |████░░| done/total images | N img/s" on `stream` (default stderr) when it is a
+ * TTY; nothing at all otherwise (pipes, files, tests see no change). img/s counts from the first
+ * update (the model loaded, the first batch about to run).
+ */
+export function imageProgress(label: string, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): ImageProgress {
+  if (stream.isTTY !== true) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({
+    stream, format: `${label} |{bar}| {value}/{total} images | {ips} img/s`,
+    hideCursor: false, clearOnComplete: true, barsize: 24, fps: 8,
+  }, cliProgress.Presets.shades_classic);
+  let t0 = 0;
+  let active = false, stopped = false;
+  return {
+    update(done, total) {
+      if (stopped) return;
+      if (!active) {
+        if (total <= 0) return;
+        t0 = performance.now();
+        bar.start(total, done, { ips: '--' });
+        active = true;
+        return;
+      }
+      const s = (performance.now() - t0) / 1000;
+      bar.update(done, { ips: s > 0 ? Math.round(done / s) : '--' });
+    },
+    stop() {
+      if (active) bar.stop();
+      active = false;
+      stopped = true;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // the command
-

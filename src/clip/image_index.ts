@@ -103,7 +103,7 @@ export function readClipIndex(file: string): ClipIndex {
  * Embed `images` into an index; rows of `previous` whose file is unchanged (same path, size and
  * mtime, same model) are reused. Returns the index and how many files were embedded.
  */
-export async function buildClipIndex(clip: LoadedClip, modelDir: string, images: string[], previous?: ClipIndex, batchSize = 32): Promise<{ index: ClipIndex; embedded: number; reused: number }> {
+export async function buildClipIndex(clip: LoadedClip, modelDir: string, images: string[], previous?: ClipIndex, batchSize = 32, onProgress?: (done: number, total: number) => void): Promise<{ index: ClipIndex; embedded: number; reused: number }> {
   const E = clip.model.config.embed_dim;
   const abs = images.map((p) => path.resolve(p));
   const files: IndexedFile[] = abs.map((p) => { const s = statSync(parseFrameRef(p).file); return { path: p, size: s.size, mtimeMs: s.mtimeMs }; }); // a frame (file#frame=k): its file's size and mtime
@@ -117,10 +117,12 @@ export async function buildClipIndex(clip: LoadedClip, modelDir: string, images:
     if (old && old.size === f.size && old.mtimeMs === f.mtimeMs) embeds.set(previous!.embeds.subarray(j! * E, (j! + 1) * E), i * E);
     else todo.push(i);
   });
+  onProgress?.(0, todo.length); // the images to embed (unchanged ones are copied)
   for (let s = 0; s < todo.length; s += batchSize) {
     const part = todo.slice(s, s + batchSize);
     const e = normalizeRows(await encodeImage(clip, part.map((i) => abs[i]!)));
     part.forEach((i, k) => embeds.set(e.data.subarray(k * E, (k + 1) * E), i * E));
+    onProgress?.(s + part.length, todo.length);
   }
   return { index: new ClipIndex(path.resolve(modelDir), files, embeds, E), embedded: todo.length, reused: files.length - todo.length };
 }

@@ -61,18 +61,20 @@ export function embedPixels(model: Model, x: Tensor, normalize = false): Float32
 }
 
 /** Embeddings (n, D) of image files. */
-export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number; device?: DeviceName } = {}): Promise<{ data: Float32Array; dim: number }> {
+export async function embedFiles(loaded: LoadedModel, files: string[], opts: { normalize?: boolean; batchSize?: number; device?: DeviceName; onProgress?: (done: number, total: number) => void } = {}): Promise<{ data: Float32Array; dim: number }> {
   const { model, preprocess } = loaded;
   const runner = await runnerFor(model, opts.device ?? 'cpu');
   const { in_chans: C, embed_dim: D } = model.config;
   const bs = opts.batchSize ?? 8;
-  const out = new Float32Array(files.length * D);
+  const out = new Float32Array(files.length * D); // (n, D)
+  opts.onProgress?.(0, files.length);
   for (let i = 0; i < files.length; i += bs) {
     const batch = files.slice(i, i + bs);
     const px = await preprocessBatch(batch, preprocess);
     const x = new Tensor([batch.length, C, ...imgHW(model.config)], px);
     const pre = (await runner.embed(x)).data; // (B, D)
     out.set(opts.normalize ? l2normalize(pre, batch.length, D) : pre, i * D);
+    opts.onProgress?.(i + batch.length, files.length);
   }
   runner.release();
   return { data: out, dim: D };

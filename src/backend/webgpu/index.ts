@@ -28,6 +28,42 @@ interface DawnModule {
  */
 let dawn: GPU | undefined;
 
+/** Calls fn with the process's stderr (descriptor 2) captured: [fn's result, the text written meanwhile]. */
+type Capture = <T>(fn: () => T) => [T, string];
+/** the native addon's captureStderr, where it has one (Node with Dawn); else Dawn's lines stay on stderr */
+let capture: Capture | undefined;
+/** the first line of each message Dawn logged during adapter discovery, in order ("vkCreateInstance failed with ...") */
+const dawnLog: string[] = [];
+
+/** Dawn's log text split into its messages' first lines ("Warning: x\n    at ...": "x") and the other text. */
+function splitDawnLog(text: string): { messages: string[]; other: string } {
+  const messages: string[] = [];
+  let other = '';
+  let inMessage = false;
+  for (const line of text.split('\n').slice(0, -1)) {
+    const m = /^(?:Warning|Error|Info|Debug): (.*)$/.exec(line);
+    if (m) { messages.push(m[1]!); inMessage = true; continue; }
+    if (inMessage && (line === '' || /^\s/.test(line))) continue; // the message's source line, its blank end
+    inMessage = false;
+    other += `${line}\n`;
+  }
+  const tail = text.slice(text.lastIndexOf('\n') + 1);
+  return { messages, other: other + tail };
+}
+
+/** gpu.requestAdapter, with Dawn's discovery messages kept off stderr (see dawnCapture). */
+async function requestAdapter(gpu: GPU, options?: GPURequestAdapterOptions): Promise<GPUAdapter | null> {
+  if (gpu !== dawn || !capture) return gpu.requestAdapter(options);
+  const [r, text] = capture((): { p: Promise<GPUAdapter | null> } | { e: unknown } => {
+    try { return { p: gpu.requestAdapter(options) }; } catch (e) { return { e }; }
+  });
+  const { messages, other } = splitDawnLog(text);
+  for (const m of messages) if (!dawnLog.includes(m)) dawnLog.push(m);
+  if (other) (globalThis as { process?: { stderr: { write(s: string): unknown } } }).process?.stderr.write(other);
+  if ('e' in r) throw r.e;
+  return r.p;
+}
+
 /** The GPU entry point: navigator.gpu where present, else the process's Dawn instance from the `webgpu` package. */
 async function getGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
@@ -45,8 +81,31 @@ async function getGpu(): Promise<GPU> {
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new VitkitError(WEBGPU_MISSING);
     throw new VitkitError(`The optional package \`webgpu\` is installed but could not be loaded (${(e as Error).message.split('\n')[0]})`);
   }
+  capture ??= await dawnCapture(env);
   dawn ??= mod.create([]);
   return dawn;
+}
+
+/**
+ * Dawn writes its warnings with fprintf(stderr) (dawn::WarningLog in Dawn's src/utils/log.cc; the
+ * Vulkan loader's "Found no drivers!" arrives there through Dawn's instance-creation messenger,
+ * the failed vkCreateInstance through InstanceBase::ConsumedErrorAndWarnOnce), and neither the
+ * `webgpu` package's create() flags (backend, adapter, validate, verbose, enable-/disable-dawn-features)
+ * nor any Dawn toggle turns that off: the logging callback that would is an instance-descriptor
+ * field dawn.node does not set. So adapter discovery (synchronous inside requestAdapter) runs with
+ * descriptor 2 captured by the native addon; Dawn's messages are kept for `--device webgpu`'s
+ * error, anything else written meanwhile goes on to stderr. VITKIT_DAWN_LOG=1 lets them through.
+ */
+async function dawnCapture(env: Record<string, string | undefined> | undefined): Promise<Capture | undefined> {
+  if (env?.['VITKIT_DAWN_LOG'] === '1') return undefined;
+  try {
+    const loader = '../native.js'; // a variable: the core never bundles the addon loader
+    const { loadAddon } = (await import(loader)) as typeof import('../native.js');
+    const c = loadAddon().captureStderr;
+    return c ? (<T>(fn: () => T) => c(fn) as [T, string]) : undefined;
+  } catch {
+    return undefined; // no native addon on this machine: Dawn's lines stay on stderr
+  }
 }
 
 export interface WebGpuOptions {
@@ -61,9 +120,10 @@ export interface WebGpuOptions {
  */
 export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
   const gpu = (opts.gpu as GPU | undefined) ?? (await getGpu());
-  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+  const adapter = await requestAdapter(gpu, opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
   if (!adapter) {
-    throw new VitkitError('--device webgpu: no WebGPU adapter was found (no GPU driver; on Linux without a GPU, install chromium and libvulkan1 '
+    const dawnSays = dawnLog.length ? `Dawn: ${dawnLog.join('; ').slice(0, 300)}; ` : '';
+    throw new VitkitError(`--device webgpu: no WebGPU adapter was found (${dawnSays}no GPU driver; on Linux without a GPU, install chromium and libvulkan1 `
       + 'and set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)');
   }
   const lim = adapter.limits;
@@ -121,7 +181,7 @@ export async function listAdapters(opts: { gpu?: unknown } = {}): Promise<Adapte
   const seen = new Set<string>();
   const asks: GPURequestAdapterOptions[] = [{ powerPreference: 'high-performance' }, { powerPreference: 'low-power' }, { forceFallbackAdapter: true }];
   for (const ask of asks) {
-    const a = await gpu.requestAdapter(ask);
+    const a = await requestAdapter(gpu, ask);
     if (!a) continue;
     const i = a.info;
     const limits: Record<string, number> = {};
