@@ -153,8 +153,13 @@ export function rrcFlipU8(img: RawImage, outH: number, outW: number, spec: Augme
   return out;
 }
 
-/** RandomResizedCrop on float planes (torchvision on tensors: bilinear, antialias), then flip. */
-export function rrcFlipF32(x: Float32Array, C: number, H: number, W: number, spec: AugmentSpec, rng: Rng): Float32Array {
+/**
+ * RandomResizedCrop on (C, H, W) float planes to (C, outH, outW) (torchvision on tensors: torch
+ * `interpolate(antialias=True)`, bilinear unless `mode` says bicubic), then flip with probability
+ * `flip`; the same draws, in the same order, as rrcFlipU8.
+ */
+export function rrcFlipF32(x: Float32Array, C: number, H: number, W: number, spec: AugmentSpec, rng: Rng,
+  outH = H, outW = W, mode: 'bilinear' | 'bicubic' = 'bilinear'): Float32Array {
   const [top, left, h, w] = rrcParams(H, W, spec.scale, spec.ratio, rng);
   const crop = new Float32Array(C * h * w);
   for (let c = 0; c < C; c++) {
@@ -163,8 +168,8 @@ export function rrcFlipF32(x: Float32Array, C: number, H: number, W: number, spe
       crop.set(x.subarray(s, s + w), c * h * w + y * w);
     }
   }
-  const out = h === H && w === W ? crop : interpolate(crop, C, h, w, H, W, 'bilinear', true);
-  if (rng.next() < spec.flip) flipF32(out, C, H, W);
+  const out = h === outH && w === outW ? crop : interpolate(crop, C, h, w, outH, outW, mode, true); // (C, outH, outW)
+  if (rng.next() < spec.flip) flipF32(out, C, outH, outW);
   return out;
 }
 

@@ -4,8 +4,9 @@
  * worker thread or inline; the job's seed fixes every random draw.
  */
 import { VitkitError } from '../errors.js';
-import { loadImage, convertPixels, type RawImage } from '../io/image.js';
-import { geometry, toPixelValues, type PreprocessConfig } from '../io/preprocess.js';
+import { convertPixels, type RawImage } from '../io/image.js';
+import { decodeImage, geometry, toPixelValues, type PreprocessConfig } from '../io/preprocess.js';
+import { floatResizeMode, grayToPixelValues, normalizeGray, type GrayImage } from '../io/medical.js';
 import type { Dataset } from './dataset.js';
 import { type AugmentSpec, shiftU8, rrcFlipU8, shiftF32, rrcFlipF32, mixupBatch } from './augment.js';
 import { Rng } from './rng.js';
@@ -59,6 +60,34 @@ function transformU8(img: RawImage, p: Pipeline, aug: AugmentSpec | null, rng: R
   return out;
 }
 
+/**
+ * A windowed gray image (DICOM, 16-bit gray PNG / TIFF: io/medical.ts) through the train augmentation
+ * or the eval transform on float32, never rounded to 8 bits, into `x` at `offset`: (C, H, W).
+ * - eval: grayToPixelValues, exactly preprocessImage's pixel_values (what `predict` feeds the model).
+ * - shift: the eval transform, then shiftF32 with shiftU8's two draws; outside the image the
+ *   normalised gray 0 (what shiftU8's fill 0 becomes through toPixelValues).
+ * - rrc_flip: rrcFlipF32 on the decoded image, drawing rrcParams on the same (H, W) and then the flip,
+ *   in rrcFlipU8's order, so a seed picks the same crop and flip as for an 8-bit file. The crop is
+ *   resized with torch `interpolate(antialias=True)` (the pipeline's bilinear, else bicubic) where
+ *   the 8-bit path uses PIL's Image.resize: torchvision's RandomResizedCrop does that on a float
+ *   tensor, it is the resampler the float eval transform already uses (one float resize for train and
+ *   eval), and PIL's resize would need 8-bit pixels. Values are not clamped (bicubic may overshoot
+ *   [0, 1] slightly), as torch leaves them and as the eval transform does.
+ */
+function transformGray(g: GrayImage, p: Pipeline, aug: AugmentSpec | null, rng: Rng, x: Float32Array, offset: number): void {
+  const cfg = p.preprocess.channels === p.channels ? p.preprocess : { ...p.preprocess, channels: p.channels };
+  if (aug && aug.kind === 'rrc_flip') {
+    const img = rrcFlipF32(g.data, 1, g.height, g.width, aug, rng, p.height, p.width, floatResizeMode(cfg.interpolation)); // (1, H, W)
+    normalizeGray(img, cfg, x, offset);
+  } else if (aug && aug.kind === 'shift') {
+    const px = grayToPixelValues(g, 0, cfg); // (C, H, W)
+    const fill = Array.from(normalizeGray(new Float32Array(1), cfg)); // (C,) gray 0 normalised
+    x.set(shiftF32(px, p.channels, p.height, p.width, aug.pad, rng, fill), offset);
+  } else {
+    grayToPixelValues(g, 0, cfg, x, offset);
+  }
+}
+
 export async function makeBatch(ds: Dataset, p: Pipeline, job: BatchJob): Promise<Batch> {
   const { channels: C, height: H, width: W } = p;
   const per = C * H * W;
@@ -73,7 +102,7 @@ export async function makeBatch(ds: Dataset, p: Pipeline, job: BatchJob): Promis
     const imgs = await Promise.all(
       Array.from(job.indices, async (i) => {
         try {
-          return await loadImage(ds.files[i]!, C);
+          return await decodeImage(ds.files[i]!, C); // DICOM / 16-bit gray: floats; else 8-bit pixels
         } catch (e) {
           if (p.onBadImage === 'error') {
             throw new VitkitError(`${(e as Error).message} (pass --on-bad-image skip to skip unreadable images with a warning)`);
@@ -86,7 +115,11 @@ export async function makeBatch(ds: Dataset, p: Pipeline, job: BatchJob): Promis
     kept = [];
     imgs.forEach((img, k) => { if (img) kept.push(k); });
     x = new Float32Array(kept.length * per);
-    kept.forEach((k, b) => toPixelValues(transformU8(imgs[k]!, p, aug, rng), p.preprocess, x, b * per));
+    kept.forEach((k, b) => {
+      const d = imgs[k]!;
+      if ('gray' in d) transformGray(d.gray, p, aug, rng, x, b * per);
+      else toPixelValues(transformU8(d.u8, p, aug, rng), p.preprocess, x, b * per);
+    });
   } else {
     kept = Array.from(job.indices, (_, k) => k);
     x = new Float32Array(kept.length * per);

@@ -18,6 +18,7 @@ import { applyWindow, minmaxWindow, valueRange, type WindowSpec } from './window
 import { interpolate } from '../nn/interpolate.js';
 import { pyRound, shorterSideSize, type PreprocessConfig } from './preprocess_pixels.js';
 import type { RawImage } from './pixels.js';
+import type { Filter } from './resample.js';
 
 /** How medical images are displayed: the window and which frame of a multi-frame file. */
 export interface MedicalOptions {
@@ -207,10 +208,14 @@ export function grayTo8bit(g: GrayImage, frame: number, channels: 1 | 3): RawIma
   return { data: out, width: g.width, height: g.height, channels };
 }
 
+/** The torch interpolate mode for a preprocessing filter on floats: bilinear, else bicubic. */
+export function floatResizeMode(filter: Filter): 'bilinear' | 'bicubic' {
+  return filter === 'bilinear' ? 'bilinear' : 'bicubic';
+}
+
 function resizeF(x: Float32Array, H: number, W: number, h: number, w: number, cfg: PreprocessConfig): Float32Array {
   if (h === H && w === W) return x;
-  const mode = cfg.interpolation === 'bilinear' ? 'bilinear' : 'bicubic';
-  return interpolate(x, 1, H, W, h, w, mode, true);
+  return interpolate(x, 1, H, W, h, w, floatResizeMode(cfg.interpolation), true);
 }
 
 function cropF(x: Float32Array, H: number, W: number, ch: number, cw: number, offsets: 'round' | 'floor'): Float32Array {
@@ -254,9 +259,17 @@ export function grayToPixelValues(g: GrayImage, frame: number, cfg: PreprocessCo
     }
     x = cropF(x, H, W, cfg.height, cfg.width, 'floor');
   }
-  const n = cfg.height * cfg.width;
+  return normalizeGray(x, cfg, out, offset);
+}
+
+/**
+ * A gray [0, 1] plane (n values: H * W at the model's size) to normalised pixel_values: (x - mean) / std
+ * in float32, the plane repeated to cfg.channels. (C, n)
+ */
+export function normalizeGray(x: Float32Array, cfg: PreprocessConfig, out?: Float32Array, offset = 0): Float32Array {
+  const n = x.length;
   const C = cfg.channels;
-  const dst = out ?? new Float32Array(C * n); // (C, H, W)
+  const dst = out ?? new Float32Array(C * n); // (C, n)
   const f = Math.fround;
   const norm = cfg.kind === 'timm' || cfg.doNormalize;
   for (let c = 0; c < C; c++) {

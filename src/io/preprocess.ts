@@ -13,20 +13,22 @@ import { checkConfig, geometry, toPixelValues, type PreprocessConfig } from './p
 
 export * from './preprocess_pixels.js';
 
-async function medicalOf(source: string | Uint8Array, name: string | undefined, opts?: MedicalOptions): Promise<{ g: GrayImage; label: string } | null> {
-  const label = name ?? (typeof source === 'string' ? source : '<buffer>');
-  let o = opts;
-  let bytes: Uint8Array;
+/** The bytes of an image source and the medical options for it (a `<file>#frame=<k>` picks frame k). */
+function readSource(source: string | Uint8Array, opts?: MedicalOptions): { bytes: Uint8Array; opts: MedicalOptions | undefined } | null {
   if (typeof source === 'string') {
     const ref = parseFrameRef(source); // `<file>#frame=<k>`: that frame
-    if (ref.frame !== undefined) o = { ...(opts ?? medicalDefaults()), frame: ref.frame };
-    bytes = readRegularFile(ref.file, 'image file', MAX_IMAGE_BYTES);
-  } else if (source instanceof Uint8Array) {
-    bytes = source;
-  } else {
-    return null; // loadImage reports the bad source
+    const o = ref.frame !== undefined ? { ...(opts ?? medicalDefaults()), frame: ref.frame } : opts;
+    return { bytes: readRegularFile(ref.file, 'image file', MAX_IMAGE_BYTES), opts: o };
   }
-  const g = await loadMedical(bytes, label, o);
+  if (source instanceof Uint8Array) return { bytes: source, opts };
+  return null; // loadImage reports the bad source
+}
+
+async function medicalOf(source: string | Uint8Array, name: string | undefined, opts?: MedicalOptions): Promise<{ g: GrayImage; label: string } | null> {
+  const label = name ?? (typeof source === 'string' ? source : '<buffer>');
+  const r = readSource(source, opts);
+  if (!r) return null;
+  const g = await loadMedical(r.bytes, label, r.opts);
   return g ? { g, label } : null;
 }
 
@@ -47,6 +49,21 @@ export async function preprocessImage(source: string | Uint8Array, cfg: Preproce
   if (m) return grayToPixelValues(m.g, oneFrame(m), cfg);
   const img = await loadImage(source, cfg.channels, name);
   return toPixelValues(geometry(img, cfg), cfg);
+}
+
+/**
+ * One image file decoded for the training / eval batches (data/batch.ts), read once: a DICOM or
+ * 16-bit gray PNG / TIFF (one frame) as its windowed float gray image, exactly what preprocessImage
+ * resizes; any other image as loadImage's 8-bit pixels with `channels` channels.
+ */
+export async function decodeImage(source: string, channels: 1 | 3, opts?: MedicalOptions): Promise<{ gray: GrayImage } | { u8: RawImage }> {
+  const r = readSource(source, opts)!;
+  const g = await loadMedical(r.bytes, source, r.opts);
+  if (g) {
+    oneFrame({ g, label: source });
+    return { gray: g };
+  }
+  return { u8: await loadImage(r.bytes, channels, source) };
 }
 
 /**
