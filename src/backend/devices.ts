@@ -137,6 +137,7 @@ async function resolveDevice(name: DeviceName, host: Backend | undefined): Promi
     const g = await openWebGpu();
     return { kind: 'webgpu', compute: g, description: `webgpu (${describeAdapter(g.info)})` };
   }
+  const opened = webgpu !== null; // another consumer's device stays open whatever auto decides
   let g: WebGpuBackend;
   try {
     g = await openWebGpu();
@@ -147,6 +148,7 @@ async function resolveDevice(name: DeviceName, host: Backend | undefined): Promi
     return cpu(host, `; auto: ${why}`);
   }
   if (g.info.fallback && !allowFallback()) {
+    if (!opened) await closeDevices(); // opened only to look at the adapter: give it back
     return cpu(host, `; auto: the only WebGPU adapter is a software fallback (${g.info.description || g.info.device}), slower than the CPU`);
   }
   return { kind: 'webgpu', compute: g, description: `webgpu (${describeAdapter(g.info)})` };

@@ -6,6 +6,7 @@ import { VitkitError, expected } from '../errors.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../checkpoint/checkpoint.js';
 import { PRESETS } from '../models/presets.js';
 import { checkPreprocessForModel } from '../io/preprocess.js';
+import { signalExitCode, type StopSignalName } from '../train/signals.js';
 
 /**
  * A malformed option value is a malformed command line: commander prints
@@ -52,9 +53,9 @@ export function deviceOption(cmd: Command): Command {
  * no temporary file left. Returns the function that removes the handlers.
  */
 export function stopOnSignal(command: string, output: string): () => void {
-  const stop = (sig: NodeJS.Signals): void => {
+  const stop = (sig: StopSignalName): void => {
     console.error(`error: ${command} stopped by ${sig}; nothing was written to ${output}`);
-    process.exit(sig === 'SIGTERM' ? 143 : 130);
+    process.exit(signalExitCode(sig));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

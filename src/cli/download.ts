@@ -6,6 +6,7 @@ import { downloadFiles, downloadModel, parseHubSpec, type HubLayout, type HubOpt
 import { hubCacheDir } from '../hub/cache.js';
 import { removeInFlight } from '../hub/download.js';
 import { copyFileAtomic, makeDirs } from '../io/files.js';
+import { signalExitCode, type StopSignalName } from '../train/signals.js';
 
 interface DownloadOpts {
   layout: HubLayout;
@@ -54,10 +55,10 @@ export function downloadCommand(): Command {
       if (!spec) throw new VitkitError(`Expected <org>/<name>[@revision] for <repo> but received ${JSON.stringify(repo)}`);
       // SIGINT/SIGTERM (docker stop, CI runners): no lock or temporary copy is left; a blob's .incomplete
       // never has a final name and the next run resumes it
-      const stop = (sig: NodeJS.Signals): void => {
+      const stop = (sig: StopSignalName): void => {
         removeInFlight();
         console.error(`error: download of ${spec.repoId} stopped by ${sig}; run it again to resume`);
-        process.exit(sig === 'SIGTERM' ? 143 : 130);
+        process.exit(signalExitCode(sig));
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -94,6 +94,3 @@ export function imageProgress(label: string, stream: NodeJS.WritableStream & { i
     },
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// the command

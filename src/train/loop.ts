@@ -40,7 +40,7 @@ import { RUN_STATE, STATE_DIR, findStateFile, prepareStateDir, readTrainingState
 import { cleanStaleTemps, makeDirs, writeFileAtomic } from '../io/files.js';
 import { imgHW } from '../models/config.js';
 import { argmax } from '../nn/functional.js';
-import { StopSignals } from './signals.js';
+import { StopSignals, type StopSignalName } from './signals.js';
 import { DEFAULT_SETTINGS, type DataRecord, type EpochMetrics, type RunState, type TrainSettings } from './state.js';
 
 // the run-state schema lives in state.ts; re-exported for the loop's users
@@ -93,7 +93,7 @@ export interface RunResult {
   /** the stop came from SIGINT or SIGTERM */
   signal?: boolean;
   /** which of them (the CLI exits 130 for SIGINT, 143 for SIGTERM) */
-  signalName?: 'SIGINT' | 'SIGTERM';
+  signalName?: StopSignalName;
   state: RunState;
 }
 
